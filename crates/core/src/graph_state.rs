@@ -1,0 +1,250 @@
+//! `GraphState`: the persisted, replayable record of one alert's investigation (REQUIREMENTS §3.11,
+//! FR-RSN-007). Saved at every transition with an incrementing version (optimistic concurrency).
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::alert::{AlertId, TenantId};
+use crate::degradation::DegradationLevel;
+use crate::entity::AlertEntities;
+use crate::ioc::Ioc;
+use crate::state::InvestigationState;
+use crate::verdict::{Classification, RecommendedAction};
+
+/// Investigation identifier (UUIDv7: time-ordered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InvestigationId(pub Uuid);
+
+impl InvestigationId {
+    pub fn new() -> Self {
+        InvestigationId(Uuid::now_v7())
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Uuid::parse_str(raw).ok().map(InvestigationId)
+    }
+}
+
+impl Default for InvestigationId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for InvestigationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// One step of the decision chain (FR-CSM-001).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionEntry {
+    pub step: u32,
+    /// Role that took the step: ioc_extractor, context_enricher, reasoning_agent, response_agent, ...
+    pub agent: String,
+    pub action: String,
+    pub reasoning: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// One recorded state change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateChange {
+    pub from: InvestigationState,
+    pub to: InvestigationState,
+    pub at: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// A match of an indicator against threat intelligence or an FP pattern.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IocMatch {
+    pub ioc: Ioc,
+    pub source: String,
+    pub confidence: f64,
+}
+
+/// Investigation state of one alert (§3.11 fields plus the bookkeeping ALUSKORT adds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GraphState {
+    pub investigation_id: InvestigationId,
+    pub state: InvestigationState,
+    pub alert_id: AlertId,
+    pub tenant_id: TenantId,
+    pub entities: AlertEntities,
+    #[serde(default)]
+    pub iocs: Vec<Ioc>,
+    #[serde(default)]
+    pub ioc_matches: Vec<IocMatch>,
+    #[serde(default)]
+    pub ueba_context: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub ctem_exposures: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub atlas_techniques: Vec<String>,
+    #[serde(default)]
+    pub techniques: Vec<String>,
+    #[serde(default)]
+    pub tactics: Vec<String>,
+    #[serde(default)]
+    pub similar_incidents: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub playbook_matches: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub decision_chain: Vec<DecisionEntry>,
+    #[serde(default)]
+    pub classification: Option<Classification>,
+    #[serde(default)]
+    pub confidence: f64,
+    /// Severity assigned by reasoning ("" until then, as §3.11 specifies).
+    #[serde(default)]
+    pub severity: String,
+    #[serde(default)]
+    pub recommended_actions: Vec<RecommendedAction>,
+    #[serde(default)]
+    pub requires_human_approval: bool,
+    /// UEBA risk state (FR-ENR-005); absent data is `unknown`/`no_baseline`, never `low`.
+    pub risk_state: String,
+    #[serde(default)]
+    pub llm_calls: u32,
+    #[serde(default)]
+    pub total_cost_usd: f64,
+    #[serde(default)]
+    pub queries_executed: u32,
+    #[serde(default)]
+    pub case_facts: serde_json::Map<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+    pub degradation_level: DegradationLevel,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub history: Vec<StateChange>,
+    /// Incremented on every save; the store rejects a save whose expected version is stale.
+    pub version: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A transition the state machine does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("illegal transition {from} → {to}")]
+pub struct IllegalTransition {
+    pub from: InvestigationState,
+    pub to: InvestigationState,
+}
+
+impl GraphState {
+    pub fn new(alert_id: AlertId, tenant_id: TenantId, degradation_level: DegradationLevel, now: DateTime<Utc>) -> Self {
+        GraphState {
+            investigation_id: InvestigationId::new(),
+            state: InvestigationState::Received,
+            alert_id,
+            tenant_id,
+            entities: AlertEntities::default(),
+            iocs: Vec::new(),
+            ioc_matches: Vec::new(),
+            ueba_context: Vec::new(),
+            ctem_exposures: Vec::new(),
+            atlas_techniques: Vec::new(),
+            techniques: Vec::new(),
+            tactics: Vec::new(),
+            similar_incidents: Vec::new(),
+            playbook_matches: Vec::new(),
+            decision_chain: Vec::new(),
+            classification: None,
+            confidence: 0.0,
+            severity: String::new(),
+            recommended_actions: Vec::new(),
+            requires_human_approval: false,
+            risk_state: "unknown".to_owned(),
+            llm_calls: 0,
+            total_cost_usd: 0.0,
+            queries_executed: 0,
+            case_facts: serde_json::Map::new(),
+            incident_id: None,
+            degradation_level,
+            close_reason: None,
+            error: None,
+            history: Vec::new(),
+            version: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Moves to `next` if the state machine allows it, recording the change.
+    pub fn transition(&mut self, next: InvestigationState, reason: impl Into<String>, now: DateTime<Utc>) -> Result<(), IllegalTransition> {
+        if !self.state.can_transition_to(next) {
+            return Err(IllegalTransition { from: self.state, to: next });
+        }
+        self.history.push(StateChange { from: self.state, to: next, at: now, reason: reason.into() });
+        self.state = next;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// Appends a decision-chain entry with the next step number.
+    pub fn record_decision(&mut self, agent: &str, action: &str, reasoning: impl Into<String>, confidence: Option<f64>, now: DateTime<Utc>) {
+        let step = u32::try_from(self.decision_chain.len()).unwrap_or(u32::MAX).saturating_add(1);
+        self.decision_chain.push(DecisionEntry {
+            step,
+            agent: agent.to_owned(),
+            action: action.to_owned(),
+            reasoning: reasoning.into(),
+            confidence,
+            timestamp: now,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> GraphState {
+        let alert = AlertId::parse("a-1").expect("valid id");
+        GraphState::new(alert, TenantId::default_tenant(), DegradationLevel::Deterministic, Utc::now())
+    }
+
+    #[test]
+    fn defaults_match_requirements_3_11() {
+        let graph = state();
+        assert_eq!(graph.state, InvestigationState::Received);
+        assert_eq!(graph.classification, None);
+        assert_eq!(graph.confidence, 0.0);
+        assert_eq!(graph.severity, "");
+        assert!(!graph.requires_human_approval);
+        assert_eq!(graph.risk_state, "unknown");
+        assert_eq!((graph.llm_calls, graph.queries_executed, graph.version), (0, 0, 0));
+    }
+
+    #[test]
+    fn illegal_transition_is_refused_and_leaves_state_untouched() {
+        let mut graph = state();
+        let error = graph.transition(InvestigationState::Responding, "skip", Utc::now());
+        assert_eq!(error, Err(IllegalTransition { from: InvestigationState::Received, to: InvestigationState::Responding }));
+        assert_eq!(graph.state, InvestigationState::Received);
+        assert!(graph.history.is_empty());
+        graph.transition(InvestigationState::Parsing, "start", Utc::now()).expect("legal");
+        assert_eq!(graph.history.len(), 1);
+    }
+
+    #[test]
+    fn graph_state_round_trips_through_json() {
+        let mut graph = state();
+        graph.record_decision("ioc_extractor", "extracted", "3 iocs", Some(0.5), Utc::now());
+        let json = serde_json::to_string(&graph).expect("serialises");
+        let back: GraphState = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, graph);
+    }
+}

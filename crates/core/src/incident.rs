@@ -1,0 +1,34 @@
+//! Incidents: related alerts grouped together, each link with its reason (decisions table,
+//! "Alert→incident grouping").
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{AlertId, TenantId};
+use crate::severity::Severity;
+
+/// Why an alert joined an incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentLink {
+    pub alert_id: AlertId,
+    /// The alert already in the incident that it matched, or `None` for the alert that opened it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_to: Option<AlertId>,
+    /// Human-readable reason, e.g. `shared host ws01 within 24h`.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub incident_id: String,
+    pub tenant_id: TenantId,
+    pub title: String,
+    pub severity: Severity,
+    pub alert_ids: Vec<AlertId>,
+    pub links: Vec<IncidentLink>,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// Set when this incident was merged into another; the other one is authoritative.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
+}

@@ -1,0 +1,20 @@
+//! Entity and IOC extraction: pure, synchronous, no I/O (FR-ENR-001..003, NFR-SEC-008).
+//!
+//! # Layout
+//! - [`refang`]: undo defanging (`hxxp`, `[.]`, `(dot)`, `[@]`, ...) before matching.
+//! - [`text`]: free-text indicator extraction into validated, canonical [`Ioc`]s.
+//! - [`sentinel`]: Microsoft Sentinel `Entities` (JSON string or array, `$id`/`$ref` graphs) into
+//!   [`AlertEntities`].
+//! - [`sanitize`]: FR-ENR-003 field caps and character stripping, with counted rejections.
+//! - [`indicators`]: the indicators implied by structured entities (IPs, hashes, URLs, mailboxes...).
+
+pub mod indicators;
+pub mod refang;
+pub mod sanitize;
+pub mod sentinel;
+pub mod text;
+
+pub use aluskort_core::{AlertEntities, Ioc, IocType};
+pub use indicators::entity_iocs;
+pub use sanitize::{MAX_FIELD_LENGTH, SanitizeReport};
+pub use text::extract_iocs;

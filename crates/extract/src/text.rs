@@ -1,0 +1,279 @@
+//! Free-text indicator extraction (FR-ENR-002 regex path, issue "extraction engine").
+//!
+//! The text is refanged first, then each indicator family is found by its own regex and every
+//! candidate is validated through the `aluskort-core` newtypes, so the output only holds valid,
+//! canonical values. Boundary rules keep near-misses out: a hash is a whole hex run of exactly
+//! 32/40/64/128 digits (never part of a longer run), an IPv4 is not part of a dotted version
+//! string, and a domain must end in a public suffix (so `report.pdf` is not a domain).
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use aluskort_core::ioc::{Domain, Email, REGISTRY_HIVES};
+use aluskort_core::{Ioc, IocType};
+use regex::Regex;
+
+use crate::refang::refang;
+
+fn regex(pattern: &str) -> Regex {
+    Regex::new(pattern).unwrap_or_else(|error| unreachable!("static pattern {pattern:?} is valid: {error}"))
+}
+
+static URL: LazyLock<Regex> =
+    LazyLock::new(|| regex(r#"(?i)\b(?:https?|ftps?|sftp|wss?)://[^\s<>"'`{}|\\^\[\]]+"#));
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    regex(r"(?i)[a-z0-9._%+'-]+@(?:[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]")
+});
+static DOMAIN: LazyLock<Regex> = LazyLock::new(|| {
+    regex(r"(?i)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})")
+});
+static IPV4: LazyLock<Regex> = LazyLock::new(|| regex(r"(?:\d{1,3}\.){3}\d{1,3}"));
+static IPV6: LazyLock<Regex> = LazyLock::new(|| {
+    regex(r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9a-f]{0,4})")
+});
+static HEX: LazyLock<Regex> = LazyLock::new(|| regex(r"[0-9A-Fa-f]{32,}"));
+static CVE: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)\bCVE-\d{4}-\d{4,7}\b"));
+static TECHNIQUE: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(?:AML\.)?T\d{4}(?:\.\d{3})?\b"));
+static MAC: LazyLock<Regex> = LazyLock::new(|| regex(r"\b[0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5}\b"));
+static ASN: LazyLock<Regex> = LazyLock::new(|| regex(r"\bASN?[ ]?(\d{1,10})\b"));
+static REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
+    let hives = REGISTRY_HIVES.join("|");
+    regex(&format!(r#"(?i)\b(?:{hives})\\[^\r\n\t"'<>|]+"#))
+});
+static WINDOWS_PATH: LazyLock<Regex> =
+    LazyLock::new(|| regex(r#"(?i)(?:\b[a-z]:\\|\\\\[a-z0-9_.$-]+\\|%[a-z_]+%\\)[^\r\n\t"'<>|*?]+"#));
+static POSIX_PATH: LazyLock<Regex> = LazyLock::new(|| regex(r"(?:^|[\s'(=])(/(?:[\w.-]+/)+[\w.-]+)"));
+
+/// Characters that end an indicator in prose but are never its last character.
+const TRAILING_PUNCTUATION: &[char] = &['.', ',', ';', ':', '!', '?', ')', ']', '}', '\'', '"', '>'];
+
+/// Extracts every indicator in `text`, refanged and canonical, in order of first appearance,
+/// without duplicates.
+pub fn extract_iocs(text: &str) -> Vec<Ioc> {
+    let text = refang(text);
+    let mut sink = Sink::default();
+    extract_into(&text, &mut sink);
+    sink.found
+}
+
+#[derive(Default)]
+struct Sink {
+    found: Vec<Ioc>,
+    seen: HashSet<Ioc>,
+}
+
+impl Sink {
+    fn push(&mut self, kind: IocType, raw: &str) -> Option<Ioc> {
+        let ioc = Ioc::parse(kind, raw).ok()?;
+        if self.seen.insert(ioc.clone()) {
+            self.found.push(ioc.clone());
+        }
+        Some(ioc)
+    }
+}
+
+fn before(text: &str, start: usize) -> Option<char> {
+    text[..start].chars().next_back()
+}
+
+fn after(text: &str, end: usize) -> Option<char> {
+    text[end..].chars().next()
+}
+
+fn extract_into(text: &str, sink: &mut Sink) {
+    // URLs first: their hosts are reported as domains/IPs too, and their spans are remembered so
+    // that path fragments inside them are not reported as POSIX paths.
+    let mut url_spans = Vec::new();
+    for found in URL.find_iter(text) {
+        let candidate = trim_url(found.as_str());
+        if let Some(Ioc::Url(url)) = sink.push(IocType::Url, candidate) {
+            url_spans.push(found.start()..found.start() + candidate.len());
+            if let Some(host) = url_host(url.as_str()) {
+                push_host(sink, host);
+            }
+        }
+    }
+    for found in EMAIL.find_iter(text) {
+        if matches!(before(text, found.start()), Some(c) if c.is_ascii_alphanumeric()) {
+            continue;
+        }
+        let candidate = found.as_str().trim_end_matches(TRAILING_PUNCTUATION);
+        if let Some((_, domain)) = candidate.rsplit_once('@')
+            && is_public_domain(domain)
+            && Email::parse(candidate).is_ok()
+        {
+            sink.push(IocType::Email, candidate);
+            sink.push(IocType::Domain, domain);
+        }
+    }
+    for found in DOMAIN.find_iter(text) {
+        let start = found.start();
+        let end = found.end();
+        // Part of a longer token: an e-mail local part, a file name with a path, a dotted number.
+        if matches!(before(text, start), Some(c) if c.is_ascii_alphanumeric() || c == '@' || c == '-' || c == '.' || c == '\\' || c == '_') {
+            continue;
+        }
+        if matches!(after(text, end), Some(c) if c.is_ascii_alphanumeric() || c == '@' || c == '_' || c == '-') {
+            continue;
+        }
+        if matches!(after(text, end), Some('\\')) {
+            continue;
+        }
+        if is_public_domain(found.as_str()) {
+            sink.push(IocType::Domain, found.as_str());
+        }
+    }
+    for found in IPV4.find_iter(text) {
+        let boundary_before = !matches!(before(text, found.start()), Some(c) if c.is_ascii_alphanumeric() || c == '.');
+        let rest = &text[found.end()..];
+        let boundary_after = !(rest.starts_with(|c: char| c.is_ascii_alphanumeric())
+            || (rest.starts_with('.') && rest[1..].starts_with(|c: char| c.is_ascii_digit())));
+        if boundary_before && boundary_after {
+            sink.push(IocType::Ipv4, found.as_str());
+        }
+    }
+    for found in IPV6.find_iter(text) {
+        let candidate = found.as_str();
+        if candidate.matches(':').count() < 2 || matches!(before(text, found.start()), Some(c) if c.is_ascii_alphanumeric()) {
+            continue;
+        }
+        if matches!(after(text, found.end()), Some(c) if c.is_ascii_alphanumeric()) {
+            continue;
+        }
+        sink.push(IocType::Ipv6, candidate);
+    }
+    for found in HEX.find_iter(text) {
+        let bounded = !matches!(before(text, found.start()), Some(c) if c.is_ascii_alphanumeric())
+            && !matches!(after(text, found.end()), Some(c) if c.is_ascii_alphanumeric());
+        let kind = match found.len() {
+            32 => IocType::Md5,
+            40 => IocType::Sha1,
+            64 => IocType::Sha256,
+            128 => IocType::Sha512,
+            _ => continue,
+        };
+        if bounded {
+            sink.push(kind, found.as_str());
+        }
+    }
+    for found in CVE.find_iter(text) {
+        sink.push(IocType::Cve, found.as_str());
+    }
+    for found in TECHNIQUE.find_iter(text) {
+        sink.push(IocType::AttackTechnique, found.as_str());
+    }
+    for found in MAC.find_iter(text) {
+        if !matches!(after(text, found.end()), Some(':' | '-')) && !matches!(before(text, found.start()), Some(':' | '-')) {
+            sink.push(IocType::Mac, found.as_str());
+        }
+    }
+    for captures in ASN.captures_iter(text) {
+        if let Some(number) = captures.get(1) {
+            sink.push(IocType::Asn, number.as_str());
+        }
+    }
+    for_each_spaced_path(text, &REGISTRY, |path| {
+        sink.push(IocType::RegistryKey, path);
+    });
+    for_each_spaced_path(text, &WINDOWS_PATH, |path| {
+        sink.push(IocType::FilePath, path);
+    });
+    for captures in POSIX_PATH.captures_iter(text) {
+        if let Some(path) = captures.get(1)
+            && !url_spans.iter().any(|span| span.contains(&path.start()))
+        {
+            sink.push(IocType::FilePath, path.as_str().trim_end_matches(TRAILING_PUNCTUATION));
+        }
+    }
+}
+
+/// A domain whose suffix is on the public suffix list and which has a registrable label in front of it.
+pub fn is_public_domain(candidate: &str) -> bool {
+    let Ok(domain) = Domain::parse(candidate) else {
+        return false;
+    };
+    let name = domain.as_str();
+    match psl::suffix(name.as_bytes()) {
+        Some(suffix) => suffix.is_known() && suffix.as_bytes().len() < name.len(),
+        None => false,
+    }
+}
+
+fn push_host(sink: &mut Sink, host: &str) {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if sink.push(IocType::Ipv4, host).is_none() && sink.push(IocType::Ipv6, host).is_none() && is_public_domain(host) {
+        sink.push(IocType::Domain, host);
+    }
+}
+
+/// The host part of a canonical URL.
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    if host_port.starts_with('[') {
+        return host_port.split_inclusive(']').next();
+    }
+    Some(host_port.rsplit_once(':').map_or(host_port, |(host, _)| host))
+}
+
+/// Trims prose punctuation from the end of a URL, keeping a closing parenthesis that has an opening one
+/// (`https://en.wikipedia.org/wiki/Foo_(bar)`).
+fn trim_url(candidate: &str) -> &str {
+    let mut end = candidate.len();
+    while let Some(last) = candidate[..end].chars().next_back() {
+        let strip = match last {
+            ')' => candidate[..end].matches('(').count() < candidate[..end].matches(')').count(),
+            c => TRAILING_PUNCTUATION.contains(&c),
+        };
+        if !strip {
+            break;
+        }
+        end -= last.len_utf8();
+    }
+    &candidate[..end]
+}
+
+/// Finds paths that may contain spaces; after trimming a match to the path proper, the search resumes
+/// right after it, so a second path later on the same command line is found too.
+fn for_each_spaced_path(text: &str, pattern: &Regex, mut on_path: impl FnMut(&str)) {
+    let mut from = 0;
+    while let Some(found) = pattern.find_at(text, from) {
+        let path = trim_spaced_path(found.as_str());
+        from = if path.is_empty() { found.end() } else { found.start() + path.len() };
+        if matches!(before(text, found.start()), Some(c) if c.is_ascii_alphanumeric()) {
+            continue;
+        }
+        on_path(path);
+    }
+}
+
+/// Registry keys and Windows paths may hold spaces (`Program Files (x86)`, `Windows NT`), but prose or
+/// command-line arguments follow them. A space stays inside the path only when another `\` follows and
+/// nothing between looks like an argument (`/c`, `-x`), a drive (`C:`), or a file name (`a.exe`), and the
+/// component before the space is not itself a file name.
+fn trim_spaced_path(candidate: &str) -> &str {
+    let mut cut = candidate.len();
+    for (index, ch) in candidate.char_indices() {
+        if !ch.is_whitespace() {
+            continue;
+        }
+        let component_start = candidate[..index].rfind('\\').map_or(0, |separator| separator + 1);
+        let component = &candidate[component_start..index];
+        let rest = &candidate[index..];
+        let continues = match rest.find('\\') {
+            None => false,
+            Some(next_separator) => !rest[..next_separator]
+                .split_whitespace()
+                .any(|token| token.starts_with(['/', '-', '%']) || token.contains([':', '.'])),
+        };
+        if !continues || component.contains('.') {
+            cut = index;
+            break;
+        }
+    }
+    candidate[..cut].trim_end_matches(TRAILING_PUNCTUATION).trim_end()
+}
+
+#[cfg(test)]
+mod tests;
