@@ -7,7 +7,7 @@
 //! only, and untrusted text reaches a model only inside the gateway's escaped evidence block).
 //! Every change is counted, with the field and the reason.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// FR-ENR-003: longest field kept, in characters; longer values are truncated.
 pub const MAX_FIELD_LENGTH: usize = 2048;
@@ -25,14 +25,14 @@ pub enum FieldKind {
 }
 
 /// One change made to, or rejection of, a field value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldIssue {
     pub field: String,
     pub reason: String,
 }
 
 /// What sanitisation changed or rejected while parsing one alert.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SanitizeReport {
     pub truncated: usize,
     pub stripped: usize,

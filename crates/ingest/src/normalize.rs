@@ -1,0 +1,104 @@
+//! The parse stage as a pure function: a raw record in, a normalised alert with its entities and
+//! indicators out, or the reason it cannot be normalised (which sends it to `alerts.raw.dlq`).
+
+use aluskort_core::{AlertEntities, CanonicalAlert, Ioc};
+use aluskort_extract::sanitize::SanitizeReport;
+use aluskort_extract::{entity_iocs, extract_iocs, sentinel};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::detect::{RecordFormat, detect_format};
+
+/// A record as it travels on `alerts.raw`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawAlert {
+    /// Unique per received record; the idempotency key of the raw inbox.
+    pub ingest_id: String,
+    /// Where it came from (`file.jsonl:7`, `api`, ...), used in every error about it.
+    pub origin: String,
+    pub received_at: DateTime<Utc>,
+    pub payload: Value,
+}
+
+/// A record as it travels on `alerts.normalized`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NormalizedAlert {
+    pub ingest_id: String,
+    pub origin: String,
+    pub alert: CanonicalAlert,
+    pub entities: AlertEntities,
+    pub iocs: Vec<Ioc>,
+    /// Substitutions and dropped values, each with its field and reason.
+    pub warnings: Vec<String>,
+    pub sanitize: SanitizeReport,
+}
+
+/// Why a record could not be normalised. Goes to `alerts.raw.dlq` as `{original, error}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {reason}")]
+pub struct IngestError {
+    pub origin: String,
+    pub reason: String,
+}
+
+pub fn normalize(raw: &RawAlert) -> Result<NormalizedAlert, IngestError> {
+    let fail = |reason: String| IngestError { origin: raw.origin.clone(), reason };
+    let format = detect_format(&raw.payload).map_err(fail)?;
+    let (alert, mut warnings, entities_value) = match format {
+        RecordFormat::SentinelSecurityAlert => {
+            let mapped = crate::sentinel::to_canonical(&raw.payload, raw.received_at).map_err(fail)?;
+            let entities = raw.payload.get("Entities").cloned().unwrap_or(Value::Null);
+            (mapped.alert, mapped.warnings, entities)
+        }
+        RecordFormat::Canonical => {
+            let alert = crate::canonical::to_canonical(&raw.payload).map_err(fail)?;
+            let entities = Value::String(alert.entities_raw.clone());
+            (alert, Vec::new(), entities)
+        }
+    };
+    let mut sanitize = SanitizeReport::default();
+    let entities = sentinel::parse_entities(&entities_value, &mut sanitize);
+    warnings.extend(entities.parse_errors.iter().map(|error| format!("Entities: {error}")));
+    let mut iocs = entity_iocs(&entities);
+    for ioc in extract_iocs(&alert.description) {
+        if !iocs.contains(&ioc) {
+            iocs.push(ioc);
+        }
+    }
+    Ok(NormalizedAlert { ingest_id: raw.ingest_id.clone(), origin: raw.origin.clone(), alert, entities, iocs, warnings, sanitize })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn raw(payload: Value) -> RawAlert {
+        RawAlert { ingest_id: "i-1".into(), origin: "test:1".into(), received_at: Utc::now(), payload }
+    }
+
+    #[test]
+    fn unknown_formats_are_rejected_with_origin_and_reason() {
+        let error = normalize(&raw(json!({"foo": 1}))).expect_err("unknown format");
+        assert_eq!(error.origin, "test:1");
+        assert!(error.reason.starts_with("unrecognised alert format"), "{}", error.reason);
+        let error = normalize(&raw(json!({"kibana.alert.rule.name": "x"}))).expect_err("elastic not yet");
+        assert!(error.reason.contains("Elastic"));
+    }
+
+    #[test]
+    fn canonical_round_trip_keeps_the_alert() {
+        let sentinel = json!({"SystemAlertId": "a-1", "AlertName": "Test", "AlertSeverity": "High",
+            "TimeGenerated": "2024-01-01T00:00:00Z", "Description": "callback to 198.51.100.7",
+            "Entities": "[{\"$id\":\"1\",\"HostName\":\"ws01\",\"Type\":\"host\"}]"});
+        let first = normalize(&raw(sentinel)).expect("sentinel");
+        assert_eq!(first.entities.hosts[0].hostname.as_deref(), Some("ws01"));
+        assert_eq!(first.iocs, vec![Ioc::parse(aluskort_core::IocType::Ipv4, "198.51.100.7").expect("valid")]);
+        let canonical = serde_json::to_value(&first.alert).expect("serialises");
+        let second = normalize(&raw(canonical)).expect("canonical");
+        assert_eq!(second.alert, first.alert);
+        assert_eq!(second.entities.hosts, first.entities.hosts);
+    }
+}

@@ -1,0 +1,150 @@
+//! Splits an input into alert records. Accepted shapes: JSON Lines (one object a line, blank lines
+//! skipped), a JSON array of objects, a single JSON object, and a Log Analytics query response
+//! (`{"tables": [{"columns": [...], "rows": [[...]]}]}`), whose rows become objects keyed by column name.
+
+use serde_json::{Map, Value};
+
+/// One record of the input, or why that part of the input could not be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputRecord {
+    /// Where the record is: `name:line` for JSON Lines, `name[index]` for arrays.
+    pub location: String,
+    pub record: Result<Value, String>,
+}
+
+/// Reads every record of `bytes`, named `name` in locations. Never fails as a whole: a bad line
+/// becomes one `Err` record and the rest are still read.
+pub fn read_records(name: &str, bytes: &[u8]) -> Vec<InputRecord> {
+    let trimmed = trim_ascii_start(bytes);
+    if trimmed.is_empty() {
+        return Vec::new();
+    }
+    // A whole-document parse first: arrays, single (possibly pretty-printed) objects, query responses.
+    if let Ok(document) = serde_json::from_slice::<Value>(bytes) {
+        return from_document(name, document);
+    }
+    if trimmed.first() == Some(&b'[') {
+        let reason = match serde_json::from_slice::<Value>(bytes) {
+            Err(error) => format!("invalid JSON array: {error}"),
+            Ok(_) => "invalid JSON array".to_owned(),
+        };
+        return vec![InputRecord { location: name.to_owned(), record: Err(reason) }];
+    }
+    let mut records = Vec::new();
+    for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        let line = trim_ascii_start(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let location = format!("{name}:{}", index + 1);
+        let record = match serde_json::from_slice::<Value>(line) {
+            Ok(value @ Value::Object(_)) => Ok(value),
+            Ok(other) => Err(format!("expected a JSON object, found {}", kind_of(&other))),
+            Err(error) => Err(format!("invalid JSON: {error}")),
+        };
+        records.push(InputRecord { location, record });
+    }
+    records
+}
+
+fn from_document(name: &str, document: Value) -> Vec<InputRecord> {
+    match document {
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| InputRecord {
+                location: format!("{name}[{index}]"),
+                record: match item {
+                    value @ Value::Object(_) => Ok(value),
+                    other => Err(format!("expected a JSON object, found {}", kind_of(&other))),
+                },
+            })
+            .collect(),
+        Value::Object(map) if map.contains_key("tables") => log_analytics_rows(name, &map),
+        value @ Value::Object(_) => vec![InputRecord { location: format!("{name}:1"), record: Ok(value) }],
+        other => vec![InputRecord { location: name.to_owned(), record: Err(format!("expected JSON objects, found {}", kind_of(&other))) }],
+    }
+}
+
+/// Log Analytics query API response: tables of columns and rows
+/// (<https://learn.microsoft.com/azure/azure-monitor/logs/api/response-format>).
+fn log_analytics_rows(name: &str, response: &Map<String, Value>) -> Vec<InputRecord> {
+    let mut records = Vec::new();
+    let tables = response.get("tables").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    for (table_index, table) in tables.iter().enumerate() {
+        let columns: Vec<&str> = table
+            .get("columns")
+            .and_then(Value::as_array)
+            .map(|columns| columns.iter().map(|column| column.get("name").and_then(Value::as_str).unwrap_or_default()).collect())
+            .unwrap_or_default();
+        let rows = table.get("rows").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        for (row_index, row) in rows.iter().enumerate() {
+            let location = format!("{name}:tables[{table_index}].rows[{row_index}]");
+            let record = match row.as_array() {
+                Some(cells) if cells.len() == columns.len() => {
+                    Ok(Value::Object(columns.iter().map(|c| (*c).to_owned()).zip(cells.iter().cloned()).collect()))
+                }
+                Some(cells) => Err(format!("row has {} cells but the table has {} columns", cells.len(), columns.len())),
+                None => Err("row is not an array".to_owned()),
+            };
+            records.push(InputRecord { location, record });
+        }
+    }
+    records
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn trim_ascii_start(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+    // A UTF-8 byte-order mark is not part of the data.
+    bytes[start..].strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes[start..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_jsonl_and_names_the_bad_line() {
+        let input = b"{\"a\":1}\n\nnot json\n[1]\n{\"b\":2}\n";
+        let records = read_records("in.jsonl", input);
+        let locations: Vec<&str> = records.iter().map(|r| r.location.as_str()).collect();
+        assert_eq!(locations, vec!["in.jsonl:1", "in.jsonl:3", "in.jsonl:4", "in.jsonl:5"]);
+        assert!(records[0].record.is_ok());
+        assert!(records[1].record.as_ref().is_err_and(|e| e.starts_with("invalid JSON")));
+        assert_eq!(records[2].record, Err("expected a JSON object, found an array".to_owned()));
+        assert!(records[3].record.is_ok());
+    }
+
+    #[test]
+    fn reads_arrays_single_objects_and_log_analytics_tables() {
+        let records = read_records("a.json", b" [ {\"x\": 1}, 2 ] ");
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[1].location, "a.json[1]");
+        assert!(records[1].record.is_err());
+
+        assert_eq!(read_records("o.json", b"{\n  \"x\": 1\n}\n").len(), 1);
+
+        let response = br#"{"tables":[{"name":"PrimaryResult","columns":[{"name":"SystemAlertId","type":"string"},{"name":"AlertSeverity","type":"string"}],"rows":[["id-1","High"],["id-2"]]}]}"#;
+        let records = read_records("la.json", response);
+        assert_eq!(records[0].record, Ok(serde_json::json!({"SystemAlertId": "id-1", "AlertSeverity": "High"})));
+        assert!(records[1].record.is_err());
+    }
+
+    #[test]
+    fn empty_input_has_no_records_and_invalid_utf8_is_an_error_not_a_panic() {
+        assert!(read_records("e", b"  \n ").is_empty());
+        let records = read_records("u", b"{\"a\":\"\xff\"}\n");
+        assert!(records[0].record.is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! Microsoft Sentinel `SecurityAlert` row → `CanonicalAlert` (FR-ING-002, FR-ING-003).
+//!
+//! Columns as Log Analytics returns them
+//! (<https://learn.microsoft.com/azure/azure-monitor/reference/tables/securityalert>): `SystemAlertId`,
+//! `TimeGenerated`, `DisplayName`, `AlertName`, `AlertSeverity`, `Description`, `ProviderName`,
+//! `ProductName`, `Tactics` (comma-separated), `Techniques` (JSON string array), `Entities` and
+//! `ExtendedProperties` (JSON strings), `TenantId`. The mapping is lenient where leniency loses
+//! nothing (a missing title falls back to the alert name) and records a warning whenever it
+//! substitutes a value, so no fallback is silent.
+
+use aluskort_core::ioc::TechniqueId;
+use aluskort_core::{AlertId, AlertSource, CanonicalAlert, Severity, TenantId};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::time::parse_timestamp;
+
+/// Result of mapping: the alert plus every substitution made on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mapped {
+    pub alert: CanonicalAlert,
+    pub warnings: Vec<String>,
+}
+
+fn text<'a>(row: &'a Value, names: &[&str]) -> Option<&'a str> {
+    names.iter().filter_map(|name| row.get(*name).and_then(Value::as_str)).map(str::trim).find(|value| !value.is_empty())
+}
+
+/// Maps one row; `now` is used only when the row has no usable timestamp (and says so in a warning).
+pub fn to_canonical(row: &Value, now: DateTime<Utc>) -> Result<Mapped, String> {
+    let mut warnings = Vec::new();
+    let alert_id = match text(row, &["SystemAlertId", "AlertId", "VendorOriginalId"]) {
+        Some(id) => AlertId::parse(id).map_err(|error| format!("SystemAlertId: {error}"))?,
+        None => {
+            // Deterministic, so a replay of the same row is still idempotent.
+            let digest = Sha256::digest(row.to_string().as_bytes());
+            let id = format!("sentinel-{}", &hex::encode(digest)[..32]);
+            warnings.push(format!("SystemAlertId missing: derived {id} from the row's content"));
+            AlertId::parse(&id).map_err(|error| format!("derived id: {error}"))?
+        }
+    };
+    let timestamp = ["TimeGenerated", "StartTime", "ProcessingEndTime", "EndTime"]
+        .iter()
+        .find_map(|name| row.get(*name).and_then(parse_timestamp))
+        .unwrap_or_else(|| {
+            warnings.push("no parseable TimeGenerated/StartTime: used the ingest time".to_owned());
+            now
+        });
+    let title = match text(row, &["DisplayName", "AlertName", "AlertType"]) {
+        Some(title) => title.to_owned(),
+        None => {
+            warnings.push("DisplayName and AlertName missing: title set to \"Untitled Sentinel alert\"".to_owned());
+            "Untitled Sentinel alert".to_owned()
+        }
+    };
+    let severity = match text(row, &["AlertSeverity", "Severity"]) {
+        Some(raw) => raw.parse::<Severity>().unwrap_or_else(|error| {
+            warnings.push(format!("AlertSeverity: {error}; treated as medium"));
+            Severity::Medium
+        }),
+        None => {
+            warnings.push("AlertSeverity missing: treated as medium".to_owned());
+            Severity::Medium
+        }
+    };
+    let tactics = list(row.get("Tactics"))
+        .into_iter()
+        .filter(|tactic| !tactic.eq_ignore_ascii_case("unknown"))
+        .collect();
+    let mut techniques = Vec::new();
+    for raw in list(row.get("Techniques")).into_iter().chain(list(row.get("SubTechniques"))) {
+        match TechniqueId::parse(&raw) {
+            Ok(id) if !techniques.contains(&id.to_string()) => techniques.push(id.to_string()),
+            Ok(_) => {}
+            Err(error) => warnings.push(format!("Techniques: dropped {raw:?}: {error}")),
+        }
+    }
+    let entities_raw = match row.get("Entities") {
+        Some(Value::String(entities)) => entities.clone(),
+        Some(value @ (Value::Array(_) | Value::Object(_))) => value.to_string(),
+        _ => String::new(),
+    };
+    let tenant_id = match text(row, &["TenantId", "WorkspaceId"]) {
+        Some(tenant) => TenantId::parse(tenant).map_err(|error| format!("TenantId: {error}"))?,
+        None => TenantId::default_tenant(),
+    };
+    let alert = CanonicalAlert {
+        alert_id,
+        source: AlertSource::Sentinel,
+        timestamp,
+        title,
+        description: text(row, &["Description"]).unwrap_or_default().to_owned(),
+        severity,
+        tactics,
+        techniques,
+        entities_raw,
+        product: text(row, &["ProductName", "ProviderName", "VendorName"]).unwrap_or_default().to_owned(),
+        tenant_id,
+        raw_payload: row.clone(),
+    };
+    Ok(Mapped { alert, warnings })
+}
+
+/// A list column: JSON array, JSON-array string (`"[\"T1059\"]"`), or comma-separated string.
+fn list(value: Option<&Value>) -> Vec<String> {
+    let items: Vec<String> = match value {
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Some(Value::String(text)) if text.trim_start().starts_with('[') => serde_json::from_str::<Vec<String>>(text)
+            .unwrap_or_else(|_| text.trim_matches(['[', ']']).split(',').map(|s| s.trim_matches([' ', '"']).to_owned()).collect()),
+        Some(Value::String(text)) => text.split(',').map(str::to_owned).collect(),
+        _ => Vec::new(),
+    };
+    items.into_iter().map(|item| item.trim().to_owned()).filter(|item| !item.is_empty()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn maps_a_security_alert_row() {
+        let row = json!({
+            "SystemAlertId": "197c2262-2cd9-4ca0-4c33-add856f8af63",
+            "TimeGenerated": "2024-07-04 22:35:00.593840+00:00",
+            "DisplayName": "Suspicious Application Window Discovery",
+            "AlertSeverity": "Low",
+            "ProviderName": "MDATP",
+            "ProductName": "Microsoft Defender Advanced Threat Protection",
+            "Tactics": "Discovery, Execution",
+            "Techniques": "[\"T1010\",\"T1059\",\"T1518\"]",
+            "SubTechniques": "",
+            "TenantId": "e34d562e-ef12-4c4e-9bc0-7c6ae357c015",
+            "Entities": "[]"
+        });
+        let mapped = to_canonical(&row, Utc::now()).expect("maps");
+        assert!(mapped.warnings.is_empty(), "{:?}", mapped.warnings);
+        let alert = mapped.alert;
+        assert_eq!(alert.alert_id.as_str(), "197c2262-2cd9-4ca0-4c33-add856f8af63");
+        assert_eq!(alert.severity, Severity::Low);
+        assert_eq!(alert.tactics, vec!["Discovery", "Execution"]);
+        assert_eq!(alert.techniques, vec!["T1010", "T1059", "T1518"]);
+        assert_eq!(alert.timestamp.to_rfc3339(), "2024-07-04T22:35:00.593840+00:00");
+        assert_eq!(alert.product, "Microsoft Defender Advanced Threat Protection");
+    }
+
+    #[test]
+    fn substitutions_are_warned_and_ids_are_deterministic() {
+        let row = json!({"AlertName": "x", "AlertSeverity": "Severe", "Techniques": "[\"T99\"]", "Tactics": "Unknown"});
+        let first = to_canonical(&row, Utc::now()).expect("maps");
+        let second = to_canonical(&row, Utc::now()).expect("maps");
+        assert_eq!(first.alert.alert_id, second.alert.alert_id);
+        assert_eq!(first.alert.severity, Severity::Medium);
+        assert!(first.alert.tactics.is_empty());
+        assert!(first.alert.techniques.is_empty());
+        assert_eq!(first.warnings.len(), 4, "{:?}", first.warnings);
+    }
+}
