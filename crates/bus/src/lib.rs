@@ -1,1 +1,104 @@
-//! placeholder
+//! The message bus between pipeline stages: topics with canonical names (REQUIREMENTS §3.9),
+//! consumer groups, and at-least-once delivery: a delivery that is not acknowledged (nacked, or
+//! dropped because its handler failed or panicked) is delivered again.
+//!
+//! # Layout
+//! - [`topic`]: the closed set of topics and their wire names.
+//! - [`memory`]: `MemoryBus`, the embedded in-process implementation.
+//!
+//! A Kafka implementation (rdkafka, manual offset commits) plugs in behind the same [`Bus`] trait.
+
+pub mod memory;
+pub mod topic;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub use memory::MemoryBus;
+pub use topic::Topic;
+
+/// What went wrong on the bus.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("bus is closed")]
+    Closed,
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One message as stored on a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub topic: Topic,
+    /// Partitioning key (tenant id or alert id); ordering holds per key.
+    pub key: String,
+    pub payload: Bytes,
+    /// Position in the topic, from 0.
+    pub offset: u64,
+}
+
+/// Acknowledgement hook a bus implementation attaches to a delivery.
+pub trait Acker: Send + Sync {
+    /// Called exactly once: `true` on ack, `false` when the delivery must be redelivered.
+    fn settle(&self, acked: bool);
+}
+
+/// A message handed to a consumer. Call [`Delivery::ack`] after its effects are durable;
+/// otherwise (nack, drop, panic) it is delivered again.
+pub struct Delivery {
+    pub message: Message,
+    /// 1 on first delivery, incremented on each redelivery.
+    pub attempt: u32,
+    acker: Option<Box<dyn Acker>>,
+}
+
+impl Delivery {
+    pub fn new(message: Message, attempt: u32, acker: Box<dyn Acker>) -> Self {
+        Delivery { message, attempt, acker: Some(acker) }
+    }
+
+    pub fn ack(mut self) {
+        if let Some(acker) = self.acker.take() {
+            acker.settle(true);
+        }
+    }
+
+    pub fn nack(mut self) {
+        if let Some(acker) = self.acker.take() {
+            acker.settle(false);
+        }
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if let Some(acker) = self.acker.take() {
+            acker.settle(false);
+        }
+    }
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery").field("message", &self.message).field("attempt", &self.attempt).finish()
+    }
+}
+
+/// A consumer group's view of one topic.
+#[async_trait]
+pub trait Subscription: Send {
+    /// Waits for the next delivery; `None` once the bus is closed and nothing is left to deliver.
+    async fn next(&mut self) -> Option<Delivery>;
+}
+
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Appends a message to `topic`; returns its offset.
+    async fn publish(&self, topic: Topic, key: &str, payload: Bytes) -> Result<u64, BusError>;
+    /// Joins consumer group `group` on `topic`. A new group starts at the earliest message.
+    async fn subscribe(&self, topic: Topic, group: &str) -> Result<Box<dyn Subscription>, BusError>;
+    /// Messages of `topic` not yet acknowledged by `group` (lag plus in-flight).
+    async fn pending(&self, topic: Topic, group: &str) -> Result<u64, BusError>;
+    /// Used by `/ready`.
+    async fn check_connectivity(&self) -> anyhow::Result<()>;
+}

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`alert`]: `CanonicalAlert` (FR-ING-002) and the identifiers it carries.
+//! - [`audit`]: the audit record format (REQUIREMENTS §3.8).
 //! - [`entity`]: `AlertEntities`, the structured entities of an alert (FR-ENR-001 buckets).
 //! - [`ioc`]: indicator newtypes that can only hold valid, canonical values, and the `Ioc` sum type.
 //! - [`severity`]: `Severity` and its queue-priority mapping (FR-ING-005).
@@ -12,6 +13,7 @@
 //! - [`degradation`]: the five degradation levels (REQUIREMENTS §3.12).
 
 pub mod alert;
+pub mod audit;
 pub mod degradation;
 pub mod entity;
 pub mod graph_state;

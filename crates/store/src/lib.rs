@@ -1,1 +1,87 @@
-//! placeholder
+//! State stores behind traits, with an embedded (SQLite) and a server (PostgreSQL) implementation
+//! that pass one conformance suite.
+//!
+//! # Layout
+//! - [`error`]: `StoreError` = kind + source; only the API crate maps kinds to HTTP.
+//! - [`model`]: rows the stores hold besides domain types (raw inbox, dead letters, filters).
+//! - [`schema`]: versioned migrations, one SQL dialect both databases accept.
+//! - [`sql`]: the implementation body, expanded once per database by a macro.
+//! - [`sqlite`], [`postgres`]: connection setup for each backend.
+//! - [`conformance`]: the shared test suite every implementation runs.
+
+pub mod error;
+pub mod model;
+pub mod schema;
+mod sql;
+pub mod sqlite;
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
+#[cfg(any(test, feature = "testsuite"))]
+pub mod conformance;
+
+use async_trait::async_trait;
+use aluskort_core::audit::AuditRecord;
+use aluskort_core::{AlertId, CanonicalAlert, GraphState, Incident, InvestigationId, TenantId};
+use chrono::{DateTime, Utc};
+
+pub use error::{StoreError, StoreErrorKind, StoreResult};
+pub use model::{DeadLetter, InsertOutcome, InvestigationFilter, RawRecord, RawStatus};
+pub use sqlite::SqliteStore;
+
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+
+/// Alerts, investigations and incidents (ARCHITECTURE.md "Backend traits").
+#[async_trait]
+pub trait CaseStore: Send + Sync + 'static {
+    /// Durable raw inbox: a record is written here before it is acknowledged to its sender, and
+    /// replayed on start until the pipeline marks it done. Idempotent on `ingest_id`.
+    async fn insert_raw(&self, record: &RawRecord) -> StoreResult<InsertOutcome>;
+    async fn mark_raw(&self, ingest_id: &str, status: RawStatus, error: Option<&str>) -> StoreResult<()>;
+    /// Raw records still pending, oldest first.
+    async fn pending_raw(&self, limit: u32) -> StoreResult<Vec<RawRecord>>;
+
+    /// Idempotent on (tenant, alert id): a second insert returns `Duplicate` and changes nothing.
+    async fn insert_alert(&self, alert: &CanonicalAlert) -> StoreResult<InsertOutcome>;
+    async fn alert(&self, tenant: &TenantId, alert_id: &AlertId) -> StoreResult<Option<CanonicalAlert>>;
+    /// Alerts of a tenant whose timestamp is in `[from, to)`, oldest first.
+    async fn alerts_between(&self, tenant: &TenantId, from: DateTime<Utc>, to: DateTime<Utc>) -> StoreResult<Vec<CanonicalAlert>>;
+
+    /// Creates version 1 of an investigation; idempotent on (tenant, alert id): returns
+    /// `Duplicate` when the alert already has one.
+    async fn create_investigation(&self, state: &GraphState) -> StoreResult<InsertOutcome>;
+    /// Saves `state` as version `expected_version + 1` if the stored version is `expected_version`;
+    /// `Conflict` otherwise, `NotFound` if it does not exist. Every saved version is kept (replay).
+    async fn save_investigation(&self, state: &GraphState, expected_version: u64) -> StoreResult<u64>;
+    async fn investigation(&self, id: InvestigationId) -> StoreResult<Option<GraphState>>;
+    async fn investigation_for_alert(&self, tenant: &TenantId, alert_id: &AlertId) -> StoreResult<Option<GraphState>>;
+    /// Every saved version of an investigation, oldest first.
+    async fn investigation_history(&self, id: InvestigationId) -> StoreResult<Vec<GraphState>>;
+    /// Newest first (by last update).
+    async fn list_investigations(&self, filter: &InvestigationFilter) -> StoreResult<Vec<GraphState>>;
+
+    async fn upsert_incident(&self, incident: &Incident) -> StoreResult<()>;
+    async fn incident(&self, incident_id: &str) -> StoreResult<Option<Incident>>;
+    /// Unmerged incidents of a tenant active in `[from, to]` (first_seen ≤ to and last_seen ≥ from).
+    async fn incidents_overlapping(&self, tenant: &TenantId, from: DateTime<Utc>, to: DateTime<Utc>) -> StoreResult<Vec<Incident>>;
+
+    async fn record_dead_letter(&self, letter: &DeadLetter) -> StoreResult<()>;
+    async fn dead_letters(&self, limit: u32) -> StoreResult<Vec<DeadLetter>>;
+
+    async fn check_connectivity(&self) -> anyhow::Result<()>;
+}
+
+/// Append-only storage of the audit chain. Appends are idempotent only in the sense that a
+/// second record with the same (tenant, sequence) is refused with `Conflict`: the chain writer
+/// then reloads the head and retries, so the chain never forks and never has gaps.
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
+    /// (sequence_number, record_hash) of the newest record of `tenant`.
+    async fn audit_head(&self, tenant: &str) -> StoreResult<Option<(u64, String)>>;
+    async fn append_audit(&self, record: &AuditRecord) -> StoreResult<()>;
+    /// Records of `tenant` with sequence ≥ `from_sequence`, in order, at most `limit`.
+    async fn audit_records(&self, tenant: &str, from_sequence: u64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
+    async fn audit_tenants(&self) -> StoreResult<Vec<String>>;
+}

@@ -1,0 +1,262 @@
+//! In-process bus. Each topic is an append-only log; each consumer group has a cursor, a set of
+//! in-flight offsets and a redelivery queue. A delivery that is nacked or dropped goes back on the
+//! redelivery queue, which is served before new messages: at-least-once, as with Kafka and manual
+//! commits. Everything is in memory: durability across restarts comes from the raw inbox in the
+//! case store, which `serve` replays on start.
+//!
+//! A `std::sync::Mutex` guards the state: critical sections are short and never await
+//! (mini-redis `db.rs` reasoning); waiting happens on a `tokio::sync::Notify` outside the lock.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::{Acker, Bus, BusError, Delivery, Message, Subscription, Topic};
+
+#[derive(Default)]
+struct GroupState {
+    /// Next never-delivered offset.
+    cursor: u64,
+    /// Offsets delivered and not yet settled.
+    in_flight: BTreeSet<u64>,
+    /// Offsets to deliver again, with the attempt number they will carry.
+    redeliver: VecDeque<(u64, u32)>,
+}
+
+#[derive(Default)]
+struct TopicState {
+    messages: Vec<Message>,
+    groups: HashMap<String, GroupState>,
+}
+
+#[derive(Default)]
+struct State {
+    topics: HashMap<Topic, TopicState>,
+    closed: bool,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    notify: Notify,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the state half-written (every mutation is a
+        // single push/insert/remove), so a poisoned lock is safe to keep using.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The embedded bus. Cheap to clone; clones share the same topics.
+#[derive(Clone)]
+pub struct MemoryBus {
+    inner: Arc<Inner>,
+}
+
+impl Default for MemoryBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryBus {
+    pub fn new() -> Self {
+        MemoryBus { inner: Arc::new(Inner { state: Mutex::new(State::default()), notify: Notify::new() }) }
+    }
+
+    /// Stops accepting messages; subscribers drain what is left, then get `None`.
+    pub fn close(&self) {
+        self.inner.lock().closed = true;
+        self.inner.notify.notify_waiters();
+    }
+
+    /// Messages on `topic` so far.
+    pub fn len(&self, topic: Topic) -> usize {
+        self.inner.lock().topics.get(&topic).map_or(0, |t| t.messages.len())
+    }
+
+    pub fn is_empty(&self, topic: Topic) -> bool {
+        self.len(topic) == 0
+    }
+}
+
+#[async_trait]
+impl Bus for MemoryBus {
+    async fn publish(&self, topic: Topic, key: &str, payload: Bytes) -> Result<u64, BusError> {
+        let offset = {
+            let mut state = self.inner.lock();
+            if state.closed {
+                return Err(BusError::Closed);
+            }
+            let log = state.topics.entry(topic).or_default();
+            let offset = log.messages.len() as u64;
+            log.messages.push(Message { topic, key: key.to_owned(), payload, offset });
+            offset
+        };
+        self.inner.notify.notify_waiters();
+        Ok(offset)
+    }
+
+    async fn subscribe(&self, topic: Topic, group: &str) -> Result<Box<dyn Subscription>, BusError> {
+        self.inner.lock().topics.entry(topic).or_default().groups.entry(group.to_owned()).or_default();
+        Ok(Box::new(MemorySubscription { inner: Arc::clone(&self.inner), topic, group: group.to_owned() }))
+    }
+
+    async fn pending(&self, topic: Topic, group: &str) -> Result<u64, BusError> {
+        let state = self.inner.lock();
+        let Some(log) = state.topics.get(&topic) else { return Ok(0) };
+        let total = log.messages.len() as u64;
+        Ok(match log.groups.get(group) {
+            Some(g) => (total - g.cursor) + g.in_flight.len() as u64,
+            None => total,
+        })
+    }
+
+    async fn check_connectivity(&self) -> anyhow::Result<()> {
+        if self.inner.lock().closed {
+            anyhow::bail!("memory bus is closed");
+        }
+        Ok(())
+    }
+}
+
+struct MemorySubscription {
+    inner: Arc<Inner>,
+    topic: Topic,
+    group: String,
+}
+
+impl MemorySubscription {
+    fn try_next(&self) -> Result<Option<Delivery>, ()> {
+        let mut state = self.inner.lock();
+        let closed = state.closed;
+        let log = state.topics.entry(self.topic).or_default();
+        let group = log.groups.entry(self.group.clone()).or_default();
+        let (offset, attempt) = if let Some(next) = group.redeliver.pop_front() {
+            next
+        } else if (group.cursor as usize) < log.messages.len() {
+            let offset = group.cursor;
+            group.cursor += 1;
+            (offset, 1)
+        } else if closed && group.in_flight.is_empty() {
+            return Err(());
+        } else {
+            return Ok(None);
+        };
+        group.in_flight.insert(offset);
+        let Some(message) = usize::try_from(offset).ok().and_then(|index| log.messages.get(index)).cloned() else {
+            return Ok(None);
+        };
+        let acker = MemoryAcker { inner: Arc::clone(&self.inner), topic: self.topic, group: self.group.clone(), offset, attempt };
+        Ok(Some(Delivery::new(message, attempt, Box::new(acker))))
+    }
+}
+
+#[async_trait]
+impl Subscription for MemorySubscription {
+    async fn next(&mut self) -> Option<Delivery> {
+        loop {
+            let notified = self.inner.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.try_next() {
+                Ok(Some(delivery)) => return Some(delivery),
+                Ok(None) => notified.await,
+                Err(()) => return None,
+            }
+        }
+    }
+}
+
+struct MemoryAcker {
+    inner: Arc<Inner>,
+    topic: Topic,
+    group: String,
+    offset: u64,
+    attempt: u32,
+}
+
+impl Acker for MemoryAcker {
+    fn settle(&self, acked: bool) {
+        {
+            let mut state = self.inner.lock();
+            let Some(group) = state.topics.get_mut(&self.topic).and_then(|log| log.groups.get_mut(&self.group)) else {
+                return;
+            };
+            group.in_flight.remove(&self.offset);
+            if !acked {
+                group.redeliver.push_back((self.offset, self.attempt.saturating_add(1)));
+            }
+        }
+        self.inner.notify.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    async fn next_payload(subscription: &mut Box<dyn Subscription>) -> Delivery {
+        tokio::time::timeout(Duration::from_secs(5), subscription.next()).await.ok().flatten().expect("a delivery")
+    }
+
+    #[tokio::test]
+    async fn every_group_gets_every_message_from_the_earliest() {
+        let bus = MemoryBus::new();
+        bus.publish(Topic::AlertsRaw, "k", Bytes::from_static(b"one")).await.expect("publish");
+        let mut a = bus.subscribe(Topic::AlertsRaw, "a").await.expect("subscribe");
+        let mut b = bus.subscribe(Topic::AlertsRaw, "b").await.expect("subscribe");
+        bus.publish(Topic::AlertsRaw, "k", Bytes::from_static(b"two")).await.expect("publish");
+        for subscription in [&mut a, &mut b] {
+            let first = next_payload(subscription).await;
+            assert_eq!(first.message.payload, "one");
+            first.ack();
+            let second = next_payload(subscription).await;
+            assert_eq!(second.message.payload, "two");
+            second.ack();
+        }
+        assert_eq!(bus.pending(Topic::AlertsRaw, "a").await.expect("pending"), 0);
+    }
+
+    #[tokio::test]
+    async fn unacknowledged_deliveries_come_back_with_a_higher_attempt() {
+        let bus = MemoryBus::new();
+        bus.publish(Topic::AlertsNormalized, "k", Bytes::from_static(b"x")).await.expect("publish");
+        let mut subscription = bus.subscribe(Topic::AlertsNormalized, "g").await.expect("subscribe");
+        let first = next_payload(&mut subscription).await;
+        assert_eq!(first.attempt, 1);
+        assert_eq!(bus.pending(Topic::AlertsNormalized, "g").await.expect("pending"), 1, "in flight counts as pending");
+        drop(first);
+        let second = next_payload(&mut subscription).await;
+        assert_eq!((second.attempt, second.message.offset), (2, 0));
+        second.nack();
+        let third = next_payload(&mut subscription).await;
+        assert_eq!(third.attempt, 3);
+        third.ack();
+        assert_eq!(bus.pending(Topic::AlertsNormalized, "g").await.expect("pending"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_subscriber_wakes_on_publish_and_ends_on_close() {
+        let bus = MemoryBus::new();
+        let mut subscription = bus.subscribe(Topic::AuditEvents, "g").await.expect("subscribe");
+        let publisher = bus.clone();
+        let handle = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            publisher.publish(Topic::AuditEvents, "k", Bytes::from_static(b"late")).await.expect("publish");
+            publisher.close();
+        });
+        let delivery = next_payload(&mut subscription).await;
+        assert_eq!(delivery.message.payload, "late");
+        delivery.ack();
+        assert!(subscription.next().await.is_none());
+        handle.await.expect("publisher task");
+        assert!(matches!(bus.publish(Topic::AuditEvents, "k", Bytes::new()).await, Err(BusError::Closed)));
+    }
+}

@@ -1,0 +1,242 @@
+//! The conformance suite every `CaseStore` + `AuditStore` implementation runs (STYLE ex. 2). The
+//! embedded store is the specification; the server store must behave identically.
+
+use aluskort_core::audit::AuditRecord;
+use aluskort_core::{
+    AlertId, AlertSource, CanonicalAlert, DegradationLevel, GraphState, Incident, IncidentLink, InvestigationState, Severity,
+    TenantId,
+};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use crate::{AuditStore, CaseStore, DeadLetter, InsertOutcome, InvestigationFilter, RawRecord, RawStatus, StoreErrorKind};
+
+fn base_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 7, 4, 22, 35, 0).single().unwrap_or_default()
+}
+
+fn alert_id(raw: &str) -> AlertId {
+    AlertId::parse(raw).unwrap_or_else(|error| panic!("test id {raw:?}: {error}"))
+}
+
+pub fn sample_alert(id: &str, minutes: i64) -> CanonicalAlert {
+    CanonicalAlert {
+        alert_id: alert_id(id),
+        source: AlertSource::Sentinel,
+        timestamp: base_time() + Duration::minutes(minutes),
+        title: format!("alert {id}"),
+        description: "it's a \"quoted\" description; with SQL-ish text: ' OR 1=1 --".to_owned(),
+        severity: Severity::High,
+        tactics: vec!["Execution".to_owned()],
+        techniques: vec!["T1059".to_owned()],
+        entities_raw: "[]".to_owned(),
+        product: "test".to_owned(),
+        tenant_id: TenantId::default_tenant(),
+        raw_payload: serde_json::json!({"id": id}),
+    }
+}
+
+pub fn sample_audit_record(tenant: &str, sequence: u64, previous_hash: String) -> AuditRecord {
+    AuditRecord {
+        audit_id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: tenant.to_owned(),
+        sequence_number: sequence,
+        previous_hash,
+        timestamp: "2024-07-04T22:35:00.000Z".to_owned(),
+        ingested_at: "2024-07-04T22:35:00.001Z".to_owned(),
+        event_type: "alert.classified".to_owned(),
+        event_category: "decision".to_owned(),
+        severity: "info".to_owned(),
+        actor_type: "agent".to_owned(),
+        actor_id: "reasoning_agent".to_owned(),
+        actor_permissions: vec!["query_data".to_owned()],
+        investigation_id: None,
+        alert_id: Some("a-1".to_owned()),
+        entity_ids: vec!["host:ws01".to_owned()],
+        context: serde_json::json!({"degradation_level": "deterministic", "n": 1.5}),
+        decision: serde_json::json!({"classification": "true_positive", "confidence": 0.85}),
+        outcome: serde_json::json!({}),
+        record_hash: format!("{sequence:064}"),
+        record_version: "1.0".to_owned(),
+    }
+}
+
+pub async fn insert_alert_is_idempotent(store: &dyn CaseStore) {
+    let alert = sample_alert("a-1", 0);
+    assert_eq!(store.insert_alert(&alert).await.expect("insert"), InsertOutcome::Inserted);
+    let mut changed = alert.clone();
+    changed.title = "changed".to_owned();
+    assert_eq!(store.insert_alert(&changed).await.expect("insert again"), InsertOutcome::Duplicate);
+    let stored = store.alert(&alert.tenant_id, &alert.alert_id).await.expect("query");
+    assert_eq!(stored, Some(alert), "a duplicate insert changes nothing");
+}
+
+pub async fn alerts_are_queried_by_time_window(store: &dyn CaseStore) {
+    for (id, minutes) in [("w-1", 0), ("w-2", 30), ("w-3", 90)] {
+        store.insert_alert(&sample_alert(id, minutes)).await.expect("insert");
+    }
+    let tenant = TenantId::default_tenant();
+    let found = store.alerts_between(&tenant, base_time(), base_time() + Duration::minutes(60)).await.expect("query");
+    let ids: Vec<&str> = found.iter().map(|a| a.alert_id.as_str()).collect();
+    assert_eq!(ids, vec!["w-1", "w-2"], "window is [from, to)");
+}
+
+pub async fn investigation_saves_are_versioned(store: &dyn CaseStore) {
+    let alert = sample_alert("v-1", 0);
+    let mut state = GraphState::new(alert.alert_id.clone(), alert.tenant_id.clone(), DegradationLevel::Deterministic, base_time());
+    state.version = 1;
+    assert_eq!(store.create_investigation(&state).await.expect("create"), InsertOutcome::Inserted);
+    let mut twin = GraphState::new(alert.alert_id.clone(), alert.tenant_id.clone(), DegradationLevel::Deterministic, base_time());
+    twin.version = 1;
+    assert_eq!(store.create_investigation(&twin).await.expect("create twin"), InsertOutcome::Duplicate, "one investigation per alert");
+
+    state.transition(InvestigationState::Parsing, "start", base_time()).expect("legal");
+    let version = store.save_investigation(&state, 1).await.expect("save v2");
+    assert_eq!(version, 2);
+    let stale = store.save_investigation(&state, 1).await.expect_err("stale version");
+    assert_eq!(stale.kind, StoreErrorKind::Conflict);
+
+    let loaded = store.investigation(state.investigation_id).await.expect("load").expect("exists");
+    assert_eq!(loaded.version, 2);
+    assert_eq!(loaded.state, InvestigationState::Parsing);
+    let by_alert = store.investigation_for_alert(&alert.tenant_id, &alert.alert_id).await.expect("load").expect("exists");
+    assert_eq!(by_alert.investigation_id, state.investigation_id);
+    let history = store.investigation_history(state.investigation_id).await.expect("history");
+    let states: Vec<InvestigationState> = history.iter().map(|s| s.state).collect();
+    assert_eq!(states, vec![InvestigationState::Received, InvestigationState::Parsing], "every version kept for replay");
+
+    let missing = GraphState::new(alert_id("nope"), TenantId::default_tenant(), DegradationLevel::Full, base_time());
+    let error = store.save_investigation(&missing, 1).await.expect_err("missing");
+    assert_eq!(error.kind, StoreErrorKind::NotFound);
+}
+
+pub async fn investigations_are_listed_by_state_and_time(store: &dyn CaseStore) {
+    for (index, state_after) in [InvestigationState::Parsing, InvestigationState::Failed, InvestigationState::Parsing].into_iter().enumerate() {
+        let alert = sample_alert(&format!("l-{index}"), 0);
+        let at = base_time() + Duration::minutes(i64::try_from(index).unwrap_or_default());
+        let mut state = GraphState::new(alert.alert_id.clone(), alert.tenant_id.clone(), DegradationLevel::Deterministic, at);
+        state.version = 1;
+        store.create_investigation(&state).await.expect("create");
+        state.transition(state_after, "test", at).expect("legal");
+        store.save_investigation(&state, 1).await.expect("save");
+    }
+    let parsing = InvestigationFilter { state: Some(InvestigationState::Parsing), ..Default::default() };
+    let found = store.list_investigations(&parsing).await.expect("list");
+    let ids: Vec<&str> = found.iter().map(|s| s.alert_id.as_str()).collect();
+    assert_eq!(ids, vec!["l-2", "l-0"], "newest first");
+    let since = InvestigationFilter { since: Some(base_time() + Duration::minutes(1)), limit: Some(1), ..Default::default() };
+    let found = store.list_investigations(&since).await.expect("list");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].alert_id.as_str(), "l-2");
+    let other_tenant = InvestigationFilter { tenant: Some(TenantId::parse("other").expect("valid")), ..Default::default() };
+    assert!(store.list_investigations(&other_tenant).await.expect("list").is_empty());
+}
+
+pub async fn raw_inbox_replays_pending_records(store: &dyn CaseStore) {
+    let record = RawRecord { ingest_id: "r-1".to_owned(), origin: "file:1".to_owned(), received_at: base_time(), payload: serde_json::json!({"x": 1}) };
+    assert_eq!(store.insert_raw(&record).await.expect("insert"), InsertOutcome::Inserted);
+    assert_eq!(store.insert_raw(&record).await.expect("again"), InsertOutcome::Duplicate);
+    assert_eq!(store.pending_raw(10).await.expect("pending"), vec![record.clone()]);
+    store.mark_raw("r-1", RawStatus::Done, None).await.expect("mark");
+    assert!(store.pending_raw(10).await.expect("pending").is_empty());
+}
+
+pub async fn incidents_and_dead_letters_round_trip(store: &dyn CaseStore) {
+    let tenant = TenantId::default_tenant();
+    let incident = Incident {
+        incident_id: "inc-1".to_owned(),
+        tenant_id: tenant.clone(),
+        title: "t".to_owned(),
+        severity: Severity::Medium,
+        alert_ids: vec![alert_id("a-1")],
+        links: vec![IncidentLink { alert_id: alert_id("a-1"), linked_to: None, reason: "opened".to_owned() }],
+        first_seen: base_time(),
+        last_seen: base_time() + Duration::hours(1),
+        merged_into: None,
+    };
+    store.upsert_incident(&incident).await.expect("upsert");
+    let found = store.incidents_overlapping(&tenant, base_time() + Duration::minutes(30), base_time() + Duration::hours(5)).await.expect("query");
+    assert_eq!(found, vec![incident.clone()]);
+    let later = store.incidents_overlapping(&tenant, base_time() + Duration::hours(2), base_time() + Duration::hours(5)).await.expect("query");
+    assert!(later.is_empty());
+    let mut merged = incident.clone();
+    merged.merged_into = Some("inc-2".to_owned());
+    store.upsert_incident(&merged).await.expect("upsert merged");
+    assert_eq!(store.incident("inc-1").await.expect("get"), Some(merged));
+    assert!(store.incidents_overlapping(&tenant, base_time(), base_time()).await.expect("query").is_empty(), "merged incidents are not candidates");
+
+    let letter = DeadLetter {
+        id: "d-1".to_owned(),
+        topic: "alerts.raw.dlq".to_owned(),
+        origin: "file:3".to_owned(),
+        error: "invalid JSON".to_owned(),
+        original: serde_json::json!("{bad"),
+        recorded_at: base_time(),
+    };
+    store.record_dead_letter(&letter).await.expect("dlq");
+    store.record_dead_letter(&letter).await.expect("dlq is idempotent");
+    assert_eq!(store.dead_letters(10).await.expect("list"), vec![letter]);
+}
+
+pub async fn audit_chain_storage_is_exact_and_gap_free(store: &dyn AuditStore) {
+    assert_eq!(store.audit_head("t").await.expect("head"), None);
+    let first = sample_audit_record("t", 0, "0".repeat(64));
+    store.append_audit(&first).await.expect("append");
+    let second = sample_audit_record("t", 1, first.record_hash.clone());
+    store.append_audit(&second).await.expect("append");
+    let fork = sample_audit_record("t", 1, first.record_hash.clone());
+    let error = store.append_audit(&fork).await.expect_err("same sequence twice");
+    assert_eq!(error.kind, StoreErrorKind::Conflict);
+    assert_eq!(store.audit_head("t").await.expect("head"), Some((1, second.record_hash.clone())));
+    let records = store.audit_records("t", 0, 100).await.expect("records");
+    assert_eq!(records, vec![first, second], "records read back exactly as written");
+    assert_eq!(store.audit_tenants().await.expect("tenants"), vec!["t".to_owned()]);
+}
+
+/// Instantiates every conformance test for a store built by `$make` (an expression, evaluated in
+/// each test; it may `return` to skip).
+macro_rules! case_store_suite {
+    ($suite:ident, $make:expr) => {
+        mod $suite {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test]
+            async fn insert_alert_is_idempotent() {
+                let store = $make;
+                $crate::conformance::insert_alert_is_idempotent(&store).await;
+            }
+            #[tokio::test]
+            async fn alerts_are_queried_by_time_window() {
+                let store = $make;
+                $crate::conformance::alerts_are_queried_by_time_window(&store).await;
+            }
+            #[tokio::test]
+            async fn investigation_saves_are_versioned() {
+                let store = $make;
+                $crate::conformance::investigation_saves_are_versioned(&store).await;
+            }
+            #[tokio::test]
+            async fn investigations_are_listed_by_state_and_time() {
+                let store = $make;
+                $crate::conformance::investigations_are_listed_by_state_and_time(&store).await;
+            }
+            #[tokio::test]
+            async fn raw_inbox_replays_pending_records() {
+                let store = $make;
+                $crate::conformance::raw_inbox_replays_pending_records(&store).await;
+            }
+            #[tokio::test]
+            async fn incidents_and_dead_letters_round_trip() {
+                let store = $make;
+                $crate::conformance::incidents_and_dead_letters_round_trip(&store).await;
+            }
+            #[tokio::test]
+            async fn audit_chain_storage_is_exact_and_gap_free() {
+                let store = $make;
+                $crate::conformance::audit_chain_storage_is_exact_and_gap_free(&store).await;
+            }
+        }
+    };
+}
+
+pub(crate) use case_store_suite;

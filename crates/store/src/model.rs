@@ -1,0 +1,76 @@
+//! Rows the stores keep besides the domain types.
+
+use aluskort_core::{InvestigationState, TenantId};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Result of an idempotent insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    Inserted,
+    Duplicate,
+}
+
+/// Lifecycle of a raw inbox record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawStatus {
+    Pending,
+    Done,
+    DeadLettered,
+}
+
+impl RawStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RawStatus::Pending => "pending",
+            RawStatus::Done => "done",
+            RawStatus::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+/// A received record, before parsing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawRecord {
+    pub ingest_id: String,
+    pub origin: String,
+    pub received_at: DateTime<Utc>,
+    pub payload: serde_json::Value,
+}
+
+/// A record the pipeline could not process, with the reason (`alerts.raw.dlq` `{original, error}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub id: String,
+    pub topic: String,
+    pub origin: String,
+    pub error: String,
+    pub original: serde_json::Value,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Query over investigations.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InvestigationFilter {
+    pub tenant: Option<TenantId>,
+    pub state: Option<InvestigationState>,
+    /// Updated at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Updated before.
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many (default 100, capped at 1000).
+    pub limit: Option<u32>,
+}
+
+/// Times are stored as fixed-width RFC 3339 UTC text with microseconds, so that text order is
+/// time order in both databases and a value reads back exactly as written.
+pub fn time_text(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub fn parse_time_text(text: &str) -> Result<DateTime<Utc>, crate::StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|error| crate::StoreError::invalid(format!("stored time {text:?}: {error}")))
+}

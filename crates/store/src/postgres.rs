@@ -1,0 +1,127 @@
+//! Server store: PostgreSQL, same statements as the embedded store plus the audit append-only
+//! trigger. `schema` (optional) isolates a deployment or a test run in its own schema.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::error::StoreResult;
+use crate::schema::{MIGRATIONS, POSTGRES_EXTRAS};
+use crate::sql::impl_stores;
+
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `url`, creates `schema` if given and missing, and applies migrations.
+    pub async fn connect(url: &str, schema: Option<&str>, max_connections: u32) -> StoreResult<Self> {
+        let mut options = PgConnectOptions::from_str(url)?;
+        if let Some(schema) = schema {
+            if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || schema.is_empty() {
+                return Err(crate::StoreError::invalid(format!("schema name {schema:?} must be [A-Za-z0-9_]+")));
+            }
+            let bootstrap = PgPoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+            // The name is checked above to be an identifier; DDL cannot take a bound parameter.
+            let create = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
+            sqlx::query(sqlx::AssertSqlSafe(create)).execute(&bootstrap).await?;
+            bootstrap.close().await;
+            options = options.options([("search_path", schema)]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        let store = PostgresStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut transaction = self.pool.begin().await?;
+        // Serialise concurrent migrators (several replicas starting at once).
+        sqlx::query("SELECT pg_advisory_xact_lock(7305840521)").execute(&mut *transaction).await?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
+            .execute(&mut *transaction)
+            .await?;
+        for (version, statements) in MIGRATIONS {
+            let applied: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1").bind(version).fetch_optional(&mut *transaction).await?;
+            if applied.is_some() {
+                continue;
+            }
+            for statement in *statements {
+                sqlx::query(*statement).execute(&mut *transaction).await?;
+            }
+            if *version == 1 {
+                for statement in POSTGRES_EXTRAS {
+                    sqlx::query(*statement).execute(&mut *transaction).await?;
+                }
+            }
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(version)
+                .bind(crate::model::time_text(chrono::Utc::now()))
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Test helper: a store in a fresh schema of the database named by `ALUSKORT_TEST_PG_URL`.
+    /// Returns `None` (skip) when the variable is unset, and panics instead when `CI` is set, so a
+    /// missing server fails CI rather than silently skipping the suite.
+    #[cfg(any(test, feature = "testsuite"))]
+    pub async fn for_test() -> Option<Self> {
+        #[expect(clippy::disallowed_methods, reason = "test harness reads its service URL from the environment")]
+        let url = std::env::var("ALUSKORT_TEST_PG_URL").ok();
+        let Some(url) = url else {
+            #[expect(clippy::disallowed_methods, reason = "test harness: CI must not skip server suites")]
+            let in_ci = std::env::var("CI").is_ok();
+            assert!(!in_ci, "CI is set but ALUSKORT_TEST_PG_URL is not: the PostgreSQL suite must run in CI");
+            eprintln!("skipping PostgreSQL suite: ALUSKORT_TEST_PG_URL is not set");
+            return None;
+        };
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        match PostgresStore::connect(&url, Some(&schema), 4).await {
+            Ok(store) => Some(store),
+            Err(error) => panic!("cannot connect to ALUSKORT_TEST_PG_URL: {error}"),
+        }
+    }
+}
+
+impl_stores!(PostgresStore);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    macro_rules! pg_or_skip {
+        () => {
+            match PostgresStore::for_test().await {
+                Some(store) => store,
+                None => return,
+            }
+        };
+    }
+
+    crate::conformance::case_store_suite!(postgres_conformance, pg_or_skip!());
+
+    #[tokio::test]
+    async fn audit_records_are_append_only_in_postgres() {
+        let store = pg_or_skip!();
+        let record = crate::conformance::sample_audit_record("t", 0, "0".repeat(64));
+        crate::AuditStore::append_audit(&store, &record).await.expect("append");
+        let update = sqlx::query("UPDATE audit_records SET actor_id = 'mallory'").execute(&store.pool).await;
+        assert!(update.is_err(), "UPDATE must be refused by the trigger");
+        let delete = sqlx::query("DELETE FROM audit_records").execute(&store.pool).await;
+        assert!(delete.is_err(), "DELETE must be refused by the trigger");
+    }
+}

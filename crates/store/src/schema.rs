@@ -1,0 +1,104 @@
+//! Versioned migrations. Both databases run the same statements (plain SQL types: TEXT, BIGINT),
+//! plus per-dialect extras (PostgreSQL's append-only trigger on the audit table, NFR-CMP-001).
+//! Applied versions are recorded in `schema_migrations`; each version runs in one transaction.
+
+/// (version, statements) shared by every dialect.
+pub const MIGRATIONS: &[(i64, &[&str])] = &[(
+    1,
+    &[
+        "CREATE TABLE IF NOT EXISTS raw_inbox (
+            ingest_id TEXT PRIMARY KEY,
+            origin TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL,
+            error TEXT,
+            updated_at TEXT NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS raw_inbox_status ON raw_inbox (status, received_at)",
+        "CREATE TABLE IF NOT EXISTS alerts (
+            tenant_id TEXT NOT NULL,
+            alert_id TEXT NOT NULL,
+            source TEXT NOT NULL,
+            alert_time TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            title TEXT NOT NULL,
+            body TEXT NOT NULL,
+            inserted_at TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, alert_id)
+        )",
+        "CREATE INDEX IF NOT EXISTS alerts_time ON alerts (tenant_id, alert_time)",
+        "CREATE TABLE IF NOT EXISTS investigations (
+            investigation_id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL,
+            alert_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            incident_id TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            graph_state TEXT NOT NULL,
+            UNIQUE (tenant_id, alert_id)
+        )",
+        "CREATE INDEX IF NOT EXISTS investigations_state ON investigations (state, updated_at)",
+        "CREATE INDEX IF NOT EXISTS investigations_updated ON investigations (tenant_id, updated_at)",
+        "CREATE TABLE IF NOT EXISTS investigation_versions (
+            investigation_id TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            state TEXT NOT NULL,
+            recorded_at TEXT NOT NULL,
+            graph_state TEXT NOT NULL,
+            PRIMARY KEY (investigation_id, version)
+        )",
+        "CREATE TABLE IF NOT EXISTS incidents (
+            incident_id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            merged_into TEXT,
+            body TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS incidents_window ON incidents (tenant_id, last_seen)",
+        "CREATE TABLE IF NOT EXISTS dead_letters (
+            id TEXT PRIMARY KEY,
+            topic TEXT NOT NULL,
+            origin TEXT NOT NULL,
+            error TEXT NOT NULL,
+            original TEXT NOT NULL,
+            recorded_at TEXT NOT NULL
+        )",
+        "CREATE TABLE IF NOT EXISTS audit_records (
+            tenant_id TEXT NOT NULL,
+            sequence_number BIGINT NOT NULL,
+            audit_id TEXT NOT NULL UNIQUE,
+            previous_hash TEXT NOT NULL,
+            event_time TEXT NOT NULL,
+            ingested_at TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            event_category TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            actor_type TEXT NOT NULL,
+            actor_id TEXT NOT NULL,
+            actor_permissions TEXT NOT NULL,
+            investigation_id TEXT,
+            alert_id TEXT,
+            entity_ids TEXT NOT NULL,
+            context TEXT NOT NULL,
+            decision TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            record_hash TEXT NOT NULL,
+            record_version TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, sequence_number)
+        )",
+    ],
+)];
+
+/// PostgreSQL-only statements run after version 1: the audit table refuses UPDATE and DELETE.
+pub const POSTGRES_EXTRAS: &[&str] = &[
+    "CREATE OR REPLACE FUNCTION aluskort_audit_immutable() RETURNS trigger AS $$
+     BEGIN RAISE EXCEPTION 'audit_records is append-only'; END; $$ LANGUAGE plpgsql",
+    "DROP TRIGGER IF EXISTS audit_records_immutable ON audit_records",
+    "CREATE TRIGGER audit_records_immutable BEFORE UPDATE OR DELETE ON audit_records
+     FOR EACH ROW EXECUTE FUNCTION aluskort_audit_immutable()",
+];

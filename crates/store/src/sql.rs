@@ -1,0 +1,456 @@
+//! The store implementation, written once and expanded per database by [`impl_stores!`]. Both
+//! SQLite and PostgreSQL accept every statement here (`$n` parameters, `ON CONFLICT`, TEXT/BIGINT),
+//! so the embedded store and the server store cannot drift apart. Only static SQL strings are used:
+//! every value is a bound parameter (NFR-SEC-007).
+
+use aluskort_core::audit::AuditRecord;
+use aluskort_core::{CanonicalAlert, GraphState, Incident};
+
+use crate::error::StoreResult;
+use crate::model::parse_time_text;
+
+pub(crate) const INSERT_RAW: &str = "INSERT INTO raw_inbox (ingest_id, origin, received_at, payload, status, error, updated_at)
+     VALUES ($1, $2, $3, $4, 'pending', NULL, $5) ON CONFLICT (ingest_id) DO NOTHING";
+pub(crate) const MARK_RAW: &str = "UPDATE raw_inbox SET status = $2, error = $3, updated_at = $4 WHERE ingest_id = $1";
+pub(crate) const PENDING_RAW: &str =
+    "SELECT ingest_id, origin, received_at, payload FROM raw_inbox WHERE status = 'pending' ORDER BY received_at, ingest_id LIMIT $1";
+pub(crate) const INSERT_ALERT: &str = "INSERT INTO alerts (tenant_id, alert_id, source, alert_time, severity, title, body, inserted_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, alert_id) DO NOTHING";
+pub(crate) const SELECT_ALERT: &str = "SELECT body FROM alerts WHERE tenant_id = $1 AND alert_id = $2";
+pub(crate) const ALERTS_BETWEEN: &str =
+    "SELECT body FROM alerts WHERE tenant_id = $1 AND alert_time >= $2 AND alert_time < $3 ORDER BY alert_time, alert_id";
+pub(crate) const INSERT_INVESTIGATION: &str = "INSERT INTO investigations
+     (investigation_id, tenant_id, alert_id, state, version, incident_id, created_at, updated_at, graph_state)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant_id, alert_id) DO NOTHING";
+pub(crate) const UPDATE_INVESTIGATION: &str = "UPDATE investigations
+     SET state = $2, version = $3, incident_id = $4, updated_at = $5, graph_state = $6
+     WHERE investigation_id = $1 AND version = $7";
+pub(crate) const INSERT_VERSION: &str = "INSERT INTO investigation_versions (investigation_id, version, state, recorded_at, graph_state)
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (investigation_id, version) DO NOTHING";
+pub(crate) const SELECT_INVESTIGATION: &str = "SELECT graph_state FROM investigations WHERE investigation_id = $1";
+pub(crate) const INVESTIGATION_EXISTS: &str = "SELECT version FROM investigations WHERE investigation_id = $1";
+pub(crate) const SELECT_INVESTIGATION_FOR_ALERT: &str =
+    "SELECT graph_state FROM investigations WHERE tenant_id = $1 AND alert_id = $2";
+pub(crate) const INVESTIGATION_HISTORY: &str =
+    "SELECT graph_state FROM investigation_versions WHERE investigation_id = $1 ORDER BY version";
+pub(crate) const LIST_INVESTIGATIONS: &str = "SELECT graph_state FROM investigations
+     WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR state = $2)
+       AND ($3 IS NULL OR updated_at >= $3) AND ($4 IS NULL OR updated_at < $4)
+     ORDER BY updated_at DESC, investigation_id DESC LIMIT $5";
+pub(crate) const UPSERT_INCIDENT: &str = "INSERT INTO incidents (incident_id, tenant_id, first_seen, last_seen, merged_into, body, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (incident_id) DO UPDATE SET first_seen = excluded.first_seen, last_seen = excluded.last_seen,
+       merged_into = excluded.merged_into, body = excluded.body, updated_at = excluded.updated_at";
+pub(crate) const SELECT_INCIDENT: &str = "SELECT body FROM incidents WHERE incident_id = $1";
+pub(crate) const INCIDENTS_OVERLAPPING: &str = "SELECT body FROM incidents
+     WHERE tenant_id = $1 AND merged_into IS NULL AND first_seen <= $3 AND last_seen >= $2 ORDER BY first_seen, incident_id";
+pub(crate) const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters (id, topic, origin, error, original, recorded_at)
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING";
+pub(crate) const SELECT_DEAD_LETTERS: &str =
+    "SELECT id, topic, origin, error, original, recorded_at FROM dead_letters ORDER BY recorded_at, id LIMIT $1";
+pub(crate) const AUDIT_HEAD: &str =
+    "SELECT sequence_number, record_hash FROM audit_records WHERE tenant_id = $1 ORDER BY sequence_number DESC LIMIT 1";
+pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_records (tenant_id, sequence_number, audit_id, previous_hash, event_time,
+       ingested_at, event_type, event_category, severity, actor_type, actor_id, actor_permissions, investigation_id,
+       alert_id, entity_ids, context, decision, outcome, record_hash, record_version)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
+pub(crate) const SELECT_AUDIT: &str = "SELECT tenant_id, sequence_number, audit_id, previous_hash, event_time, ingested_at,
+       event_type, event_category, severity, actor_type, actor_id, actor_permissions, investigation_id, alert_id,
+       entity_ids, context, decision, outcome, record_hash, record_version
+     FROM audit_records WHERE tenant_id = $1 AND sequence_number >= $2 ORDER BY sequence_number LIMIT $3";
+pub(crate) const AUDIT_TENANTS: &str = "SELECT DISTINCT tenant_id FROM audit_records ORDER BY tenant_id";
+
+pub(crate) fn decode_alert(body: &str) -> StoreResult<CanonicalAlert> {
+    Ok(serde_json::from_str(body)?)
+}
+
+pub(crate) fn decode_state(body: &str) -> StoreResult<GraphState> {
+    Ok(serde_json::from_str(body)?)
+}
+
+pub(crate) fn decode_incident(body: &str) -> StoreResult<Incident> {
+    Ok(serde_json::from_str(body)?)
+}
+
+pub(crate) fn i64_of(value: u64, field: &str) -> StoreResult<i64> {
+    i64::try_from(value).map_err(|_| crate::StoreError::invalid(format!("{field} {value} out of range")))
+}
+
+pub(crate) fn u64_of(value: i64, field: &str) -> StoreResult<u64> {
+    u64::try_from(value).map_err(|_| crate::StoreError::invalid(format!("{field} {value} is negative")))
+}
+
+/// Columns of an audit row, in `SELECT_AUDIT` order, decoded back into a record. The JSON columns
+/// are parsed back to values: the hash covers their canonical form, not their stored spelling.
+#[expect(clippy::too_many_arguments, reason = "one argument per audit column keeps the mapping explicit")]
+pub(crate) fn audit_from_columns(
+    tenant_id: String,
+    sequence_number: i64,
+    audit_id: String,
+    previous_hash: String,
+    timestamp: String,
+    ingested_at: String,
+    event_type: String,
+    event_category: String,
+    severity: String,
+    actor_type: String,
+    actor_id: String,
+    actor_permissions: String,
+    investigation_id: Option<String>,
+    alert_id: Option<String>,
+    entity_ids: String,
+    context: String,
+    decision: String,
+    outcome: String,
+    record_hash: String,
+    record_version: String,
+) -> StoreResult<AuditRecord> {
+    Ok(AuditRecord {
+        audit_id,
+        tenant_id,
+        sequence_number: u64_of(sequence_number, "sequence_number")?,
+        previous_hash,
+        timestamp,
+        ingested_at,
+        event_type,
+        event_category,
+        severity,
+        actor_type,
+        actor_id,
+        actor_permissions: serde_json::from_str(&actor_permissions)?,
+        investigation_id,
+        alert_id,
+        entity_ids: serde_json::from_str(&entity_ids)?,
+        context: serde_json::from_str(&context)?,
+        decision: serde_json::from_str(&decision)?,
+        outcome: serde_json::from_str(&outcome)?,
+        record_hash,
+        record_version,
+    })
+}
+
+pub(crate) fn dead_letter_from_columns(
+    id: String,
+    topic: String,
+    origin: String,
+    error: String,
+    original: String,
+    recorded_at: String,
+) -> StoreResult<crate::DeadLetter> {
+    Ok(crate::DeadLetter { id, topic, origin, error, original: serde_json::from_str(&original)?, recorded_at: parse_time_text(&recorded_at)? })
+}
+
+/// Expands `CaseStore` and `AuditStore` for a store type with a `pool` field of the given pool type.
+macro_rules! impl_stores {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::CaseStore for $store {
+            async fn insert_raw(&self, record: &$crate::RawRecord) -> $crate::StoreResult<$crate::InsertOutcome> {
+                let result = sqlx::query($crate::sql::INSERT_RAW)
+                    .bind(&record.ingest_id)
+                    .bind(&record.origin)
+                    .bind($crate::model::time_text(record.received_at))
+                    .bind(record.payload.to_string())
+                    .bind($crate::model::time_text(chrono::Utc::now()))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(if result.rows_affected() == 1 { $crate::InsertOutcome::Inserted } else { $crate::InsertOutcome::Duplicate })
+            }
+
+            async fn mark_raw(&self, ingest_id: &str, status: $crate::RawStatus, error: Option<&str>) -> $crate::StoreResult<()> {
+                sqlx::query($crate::sql::MARK_RAW)
+                    .bind(ingest_id)
+                    .bind(status.as_str())
+                    .bind(error)
+                    .bind($crate::model::time_text(chrono::Utc::now()))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn pending_raw(&self, limit: u32) -> $crate::StoreResult<Vec<$crate::RawRecord>> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::sql::PENDING_RAW).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|row| {
+                        let payload: String = row.try_get("payload")?;
+                        let received_at: String = row.try_get("received_at")?;
+                        Ok($crate::RawRecord {
+                            ingest_id: row.try_get("ingest_id")?,
+                            origin: row.try_get("origin")?,
+                            received_at: $crate::model::parse_time_text(&received_at)?,
+                            payload: serde_json::from_str(&payload)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn insert_alert(&self, alert: &aluskort_core::CanonicalAlert) -> $crate::StoreResult<$crate::InsertOutcome> {
+                let result = sqlx::query($crate::sql::INSERT_ALERT)
+                    .bind(alert.tenant_id.as_str())
+                    .bind(alert.alert_id.as_str())
+                    .bind(alert.source.as_str())
+                    .bind($crate::model::time_text(alert.timestamp))
+                    .bind(alert.severity.as_str())
+                    .bind(&alert.title)
+                    .bind(serde_json::to_string(alert)?)
+                    .bind($crate::model::time_text(chrono::Utc::now()))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(if result.rows_affected() == 1 { $crate::InsertOutcome::Inserted } else { $crate::InsertOutcome::Duplicate })
+            }
+
+            async fn alert(&self, tenant: &aluskort_core::TenantId, alert_id: &aluskort_core::AlertId) -> $crate::StoreResult<Option<aluskort_core::CanonicalAlert>> {
+                let body: Option<String> = sqlx::query_scalar($crate::sql::SELECT_ALERT)
+                    .bind(tenant.as_str())
+                    .bind(alert_id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                body.as_deref().map($crate::sql::decode_alert).transpose()
+            }
+
+            async fn alerts_between(&self, tenant: &aluskort_core::TenantId, from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> $crate::StoreResult<Vec<aluskort_core::CanonicalAlert>> {
+                let bodies: Vec<String> = sqlx::query_scalar($crate::sql::ALERTS_BETWEEN)
+                    .bind(tenant.as_str())
+                    .bind($crate::model::time_text(from))
+                    .bind($crate::model::time_text(to))
+                    .fetch_all(&self.pool)
+                    .await?;
+                bodies.iter().map(|body| $crate::sql::decode_alert(body)).collect()
+            }
+
+            async fn create_investigation(&self, state: &aluskort_core::GraphState) -> $crate::StoreResult<$crate::InsertOutcome> {
+                let body = serde_json::to_string(state)?;
+                let version = $crate::sql::i64_of(state.version, "version")?;
+                let mut transaction = self.pool.begin().await?;
+                let result = sqlx::query($crate::sql::INSERT_INVESTIGATION)
+                    .bind(state.investigation_id.to_string())
+                    .bind(state.tenant_id.as_str())
+                    .bind(state.alert_id.as_str())
+                    .bind(state.state.as_str())
+                    .bind(version)
+                    .bind(state.incident_id.as_deref())
+                    .bind($crate::model::time_text(state.created_at))
+                    .bind($crate::model::time_text(state.updated_at))
+                    .bind(&body)
+                    .execute(&mut *transaction)
+                    .await?;
+                if result.rows_affected() == 0 {
+                    transaction.rollback().await?;
+                    return Ok($crate::InsertOutcome::Duplicate);
+                }
+                sqlx::query($crate::sql::INSERT_VERSION)
+                    .bind(state.investigation_id.to_string())
+                    .bind(version)
+                    .bind(state.state.as_str())
+                    .bind($crate::model::time_text(state.updated_at))
+                    .bind(&body)
+                    .execute(&mut *transaction)
+                    .await?;
+                transaction.commit().await?;
+                Ok($crate::InsertOutcome::Inserted)
+            }
+
+            async fn save_investigation(&self, state: &aluskort_core::GraphState, expected_version: u64) -> $crate::StoreResult<u64> {
+                let new_version = expected_version.checked_add(1).ok_or_else(|| $crate::StoreError::invalid("version overflow"))?;
+                let mut stored = state.clone();
+                stored.version = new_version;
+                let body = serde_json::to_string(&stored)?;
+                let id = state.investigation_id.to_string();
+                let mut transaction = self.pool.begin().await?;
+                let result = sqlx::query($crate::sql::UPDATE_INVESTIGATION)
+                    .bind(&id)
+                    .bind(state.state.as_str())
+                    .bind($crate::sql::i64_of(new_version, "version")?)
+                    .bind(state.incident_id.as_deref())
+                    .bind($crate::model::time_text(state.updated_at))
+                    .bind(&body)
+                    .bind($crate::sql::i64_of(expected_version, "version")?)
+                    .execute(&mut *transaction)
+                    .await?;
+                if result.rows_affected() == 0 {
+                    let current: Option<i64> = sqlx::query_scalar($crate::sql::INVESTIGATION_EXISTS).bind(&id).fetch_optional(&mut *transaction).await?;
+                    transaction.rollback().await?;
+                    return Err(match current {
+                        Some(current) => $crate::StoreError::new(
+                            $crate::StoreErrorKind::Conflict,
+                            anyhow::anyhow!("investigation {id} is at version {current}, not {expected_version}"),
+                        ),
+                        None => $crate::StoreError::new($crate::StoreErrorKind::NotFound, anyhow::anyhow!("investigation {id} does not exist")),
+                    });
+                }
+                sqlx::query($crate::sql::INSERT_VERSION)
+                    .bind(&id)
+                    .bind($crate::sql::i64_of(new_version, "version")?)
+                    .bind(state.state.as_str())
+                    .bind($crate::model::time_text(state.updated_at))
+                    .bind(&body)
+                    .execute(&mut *transaction)
+                    .await?;
+                transaction.commit().await?;
+                Ok(new_version)
+            }
+
+            async fn investigation(&self, id: aluskort_core::InvestigationId) -> $crate::StoreResult<Option<aluskort_core::GraphState>> {
+                let body: Option<String> = sqlx::query_scalar($crate::sql::SELECT_INVESTIGATION).bind(id.to_string()).fetch_optional(&self.pool).await?;
+                body.as_deref().map($crate::sql::decode_state).transpose()
+            }
+
+            async fn investigation_for_alert(&self, tenant: &aluskort_core::TenantId, alert_id: &aluskort_core::AlertId) -> $crate::StoreResult<Option<aluskort_core::GraphState>> {
+                let body: Option<String> = sqlx::query_scalar($crate::sql::SELECT_INVESTIGATION_FOR_ALERT)
+                    .bind(tenant.as_str())
+                    .bind(alert_id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                body.as_deref().map($crate::sql::decode_state).transpose()
+            }
+
+            async fn investigation_history(&self, id: aluskort_core::InvestigationId) -> $crate::StoreResult<Vec<aluskort_core::GraphState>> {
+                let bodies: Vec<String> = sqlx::query_scalar($crate::sql::INVESTIGATION_HISTORY).bind(id.to_string()).fetch_all(&self.pool).await?;
+                bodies.iter().map(|body| $crate::sql::decode_state(body)).collect()
+            }
+
+            async fn list_investigations(&self, filter: &$crate::InvestigationFilter) -> $crate::StoreResult<Vec<aluskort_core::GraphState>> {
+                let limit = i64::from(filter.limit.unwrap_or(100).clamp(1, 1000));
+                let bodies: Vec<String> = sqlx::query_scalar($crate::sql::LIST_INVESTIGATIONS)
+                    .bind(filter.tenant.as_ref().map(|t| t.as_str().to_owned()))
+                    .bind(filter.state.map(|s| s.as_str().to_owned()))
+                    .bind(filter.since.map($crate::model::time_text))
+                    .bind(filter.until.map($crate::model::time_text))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                bodies.iter().map(|body| $crate::sql::decode_state(body)).collect()
+            }
+
+            async fn upsert_incident(&self, incident: &aluskort_core::Incident) -> $crate::StoreResult<()> {
+                sqlx::query($crate::sql::UPSERT_INCIDENT)
+                    .bind(&incident.incident_id)
+                    .bind(incident.tenant_id.as_str())
+                    .bind($crate::model::time_text(incident.first_seen))
+                    .bind($crate::model::time_text(incident.last_seen))
+                    .bind(incident.merged_into.as_deref())
+                    .bind(serde_json::to_string(incident)?)
+                    .bind($crate::model::time_text(chrono::Utc::now()))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn incident(&self, incident_id: &str) -> $crate::StoreResult<Option<aluskort_core::Incident>> {
+                let body: Option<String> = sqlx::query_scalar($crate::sql::SELECT_INCIDENT).bind(incident_id).fetch_optional(&self.pool).await?;
+                body.as_deref().map($crate::sql::decode_incident).transpose()
+            }
+
+            async fn incidents_overlapping(&self, tenant: &aluskort_core::TenantId, from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> $crate::StoreResult<Vec<aluskort_core::Incident>> {
+                let bodies: Vec<String> = sqlx::query_scalar($crate::sql::INCIDENTS_OVERLAPPING)
+                    .bind(tenant.as_str())
+                    .bind($crate::model::time_text(from))
+                    .bind($crate::model::time_text(to))
+                    .fetch_all(&self.pool)
+                    .await?;
+                bodies.iter().map(|body| $crate::sql::decode_incident(body)).collect()
+            }
+
+            async fn record_dead_letter(&self, letter: &$crate::DeadLetter) -> $crate::StoreResult<()> {
+                sqlx::query($crate::sql::INSERT_DEAD_LETTER)
+                    .bind(&letter.id)
+                    .bind(&letter.topic)
+                    .bind(&letter.origin)
+                    .bind(&letter.error)
+                    .bind(letter.original.to_string())
+                    .bind($crate::model::time_text(letter.recorded_at))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn dead_letters(&self, limit: u32) -> $crate::StoreResult<Vec<$crate::DeadLetter>> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::sql::SELECT_DEAD_LETTERS).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|row| {
+                        $crate::sql::dead_letter_from_columns(
+                            row.try_get(0)?,
+                            row.try_get(1)?,
+                            row.try_get(2)?,
+                            row.try_get(3)?,
+                            row.try_get(4)?,
+                            row.try_get(5)?,
+                        )
+                    })
+                    .collect()
+            }
+
+            async fn check_connectivity(&self) -> anyhow::Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::AuditStore for $store {
+            async fn audit_head(&self, tenant: &str) -> $crate::StoreResult<Option<(u64, String)>> {
+                use sqlx::Row;
+                let row = sqlx::query($crate::sql::AUDIT_HEAD).bind(tenant).fetch_optional(&self.pool).await?;
+                match row {
+                    Some(row) => Ok(Some(($crate::sql::u64_of(row.try_get(0)?, "sequence_number")?, row.try_get(1)?))),
+                    None => Ok(None),
+                }
+            }
+
+            async fn append_audit(&self, record: &aluskort_core::audit::AuditRecord) -> $crate::StoreResult<()> {
+                sqlx::query($crate::sql::INSERT_AUDIT)
+                    .bind(&record.tenant_id)
+                    .bind($crate::sql::i64_of(record.sequence_number, "sequence_number")?)
+                    .bind(&record.audit_id)
+                    .bind(&record.previous_hash)
+                    .bind(&record.timestamp)
+                    .bind(&record.ingested_at)
+                    .bind(&record.event_type)
+                    .bind(&record.event_category)
+                    .bind(&record.severity)
+                    .bind(&record.actor_type)
+                    .bind(&record.actor_id)
+                    .bind(serde_json::to_string(&record.actor_permissions)?)
+                    .bind(record.investigation_id.as_deref())
+                    .bind(record.alert_id.as_deref())
+                    .bind(serde_json::to_string(&record.entity_ids)?)
+                    .bind(record.context.to_string())
+                    .bind(record.decision.to_string())
+                    .bind(record.outcome.to_string())
+                    .bind(&record.record_hash)
+                    .bind(&record.record_version)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn audit_records(&self, tenant: &str, from_sequence: u64, limit: u32) -> $crate::StoreResult<Vec<aluskort_core::audit::AuditRecord>> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::sql::SELECT_AUDIT)
+                    .bind(tenant)
+                    .bind($crate::sql::i64_of(from_sequence, "sequence_number")?)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        $crate::sql::audit_from_columns(
+                            row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?, row.try_get(4)?,
+                            row.try_get(5)?, row.try_get(6)?, row.try_get(7)?, row.try_get(8)?, row.try_get(9)?,
+                            row.try_get(10)?, row.try_get(11)?, row.try_get(12)?, row.try_get(13)?, row.try_get(14)?,
+                            row.try_get(15)?, row.try_get(16)?, row.try_get(17)?, row.try_get(18)?, row.try_get(19)?,
+                        )
+                    })
+                    .collect()
+            }
+
+            async fn audit_tenants(&self) -> $crate::StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar($crate::sql::AUDIT_TENANTS).fetch_all(&self.pool).await?)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_stores;

@@ -1,0 +1,109 @@
+//! Embedded store: one SQLite file under the data directory (bundled SQLite, WAL journal).
+//!
+//! The audit table here has no append-only trigger on purpose: anyone who can edit the file can
+//! drop a trigger, so in the embedded store integrity rests on the hash chain, which `aluskort audit
+//! verify` checks (tamper-evident, not tamper-proof). The PostgreSQL store adds the trigger, where
+//! database roles make it meaningful.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::error::{StoreError, StoreErrorKind, StoreResult};
+use crate::schema::MIGRATIONS;
+use crate::sql::impl_stores;
+
+/// File name of the embedded database inside the data directory.
+pub const DATABASE_FILE: &str = "aluskort.db";
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<data_dir>/aluskort.db` and applies migrations.
+    pub async fn open(data_dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|error| {
+            StoreError::new(StoreErrorKind::Unavailable, anyhow::anyhow!("cannot create data directory {}: {error}", data_dir.display()))
+        })?;
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join(DATABASE_FILE))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        Self::connect(options, 4).await
+    }
+
+    /// A private in-memory database (tests).
+    pub async fn in_memory() -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
+        // One connection: every connection to `:memory:` would be a different database.
+        Self::connect(options, 1).await
+    }
+
+    async fn connect(options: SqliteConnectOptions, max_connections: u32) -> StoreResult<Self> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
+            .execute(&self.pool)
+            .await?;
+        for (version, statements) in MIGRATIONS {
+            let mut transaction = self.pool.begin().await?;
+            let applied: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1").bind(version).fetch_optional(&mut *transaction).await?;
+            if applied.is_some() {
+                continue;
+            }
+            for statement in *statements {
+                sqlx::query(*statement).execute(&mut *transaction).await?;
+            }
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(version)
+                .bind(crate::model::time_text(chrono::Utc::now()))
+                .execute(&mut *transaction)
+                .await?;
+            transaction.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the WAL into the database file and closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl_stores!(SqliteStore);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    crate::conformance::case_store_suite!(sqlite_conformance, SqliteStore::in_memory().await.expect("in-memory sqlite"));
+
+    #[tokio::test]
+    async fn file_store_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path()).await.expect("open");
+        crate::conformance::insert_alert_is_idempotent(&store).await;
+        store.close().await;
+        let reopened = SqliteStore::open(dir.path()).await.expect("reopen");
+        let alert = crate::conformance::sample_alert("a-1", 0);
+        let stored = crate::CaseStore::alert(&reopened, &alert.tenant_id, &alert.alert_id).await.expect("query");
+        assert_eq!(stored, Some(alert));
+    }
+}
