@@ -1,0 +1,260 @@
+//! The audit chain: one writer per process links records; verification recomputes every hash
+//! and link from what the store returns and names the first broken record.
+
+use std::sync::Arc;
+
+use aluskort_core::audit::{AuditRecord, GENESIS_PREVIOUS_HASH, RECORD_VERSION};
+use aluskort_store::{AuditStore, StoreError, StoreErrorKind};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::hash::record_hash;
+use crate::taxonomy::event_category;
+
+/// Attempts to append when another writer takes the same sequence number first.
+const MAX_APPEND_ATTEMPTS: u32 = 5;
+/// Records read per page while verifying.
+const VERIFY_PAGE: u32 = 1000;
+
+/// What a stage reports; the log turns it into a chained record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub tenant_id: String,
+    pub event_type: &'static str,
+    /// info / warning / critical.
+    pub severity: &'static str,
+    /// agent / human / system / scheduler.
+    pub actor_type: &'static str,
+    pub actor_id: String,
+    pub actor_permissions: Vec<String>,
+    pub investigation_id: Option<String>,
+    pub alert_id: Option<String>,
+    pub entity_ids: Vec<String>,
+    pub context: Value,
+    pub decision: Value,
+    pub outcome: Value,
+    pub timestamp: DateTime<Utc>,
+}
+
+impl AuditEvent {
+    /// An agent's event with empty context, decision and outcome.
+    pub fn agent(tenant_id: &str, event_type: &'static str, actor_id: &str, timestamp: DateTime<Utc>) -> Self {
+        AuditEvent {
+            tenant_id: tenant_id.to_owned(),
+            event_type,
+            severity: "info",
+            actor_type: "agent",
+            actor_id: actor_id.to_owned(),
+            actor_permissions: Vec::new(),
+            investigation_id: None,
+            alert_id: None,
+            entity_ids: Vec::new(),
+            context: json!({}),
+            decision: json!({}),
+            outcome: json!({}),
+            timestamp,
+        }
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (§3.8).
+fn audit_time(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The single writer of the chain in this process. Appends are serialised by a mutex; a
+/// concurrent writer elsewhere is detected by the store's uniqueness on (tenant, sequence), after
+/// which the head is reloaded and the append retried.
+pub struct AuditLog {
+    store: Arc<dyn AuditStore>,
+    write_lock: Mutex<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("event type {0:?} is not in the audit taxonomy")]
+    UnknownEventType(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("gave up appending after {MAX_APPEND_ATTEMPTS} sequence conflicts")]
+    Contention,
+}
+
+impl AuditLog {
+    pub fn new(store: Arc<dyn AuditStore>) -> Self {
+        AuditLog { store, write_lock: Mutex::new(()) }
+    }
+
+    /// Appends `event`, writing the tenant's genesis record first if the chain is empty.
+    pub async fn append(&self, event: AuditEvent) -> Result<AuditRecord, AuditError> {
+        let Some(category) = event_category(event.event_type) else {
+            return Err(AuditError::UnknownEventType(event.event_type.to_owned()));
+        };
+        let _guard = self.write_lock.lock().await;
+        for _ in 0..MAX_APPEND_ATTEMPTS {
+            let (sequence, previous_hash) = match self.store.audit_head(&event.tenant_id).await? {
+                Some((sequence, hash)) => (sequence + 1, hash),
+                None => match self.write_genesis(&event.tenant_id, event.timestamp).await {
+                    Ok(genesis) => (1, genesis.record_hash),
+                    Err(AuditError::Store(error)) if error.kind == StoreErrorKind::Conflict => continue,
+                    Err(error) => return Err(error),
+                },
+            };
+            let mut record = AuditRecord {
+                audit_id: uuid::Uuid::now_v7().to_string(),
+                tenant_id: event.tenant_id.clone(),
+                sequence_number: sequence,
+                previous_hash,
+                timestamp: audit_time(event.timestamp),
+                ingested_at: audit_time(Utc::now()),
+                event_type: event.event_type.to_owned(),
+                event_category: category.as_str().to_owned(),
+                severity: event.severity.to_owned(),
+                actor_type: event.actor_type.to_owned(),
+                actor_id: event.actor_id.clone(),
+                actor_permissions: event.actor_permissions.clone(),
+                investigation_id: event.investigation_id.clone(),
+                alert_id: event.alert_id.clone(),
+                entity_ids: event.entity_ids.clone(),
+                context: event.context.clone(),
+                decision: event.decision.clone(),
+                outcome: event.outcome.clone(),
+                record_hash: String::new(),
+                record_version: RECORD_VERSION.to_owned(),
+            };
+            record.record_hash = record_hash(&record);
+            match self.store.append_audit(&record).await {
+                Ok(()) => return Ok(record),
+                Err(error) if error.kind == StoreErrorKind::Conflict => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(AuditError::Contention)
+    }
+
+    async fn write_genesis(&self, tenant_id: &str, at: DateTime<Utc>) -> Result<AuditRecord, AuditError> {
+        let mut genesis = AuditRecord {
+            audit_id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: tenant_id.to_owned(),
+            sequence_number: 0,
+            previous_hash: GENESIS_PREVIOUS_HASH.to_owned(),
+            timestamp: audit_time(at),
+            ingested_at: audit_time(Utc::now()),
+            event_type: "system.genesis".to_owned(),
+            event_category: "system".to_owned(),
+            severity: "info".to_owned(),
+            actor_type: "system".to_owned(),
+            actor_id: "audit-service".to_owned(),
+            actor_permissions: Vec::new(),
+            investigation_id: None,
+            alert_id: None,
+            entity_ids: Vec::new(),
+            context: json!({}),
+            decision: json!({}),
+            outcome: json!({}),
+            record_hash: String::new(),
+            record_version: RECORD_VERSION.to_owned(),
+        };
+        genesis.record_hash = record_hash(&genesis);
+        self.store.append_audit(&genesis).await?;
+        Ok(genesis)
+    }
+}
+
+/// The first record that does not verify, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainBreak {
+    pub tenant_id: String,
+    pub sequence_number: u64,
+    pub audit_id: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ChainBreak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tenant {} record {} ({}): {}", self.tenant_id, self.sequence_number, self.audit_id, self.reason)
+    }
+}
+
+/// Verifies consecutive records of one tenant, continuing from `expected` = (next sequence,
+/// previous record hash). Returns the new `expected` or the first break.
+pub fn verify_records(records: &[AuditRecord], mut expected: (u64, String)) -> Result<(u64, String), ChainBreak> {
+    for record in records {
+        let broken = |reason: String| ChainBreak {
+            tenant_id: record.tenant_id.clone(),
+            sequence_number: record.sequence_number,
+            audit_id: record.audit_id.clone(),
+            reason,
+        };
+        if record.sequence_number != expected.0 {
+            return Err(broken(format!("sequence gap: expected {}, found {}", expected.0, record.sequence_number)));
+        }
+        if record.previous_hash != expected.1 {
+            return Err(broken(format!("previous_hash {} does not match the prior record's hash {}", record.previous_hash, expected.1)));
+        }
+        if record.sequence_number == 0 && record.event_type != "system.genesis" {
+            return Err(broken(format!("record 0 must be system.genesis, found {}", record.event_type)));
+        }
+        let recomputed = record_hash(record);
+        if recomputed != record.record_hash {
+            return Err(broken(format!("record_hash {} does not match its content (recomputed {recomputed})", record.record_hash)));
+        }
+        expected = (record.sequence_number + 1, record.record_hash.clone());
+    }
+    Ok(expected)
+}
+
+/// Result of verifying every tenant's chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub tenants: usize,
+    pub records: u64,
+    pub first_break: Option<ChainBreak>,
+}
+
+/// Verifies every tenant's chain in the store, page by page.
+pub async fn verify_store(store: &dyn AuditStore) -> Result<VerifyReport, StoreError> {
+    let tenants = store.audit_tenants().await?;
+    let mut report = VerifyReport { tenants: tenants.len(), records: 0, first_break: None };
+    for tenant in &tenants {
+        let mut expected = (0_u64, GENESIS_PREVIOUS_HASH.to_owned());
+        loop {
+            let page = store.audit_records(tenant, expected.0, VERIFY_PAGE).await?;
+            if page.is_empty() {
+                break;
+            }
+            match verify_records(&page, expected) {
+                Ok(next) => {
+                    report.records += page.len() as u64;
+                    expected = next;
+                }
+                Err(chain_break) => {
+                    report.records += chain_break.sequence_number.saturating_sub(page[0].sequence_number);
+                    report.first_break = Some(chain_break);
+                    return Ok(report);
+                }
+            }
+        }
+        // A gap at the start (records exist but none at 0) shows up as an empty first page.
+        if expected.0 == 0 {
+            let any = store.audit_records(tenant, 0, 1).await?;
+            if any.is_empty()
+                && let Some(head) = store.audit_head(tenant).await?
+            {
+                report.first_break = Some(ChainBreak {
+                    tenant_id: tenant.clone(),
+                    sequence_number: 0,
+                    audit_id: String::new(),
+                    reason: format!("genesis record missing; chain head is at {}", head.0),
+                });
+                return Ok(report);
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,81 @@
+use aluskort_store::SqliteStore;
+
+use super::*;
+
+async fn log_with_store() -> (AuditLog, Arc<SqliteStore>) {
+    let store = Arc::new(SqliteStore::in_memory().await.expect("store"));
+    (AuditLog::new(store.clone()), store)
+}
+
+fn event(tenant: &str, n: i64) -> AuditEvent {
+    let mut event = AuditEvent::agent(tenant, "alert.classified", "reasoning_agent", Utc::now());
+    event.decision = json!({"classification": "true_positive", "confidence": 0.85, "n": n});
+    event
+}
+
+#[tokio::test]
+async fn appends_genesis_then_a_gap_free_chain_per_tenant() {
+    let (log, store) = log_with_store().await;
+    for n in 0..3 {
+        log.append(event("a", n)).await.expect("append");
+    }
+    log.append(event("b", 0)).await.expect("append");
+    let records = store.audit_records("a", 0, 100).await.expect("records");
+    let sequences: Vec<u64> = records.iter().map(|r| r.sequence_number).collect();
+    assert_eq!(sequences, vec![0, 1, 2, 3]);
+    assert_eq!(records[0].event_type, "system.genesis");
+    assert_eq!(records[0].previous_hash, GENESIS_PREVIOUS_HASH);
+    let report = verify_store(store.as_ref()).await.expect("verify");
+    assert_eq!(report, VerifyReport { tenants: 2, records: 6, first_break: None });
+}
+
+#[tokio::test]
+async fn refuses_event_types_outside_the_taxonomy() {
+    let (log, _) = log_with_store().await;
+    let mut bad = event("a", 0);
+    bad.event_type = "made.up";
+    assert!(matches!(log.append(bad).await, Err(AuditError::UnknownEventType(_))));
+}
+
+#[tokio::test]
+async fn verification_names_the_first_edited_record() {
+    let (log, store) = log_with_store().await;
+    for n in 0..4 {
+        log.append(event("a", n)).await.expect("append");
+    }
+    let mut records = store.audit_records("a", 0, 100).await.expect("records");
+    let expected = (0, GENESIS_PREVIOUS_HASH.to_owned());
+    assert!(verify_records(&records, expected.clone()).is_ok());
+
+    records[2].decision = json!({"classification": "false_positive"});
+    let broken = verify_records(&records, expected.clone()).expect_err("edited content");
+    assert_eq!(broken.sequence_number, 2);
+    assert!(broken.reason.contains("does not match its content"), "{}", broken.reason);
+
+    // Recomputing the edited record's hash does not help: the next link breaks.
+    records[2].record_hash = record_hash(&records[2]);
+    let broken = verify_records(&records, expected.clone()).expect_err("relinked");
+    assert_eq!(broken.sequence_number, 3);
+    assert!(broken.reason.contains("previous_hash"), "{}", broken.reason);
+
+    let mut gapped = store.audit_records("a", 0, 100).await.expect("records");
+    gapped.remove(1);
+    assert!(verify_records(&gapped, expected).expect_err("gap").reason.contains("sequence gap"));
+}
+
+#[tokio::test]
+async fn concurrent_appends_never_fork_the_chain() {
+    let (log, store) = log_with_store().await;
+    let log = Arc::new(log);
+    let mut handles = Vec::new();
+    for n in 0..20 {
+        let log = Arc::clone(&log);
+        handles.push(tokio::spawn(async move { log.append(event("a", n)).await }));
+    }
+    for handle in handles {
+        handle.await.expect("task").expect("append");
+    }
+    let report = verify_store(store.as_ref()).await.expect("verify");
+    assert_eq!(report.records, 21);
+    assert_eq!(report.first_break, None);
+}
