@@ -18,6 +18,20 @@ pub struct IncidentLink {
     pub reason: String,
 }
 
+/// What grouping needs to know about each member alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentMember {
+    pub alert_id: AlertId,
+    pub severity: Severity,
+    /// Activity window of the alert (Sentinel `StartTime`..`EndTime`, else its timestamp).
+    pub activity_start: DateTime<Utc>,
+    pub activity_end: DateTime<Utc>,
+    /// Identity keys of its entities (`host:ws01`, `aad:<id>`, ...), the values links are made on.
+    pub keys: Vec<String>,
+    #[serde(default)]
+    pub tactics: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
     pub incident_id: String,
@@ -26,6 +40,8 @@ pub struct Incident {
     pub severity: Severity,
     pub alert_ids: Vec<AlertId>,
     pub links: Vec<IncidentLink>,
+    #[serde(default)]
+    pub members: Vec<IncidentMember>,
     pub first_seen: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
     /// Set when this incident was merged into another; the other one is authoritative.

@@ -27,7 +27,7 @@ pub use alert::{AlertId, AlertSource, CanonicalAlert, TenantId};
 pub use degradation::DegradationLevel;
 pub use entity::AlertEntities;
 pub use graph_state::{DecisionEntry, GraphState, InvestigationId};
-pub use incident::{Incident, IncidentLink};
+pub use incident::{Incident, IncidentLink, IncidentMember};
 pub use ioc::{Ioc, IocError, IocType};
 pub use severity::Severity;
 pub use state::InvestigationState;

@@ -29,6 +29,9 @@ pub struct NormalizedAlert {
     pub alert: CanonicalAlert,
     pub entities: AlertEntities,
     pub iocs: Vec<Ioc>,
+    /// When the detected activity happened; the alert timestamp when the source does not say.
+    pub activity_start: DateTime<Utc>,
+    pub activity_end: DateTime<Utc>,
     /// Substitutions and dropped values, each with its field and reason.
     pub warnings: Vec<String>,
     pub sanitize: SanitizeReport,
@@ -45,16 +48,17 @@ pub struct IngestError {
 pub fn normalize(raw: &RawAlert) -> Result<NormalizedAlert, IngestError> {
     let fail = |reason: String| IngestError { origin: raw.origin.clone(), reason };
     let format = detect_format(&raw.payload).map_err(fail)?;
-    let (alert, mut warnings, entities_value) = match format {
+    let (alert, activity, mut warnings, entities_value) = match format {
         RecordFormat::SentinelSecurityAlert => {
             let mapped = crate::sentinel::to_canonical(&raw.payload, raw.received_at).map_err(fail)?;
             let entities = raw.payload.get("Entities").cloned().unwrap_or(Value::Null);
-            (mapped.alert, mapped.warnings, entities)
+            (mapped.alert, mapped.activity, mapped.warnings, entities)
         }
         RecordFormat::Canonical => {
             let alert = crate::canonical::to_canonical(&raw.payload).map_err(fail)?;
             let entities = Value::String(alert.entities_raw.clone());
-            (alert, Vec::new(), entities)
+            let activity = (alert.timestamp, alert.timestamp);
+            (alert, activity, Vec::new(), entities)
         }
     };
     let mut sanitize = SanitizeReport::default();
@@ -66,7 +70,17 @@ pub fn normalize(raw: &RawAlert) -> Result<NormalizedAlert, IngestError> {
             iocs.push(ioc);
         }
     }
-    Ok(NormalizedAlert { ingest_id: raw.ingest_id.clone(), origin: raw.origin.clone(), alert, entities, iocs, warnings, sanitize })
+    Ok(NormalizedAlert {
+        ingest_id: raw.ingest_id.clone(),
+        origin: raw.origin.clone(),
+        alert,
+        entities,
+        iocs,
+        activity_start: activity.0,
+        activity_end: activity.1,
+        warnings,
+        sanitize,
+    })
 }
 
 #[cfg(test)]

@@ -20,6 +20,9 @@ use crate::time::parse_timestamp;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mapped {
     pub alert: CanonicalAlert,
+    /// When the detected activity happened (`StartTime`..`EndTime`), which can be days before
+    /// `TimeGenerated`; incident grouping compares these windows.
+    pub activity: (DateTime<Utc>, DateTime<Utc>),
     pub warnings: Vec<String>,
 }
 
@@ -99,7 +102,9 @@ pub fn to_canonical(row: &Value, now: DateTime<Utc>) -> Result<Mapped, String> {
         tenant_id,
         raw_payload: row.clone(),
     };
-    Ok(Mapped { alert, warnings })
+    let start = row.get("StartTime").and_then(parse_timestamp).unwrap_or(alert.timestamp);
+    let end = row.get("EndTime").and_then(parse_timestamp).filter(|end| *end >= start).unwrap_or(start);
+    Ok(Mapped { alert, activity: (start, end), warnings })
 }
 
 /// A list column: JSON array, JSON-array string (`"[\"T1059\"]"`), or comma-separated string.

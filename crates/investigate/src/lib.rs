@@ -1,1 +1,19 @@
-//! placeholder
+//! Investigation: the per-alert state machine, incident grouping, the deterministic reasoner, and
+//! the pipeline stages that run them off the bus.
+//!
+//! # Layout
+//! - [`grouping`]: alert → incident grouping with recorded reasons.
+//! - [`reasoner`]: the deterministic reasoner (verdict without a model).
+//! - [`machine`]: one alert's investigation, advanced state by state, persisted and audited at
+//!   every transition (resumable after a crash from whatever state was saved last).
+//! - [`pipeline`]: the parse and investigate stages (bus consumers) and submission of raw records.
+//! - [`report`]: the per-alert result record printed by `triage` and served by the API.
+
+pub mod grouping;
+pub mod machine;
+pub mod pipeline;
+pub mod reasoner;
+pub mod report;
+
+pub use pipeline::{Pipeline, PipelineSettings, StageOutcome};
+pub use report::{TriageRecord, resolve_incident};

@@ -149,6 +149,7 @@ pub async fn incidents_and_dead_letters_round_trip(store: &dyn CaseStore) {
         severity: Severity::Medium,
         alert_ids: vec![alert_id("a-1")],
         links: vec![IncidentLink { alert_id: alert_id("a-1"), linked_to: None, reason: "opened".to_owned() }],
+        members: Vec::new(),
         first_seen: base_time(),
         last_seen: base_time() + Duration::hours(1),
         merged_into: None,

@@ -1,0 +1,123 @@
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use aluskort_ingest::{NormalizedAlert, RawAlert, normalize};
+
+use super::*;
+
+fn shared(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/alerts/sentinel").join(path)
+}
+
+fn sentinel_alerts() -> Vec<NormalizedAlert> {
+    let text = std::fs::read_to_string(shared("sentinel-securityalert.jsonl")).expect("shared sentinel alerts");
+    text.lines()
+        .enumerate()
+        .map(|(index, line)| {
+            let raw = RawAlert {
+                ingest_id: index.to_string(),
+                origin: format!("sentinel:{}", index + 1),
+                received_at: Utc::now(),
+                payload: serde_json::from_str(line).expect("fixture line is JSON"),
+            };
+            normalize(&raw).expect("fixture normalises")
+        })
+        .collect()
+}
+
+fn member(alert: &NormalizedAlert) -> IncidentMember {
+    IncidentMember {
+        alert_id: alert.alert.alert_id.clone(),
+        severity: alert.alert.severity,
+        activity_start: alert.activity_start,
+        activity_end: alert.activity_end,
+        keys: entity_keys(&alert.entities),
+        tactics: alert.alert.tactics.clone(),
+    }
+}
+
+/// Groups alerts in the given order with an in-memory incident table, as the pipeline does with
+/// the store; returns the partition as sets of alert ids.
+fn partition(alerts: &[NormalizedAlert]) -> BTreeSet<BTreeSet<String>> {
+    let mut incidents: HashMap<String, Incident> = HashMap::new();
+    let tenant = TenantId::default_tenant();
+    for (index, alert) in alerts.iter().enumerate() {
+        let member = member(alert);
+        let candidates = incidents
+            .values()
+            .filter(|i| i.merged_into.is_none() && i.first_seen <= member.activity_end + DEFAULT_WINDOW && i.last_seen >= member.activity_start - DEFAULT_WINDOW)
+            .cloned()
+            .collect();
+        let decision = group(&tenant, &alert.alert.title, member, candidates, DEFAULT_WINDOW, format!("inc-{index}"));
+        for merged in decision.merged {
+            incidents.insert(merged.incident_id.clone(), merged);
+        }
+        incidents.insert(decision.incident.incident_id.clone(), decision.incident);
+    }
+    incidents
+        .values()
+        .filter(|i| i.merged_into.is_none())
+        .map(|i| i.alert_ids.iter().map(|id| id.as_str().to_owned()).collect())
+        .collect()
+}
+
+fn ground_truth() -> BTreeSet<BTreeSet<String>> {
+    let text = std::fs::read_to_string(shared("sentinel-incidents.jsonl")).expect("shared incidents");
+    text.lines()
+        .map(|line| {
+            let incident: serde_json::Value = serde_json::from_str(line).expect("JSON");
+            let ids: Vec<String> = serde_json::from_str(incident["AlertIds"].as_str().expect("AlertIds string")).expect("id list");
+            ids.into_iter().collect()
+        })
+        .collect()
+}
+
+#[test]
+fn real_sentinel_alerts_group_into_the_three_ground_truth_incidents() {
+    let alerts = sentinel_alerts();
+    assert_eq!(partition(&alerts), ground_truth());
+}
+
+#[test]
+fn grouping_does_not_depend_on_arrival_order() {
+    let mut alerts = sentinel_alerts();
+    let expected = ground_truth();
+    alerts.reverse();
+    assert_eq!(partition(&alerts), expected);
+    // A deterministic shuffle: interleave from both ends.
+    let mut interleaved = Vec::new();
+    while !alerts.is_empty() {
+        interleaved.push(alerts.remove(0));
+        if let Some(last) = alerts.pop() {
+            interleaved.push(last);
+        }
+    }
+    assert_eq!(partition(&interleaved), expected);
+}
+
+#[test]
+fn endpoint_ips_are_not_link_keys_but_identity_alert_ips_are() {
+    let alerts = sentinel_alerts();
+    let endpoint = alerts.iter().find(|a| !a.entities.hosts.is_empty() && !a.entities.ips.is_empty()).expect("endpoint alert with ip");
+    assert!(!entity_keys(&endpoint.entities).iter().any(|k| k.starts_with("ip:")));
+    let identity = alerts.iter().find(|a| a.alert.title == "Anonymous IP address").expect("identity alert");
+    assert!(entity_keys(&identity.entities).contains(&"ip:95.202.65.202".to_owned()));
+}
+
+#[test]
+fn alerts_outside_the_window_open_separate_incidents_and_links_explain_themselves() {
+    let alerts = sentinel_alerts();
+    let first = member(&alerts[0]);
+    let mut later = member(&alerts[1]);
+    later.activity_start += Duration::days(3);
+    later.activity_end += Duration::days(3);
+    let tenant = TenantId::default_tenant();
+    let opened = group(&tenant, "a", first.clone(), Vec::new(), DEFAULT_WINDOW, "inc-1".into());
+    let apart = group(&tenant, "b", later, vec![opened.incident.clone()], DEFAULT_WINDOW, "inc-2".into());
+    assert_eq!(apart.incident.incident_id, "inc-2");
+    let near = group(&tenant, "b", member(&alerts[1]), vec![opened.incident], DEFAULT_WINDOW, "inc-3".into());
+    assert_eq!(near.incident.incident_id, "inc-1");
+    let link = near.incident.links.last().expect("link");
+    assert_eq!(link.linked_to.as_ref(), Some(&first.alert_id));
+    assert!(link.reason.starts_with("shared "), "{}", link.reason);
+}

@@ -1,0 +1,230 @@
+//! One alert's investigation (ARCHITECTURE.md state machine). Each step moves the `GraphState` one
+//! state forward; before the state is saved, the decision is appended to the audit chain, so a
+//! crash can duplicate an audit record but never lose one. On redelivery the investigation resumes
+//! from the last saved state.
+
+use aluskort_audit::AuditEvent;
+use aluskort_core::{
+    CanonicalAlert, Classification, DegradationLevel, GraphState, Incident, IncidentMember, InvestigationState,
+};
+use aluskort_ingest::NormalizedAlert;
+use aluskort_store::StoreError;
+use chrono::Utc;
+use serde_json::json;
+
+use crate::grouping::{self, GroupingDecision};
+use crate::pipeline::Pipeline;
+use crate::reasoner::{self, ReasoningInput};
+
+/// FR-RSN-006 / §3.4: minimum confidence for closing without a human.
+pub const AUTO_CLOSE_CONFIDENCE: f64 = 0.85;
+
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// Worth retrying (store or audit unavailable, version conflict).
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Will fail again: the investigation goes to FAILED.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<StoreError> for StepError {
+    fn from(error: StoreError) -> Self {
+        if error.is_retryable() { StepError::Transient(error.to_string()) } else { StepError::Permanent(error.to_string()) }
+    }
+}
+
+impl From<aluskort_audit::chain::AuditError> for StepError {
+    fn from(error: aluskort_audit::chain::AuditError) -> Self {
+        match error {
+            aluskort_audit::chain::AuditError::Store(store) => store.into(),
+            aluskort_audit::chain::AuditError::Contention => StepError::Transient(error.to_string()),
+            other => StepError::Permanent(other.to_string()),
+        }
+    }
+}
+
+impl Pipeline {
+    fn state_event(&self, state: &GraphState, event_type: &'static str, actor: &str) -> AuditEvent {
+        let mut event = AuditEvent::agent(state.tenant_id.as_str(), event_type, actor, Utc::now());
+        event.investigation_id = Some(state.investigation_id.to_string());
+        event.alert_id = Some(state.alert_id.to_string());
+        event.context = json!({"degradation_level": state.degradation_level.as_str()});
+        event
+    }
+
+    /// Audits and persists a transition of `state` to `next`.
+    pub(crate) async fn transition(&self, state: &mut GraphState, next: InvestigationState, agent: &str, reason: &str) -> Result<(), StepError> {
+        let from = state.state;
+        state.transition(next, reason, Utc::now()).map_err(|error| StepError::Permanent(error.to_string()))?;
+        let mut event = self.state_event(state, "investigation.state_changed", agent);
+        event.outcome = json!({"state_before": from.as_str(), "state_after": next.as_str(), "outcome_status": "success"});
+        event.decision = json!({"decision_type": "transition", "reasoning_summary": reason});
+        self.audit.append(event).await?;
+        self.save(state).await
+    }
+
+    async fn save(&self, state: &mut GraphState) -> Result<(), StepError> {
+        state.version = self.store.save_investigation(state, state.version).await?;
+        Ok(())
+    }
+
+    /// Advances `state` until it waits for a human, is closed, or failed.
+    pub(crate) async fn advance(&self, state: &mut GraphState, normalized: &NormalizedAlert) -> Result<(), StepError> {
+        loop {
+            match state.state {
+                InvestigationState::Received => self.step_parse(state, normalized).await?,
+                InvestigationState::Parsing => self.step_fp_check(state).await?,
+                InvestigationState::Enriching => self.step_enrich(state, normalized).await?,
+                InvestigationState::Reasoning => self.step_reason(state, normalized).await?,
+                InvestigationState::Responding => self.step_respond(state).await?,
+                InvestigationState::AwaitingHuman | InvestigationState::Closed | InvestigationState::Failed => return Ok(()),
+            }
+        }
+    }
+
+    async fn step_parse(&self, state: &mut GraphState, normalized: &NormalizedAlert) -> Result<(), StepError> {
+        state.entities = normalized.entities.clone();
+        state.iocs = normalized.iocs.clone();
+        state.techniques = normalized.alert.techniques.clone();
+        state.tactics = normalized.alert.tactics.clone();
+        if !normalized.warnings.is_empty() {
+            state.case_facts.insert("ingest_warnings".to_owned(), json!(normalized.warnings));
+        }
+        if normalized.sanitize.truncated + normalized.sanitize.stripped + normalized.sanitize.rejected > 0 {
+            state.case_facts.insert("sanitize".to_owned(), json!(normalized.sanitize));
+        }
+        let summary = format!("{} entities, {} indicators extracted", normalized.entities.len(), normalized.iocs.len());
+        state.record_decision("ioc_extractor", "extracted", &summary, None, Utc::now());
+        self.transition(state, InvestigationState::Parsing, "ioc_extractor", &summary).await
+    }
+
+    /// FR-RSN-006: an approved FP pattern scoring above 0.90 closes the alert before any model call.
+    /// No FP patterns are approved in this build, so every alert proceeds to enrichment.
+    async fn step_fp_check(&self, state: &mut GraphState) -> Result<(), StepError> {
+        state.record_decision("context_enricher", "fp_check", "no approved false-positive pattern matched", None, Utc::now());
+        self.transition(state, InvestigationState::Enriching, "context_enricher", "no approved FP pattern matched").await
+    }
+
+    async fn step_enrich(&self, state: &mut GraphState, normalized: &NormalizedAlert) -> Result<(), StepError> {
+        let decision = self.group(&normalized.alert, normalized).await?;
+        state.incident_id = Some(decision.incident.incident_id.clone());
+        state.case_facts.insert(
+            "incident".to_owned(),
+            json!({"incident_id": decision.incident.incident_id, "alerts": decision.incident.alert_ids.len(), "reason": decision.reason}),
+        );
+        // UEBA/CTEM/TI are not connected in the embedded build: absent data is `no_baseline`, never `low` (FR-ENR-005).
+        state.risk_state = "no_baseline".to_owned();
+        state.record_decision("context_enricher", "grouped", &decision.reason, None, Utc::now());
+        self.transition(state, InvestigationState::Reasoning, "context_enricher", &format!("incident {}: {}", decision.incident.incident_id, decision.reason))
+            .await
+    }
+
+    async fn group(&self, alert: &CanonicalAlert, normalized: &NormalizedAlert) -> Result<GroupingDecision, StepError> {
+        let member = IncidentMember {
+            alert_id: alert.alert_id.clone(),
+            severity: alert.severity,
+            activity_start: normalized.activity_start,
+            activity_end: normalized.activity_end,
+            keys: grouping::entity_keys(&normalized.entities),
+            tactics: alert.tactics.clone(),
+        };
+        let window = self.settings.grouping_window;
+        // Grouping is read-modify-write over incidents: one alert at a time in this process.
+        let _guard = self.grouping_lock.lock().await;
+        let candidates = self.store.incidents_overlapping(&alert.tenant_id, member.activity_start - window, member.activity_end + window).await?;
+        let new_id = format!("inc-{}", uuid::Uuid::now_v7().simple());
+        let decision = grouping::group(&alert.tenant_id, &alert.title, member, candidates, window, new_id);
+        for merged in &decision.merged {
+            self.store.upsert_incident(merged).await?;
+        }
+        self.store.upsert_incident(&decision.incident).await?;
+        let mut event = AuditEvent::agent(alert.tenant_id.as_str(), "incident.grouped", "context_enricher", Utc::now());
+        event.alert_id = Some(alert.alert_id.to_string());
+        event.entity_ids = decision.incident.members.last().map(|m| m.keys.clone()).unwrap_or_default();
+        event.decision = json!({
+            "decision_type": "incident_grouping",
+            "incident_id": decision.incident.incident_id,
+            "merged": decision.merged.iter().map(|i| i.incident_id.clone()).collect::<Vec<_>>(),
+            "reasoning_summary": decision.reason,
+        });
+        self.audit.append(event).await?;
+        Ok(decision)
+    }
+
+    async fn step_reason(&self, state: &mut GraphState, normalized: &NormalizedAlert) -> Result<(), StepError> {
+        let incident: Option<Incident> = match &state.incident_id {
+            Some(id) => crate::report::resolve_incident(self.store.as_ref(), id).await?,
+            None => None,
+        };
+        let verdict = reasoner::reason(&ReasoningInput {
+            alert: &normalized.alert,
+            entities: &normalized.entities,
+            iocs: &normalized.iocs,
+            incident: incident.as_ref(),
+        });
+        state.classification = Some(verdict.classification);
+        state.confidence = verdict.confidence;
+        state.severity = verdict.severity.as_str().to_owned();
+        state.techniques = verdict.techniques.clone();
+        state.tactics = verdict.tactics.clone();
+        state.recommended_actions = verdict.recommended_actions.clone();
+        state.case_facts.insert("reasoning".to_owned(), json!(verdict.reasoning));
+        state.record_decision("reasoning_agent", "classified", verdict.reasoning.join("; "), Some(verdict.confidence), Utc::now());
+
+        let mut event = self.state_event(state, "alert.classified", "reasoning_agent");
+        event.decision = json!({
+            "decision_type": "classification",
+            "classification": verdict.classification.as_str(),
+            "confidence": verdict.confidence,
+            "confidence_basis": "deterministic_rules",
+            "severity_assigned": verdict.severity.as_str(),
+            "recommended_actions": verdict.recommended_actions,
+            "reasoning_summary": verdict.reasoning.last().cloned().unwrap_or_default(),
+        });
+        self.audit.append(event).await?;
+
+        let destructive = verdict.has_destructive_action();
+        let dismissible = matches!(verdict.classification, Classification::FalsePositive | Classification::BenignTruePositive);
+        let auto_close = dismissible && !destructive && verdict.confidence >= AUTO_CLOSE_CONFIDENCE && state.degradation_level.allows_auto_close();
+        if auto_close {
+            state.requires_human_approval = false;
+            return self.transition(state, InvestigationState::Responding, "reasoning_agent", "confident benign verdict, nothing destructive").await;
+        }
+        state.requires_human_approval = true;
+        let why = if destructive {
+            "destructive actions proposed: human approval required (FR-RSP-002)"
+        } else if state.degradation_level == DegradationLevel::Deterministic {
+            "deterministic mode: every alert is queued for a human (NFR-REL-003)"
+        } else {
+            "verdict needs a human decision"
+        };
+        let event_type = if destructive { "approval.requested" } else { "alert.escalated" };
+        let mut event = self.state_event(state, event_type, "reasoning_agent");
+        event.decision = json!({"decision_type": "escalation", "reasoning_summary": why});
+        event.outcome = json!({"outcome_status": "pending_approval"});
+        self.audit.append(event).await?;
+        self.transition(state, InvestigationState::AwaitingHuman, "reasoning_agent", why).await
+    }
+
+    async fn step_respond(&self, state: &mut GraphState) -> Result<(), StepError> {
+        let mut event = self.state_event(state, "alert.auto_closed", "response_agent");
+        event.decision = json!({
+            "decision_type": "auto_close",
+            "classification": state.classification.map(|c| c.as_str()),
+            "confidence": state.confidence,
+        });
+        event.outcome = json!({"outcome_status": "success"});
+        self.audit.append(event).await?;
+        state.close_reason = state.classification.map(|c| c.as_str().to_owned());
+        self.transition(state, InvestigationState::Closed, "response_agent", "closed automatically: confident non-malicious verdict").await
+    }
+
+    /// Puts an investigation into FAILED with the reason (kept, visible, retryable).
+    pub(crate) async fn fail(&self, state: &mut GraphState, reason: &str) -> Result<(), StepError> {
+        state.error = Some(reason.to_owned());
+        self.transition(state, InvestigationState::Failed, "orchestrator", reason).await
+    }
+}

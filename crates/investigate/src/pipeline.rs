@@ -1,0 +1,322 @@
+//! The pipeline stages as bus consumers, and the entry point that accepts raw records.
+//!
+//! ```text
+//! submit ─▶ raw inbox (store) ─▶ alerts.raw ─▶ parse stage ─▶ alerts.normalized ─▶ investigate stage ─▶ incidents.enriched
+//!                                                  └▶ alerts.raw.dlq (+ dead_letters table, audit alert.dead_lettered)
+//! ```
+//!
+//! Every delivery is acknowledged only after its effects are durable; a transient failure nacks it
+//! (redelivered, up to `max_attempts`), a permanent one dead-letters the record or fails the
+//! investigation, visibly.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use aluskort_audit::{AuditEvent, AuditLog};
+use aluskort_bus::topic::group;
+use aluskort_bus::{Bus, Delivery, Topic};
+use aluskort_core::{DegradationLevel, GraphState, InvestigationState};
+use aluskort_ingest::{NormalizedAlert, RawAlert, normalize};
+use aluskort_store::{CaseStore, DeadLetter, InsertOutcome, RawRecord, RawStatus};
+use bytes::Bytes;
+use chrono::{Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::machine::StepError;
+
+/// Tunables of the pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    pub degradation: DegradationLevel,
+    /// Incident grouping window (default 24 h).
+    pub grouping_window: Duration,
+    /// Deliveries of one message before it is dead-lettered / its investigation failed.
+    pub max_attempts: u32,
+    /// Pause before a nacked message is retried.
+    pub retry_backoff: StdDuration,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            degradation: DegradationLevel::Deterministic,
+            grouping_window: crate::grouping::DEFAULT_WINDOW,
+            max_attempts: 5,
+            retry_backoff: StdDuration::from_millis(200),
+        }
+    }
+}
+
+/// What happened to one submitted record; published on `incidents.enriched` (investigated) or
+/// `alerts.raw.dlq` (rejected).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageOutcome {
+    pub ingest_id: String,
+    pub origin: String,
+    pub tenant_id: Option<String>,
+    pub alert_id: Option<String>,
+    pub investigation_id: Option<String>,
+    /// The alert had been investigated before (a redelivery or a repeated input).
+    pub duplicate: bool,
+    pub warnings: Vec<String>,
+    /// Set when the record was dead-lettered.
+    pub error: Option<String>,
+    /// The original record, for dead letters.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub original: Value,
+}
+
+pub struct Pipeline {
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) store: Arc<dyn CaseStore>,
+    pub(crate) audit: Arc<AuditLog>,
+    pub(crate) settings: PipelineSettings,
+    pub(crate) grouping_lock: Mutex<()>,
+}
+
+impl Pipeline {
+    pub fn new(bus: Arc<dyn Bus>, store: Arc<dyn CaseStore>, audit: Arc<AuditLog>, settings: PipelineSettings) -> Arc<Self> {
+        Arc::new(Pipeline { bus, store, audit, settings, grouping_lock: Mutex::new(()) })
+    }
+
+    pub fn settings(&self) -> &PipelineSettings {
+        &self.settings
+    }
+
+    /// Accepts one record: durable in the raw inbox first, then on `alerts.raw`. Returns its ingest id.
+    pub async fn submit(&self, origin: &str, payload: Value) -> anyhow::Result<String> {
+        let record = RawRecord { ingest_id: uuid::Uuid::now_v7().to_string(), origin: origin.to_owned(), received_at: Utc::now(), payload };
+        self.store.insert_raw(&record).await?;
+        self.publish_raw(&record).await?;
+        Ok(record.ingest_id)
+    }
+
+    async fn publish_raw(&self, record: &RawRecord) -> anyhow::Result<()> {
+        let raw = RawAlert { ingest_id: record.ingest_id.clone(), origin: record.origin.clone(), received_at: record.received_at, payload: record.payload.clone() };
+        self.bus.publish(Topic::AlertsRaw, &raw.ingest_id, Bytes::from(serde_json::to_vec(&raw)?)).await?;
+        Ok(())
+    }
+
+    /// Re-publishes raw records that were accepted but never finished (crash recovery). Returns how many.
+    pub async fn replay_pending(&self) -> anyhow::Result<usize> {
+        let pending = self.store.pending_raw(10_000).await?;
+        for record in &pending {
+            self.publish_raw(record).await?;
+        }
+        Ok(pending.len())
+    }
+
+    /// Records input that could not even be read as a record (bad JSON line): dead-lettered with
+    /// the reason, never silently dropped.
+    pub async fn reject_unreadable(&self, origin: &str, error: &str, original: Value) -> anyhow::Result<()> {
+        let ingest_id = uuid::Uuid::now_v7().to_string();
+        self.dead_letter(&ingest_id, origin, error, original).await
+    }
+
+    async fn dead_letter(&self, ingest_id: &str, origin: &str, error: &str, original: Value) -> anyhow::Result<()> {
+        let letter = DeadLetter {
+            id: ingest_id.to_owned(),
+            topic: Topic::AlertsRawDlq.name().to_owned(),
+            origin: origin.to_owned(),
+            error: error.to_owned(),
+            original: original.clone(),
+            recorded_at: Utc::now(),
+        };
+        self.store.record_dead_letter(&letter).await?;
+        let mut event = AuditEvent::agent("default", "alert.dead_lettered", "entity_parser", Utc::now());
+        event.actor_type = "system";
+        event.severity = "warning";
+        event.decision = json!({"decision_type": "dead_letter", "reasoning_summary": error, "origin": origin});
+        self.audit.append(event).await?;
+        let outcome = StageOutcome {
+            ingest_id: ingest_id.to_owned(),
+            origin: origin.to_owned(),
+            tenant_id: None,
+            alert_id: None,
+            investigation_id: None,
+            duplicate: false,
+            warnings: Vec::new(),
+            error: Some(error.to_owned()),
+            original,
+        };
+        self.bus.publish(Topic::AlertsRawDlq, ingest_id, Bytes::from(serde_json::to_vec(&outcome)?)).await?;
+        Ok(())
+    }
+
+    /// Parse stage: `alerts.raw` → `alerts.normalized` or `alerts.raw.dlq`.
+    pub async fn run_parse_stage(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let mut subscription = self.bus.subscribe(Topic::AlertsRaw, group::ENTITY_PARSER).await?;
+        loop {
+            let delivery = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                delivery = subscription.next() => match delivery { Some(d) => d, None => return Ok(()) },
+            };
+            self.handle_raw(delivery).await;
+        }
+    }
+
+    async fn handle_raw(&self, delivery: Delivery) {
+        let raw: RawAlert = match serde_json::from_slice(&delivery.message.payload) {
+            Ok(raw) => raw,
+            Err(error) => {
+                let original = Value::String(String::from_utf8_lossy(&delivery.message.payload).into_owned());
+                let reason = format!("undecodable alerts.raw message: {error}");
+                self.settle(delivery, self.dead_letter(&uuid::Uuid::now_v7().to_string(), "alerts.raw", &reason, original).await).await;
+                return;
+            }
+        };
+        let result = match normalize(&raw) {
+            Ok(normalized) => self.forward_normalized(&normalized).await,
+            Err(error) => {
+                warn!(origin = %raw.origin, reason = %error.reason, "alert dead-lettered");
+                match self.dead_letter(&raw.ingest_id, &raw.origin, &error.reason, raw.payload.clone()).await {
+                    Ok(()) => self.store.mark_raw(&raw.ingest_id, RawStatus::DeadLettered, Some(&error.reason)).await.map_err(Into::into),
+                    Err(error) => Err(error),
+                }
+            }
+        };
+        self.settle(delivery, result).await;
+    }
+
+    async fn forward_normalized(&self, normalized: &NormalizedAlert) -> anyhow::Result<()> {
+        let payload = Bytes::from(serde_json::to_vec(normalized)?);
+        self.bus.publish(Topic::AlertsNormalized, normalized.alert.alert_id.as_str(), payload).await?;
+        self.store.mark_raw(&normalized.ingest_id, RawStatus::Done, None).await?;
+        Ok(())
+    }
+
+    /// Acks on success. On failure (only transient failures reach here: permanent ones were
+    /// dead-lettered or failed the investigation) the delivery is nacked after a backoff that
+    /// doubles per attempt up to 30 s: the message stays on the bus until the backend is back
+    /// (degradation level `passthrough`), so nothing is lost.
+    async fn settle(&self, delivery: Delivery, result: anyhow::Result<()>) {
+        match result {
+            Ok(()) => delivery.ack(),
+            Err(error) => {
+                let exponent = delivery.attempt.saturating_sub(1).min(8);
+                let backoff = self.settings.retry_backoff.saturating_mul(1 << exponent).min(StdDuration::from_secs(30));
+                warn!(%error, attempt = delivery.attempt, topic = %delivery.message.topic, backoff_ms = backoff.as_millis(), "processing failed; will retry");
+                tokio::time::sleep(backoff).await;
+                delivery.nack();
+            }
+        }
+    }
+
+    /// Waits until every ingest id in `expected` has an outcome (investigated or dead-lettered),
+    /// reading `incidents.enriched` and `alerts.raw.dlq` as consumer group `group`. `on_outcome`
+    /// is called as each arrives (progress reporting).
+    pub async fn await_outcomes(
+        &self,
+        mut expected: HashSet<String>,
+        group: &str,
+        mut on_outcome: impl FnMut(&StageOutcome),
+    ) -> anyhow::Result<Vec<StageOutcome>> {
+        let mut enriched = self.bus.subscribe(Topic::IncidentsEnriched, group).await?;
+        let mut dead = self.bus.subscribe(Topic::AlertsRawDlq, group).await?;
+        let mut outcomes = Vec::with_capacity(expected.len());
+        while !expected.is_empty() {
+            let delivery = tokio::select! {
+                delivery = enriched.next() => delivery,
+                delivery = dead.next() => delivery,
+            };
+            let Some(delivery) = delivery else {
+                anyhow::bail!("bus closed with {} record(s) still outstanding", expected.len());
+            };
+            let outcome: StageOutcome = serde_json::from_slice(&delivery.message.payload)?;
+            delivery.ack();
+            if expected.remove(&outcome.ingest_id) {
+                on_outcome(&outcome);
+                outcomes.push(outcome);
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Investigate stage: `alerts.normalized` → state machine → `incidents.enriched`.
+    pub async fn run_investigate_stage(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let mut subscription = self.bus.subscribe(Topic::AlertsNormalized, group::ORCHESTRATOR).await?;
+        loop {
+            let delivery = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                delivery = subscription.next() => match delivery { Some(d) => d, None => return Ok(()) },
+            };
+            let normalized: NormalizedAlert = match serde_json::from_slice(&delivery.message.payload) {
+                Ok(normalized) => normalized,
+                Err(error) => {
+                    let original = Value::String(String::from_utf8_lossy(&delivery.message.payload).into_owned());
+                    let reason = format!("undecodable alerts.normalized message: {error}");
+                    self.settle(delivery, self.dead_letter(&uuid::Uuid::now_v7().to_string(), "alerts.normalized", &reason, original).await).await;
+                    continue;
+                }
+            };
+            let attempt = delivery.attempt;
+            let result = self.investigate(&normalized, attempt).await;
+            self.settle(delivery, result).await;
+        }
+    }
+
+    /// Runs (or resumes) the investigation of one normalised alert and publishes its outcome.
+    pub async fn investigate(&self, normalized: &NormalizedAlert, attempt: u32) -> anyhow::Result<()> {
+        let alert = &normalized.alert;
+        let inserted = self.store.insert_alert(alert).await?;
+        let mut state = match self.store.investigation_for_alert(&alert.tenant_id, &alert.alert_id).await? {
+            Some(state) => state,
+            None => {
+                let mut state = GraphState::new(alert.alert_id.clone(), alert.tenant_id.clone(), self.settings.degradation, Utc::now());
+                state.version = 1;
+                let mut event = AuditEvent::agent(alert.tenant_id.as_str(), "investigation.state_changed", "orchestrator", Utc::now());
+                event.investigation_id = Some(state.investigation_id.to_string());
+                event.alert_id = Some(alert.alert_id.to_string());
+                event.outcome = json!({"state_before": null, "state_after": "received", "outcome_status": "success"});
+                event.context = json!({"degradation_level": state.degradation_level.as_str(), "origin": normalized.origin});
+                self.audit.append(event).await?;
+                match self.store.create_investigation(&state).await? {
+                    InsertOutcome::Inserted => state,
+                    InsertOutcome::Duplicate => self
+                        .store
+                        .investigation_for_alert(&alert.tenant_id, &alert.alert_id)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("investigation for {} vanished", alert.alert_id))?,
+                }
+            }
+        };
+        let was_settled = matches!(state.state, InvestigationState::AwaitingHuman | InvestigationState::Closed | InvestigationState::Failed);
+        let duplicate = inserted == InsertOutcome::Duplicate && was_settled;
+        if !was_settled {
+            match self.advance(&mut state, normalized).await {
+                Ok(()) => {}
+                Err(StepError::Transient(reason)) if attempt < self.settings.max_attempts => anyhow::bail!(reason),
+                Err(StepError::Transient(reason) | StepError::Permanent(reason)) => {
+                    warn!(alert_id = %alert.alert_id, %reason, "investigation failed");
+                    // Reload: the failed step may have saved a newer version than we hold.
+                    if let Some(mut latest) = self.store.investigation(state.investigation_id).await? {
+                        self.fail(&mut latest, &reason).await.map_err(|error| anyhow::anyhow!("{error}"))?;
+                        state = latest;
+                    }
+                }
+            }
+        }
+        info!(alert_id = %alert.alert_id, state = %state.state, duplicate, "investigation settled");
+        let outcome = StageOutcome {
+            ingest_id: normalized.ingest_id.clone(),
+            origin: normalized.origin.clone(),
+            tenant_id: Some(alert.tenant_id.to_string()),
+            alert_id: Some(alert.alert_id.to_string()),
+            investigation_id: Some(state.investigation_id.to_string()),
+            duplicate,
+            warnings: normalized.warnings.clone(),
+            error: None,
+            original: Value::Null,
+        };
+        self.bus.publish(Topic::IncidentsEnriched, alert.alert_id.as_str(), Bytes::from(serde_json::to_vec(&outcome)?)).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,246 @@
+//! The deterministic reasoner: the verdict ALUSKORT reaches without a model (degradation level
+//! `deterministic`, NFR-REL-003), and the baseline a model's verdict is checked against.
+//!
+//! It scores evidence, one named rule at a time, and every rule that fires adds a line to the
+//! reasoning chain, so an analyst sees exactly why. It never classifies an alert as
+//! `false_positive` on its own: dismissal needs an approved FP pattern (FR-RSN-006) or a human.
+
+use aluskort_core::entity::AlertEntities;
+use aluskort_core::{ActionKind, CanonicalAlert, Classification, Incident, Ioc, IocType, RecommendedAction, Severity, Verdict};
+use serde_json::Value;
+
+/// Score at or above which the evidence supports `true_positive`.
+pub const TRUE_POSITIVE_THRESHOLD: f64 = 0.70;
+/// Score at or above which containment (host isolation, account disable) is proposed.
+pub const CONTAINMENT_THRESHOLD: f64 = 0.80;
+
+/// Command-line fragments of well-known attacker tradecraft, with the technique they indicate.
+const TRADECRAFT: &[(&str, &str, &str)] = &[
+    ("-encodedcommand", "T1059.001", "encoded PowerShell command"),
+    (" -enc ", "T1059.001", "encoded PowerShell command"),
+    ("-executionpolicy bypass", "T1059.001", "PowerShell execution policy bypass"),
+    ("downloadstring", "T1105", "PowerShell download cradle"),
+    ("downloadfile", "T1105", "PowerShell download cradle"),
+    ("net.webclient", "T1105", "PowerShell download cradle"),
+    ("invoke-webrequest", "T1105", "PowerShell download"),
+    ("invoke-expression", "T1059.001", "PowerShell Invoke-Expression"),
+    ("iex(", "T1059.001", "PowerShell Invoke-Expression"),
+    ("certutil -urlcache", "T1105", "certutil download"),
+    ("bitsadmin /transfer", "T1197", "BITS download"),
+    ("mshta ", "T1218.005", "mshta proxy execution"),
+    ("regsvr32 /s /n /u /i:", "T1218.010", "regsvr32 scriptlet (squiblydoo)"),
+    ("rundll32 javascript:", "T1218.011", "rundll32 script execution"),
+    ("sekurlsa", "T1003.001", "LSASS credential dumping (mimikatz)"),
+    ("mimikatz", "T1003", "mimikatz"),
+    ("procdump -ma lsass", "T1003.001", "LSASS memory dump"),
+    ("comsvcs.dll, minidump", "T1003.001", "LSASS dump via comsvcs"),
+    ("vssadmin delete shadows", "T1490", "shadow copy deletion"),
+    ("wbadmin delete catalog", "T1490", "backup catalog deletion"),
+    ("schtasks /create", "T1053.005", "scheduled task creation"),
+    ("currentversion\\run", "T1547.001", "Run key persistence"),
+    ("net user /add", "T1136.001", "local account creation"),
+    ("wevtutil cl", "T1070.001", "event log clearing"),
+];
+
+/// Tactics whose presence alone makes an alert more likely to matter.
+const HIGH_IMPACT_TACTICS: &[&str] = &[
+    "credentialaccess",
+    "lateralmovement",
+    "exfiltration",
+    "impact",
+    "privilegeescalation",
+    "defenseevasion",
+    "commandandcontrol",
+    "persistence",
+];
+
+/// Titles of alerts that record the SOC's own activity (benign true positives).
+const OPERATIONAL_TITLES: &[&str] = &["automated investigation started", "test alert", "simulated", "attack simulation"];
+
+/// Everything the reasoner looks at.
+pub struct ReasoningInput<'a> {
+    pub alert: &'a CanonicalAlert,
+    pub entities: &'a AlertEntities,
+    pub iocs: &'a [Ioc],
+    /// The incident the alert belongs to, when grouping has run.
+    pub incident: Option<&'a Incident>,
+}
+
+fn normalise(text: &str) -> String {
+    text.to_ascii_lowercase().replace([' ', '_', '-'], "")
+}
+
+fn base_score(severity: Severity) -> f64 {
+    match severity {
+        Severity::Informational => 0.30,
+        Severity::Low => 0.45,
+        Severity::Medium => 0.60,
+        Severity::High => 0.72,
+        Severity::Critical => 0.82,
+    }
+}
+
+/// The SIEM's own recorded determination (Sentinel `ExtendedProperties.Classification`), if any.
+fn vendor_classification(alert: &CanonicalAlert) -> Option<(Classification, String)> {
+    let properties = alert.raw_payload.get("ExtendedProperties")?;
+    let parsed;
+    let properties = match properties {
+        Value::String(text) => {
+            parsed = serde_json::from_str::<Value>(text).ok()?;
+            &parsed
+        }
+        other => other,
+    };
+    let raw = properties.get("Classification")?.as_str()?;
+    let classification = match normalise(raw).as_str() {
+        "truepositive" => Classification::TruePositive,
+        "benignpositive" | "benigntruepositive" => Classification::BenignTruePositive,
+        "falsepositive" => Classification::FalsePositive,
+        _ => return None,
+    };
+    Some((classification, raw.to_owned()))
+}
+
+pub fn reason(input: &ReasoningInput<'_>) -> Verdict {
+    let alert = input.alert;
+    let mut reasoning = Vec::new();
+    let mut score = base_score(alert.severity);
+    reasoning.push(format!("base score {score:.2} from source severity {}", alert.severity));
+    let mut techniques: Vec<String> = alert.techniques.clone();
+    let mut severity = alert.severity;
+
+    let title = alert.title.to_ascii_lowercase();
+    let operational = OPERATIONAL_TITLES.iter().any(|pattern| title.contains(pattern));
+    if operational {
+        reasoning.push(format!("title {:?} records operational (SOC) activity, not an attack", alert.title));
+    }
+
+    let command_lines: Vec<String> = input
+        .entities
+        .processes
+        .iter()
+        .filter_map(|p| p.command_line.as_deref())
+        .map(|c| c.to_ascii_lowercase().split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let mut tradecraft_hits = 0;
+    for (fragment, technique, label) in TRADECRAFT {
+        if command_lines.iter().any(|line| format!(" {line} ").contains(fragment)) {
+            tradecraft_hits += 1;
+            reasoning.push(format!("command line shows {label} ({technique})"));
+            if !techniques.iter().any(|t| t == technique) {
+                techniques.push((*technique).to_owned());
+            }
+        }
+    }
+    if tradecraft_hits > 0 {
+        let bonus = (0.08 * f64::from(tradecraft_hits)).min(0.20);
+        score += bonus;
+        reasoning.push(format!("+{bonus:.2} for {tradecraft_hits} tradecraft indicator(s)"));
+    }
+
+    let impact: Vec<&String> = alert.tactics.iter().filter(|t| HIGH_IMPACT_TACTICS.contains(&normalise(t).as_str())).collect();
+    if !impact.is_empty() {
+        score += 0.05;
+        reasoning.push(format!("+0.05 for high-impact tactic(s) {}", impact.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")));
+    }
+
+    if let Some(incident) = input.incident.filter(|incident| incident.alert_ids.len() > 1) {
+        let mut tactics: Vec<String> = incident.members.iter().flat_map(|m| m.tactics.iter().map(|t| normalise(t))).collect();
+        tactics.sort();
+        tactics.dedup();
+        if incident.alert_ids.len() >= 3 || tactics.len() >= 2 {
+            score += 0.10;
+            reasoning.push(format!(
+                "+0.10: part of incident {} with {} related alerts across {} tactic(s) (multi-stage activity)",
+                incident.incident_id,
+                incident.alert_ids.len(),
+                tactics.len()
+            ));
+            if incident.severity > severity && !operational {
+                severity = incident.severity;
+                reasoning.push(format!("severity raised to the incident's {severity}"));
+            }
+        }
+    }
+
+    let mut classification = if operational {
+        score = score.min(0.75);
+        Classification::BenignTruePositive
+    } else if score >= TRUE_POSITIVE_THRESHOLD {
+        Classification::TruePositive
+    } else {
+        Classification::NeedsInvestigation
+    };
+    if let Some((vendor, raw)) = vendor_classification(alert) {
+        reasoning.push(format!("the SIEM records an analyst determination {raw:?}; it is adopted"));
+        classification = vendor;
+        score = score.max(0.90);
+    }
+    let confidence = match classification {
+        Classification::NeedsInvestigation => (1.0 - score).clamp(0.3, 0.6),
+        _ => score.clamp(0.0, 0.99),
+    };
+    reasoning.push(format!("classified {classification} with confidence {confidence:.2} (deterministic engine)"));
+
+    let recommended_actions = recommend(input, classification, score);
+    Verdict { classification, confidence: round2(confidence), severity, techniques, tactics: alert.tactics.clone(), reasoning, recommended_actions }
+}
+
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+fn recommend(input: &ReasoningInput<'_>, classification: Classification, score: f64) -> Vec<RecommendedAction> {
+    let mut actions = Vec::new();
+    if matches!(classification, Classification::FalsePositive | Classification::BenignTruePositive) {
+        actions.push(RecommendedAction::new(ActionKind::NotifyAnalyst, "soc", "confirm the benign determination and close"));
+        return actions;
+    }
+    let entities = input.entities;
+    let contain = classification == Classification::TruePositive && score >= CONTAINMENT_THRESHOLD;
+    for host in &entities.hosts {
+        let Some(name) = host.fqdn.clone().or_else(|| host.hostname.clone()) else { continue };
+        actions.push(RecommendedAction::new(ActionKind::CollectEvidence, &name, "collect the device investigation package"));
+        if classification == Classification::TruePositive {
+            actions.push(RecommendedAction::new(ActionKind::RunAvScan, &name, "full antivirus scan of the affected device"));
+        }
+        if contain {
+            actions.push(RecommendedAction::new(ActionKind::IsolateHost, &name, "contain the device while the activity is investigated"));
+        }
+    }
+    let identity_alert = entities.hosts.is_empty();
+    for account in &entities.accounts {
+        let Some(target) = account.upn.clone().or_else(|| account.aad_user_id.clone()).or_else(|| account.name.clone()) else { continue };
+        if classification == Classification::TruePositive && (identity_alert || contain) {
+            actions.push(RecommendedAction::new(ActionKind::RevokeSessions, &target, "revoke sessions and refresh tokens of the affected account"));
+            actions.push(RecommendedAction::new(ActionKind::ResetPassword, &target, "force a credential reset"));
+        }
+        if contain && input.alert.severity >= Severity::High {
+            actions.push(RecommendedAction::new(ActionKind::DisableAccount, &target, "disable the account until the investigation clears it"));
+        }
+    }
+    if classification == Classification::TruePositive {
+        for ioc in input.iocs {
+            let public_ip = matches!(ioc.kind(), IocType::Ipv4 | IocType::Ipv6)
+                && identity_alert
+                && ioc.value().parse::<std::net::IpAddr>().is_ok_and(|ip| !matches!(ip, std::net::IpAddr::V4(v4) if v4.is_private()));
+            if public_ip || matches!(ioc.kind(), IocType::Domain | IocType::Url) {
+                actions.push(RecommendedAction::new(ActionKind::BlockIndicator, ioc.value(), format!("block the {} at the perimeter", ioc.kind())));
+            }
+        }
+        if !entities.mailboxes.is_empty() && input.alert.title.to_ascii_lowercase().contains("inbox") {
+            for mailbox in entities.mailboxes.iter().filter_map(|m| m.address.as_deref()) {
+                actions.push(RecommendedAction::new(ActionKind::RemoveMailArtifact, mailbox, "remove the malicious inbox rule"));
+            }
+        }
+    }
+    if !input.iocs.is_empty() {
+        actions.push(RecommendedAction::new(ActionKind::HuntIndicators, format!("{} indicator(s)", input.iocs.len()), "search the estate for the same indicators"));
+    }
+    actions.push(RecommendedAction::new(ActionKind::NotifyAnalyst, "soc", "review the verdict and approve or reject the proposed actions"));
+    actions.dedup();
+    actions
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,111 @@
+//! The per-alert result record: one JSON object per input alert from `aluskort triage --format
+//! jsonl`, and the body of `GET /v1/investigations/{id}`.
+
+use aluskort_core::entity::AlertEntities;
+use aluskort_core::{CanonicalAlert, GraphState, Incident, Ioc, RecommendedAction};
+use aluskort_store::{CaseStore, StoreResult};
+use serde::{Deserialize, Serialize};
+
+/// Longest `merged_into` chain followed before giving up (a cycle would be a bug; never loop).
+const MAX_MERGE_HOPS: usize = 64;
+
+/// Follows `merged_into` from `incident_id` to the incident that is authoritative now.
+pub async fn resolve_incident(store: &dyn CaseStore, incident_id: &str) -> StoreResult<Option<Incident>> {
+    let mut current = match store.incident(incident_id).await? {
+        Some(incident) => incident,
+        None => return Ok(None),
+    };
+    for _ in 0..MAX_MERGE_HOPS {
+        let Some(next_id) = current.merged_into.clone() else { return Ok(Some(current)) };
+        match store.incident(&next_id).await? {
+            Some(next) => current = next,
+            None => return Ok(Some(current)),
+        }
+    }
+    Ok(Some(current))
+}
+
+/// One alert's triage result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriageRecord {
+    pub alert_id: String,
+    pub tenant_id: String,
+    pub source: String,
+    pub title: String,
+    pub timestamp: String,
+    /// Severity assigned by reasoning (the source's when reasoning has not run).
+    pub severity: String,
+    pub source_severity: String,
+    pub state: String,
+    pub classification: Option<String>,
+    pub confidence: f64,
+    pub techniques: Vec<String>,
+    pub tactics: Vec<String>,
+    pub entities: AlertEntities,
+    pub iocs: Vec<Ioc>,
+    pub incident_id: Option<String>,
+    pub incident_alert_count: usize,
+    pub recommended_actions: Vec<RecommendedAction>,
+    pub requires_approval: bool,
+    pub degradation_level: String,
+    pub investigation_id: String,
+    pub reasoning: Vec<String>,
+    pub close_reason: Option<String>,
+    pub error: Option<String>,
+    pub origin: Option<String>,
+    pub duplicate: bool,
+    pub warnings: Vec<String>,
+}
+
+impl TriageRecord {
+    pub fn new(alert: &CanonicalAlert, state: &GraphState, incident: Option<&Incident>) -> Self {
+        let reasoning = state
+            .case_facts
+            .get("reasoning")
+            .and_then(|value| serde_json::from_value::<Vec<String>>(value.clone()).ok())
+            .unwrap_or_default();
+        let warnings = state
+            .case_facts
+            .get("ingest_warnings")
+            .and_then(|value| serde_json::from_value::<Vec<String>>(value.clone()).ok())
+            .unwrap_or_default();
+        TriageRecord {
+            alert_id: alert.alert_id.to_string(),
+            tenant_id: alert.tenant_id.to_string(),
+            source: alert.source.as_str().to_owned(),
+            title: alert.title.clone(),
+            timestamp: alert.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            severity: if state.severity.is_empty() { alert.severity.as_str().to_owned() } else { state.severity.clone() },
+            source_severity: alert.severity.as_str().to_owned(),
+            state: state.state.as_str().to_owned(),
+            classification: state.classification.map(|c| c.as_str().to_owned()),
+            confidence: state.confidence,
+            techniques: state.techniques.clone(),
+            tactics: state.tactics.clone(),
+            entities: state.entities.clone(),
+            iocs: state.iocs.clone(),
+            incident_id: incident.map(|i| i.incident_id.clone()).or_else(|| state.incident_id.clone()),
+            incident_alert_count: incident.map_or(0, |i| i.alert_ids.len()),
+            recommended_actions: state.recommended_actions.clone(),
+            requires_approval: state.requires_human_approval,
+            degradation_level: state.degradation_level.as_str().to_owned(),
+            investigation_id: state.investigation_id.to_string(),
+            reasoning,
+            close_reason: state.close_reason.clone(),
+            error: state.error.clone(),
+            origin: None,
+            duplicate: false,
+            warnings,
+        }
+    }
+
+    /// Loads everything a record needs for one alert's investigation.
+    pub async fn load(store: &dyn CaseStore, state: &GraphState) -> StoreResult<Option<Self>> {
+        let Some(alert) = store.alert(&state.tenant_id, &state.alert_id).await? else { return Ok(None) };
+        let incident = match &state.incident_id {
+            Some(id) => resolve_incident(store, id).await?,
+            None => None,
+        };
+        Ok(Some(TriageRecord::new(&alert, state, incident.as_ref())))
+    }
+}
