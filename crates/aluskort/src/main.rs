@@ -1,1 +1,111 @@
-fn main() {}
+//! `aluskort`: the binary. Parses the command line, reads the environment once, builds the
+//! backends from config (the composition root, [`wiring`]), and runs a command.
+
+mod commands;
+mod wiring;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "aluskort", version, about = "Autonomous SOC analyst: triage, investigate and audit security alerts")]
+struct Cli {
+    /// Config file (TOML). Without one, everything is embedded under --data-dir.
+    #[arg(long, global = true, env = "ALUSKORT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for embedded state (overrides `data_dir` of the config).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum OutputFormat {
+    /// One JSON object per input alert.
+    Jsonl,
+    /// A human-readable table.
+    Table,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run alerts (files or `-` for stdin; JSONL, JSON array, or Log Analytics response) through
+    /// the whole pipeline and print one result per alert.
+    Triage {
+        /// Input files; `-` or nothing reads standard input.
+        files: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: OutputFormat,
+    },
+    /// Extract indicators from text.
+    Extract {
+        /// Input file; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+        /// Read JSON lines `{"id", "text"}` and print `{"id", "iocs"}` per line.
+        #[arg(long)]
+        jsonl: bool,
+    },
+    /// Audit chain operations.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Configuration operations.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Run the HTTP API and the pipeline (embedded by default), until Ctrl-C.
+    Serve {
+        /// Listen address (overrides `listen_addr`; default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify every record and link of the audit chain.
+    Verify,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and print every problem.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    #[expect(clippy::disallowed_methods, reason = "the one place the environment is read")]
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let serve = matches!(cli.command, Command::Serve { .. });
+    wiring::init_tracing(&env, serve);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Triage { files, format } => commands::triage::run(cli.config.as_deref(), cli.data_dir, &env, &files, format).await,
+            Command::Extract { file, jsonl } => commands::extract::run(file.as_deref(), jsonl).await,
+            Command::Audit { command: AuditCommand::Verify } => commands::audit::verify(cli.config.as_deref(), cli.data_dir, &env).await,
+            Command::Config { command: ConfigCommand::Check } => commands::config::check(cli.config.as_deref(), cli.data_dir, &env),
+            Command::Serve { listen } => commands::serve::run(cli.config.as_deref(), cli.data_dir, &env, listen).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}

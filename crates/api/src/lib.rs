@@ -1,1 +1,40 @@
-//! placeholder
+//! HTTP API (axum): health, readiness, Prometheus metrics, alert submission and investigation
+//! queries. [`error`] is the only place that maps error kinds to HTTP status codes.
+
+pub mod error;
+mod routes;
+
+use std::sync::Arc;
+
+use aluskort_bus::Bus;
+use aluskort_investigate::Pipeline;
+use aluskort_store::CaseStore;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+/// Everything handlers need.
+#[derive(Clone)]
+pub struct AppState {
+    pub pipeline: Arc<Pipeline>,
+    pub store: Arc<dyn CaseStore>,
+    pub bus: Arc<dyn Bus>,
+    pub metrics: PrometheusHandle,
+}
+
+/// The application router (STYLE ex. 13: `app() -> Router`, tested with `oneshot`).
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/health", get(routes::health))
+        .route("/ready", get(routes::ready))
+        .route("/metrics", get(routes::metrics))
+        .route("/v1/alerts", post(routes::post_alerts))
+        .route("/v1/investigations", get(routes::list_investigations))
+        .route("/v1/investigations/{id}", get(routes::get_investigation))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests;

@@ -239,7 +239,15 @@ fn trim_url(candidate: &str) -> &str {
 fn for_each_spaced_path(text: &str, pattern: &Regex, mut on_path: impl FnMut(&str)) {
     let mut from = 0;
     while let Some(found) = pattern.find_at(text, from) {
-        let path = trim_spaced_path(found.as_str());
+        // A quoted path (`"C:\Users\a b\x - y.exe" /c`) ends at its closing quote, spaces and all.
+        let quoted = match before(text, found.start()) {
+            Some(quote @ ('"' | '\'')) => text[found.start()..]
+                .find(quote)
+                .map(|close| &text[found.start()..found.start() + close])
+                .filter(|path| !path.contains(['\r', '\n'])),
+            _ => None,
+        };
+        let path = quoted.unwrap_or_else(|| trim_spaced_path(found.as_str()));
         from = if path.is_empty() { found.end() } else { found.start() + path.len() };
         if matches!(before(text, found.start()), Some(c) if c.is_ascii_alphanumeric()) {
             continue;

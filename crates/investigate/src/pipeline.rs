@@ -93,6 +93,7 @@ impl Pipeline {
         let record = RawRecord { ingest_id: uuid::Uuid::now_v7().to_string(), origin: origin.to_owned(), received_at: Utc::now(), payload };
         self.store.insert_raw(&record).await?;
         self.publish_raw(&record).await?;
+        metrics::counter!("aluskort_alerts_received_total").increment(1);
         Ok(record.ingest_id)
     }
 
@@ -128,6 +129,7 @@ impl Pipeline {
             recorded_at: Utc::now(),
         };
         self.store.record_dead_letter(&letter).await?;
+        metrics::counter!("aluskort_alerts_dead_lettered_total").increment(1);
         let mut event = AuditEvent::agent("default", "alert.dead_lettered", "entity_parser", Utc::now());
         event.actor_type = "system";
         event.severity = "warning";
@@ -302,6 +304,9 @@ impl Pipeline {
             }
         }
         info!(alert_id = %alert.alert_id, state = %state.state, duplicate, "investigation settled");
+        if !duplicate {
+            metrics::counter!("aluskort_investigations_settled_total", "state" => state.state.as_str()).increment(1);
+        }
         let outcome = StageOutcome {
             ingest_id: normalized.ingest_id.clone(),
             origin: normalized.origin.clone(),

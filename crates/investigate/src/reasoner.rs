@@ -6,7 +6,7 @@
 //! `false_positive` on its own: dismissal needs an approved FP pattern (FR-RSN-006) or a human.
 
 use aluskort_core::entity::AlertEntities;
-use aluskort_core::{ActionKind, CanonicalAlert, Classification, Incident, Ioc, IocType, RecommendedAction, Severity, Verdict};
+use aluskort_core::{ActionKind, CanonicalAlert, Classification, Incident, Ioc, RecommendedAction, Severity, Verdict};
 use serde_json::Value;
 
 /// Score at or above which the evidence supports `true_positive`.
@@ -164,7 +164,9 @@ pub fn reason(input: &ReasoningInput<'_>) -> Verdict {
     }
 
     let mut classification = if operational {
-        score = score.min(0.75);
+        // Confidence here is confidence in "benign": a fixed 0.75, below the auto-close bar (0.85),
+        // so a human still confirms it.
+        score = 0.75;
         Classification::BenignTruePositive
     } else if score >= TRUE_POSITIVE_THRESHOLD {
         Classification::TruePositive
@@ -184,6 +186,48 @@ pub fn reason(input: &ReasoningInput<'_>) -> Verdict {
 
     let recommended_actions = recommend(input, classification, score);
     Verdict { classification, confidence: round2(confidence), severity, techniques, tactics: alert.tactics.clone(), reasoning, recommended_actions }
+}
+
+/// Vendor and cloud-platform domains that are infrastructure, never block candidates: blocking
+/// them would cut the organisation off from its own tools.
+const PROTECTED_DOMAINS: &[&str] = &[
+    "microsoft.com",
+    "windows.net",
+    "windows.com",
+    "office.com",
+    "office365.com",
+    "office.net",
+    "microsoftonline.com",
+    "azure.com",
+    "azure.net",
+    "live.com",
+    "sharepoint.com",
+    "google.com",
+    "googleapis.com",
+    "gstatic.com",
+    "apple.com",
+    "amazon.com",
+    "cloudflare.com",
+    "github.com",
+];
+
+/// Domains the organisation owns, as its accounts and mailboxes show them.
+fn organisation_domains(entities: &AlertEntities) -> Vec<String> {
+    let from_accounts = entities.accounts.iter().filter_map(|a| a.upn.as_deref().and_then(|u| u.rsplit_once('@')).map(|(_, d)| d));
+    let from_mailboxes = entities.mailboxes.iter().filter_map(|m| m.address.as_deref().and_then(|a| a.rsplit_once('@')).map(|(_, d)| d));
+    from_accounts.chain(from_mailboxes).map(str::to_ascii_lowercase).collect()
+}
+
+fn is_protected_domain(host: &str, own: &[String]) -> bool {
+    let suffix_of = |domain: &str| host == domain || host.ends_with(&format!(".{domain}"));
+    PROTECTED_DOMAINS.iter().any(|d| suffix_of(d)) || own.iter().any(|d| suffix_of(d))
+}
+
+fn is_public(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => !(v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified()),
+        std::net::IpAddr::V6(v6) => !(v6.is_loopback() || v6.is_unspecified()),
+    }
 }
 
 fn round2(value: f64) -> f64 {
@@ -220,12 +264,17 @@ fn recommend(input: &ReasoningInput<'_>, classification: Classification, score: 
         }
     }
     if classification == Classification::TruePositive {
-        for ioc in input.iocs {
-            let public_ip = matches!(ioc.kind(), IocType::Ipv4 | IocType::Ipv6)
-                && identity_alert
-                && ioc.value().parse::<std::net::IpAddr>().is_ok_and(|ip| !matches!(ip, std::net::IpAddr::V4(v4) if v4.is_private()));
-            if public_ip || matches!(ioc.kind(), IocType::Domain | IocType::Url) {
-                actions.push(RecommendedAction::new(ActionKind::BlockIndicator, ioc.value(), format!("block the {} at the perimeter", ioc.kind())));
+        let own_domains = organisation_domains(entities);
+        for ip in entities.ips.iter().filter(|_| identity_alert) {
+            if ip.address.parse::<std::net::IpAddr>().is_ok_and(is_public) {
+                actions.push(RecommendedAction::new(ActionKind::BlockIndicator, &ip.address, "block the sign-in source address at the perimeter"));
+            }
+        }
+        let typed_hosts = entities.urls.iter().map(|u| u.url.as_str()).chain(entities.dns.iter().map(|d| d.domain.as_str()));
+        for indicator in typed_hosts {
+            let host = indicator.split("://").nth(1).unwrap_or(indicator).split(['/', ':', '?']).next().unwrap_or_default().to_ascii_lowercase();
+            if !is_protected_domain(&host, &own_domains) {
+                actions.push(RecommendedAction::new(ActionKind::BlockIndicator, indicator, "block the reported URL/domain at the proxy"));
             }
         }
         if !entities.mailboxes.is_empty() && input.alert.title.to_ascii_lowercase().contains("inbox") {

@@ -105,6 +105,21 @@ pub(crate) fn audit_from_columns(
     record_hash: String,
     record_version: String,
 ) -> StoreResult<AuditRecord> {
+    let column = |name: &str, text: &str| -> StoreResult<serde_json::Value> {
+        serde_json::from_str(text).map_err(|error| {
+            crate::StoreError::invalid(format!("audit record {tenant_id}#{sequence_number}: column {name} is not valid JSON: {error}"))
+        })
+    };
+    let strings = |name: &str, text: &str| -> StoreResult<Vec<String>> {
+        serde_json::from_value(column(name, text)?).map_err(|error| {
+            crate::StoreError::invalid(format!("audit record {tenant_id}#{sequence_number}: column {name} is not a list of strings: {error}"))
+        })
+    };
+    let actor_permissions = strings("actor_permissions", &actor_permissions)?;
+    let entity_ids = strings("entity_ids", &entity_ids)?;
+    let context = column("context", &context)?;
+    let decision = column("decision", &decision)?;
+    let outcome = column("outcome", &outcome)?;
     Ok(AuditRecord {
         audit_id,
         tenant_id,
@@ -117,13 +132,13 @@ pub(crate) fn audit_from_columns(
         severity,
         actor_type,
         actor_id,
-        actor_permissions: serde_json::from_str(&actor_permissions)?,
+        actor_permissions,
         investigation_id,
         alert_id,
-        entity_ids: serde_json::from_str(&entity_ids)?,
-        context: serde_json::from_str(&context)?,
-        decision: serde_json::from_str(&decision)?,
-        outcome: serde_json::from_str(&outcome)?,
+        entity_ids,
+        context,
+        decision,
+        outcome,
         record_hash,
         record_version,
     })

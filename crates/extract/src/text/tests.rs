@@ -90,6 +90,12 @@ fn command_line_arguments_end_a_windows_path() {
 }
 
 #[test]
+fn quoted_windows_paths_keep_their_spaces_and_dashes() {
+    let text = r#"powershell.exe -File "C:\Users\samuelf\OneDrive - (new) Corp\Desktop\run me.ps1" -x"#;
+    assert!(has(text, "file_path", "C:\\Users\\samuelf\\OneDrive - (new) Corp\\Desktop\\run me.ps1"), "{:?}", found(text));
+}
+
+#[test]
 fn url_paths_are_not_posix_paths_and_hosts_are_reported() {
     let iocs = found("get http://203.0.113.9/a/b/c.sh now");
     assert!(iocs.contains(&("url".into(), "http://203.0.113.9/a/b/c.sh".into())));

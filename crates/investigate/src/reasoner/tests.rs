@@ -79,3 +79,22 @@ fn confidence_stays_within_zero_and_one() {
         assert!((0.0..=1.0).contains(&verdict.confidence), "{severity}: {}", verdict.confidence);
     }
 }
+
+#[test]
+fn never_proposes_blocking_vendor_or_own_domains() {
+    use aluskort_core::entity::{Account, DnsEntity, UrlEntity};
+    let alert = alert("Phishing link clicked", Severity::High, &["InitialAccess", "CredentialAccess"]);
+    let entities = AlertEntities {
+        accounts: vec![Account { upn: Some("ann@corp.example".into()), ..Default::default() }],
+        urls: vec![
+            UrlEntity { url: "https://security.microsoft.com/alerts".into() },
+            UrlEntity { url: "https://login.corp.example/sso".into() },
+            UrlEntity { url: "https://evil-login.example.net/owa".into() },
+        ],
+        dns: vec![DnsEntity { domain: "x.blob.core.windows.net".into(), resolved_ips: vec![] }],
+        ..Default::default()
+    };
+    let verdict = reason(&ReasoningInput { alert: &alert, entities: &entities, iocs: &[], incident: None });
+    let blocked: Vec<&str> = verdict.recommended_actions.iter().filter(|a| a.action == ActionKind::BlockIndicator).map(|a| a.target.as_str()).collect();
+    assert_eq!(blocked, vec!["https://evil-login.example.net/owa"]);
+}

@@ -1,0 +1,95 @@
+//! Composition root: config → backends → pipeline. The only module that names backend types.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use aluskort_audit::AuditLog;
+use aluskort_bus::{Bus, MemoryBus};
+use aluskort_config::{CaseStoreConfig, Config};
+use aluskort_core::DegradationLevel;
+use aluskort_investigate::{Pipeline, PipelineSettings};
+use aluskort_store::{AuditStore, CaseStore, SqliteStore};
+use anyhow::Context;
+
+/// Loads and validates the config; `--data-dir` wins over the file and the environment.
+pub fn load_config(path: Option<&Path>, data_dir: Option<PathBuf>, env: &HashMap<String, String>) -> anyhow::Result<Config> {
+    let text = match path {
+        Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?),
+        None => None,
+    };
+    let mut config = aluskort_config::load(text.as_deref(), env).map_err(|errors| {
+        anyhow::anyhow!("invalid configuration:\n  {}", errors.0.join("\n  "))
+    })?;
+    if let Some(dir) = data_dir {
+        config.data_dir = dir;
+    }
+    Ok(config)
+}
+
+/// The backends a command works with.
+pub struct Backends {
+    pub case_store: Arc<dyn CaseStore>,
+    pub audit_store: Arc<dyn AuditStore>,
+    closer: Closer,
+}
+
+enum Closer {
+    Sqlite(SqliteStore),
+    #[cfg(feature = "postgres")]
+    Postgres(aluskort_store::PostgresStore),
+}
+
+impl Backends {
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        match &config.case_store {
+            CaseStoreConfig::Sqlite => {
+                let store = SqliteStore::open(&config.data_dir)
+                    .await
+                    .with_context(|| format!("cannot open the embedded store under {}", config.data_dir.display()))?;
+                Ok(Backends { case_store: Arc::new(store.clone()), audit_store: Arc::new(store.clone()), closer: Closer::Sqlite(store) })
+            }
+            #[cfg(feature = "postgres")]
+            CaseStoreConfig::Postgres { url, schema, max_connections } => {
+                let store = aluskort_store::PostgresStore::connect(url.expose(), schema.as_deref(), *max_connections)
+                    .await
+                    .context("cannot connect to the PostgreSQL case store")?;
+                Ok(Backends { case_store: Arc::new(store.clone()), audit_store: Arc::new(store.clone()), closer: Closer::Postgres(store) })
+            }
+            #[cfg(not(feature = "postgres"))]
+            CaseStoreConfig::Postgres { .. } => anyhow::bail!("aluskort was built without the `postgres` feature"),
+        }
+    }
+
+    /// Flushes and closes connections (SQLite checkpoints its WAL into the database file).
+    pub async fn close(self) {
+        match self.closer {
+            Closer::Sqlite(store) => store.close().await,
+            #[cfg(feature = "postgres")]
+            Closer::Postgres(store) => store.close().await,
+        }
+    }
+}
+
+/// Builds the pipeline over `backends` with an in-process bus.
+pub fn pipeline(config: &Config, backends: &Backends) -> (Arc<Pipeline>, Arc<MemoryBus>) {
+    let bus = Arc::new(MemoryBus::new());
+    let audit = Arc::new(AuditLog::new(Arc::clone(&backends.audit_store)));
+    let settings = PipelineSettings {
+        // No model provider is wired into this build: reasoning is deterministic (NFR-REL-003).
+        degradation: DegradationLevel::Deterministic,
+        grouping_window: chrono::Duration::hours(i64::from(config.grouping_window_hours)),
+        max_attempts: config.max_attempts,
+        ..PipelineSettings::default()
+    };
+    let shared_bus: Arc<dyn Bus> = bus.clone();
+    (Pipeline::new(shared_bus, Arc::clone(&backends.case_store), audit, settings), bus)
+}
+
+/// Logs go to stderr; stdout is reserved for results. `ALUSKORT_LOG` (or `RUST_LOG`) sets the filter.
+pub fn init_tracing(env: &HashMap<String, String>, serve: bool) {
+    let default = if serve { "info" } else { "warn" };
+    let filter = env.get("ALUSKORT_LOG").or_else(|| env.get("RUST_LOG")).map_or(default, String::as_str);
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

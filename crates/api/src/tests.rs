@@ -1,0 +1,114 @@
+use std::time::Duration;
+
+use aluskort_audit::AuditLog;
+use aluskort_bus::MemoryBus;
+use aluskort_investigate::PipelineSettings;
+use aluskort_store::SqliteStore;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use super::*;
+
+struct TestApp {
+    router: Router,
+    bus: MemoryBus,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn spawn_app() -> TestApp {
+    let store = Arc::new(SqliteStore::in_memory().await.expect("store"));
+    let bus = MemoryBus::new();
+    let audit = Arc::new(AuditLog::new(store.clone()));
+    let pipeline = Pipeline::new(Arc::new(bus.clone()), store.clone(), audit, PipelineSettings::default());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone()));
+    tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone()));
+    let metrics = PrometheusBuilder::new().build_recorder().handle();
+    let state = AppState { pipeline, store, bus: Arc::new(bus.clone()), metrics };
+    TestApp { router: router(state, 1024 * 1024), bus, shutdown }
+}
+
+async fn call(app: &TestApp, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
+    let request = Request::builder().method(method).uri(uri).body(Body::from(body.to_owned())).expect("request");
+    let response = app.router.clone().oneshot(request).await.expect("response");
+    let status = response.status();
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, value)
+}
+
+fn sentinel_line() -> String {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/alerts/sentinel/sentinel-securityalert.jsonl");
+    std::fs::read_to_string(path).expect("shared alerts").lines().next().expect("a line").to_owned()
+}
+
+#[tokio::test]
+async fn health_ready_and_metrics_answer() {
+    let app = spawn_app().await;
+    assert_eq!(call(&app, "GET", "/health", "").await.0, StatusCode::OK);
+    let (status, body) = call(&app, "GET", "/ready", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["checks"]["case_store"]["ok"], true);
+    assert_eq!(body["degradation_level"], "deterministic");
+    assert_eq!(call(&app, "GET", "/metrics", "").await.0, StatusCode::OK);
+    app.bus.close();
+    let (status, body) = call(&app, "GET", "/ready", "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["checks"]["bus"]["ok"], false);
+}
+
+#[tokio::test]
+async fn posted_alerts_are_investigated_and_queryable() {
+    let app = spawn_app().await;
+    let body = format!("{}\nnot json\n", sentinel_line());
+    let (status, response) = call(&app, "POST", "/v1/alerts", &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{response}");
+    assert_eq!(response["accepted"].as_array().map(Vec::len), Some(1));
+    assert_eq!(response["rejected"][0]["location"], "request:2");
+
+    let mut listed = Value::Null;
+    for _ in 0..200 {
+        let (_, body) = call(&app, "GET", "/v1/investigations?state=awaiting_human", "").await;
+        if body["count"] == 1 {
+            listed = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let investigation = &listed["investigations"][0];
+    assert_eq!(investigation["alert_id"], "197c2262-2cd9-4ca0-4c33-add856f8af63");
+    let id = investigation["investigation_id"].as_str().expect("id").to_owned();
+    let (status, detail) = call(&app, "GET", &format!("/v1/investigations/{id}"), "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(detail["graph_state"]["state"], "awaiting_human");
+    assert!(detail["graph_state"]["decision_chain"].as_array().is_some_and(|chain| chain.len() >= 3));
+}
+
+#[tokio::test]
+async fn bad_requests_name_the_field() {
+    let app = spawn_app().await;
+    let (status, body) = call(&app, "GET", "/v1/investigations?state=bogus", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["field"], "state");
+    let (status, body) = call(&app, "GET", "/v1/investigations?since=yesterday", "").await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("since")));
+    let (status, body) = call(&app, "GET", "/v1/investigations/not-a-uuid", "").await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("id")));
+    let (status, _) = call(&app, "GET", "/v1/investigations/0190f000-0000-7000-8000-000000000000", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = call(&app, "POST", "/v1/alerts", "  ").await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("body")));
+    let (status, _) = call(&app, "POST", "/v1/alerts", &"x".repeat(2 * 1024 * 1024)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}

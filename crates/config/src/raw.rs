@@ -1,0 +1,161 @@
+//! The file format, as written, before validation. Every field is documented in
+//! `config/aluskort.example.toml`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::{CaseStoreConfig, Config, ConfigErrors, SecretString, interpolate};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Format version; only 1 exists.
+    pub version: Option<u32>,
+    pub data_dir: Option<String>,
+    pub listen_addr: Option<String>,
+    #[serde(default)]
+    pub case_store: RawCaseStore,
+    #[serde(default)]
+    pub pipeline: RawPipeline,
+    #[serde(default)]
+    pub llm: RawLlm,
+    #[serde(default)]
+    pub api: RawApi,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCaseStore {
+    /// `sqlite` (default) or `postgres`.
+    pub backend: Option<String>,
+    pub url: Option<String>,
+    pub schema: Option<String>,
+    pub max_connections: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    pub grouping_window_hours: Option<u32>,
+    pub max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLlm {
+    /// `deterministic` (default).
+    pub provider: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    pub max_body_bytes: Option<usize>,
+}
+
+/// Environment variables that override file values.
+pub const ENV_DATA_DIR: &str = "ALUSKORT_DATA_DIR";
+pub const ENV_LISTEN_ADDR: &str = "ALUSKORT_LISTEN_ADDR";
+pub const ENV_CASE_STORE_URL: &str = "ALUSKORT_CASE_STORE_URL";
+
+impl RawConfig {
+    /// Pure: no file system, no network. Collects every problem before returning.
+    pub fn validate(self, env: &HashMap<String, String>) -> Result<Config, ConfigErrors> {
+        let mut errors = Vec::new();
+        if let Some(version) = self.version
+            && version != 1
+        {
+            errors.push(format!("`version`: {version} is not supported (expected 1)"));
+        }
+        let data_dir = env
+            .get(ENV_DATA_DIR)
+            .cloned()
+            .or(self.data_dir.map(|dir| interpolate("data_dir", &dir, env, &mut errors)))
+            .unwrap_or_else(|| "./aluskort-data".to_owned());
+        if data_dir.trim().is_empty() {
+            errors.push("`data_dir` must not be empty".to_owned());
+        }
+        let listen_text = env.get(ENV_LISTEN_ADDR).cloned().or(self.listen_addr).unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen_addr = match listen_text.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(error) => {
+                errors.push(format!("`listen_addr`: {listen_text:?} is not an address:port ({error})"));
+                None
+            }
+        };
+        let case_store = match self.case_store.backend.as_deref().unwrap_or("sqlite") {
+            "sqlite" => {
+                if self.case_store.url.is_some() {
+                    errors.push("`case_store.url` is only used with backend = \"postgres\"".to_owned());
+                }
+                Some(CaseStoreConfig::Sqlite)
+            }
+            "postgres" => {
+                let url = env
+                    .get(ENV_CASE_STORE_URL)
+                    .cloned()
+                    .or_else(|| self.case_store.url.as_deref().map(|url| interpolate("case_store.url", url, env, &mut errors)));
+                let max_connections = self.case_store.max_connections.unwrap_or(10);
+                if max_connections == 0 {
+                    errors.push("`case_store.max_connections` must be > 0".to_owned());
+                }
+                if let Some(schema) = &self.case_store.schema
+                    && (schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                {
+                    errors.push(format!("`case_store.schema`: {schema:?} must be letters, digits and underscores"));
+                }
+                match url {
+                    Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                        Some(CaseStoreConfig::Postgres { url: SecretString::new(url), schema: self.case_store.schema.clone(), max_connections })
+                    }
+                    Some(_) => {
+                        errors.push("`case_store.url` must start with postgres:// or postgresql://".to_owned());
+                        None
+                    }
+                    None => {
+                        errors.push(format!("`case_store.url` is required for backend = \"postgres\" (or set {ENV_CASE_STORE_URL})"));
+                        None
+                    }
+                }
+            }
+            other => {
+                errors.push(format!("`case_store.backend`: unknown backend {other:?} (expected \"sqlite\" or \"postgres\")"));
+                None
+            }
+        };
+        let grouping_window_hours = self.pipeline.grouping_window_hours.unwrap_or(24);
+        if !(1..=720).contains(&grouping_window_hours) {
+            errors.push(format!("`pipeline.grouping_window_hours`: {grouping_window_hours} must be 1..=720"));
+        }
+        let max_attempts = self.pipeline.max_attempts.unwrap_or(5);
+        if max_attempts == 0 {
+            errors.push("`pipeline.max_attempts` must be > 0".to_owned());
+        }
+        match self.llm.provider.as_deref().unwrap_or("deterministic") {
+            "deterministic" => {}
+            "anthropic" | "openai_compatible" => errors.push(format!(
+                "`llm.provider`: {:?} is not available in this build yet; use \"deterministic\"",
+                self.llm.provider.as_deref().unwrap_or_default()
+            )),
+            other => errors.push(format!("`llm.provider`: unknown provider {other:?} (expected \"deterministic\")")),
+        }
+        let max_body_bytes = self.api.max_body_bytes.unwrap_or(10 * 1024 * 1024);
+        if max_body_bytes < 1024 {
+            errors.push("`api.max_body_bytes` must be at least 1024".to_owned());
+        }
+        match (errors.is_empty(), listen_addr, case_store) {
+            (true, Some(listen_addr), Some(case_store)) => Ok(Config {
+                data_dir: PathBuf::from(data_dir),
+                listen_addr,
+                case_store,
+                grouping_window_hours,
+                max_attempts,
+                max_body_bytes,
+            }),
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+}
