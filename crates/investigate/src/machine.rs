@@ -5,7 +5,7 @@
 
 use aluskort_audit::AuditEvent;
 use aluskort_core::{
-    CanonicalAlert, Classification, DegradationLevel, GraphState, Incident, IncidentMember, InvestigationState,
+    CanonicalAlert, Classification, DegradationLevel, GraphState, Incident, IncidentMember, InvestigationState, Verdict,
 };
 use aluskort_ingest::NormalizedAlert;
 use aluskort_store::StoreError;
@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::grouping::{self, GroupingDecision};
 use crate::pipeline::Pipeline;
-use crate::reasoner::{self, ReasoningInput};
+use crate::reasoner::{self, IncidentContext, ReasoningInput};
 
 /// FR-RSN-006 / §3.4: minimum confidence for closing without a human.
 pub const AUTO_CLOSE_CONFIDENCE: f64 = 0.85;
@@ -165,26 +165,12 @@ impl Pipeline {
             iocs: &normalized.iocs,
             incident: incident.as_ref(),
         });
-        state.classification = Some(verdict.classification);
-        state.confidence = verdict.confidence;
-        state.severity = verdict.severity.as_str().to_owned();
-        state.techniques = verdict.techniques.clone();
-        state.tactics = verdict.tactics.clone();
-        state.recommended_actions = verdict.recommended_actions.clone();
-        state.case_facts.insert("reasoning".to_owned(), json!(verdict.reasoning));
+        apply_verdict(state, &verdict, incident.as_ref());
         state.record_decision("reasoning_agent", "classified", verdict.reasoning.join("; "), Some(verdict.confidence), Utc::now());
-
-        let mut event = self.state_event(state, "alert.classified", "reasoning_agent");
-        event.decision = json!({
-            "decision_type": "classification",
-            "classification": verdict.classification.as_str(),
-            "confidence": verdict.confidence,
-            "confidence_basis": "deterministic_rules",
-            "severity_assigned": verdict.severity.as_str(),
-            "recommended_actions": verdict.recommended_actions,
-            "reasoning_summary": verdict.reasoning.last().cloned().unwrap_or_default(),
-        });
-        self.audit.append(event).await?;
+        self.audit.append(self.classified_event(state, &verdict, None)).await?;
+        if let Some(incident) = &incident {
+            self.reassess_members(incident, &state.alert_id).await?;
+        }
 
         let destructive = verdict.has_destructive_action();
         let dismissible = matches!(verdict.classification, Classification::FalsePositive | Classification::BenignTruePositive);
@@ -209,6 +195,52 @@ impl Pipeline {
         self.transition(state, InvestigationState::AwaitingHuman, "reasoning_agent", why).await
     }
 
+    fn classified_event(&self, state: &GraphState, verdict: &Verdict, reassessed: Option<&str>) -> AuditEvent {
+        let mut event = self.state_event(state, "alert.classified", "reasoning_agent");
+        event.decision = json!({
+            "decision_type": if reassessed.is_some() { "reclassification" } else { "classification" },
+            "classification": verdict.classification.as_str(),
+            "confidence": verdict.confidence,
+            "confidence_basis": "deterministic_rules",
+            "severity_assigned": verdict.severity.as_str(),
+            "recommended_actions": verdict.recommended_actions,
+            "reasoning_summary": reassessed.map_or_else(|| verdict.reasoning.last().cloned().unwrap_or_default(), str::to_owned),
+        });
+        event
+    }
+
+    /// An incident is judged as a whole: when it grows enough to change what the reasoner sees
+    /// (multi-stage, higher severity), the verdicts of its other members still waiting for a human
+    /// are recomputed, audited and saved as new versions.
+    async fn reassess_members(&self, incident: &Incident, current: &aluskort_core::AlertId) -> Result<(), StepError> {
+        let context = IncidentContext::of(incident);
+        for member in incident.alert_ids.iter().filter(|id| *id != current) {
+            let Some(mut member_state) = self.store.investigation_for_alert(&incident.tenant_id, member).await? else { continue };
+            if member_state.state != InvestigationState::AwaitingHuman || recorded_context(&member_state) == Some(context) {
+                continue;
+            }
+            let Some(alert) = self.store.alert(&incident.tenant_id, member).await? else { continue };
+            let verdict = reasoner::reason(&ReasoningInput {
+                alert: &alert,
+                entities: &member_state.entities,
+                iocs: &member_state.iocs,
+                incident: Some(incident),
+            });
+            apply_verdict(&mut member_state, &verdict, Some(incident));
+            let why = format!("reassessed: incident {} now has {} alerts", incident.incident_id, incident.alert_ids.len());
+            member_state.record_decision("reasoning_agent", "reclassified", format!("{why}; {}", verdict.reasoning.join("; ")), Some(verdict.confidence), Utc::now());
+            member_state.updated_at = Utc::now();
+            self.audit.append(self.classified_event(&member_state, &verdict, Some(&why))).await?;
+            match self.store.save_investigation(&member_state, member_state.version).await {
+                Ok(_) => {}
+                // Someone (an analyst) changed it meanwhile: their version wins; nothing to do.
+                Err(error) if error.kind == aluskort_store::StoreErrorKind::Conflict => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
+    }
+
     async fn step_respond(&self, state: &mut GraphState) -> Result<(), StepError> {
         let mut event = self.state_event(state, "alert.auto_closed", "response_agent");
         event.decision = json!({
@@ -226,5 +258,25 @@ impl Pipeline {
     pub(crate) async fn fail(&self, state: &mut GraphState, reason: &str) -> Result<(), StepError> {
         state.error = Some(reason.to_owned());
         self.transition(state, InvestigationState::Failed, "orchestrator", reason).await
+    }
+}
+
+fn recorded_context(state: &GraphState) -> Option<IncidentContext> {
+    state.case_facts.get("incident_context").and_then(|value| serde_json::from_value(value.clone()).ok())
+}
+
+fn apply_verdict(state: &mut GraphState, verdict: &Verdict, incident: Option<&Incident>) {
+    state.classification = Some(verdict.classification);
+    state.confidence = verdict.confidence;
+    state.severity = verdict.severity.as_str().to_owned();
+    state.techniques = verdict.techniques.clone();
+    state.tactics = verdict.tactics.clone();
+    state.recommended_actions = verdict.recommended_actions.clone();
+    state.case_facts.insert("reasoning".to_owned(), json!(verdict.reasoning));
+    if let Some(incident) = incident {
+        state.case_facts.insert("incident_context".to_owned(), json!(IncidentContext::of(incident)));
+    }
+    if state.state == InvestigationState::AwaitingHuman {
+        state.requires_human_approval = true;
     }
 }

@@ -101,6 +101,25 @@ fn vendor_classification(alert: &CanonicalAlert) -> Option<(Classification, Stri
     Some((classification, raw.to_owned()))
 }
 
+/// What the reasoner takes from an incident; when it changes, member verdicts are reassessed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IncidentContext {
+    /// At least 3 related alerts, or related alerts across at least 2 tactics.
+    pub multi_stage: bool,
+    pub severity: Severity,
+    pub tactics: usize,
+}
+
+impl IncidentContext {
+    pub fn of(incident: &Incident) -> Self {
+        let mut tactics: Vec<String> = incident.members.iter().flat_map(|m| m.tactics.iter().map(|t| normalise(t))).collect();
+        tactics.sort();
+        tactics.dedup();
+        let multi_stage = incident.alert_ids.len() > 1 && (incident.alert_ids.len() >= 3 || tactics.len() >= 2);
+        IncidentContext { multi_stage, severity: incident.severity, tactics: tactics.len() }
+    }
+}
+
 pub fn reason(input: &ReasoningInput<'_>) -> Verdict {
     let alert = input.alert;
     let mut reasoning = Vec::new();
@@ -144,17 +163,16 @@ pub fn reason(input: &ReasoningInput<'_>) -> Verdict {
         reasoning.push(format!("+0.05 for high-impact tactic(s) {}", impact.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")));
     }
 
-    if let Some(incident) = input.incident.filter(|incident| incident.alert_ids.len() > 1) {
-        let mut tactics: Vec<String> = incident.members.iter().flat_map(|m| m.tactics.iter().map(|t| normalise(t))).collect();
-        tactics.sort();
-        tactics.dedup();
-        if incident.alert_ids.len() >= 3 || tactics.len() >= 2 {
+    if let Some(incident) = input.incident {
+        let context = IncidentContext::of(incident);
+        let tactics = context.tactics;
+        if context.multi_stage {
             score += 0.10;
             reasoning.push(format!(
                 "+0.10: part of incident {} with {} related alerts across {} tactic(s) (multi-stage activity)",
                 incident.incident_id,
                 incident.alert_ids.len(),
-                tactics.len()
+                tactics
             ));
             if incident.severity > severity && !operational {
                 severity = incident.severity;

@@ -77,10 +77,18 @@ async fn real_sentinel_alerts_flow_end_to_end_with_a_valid_audit_chain() {
         assert!(record.classification.is_some());
         incidents.insert(record.incident_id.expect("grouped"));
         let history = harness.store.investigation_history(state.investigation_id).await.expect("history");
-        let path: Vec<&str> = history.iter().map(|s| s.state.as_str()).collect();
+        let mut path: Vec<&str> = history.iter().map(|s| s.state.as_str()).collect();
+        // Reassessment when the incident grows saves further awaiting_human versions.
+        path.dedup();
         assert_eq!(path, vec!["received", "parsing", "enriching", "reasoning", "awaiting_human"], "every transition persisted");
+        let versions: Vec<u64> = history.iter().map(|s| s.version).collect();
+        assert_eq!(versions, (1..=versions.len() as u64).collect::<Vec<_>>(), "versions are gap-free");
     }
     assert_eq!(incidents.len(), 3, "the three Sentinel incidents");
+    // An incident is judged as a whole: every member of a multi-alert incident saw its context.
+    for state in &states {
+        assert!(state.case_facts.contains_key("incident_context"), "{} was (re)assessed with its incident", state.alert_id);
+    }
 
     let report = verify_store(harness.store.as_ref()).await.expect("verify");
     assert_eq!(report.first_break, None);
