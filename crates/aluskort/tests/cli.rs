@@ -1,0 +1,254 @@
+//! The binary as users run it: `triage`, `audit verify`, `config check`, `extract`, `serve`.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn aluskort() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_aluskort"));
+    command.env_remove("ALUSKORT_CONFIG").env_remove("ALUSKORT_DATA_DIR").env_remove("RUST_LOG");
+    command
+}
+
+fn sentinel_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/alerts/sentinel/sentinel-securityalert.jsonl")
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("aluskort runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn triage(data_dir: &Path, files: &[&Path]) -> Output {
+    let mut command = aluskort();
+    command.arg("triage").arg("--data-dir").arg(data_dir);
+    for file in files {
+        command.arg(file);
+    }
+    run(&mut command)
+}
+
+const REQUIRED_FIELDS: &[&str] = &[
+    "alert_id",
+    "source",
+    "title",
+    "severity",
+    "state",
+    "classification",
+    "confidence",
+    "techniques",
+    "tactics",
+    "entities",
+    "iocs",
+    "incident_id",
+    "recommended_actions",
+    "requires_approval",
+    "degradation_level",
+];
+
+#[test]
+fn triage_prints_one_complete_record_per_real_sentinel_alert_and_the_chain_verifies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = triage(dir.path(), &[&sentinel_file()]);
+    assert!(output.status.success(), "stderr: {}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let records: Vec<Value> = stdout.lines().map(|line| serde_json::from_str(line).expect("each line is JSON")).collect();
+    assert_eq!(records.len(), 26);
+    let ids: HashSet<&str> = records.iter().filter_map(|r| r["alert_id"].as_str()).collect();
+    assert_eq!(ids.len(), 26, "no alert lost or duplicated");
+    for record in &records {
+        for field in REQUIRED_FIELDS {
+            assert!(record.get(*field).is_some(), "{field} missing in {}", record["alert_id"]);
+        }
+        let confidence = record["confidence"].as_f64().expect("number");
+        assert!((0.0..=1.0).contains(&confidence));
+        assert!(record["entities"].is_object() && record["iocs"].is_array());
+        assert_eq!(record["source"], "sentinel");
+        assert_eq!(record["degradation_level"], "deterministic");
+    }
+    let incidents: HashSet<&str> = records.iter().filter_map(|r| r["incident_id"].as_str()).collect();
+    assert_eq!(incidents.len(), 3);
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("26 investigated") && stderr.contains("3 incident(s)"), "{stderr}");
+
+    let verify = run(aluskort().args(["audit", "verify", "--data-dir"]).arg(dir.path()));
+    assert!(verify.status.success(), "{}", text(&verify.stdout));
+    assert!(text(&verify.stdout).starts_with("audit chain valid: "), "{}", text(&verify.stdout));
+}
+
+#[test]
+fn a_second_run_over_the_same_data_dir_does_not_reinvestigate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = triage(dir.path(), &[&sentinel_file()]);
+    let second = triage(dir.path(), &[&sentinel_file()]);
+    assert!(second.status.success());
+    let lines: Vec<Value> = text(&second.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(lines.len(), 26);
+    assert!(lines.iter().all(|r| r["duplicate"] == true));
+    let first_ids: Vec<String> = text(&first.stdout).lines().map(|l| serde_json::from_str::<Value>(l).expect("JSON")["investigation_id"].to_string()).collect();
+    let second_ids: Vec<String> = lines.iter().map(|r| r["investigation_id"].to_string()).collect();
+    assert_eq!(first_ids, second_ids);
+    assert!(run(aluskort().args(["audit", "verify", "--data-dir"]).arg(dir.path())).status.success());
+}
+
+#[test]
+fn a_malformed_line_is_named_and_the_rest_still_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alerts = std::fs::read_to_string(sentinel_file()).expect("alerts");
+    let mut lines = alerts.lines();
+    let input = dir.path().join("mixed.jsonl");
+    let content = format!(
+        "{}\n{{\"SystemAlertId\": \"x\", broken\n{}\n{{\"hello\": \"world\"}}\n",
+        lines.next().expect("line"),
+        lines.next().expect("line")
+    );
+    std::fs::write(&input, content).expect("write input");
+    let output = triage(&dir.path().join("data"), &[&input]);
+    assert_eq!(output.status.code(), Some(2), "some input was rejected");
+    assert_eq!(text(&output.stdout).lines().count(), 2);
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("mixed.jsonl:2: invalid JSON"), "{stderr}");
+    assert!(stderr.contains("mixed.jsonl:4: unrecognised alert format"), "{stderr}");
+}
+
+#[test]
+fn reads_stdin_json_arrays_and_prints_a_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alerts = std::fs::read_to_string(sentinel_file()).expect("alerts");
+    let array: Vec<Value> = alerts.lines().take(3).map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    let mut child = aluskort()
+        .args(["triage", "--format", "table", "--data-dir"])
+        .arg(dir.path())
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().expect("stdin").write_all(serde_json::to_string(&array).expect("JSON").as_bytes()).expect("write");
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.starts_with("ALERT_ID"));
+    assert_eq!(stdout.lines().count(), 4);
+}
+
+#[test]
+fn an_edited_audit_record_makes_verify_fail_and_names_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert!(triage(dir.path(), &[&sentinel_file()]).status.success());
+    let database = dir.path().join("aluskort.db");
+    let runtime = tokio_runtime();
+    runtime.block_on(async {
+        use sqlx::ConnectOptions;
+        let mut connection = sqlx::sqlite::SqliteConnectOptions::new().filename(&database).connect().await.expect("open db");
+        sqlx::query("UPDATE audit_records SET decision = '{\"classification\":\"false_positive\"}' WHERE sequence_number = 7")
+            .execute(&mut connection)
+            .await
+            .expect("tamper");
+    });
+    let verify = run(aluskort().args(["audit", "verify", "--data-dir"]).arg(dir.path()));
+    assert_eq!(verify.status.code(), Some(1));
+    let stdout = text(&verify.stdout);
+    assert!(stdout.contains("BROKEN") && stdout.contains("record 7 "), "{stdout}");
+}
+
+fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+}
+
+#[test]
+fn audit_verify_without_data_fails_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = run(aluskort().args(["audit", "verify", "--data-dir"]).arg(dir.path()));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("no audit data"));
+}
+
+#[test]
+fn config_check_lists_every_problem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "listen_addr = \"nope\"\n[case_store]\nbackend = \"oracle\"\n[pipeline]\nmax_attempts = 0\n").expect("write");
+    let output = run(aluskort().arg("--config").arg(&config).args(["config", "check"]));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    for needle in ["`listen_addr`", "`case_store.backend`", "`pipeline.max_attempts`"] {
+        assert!(stderr.contains(needle), "{needle} in {stderr}");
+    }
+    let ok = run(aluskort().args(["config", "check"]));
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+}
+
+#[test]
+fn extract_prints_one_indicator_per_line_and_handles_jsonl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("report.txt");
+    std::fs::write(&report, "C2 at hxxp://evil[.]example[.]com/x and 198.51.100[.]7; hash 9d8e30daf21108092d5980c931876b7e").expect("write");
+    let output = run(aluskort().arg("extract").arg(&report));
+    assert!(output.status.success());
+    let found: Vec<Value> = text(&output.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    let pairs: HashSet<(String, String)> = found.iter().map(|v| (v["type"].as_str().unwrap_or_default().to_owned(), v["value"].as_str().unwrap_or_default().to_owned())).collect();
+    for expected in [("url", "http://evil.example.com/x"), ("domain", "evil.example.com"), ("ipv4", "198.51.100.7"), ("md5", "9d8e30daf21108092d5980c931876b7e")] {
+        assert!(pairs.contains(&(expected.0.to_owned(), expected.1.to_owned())), "{expected:?} in {pairs:?}");
+    }
+    let lines = dir.path().join("lines.jsonl");
+    std::fs::write(&lines, "{\"id\": 1, \"text\": \"ping 203.0.113.5\"}\n{\"id\": \"b\", \"text\": \"nothing\"}\n").expect("write");
+    let output = run(aluskort().args(["extract", "--jsonl"]).arg(&lines));
+    let rows: Vec<Value> = text(&output.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["iocs"][0]["value"], "203.0.113.5");
+    assert_eq!(rows[1]["iocs"], Value::Array(vec![]));
+}
+
+fn http(address: &str, request: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
+
+#[test]
+fn serve_binds_loopback_answers_and_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = aluskort()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut address = String::new();
+    for _ in 0..50 {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).expect("read") == 0 {
+            break;
+        }
+        if let Some(rest) = line.trim().strip_prefix("aluskort serving on http://") {
+            address = rest.to_owned();
+            break;
+        }
+    }
+    assert!(address.starts_with("127.0.0.1:"), "bound {address:?}");
+    let health = http(&address, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let body = std::fs::read_to_string(sentinel_file()).expect("alerts").lines().next().expect("line").to_owned();
+    let post = http(&address, &format!("POST /v1/alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()));
+    assert!(post.starts_with("HTTP/1.1 202"), "{post}");
+    let metrics = http(&address, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(metrics.contains("aluskort_alerts_received_total"), "{metrics}");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let exit = child.wait().expect("wait");
+    assert!(exit.success(), "graceful exit, got {exit:?}");
+    let verify = run(aluskort().args(["audit", "verify", "--data-dir"]).arg(dir.path()));
+    assert!(verify.status.success(), "{}", text(&verify.stdout));
+}
