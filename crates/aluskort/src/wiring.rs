@@ -18,9 +18,8 @@ pub fn load_config(path: Option<&Path>, data_dir: Option<PathBuf>, env: &HashMap
         Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?),
         None => None,
     };
-    let mut config = aluskort_config::load(text.as_deref(), env).map_err(|errors| {
-        anyhow::anyhow!("invalid configuration:\n  {}", errors.0.join("\n  "))
-    })?;
+    let mut config = aluskort_config::load(text.as_deref(), env)
+        .map_err(|errors| anyhow::anyhow!("invalid configuration:\n  {}", errors.0.join("\n  ")))?;
     if let Some(dir) = data_dir {
         config.data_dir = dir;
     }

@@ -91,7 +91,8 @@ fn a_second_run_over_the_same_data_dir_does_not_reinvestigate() {
     let lines: Vec<Value> = text(&second.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
     assert_eq!(lines.len(), 26);
     assert!(lines.iter().all(|r| r["duplicate"] == true));
-    let first_ids: Vec<String> = text(&first.stdout).lines().map(|l| serde_json::from_str::<Value>(l).expect("JSON")["investigation_id"].to_string()).collect();
+    let first_ids: Vec<String> =
+        text(&first.stdout).lines().map(|l| serde_json::from_str::<Value>(l).expect("JSON")["investigation_id"].to_string()).collect();
     let second_ids: Vec<String> = lines.iter().map(|r| r["investigation_id"].to_string()).collect();
     assert_eq!(first_ids, second_ids);
     assert!(run(aluskort().args(["audit", "verify", "--data-dir"]).arg(dir.path())).status.success());
@@ -190,12 +191,21 @@ fn config_check_lists_every_problem() {
 fn extract_prints_one_indicator_per_line_and_handles_jsonl() {
     let dir = tempfile::tempdir().expect("tempdir");
     let report = dir.path().join("report.txt");
-    std::fs::write(&report, "C2 at hxxp://evil[.]example[.]com/x and 198.51.100[.]7; hash 9d8e30daf21108092d5980c931876b7e").expect("write");
+    std::fs::write(&report, "C2 at hxxp://evil[.]example[.]com/x and 198.51.100[.]7; hash 9d8e30daf21108092d5980c931876b7e")
+        .expect("write");
     let output = run(aluskort().arg("extract").arg(&report));
     assert!(output.status.success());
     let found: Vec<Value> = text(&output.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
-    let pairs: HashSet<(String, String)> = found.iter().map(|v| (v["type"].as_str().unwrap_or_default().to_owned(), v["value"].as_str().unwrap_or_default().to_owned())).collect();
-    for expected in [("url", "http://evil.example.com/x"), ("domain", "evil.example.com"), ("ipv4", "198.51.100.7"), ("md5", "9d8e30daf21108092d5980c931876b7e")] {
+    let pairs: HashSet<(String, String)> = found
+        .iter()
+        .map(|v| (v["type"].as_str().unwrap_or_default().to_owned(), v["value"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    for expected in [
+        ("url", "http://evil.example.com/x"),
+        ("domain", "evil.example.com"),
+        ("ipv4", "198.51.100.7"),
+        ("md5", "9d8e30daf21108092d5980c931876b7e"),
+    ] {
         assert!(pairs.contains(&(expected.0.to_owned(), expected.1.to_owned())), "{expected:?} in {pairs:?}");
     }
     let lines = dir.path().join("lines.jsonl");
@@ -241,7 +251,13 @@ fn serve_binds_loopback_answers_and_shuts_down_gracefully() {
     let health = http(&address, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     let body = std::fs::read_to_string(sentinel_file()).expect("alerts").lines().next().expect("line").to_owned();
-    let post = http(&address, &format!("POST /v1/alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()));
+    let post = http(
+        &address,
+        &format!(
+            "POST /v1/alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
     assert!(post.starts_with("HTTP/1.1 202"), "{post}");
     let metrics = http(&address, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(metrics.contains("aluskort_alerts_received_total"), "{metrics}");

@@ -9,7 +9,10 @@ use serde_json::json;
 #[derive(Debug)]
 pub enum ApiError {
     /// The request is wrong; `field` names what to fix.
-    BadRequest { field: String, reason: String },
+    BadRequest {
+        field: String,
+        reason: String,
+    },
     NotFound(String),
     Store(StoreError),
     Internal(anyhow::Error),
@@ -30,7 +33,9 @@ impl From<anyhow::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match self {
-            ApiError::BadRequest { field, reason } => (StatusCode::BAD_REQUEST, json!({"error": "bad_request", "field": field, "reason": reason})),
+            ApiError::BadRequest { field, reason } => {
+                (StatusCode::BAD_REQUEST, json!({"error": "bad_request", "field": field, "reason": reason}))
+            }
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, json!({"error": "not_found", "reason": what})),
             ApiError::Store(error) => {
                 let status = match error.kind {

@@ -30,7 +30,10 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let ready = store.is_ok() && bus.is_ok();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let degradation = state.pipeline.settings().degradation.as_str();
-    (status, Json(json!({"ready": ready, "degradation_level": degradation, "checks": {"case_store": describe(&store), "bus": describe(&bus)}})))
+    (
+        status,
+        Json(json!({"ready": ready, "degradation_level": degradation, "checks": {"case_store": describe(&store), "bus": describe(&bus)}})),
+    )
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -25,7 +25,11 @@ pub struct ConfigErrors(pub Vec<String>);
 pub enum CaseStoreConfig {
     /// `<data_dir>/aluskort.db`.
     Sqlite,
-    Postgres { url: SecretString, schema: Option<String>, max_connections: u32 },
+    Postgres {
+        url: SecretString,
+        schema: Option<String>,
+        max_connections: u32,
+    },
 }
 
 /// Validated configuration.
@@ -43,7 +47,9 @@ pub struct Config {
 /// Parses `text` (TOML) and validates it; `None` means "no file": embedded defaults.
 pub fn load(text: Option<&str>, env: &HashMap<String, String>) -> Result<Config, ConfigErrors> {
     let raw = match text {
-        Some(text) => toml::from_str::<RawConfig>(text).map_err(|error| ConfigErrors(vec![format!("config file: {}", error.to_string().trim())]))?,
+        Some(text) => {
+            toml::from_str::<RawConfig>(text).map_err(|error| ConfigErrors(vec![format!("config file: {}", error.to_string().trim())]))?
+        }
         None => RawConfig::default(),
     };
     raw.validate(env)

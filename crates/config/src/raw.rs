@@ -108,9 +108,11 @@ impl RawConfig {
                     errors.push(format!("`case_store.schema`: {schema:?} must be letters, digits and underscores"));
                 }
                 match url {
-                    Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                        Some(CaseStoreConfig::Postgres { url: SecretString::new(url), schema: self.case_store.schema.clone(), max_connections })
-                    }
+                    Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Some(CaseStoreConfig::Postgres {
+                        url: SecretString::new(url),
+                        schema: self.case_store.schema.clone(),
+                        max_connections,
+                    }),
                     Some(_) => {
                         errors.push("`case_store.url` must start with postgres:// or postgresql://".to_owned());
                         None

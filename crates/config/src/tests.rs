@@ -52,7 +52,9 @@ fn interpolates_secrets_from_the_environment_and_never_prints_them() {
 
 #[test]
 fn environment_overrides_the_file() {
-    let config = load(Some("data_dir = \"/var/lib/a\""), &env(&[("ALUSKORT_DATA_DIR", "/tmp/b"), ("ALUSKORT_LISTEN_ADDR", "0.0.0.0:9000")])).expect("valid");
+    let config =
+        load(Some("data_dir = \"/var/lib/a\""), &env(&[("ALUSKORT_DATA_DIR", "/tmp/b"), ("ALUSKORT_LISTEN_ADDR", "0.0.0.0:9000")]))
+            .expect("valid");
     assert_eq!(config.data_dir, PathBuf::from("/tmp/b"));
     assert_eq!(config.listen_addr.to_string(), "0.0.0.0:9000");
 }

@@ -194,7 +194,14 @@ impl GraphState {
     }
 
     /// Appends a decision-chain entry with the next step number.
-    pub fn record_decision(&mut self, agent: &str, action: &str, reasoning: impl Into<String>, confidence: Option<f64>, now: DateTime<Utc>) {
+    pub fn record_decision(
+        &mut self,
+        agent: &str,
+        action: &str,
+        reasoning: impl Into<String>,
+        confidence: Option<f64>,
+        now: DateTime<Utc>,
+    ) {
         let step = u32::try_from(self.decision_chain.len()).unwrap_or(u32::MAX).saturating_add(1);
         self.decision_chain.push(DecisionEntry {
             step,

@@ -205,9 +205,7 @@ fn parse_ipv4(raw: &str) -> Result<String, IocError> {
     if raw.split('.').any(|octet| octet.len() > 1 && octet.starts_with('0')) {
         return Err(IocError::new(kind, "octet with a leading zero is ambiguous"));
     }
-    raw.parse::<Ipv4Addr>()
-        .map(|ip| ip.to_string())
-        .map_err(|_| IocError::new(kind, "not four decimal octets of at most 255"))
+    raw.parse::<Ipv4Addr>().map(|ip| ip.to_string()).map_err(|_| IocError::new(kind, "not four decimal octets of at most 255"))
 }
 
 fn parse_ipv6(raw: &str) -> Result<String, IocError> {
@@ -218,10 +216,7 @@ fn parse_ipv6(raw: &str) -> Result<String, IocError> {
     if !address.contains(':') {
         return Err(IocError::new(kind, "an IPv6 address contains ':'"));
     }
-    address
-        .parse::<Ipv6Addr>()
-        .map(|ip| ip.to_string())
-        .map_err(|_| IocError::new(kind, "not a valid IPv6 address"))
+    address.parse::<Ipv6Addr>().map(|ip| ip.to_string()).map_err(|_| IocError::new(kind, "not a valid IPv6 address"))
 }
 
 /// DNS syntax: 2..=127 labels of 1..=63 letters, digits, hyphens (not at the ends) or underscores,
@@ -248,9 +243,7 @@ fn parse_domain(raw: &str) -> Result<String, IocError> {
         }
     }
     let tld = labels[labels.len() - 1];
-    let tld_ok = tld.len() >= 2
-        && (tld.bytes().all(|b| b.is_ascii_alphabetic())
-            || (tld.starts_with("xn--") && tld.len() > 4));
+    let tld_ok = tld.len() >= 2 && (tld.bytes().all(|b| b.is_ascii_alphabetic()) || (tld.starts_with("xn--") && tld.len() > 4));
     if !tld_ok {
         return Err(IocError::new(kind, "top-level label must be alphabetic, at least 2 characters"));
     }
@@ -285,9 +278,7 @@ fn parse_url(raw: &str) -> Result<String, IocError> {
     } else if let Ok(ip) = parse_ipv4(host) {
         ip
     } else {
-        parse_domain(host)
-            .or_else(|_| parse_single_label_host(host))
-            .map_err(|_| IocError::new(kind, "invalid host"))?
+        parse_domain(host).or_else(|_| parse_single_label_host(host)).map_err(|_| IocError::new(kind, "invalid host"))?
     };
     let userinfo = authority.rsplit_once('@').map(|(user, _)| format!("{user}@")).unwrap_or_default();
     let port_text = port.map(|p| format!(":{p}")).unwrap_or_default();
@@ -300,11 +291,7 @@ fn parse_single_label_host(host: &str) -> Result<String, IocError> {
         && host.len() <= 63
         && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         && !host.starts_with('-');
-    if valid {
-        Ok(host.to_ascii_lowercase())
-    } else {
-        Err(IocError::new(IocType::Url, "invalid host"))
-    }
+    if valid { Ok(host.to_ascii_lowercase()) } else { Err(IocError::new(IocType::Url, "invalid host")) }
 }
 
 fn split_host_port(host_port: &str) -> (&str, Option<&str>) {

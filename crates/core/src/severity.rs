@@ -27,13 +27,7 @@ pub enum QueuePriority {
 }
 
 impl Severity {
-    pub const ALL: [Severity; 5] = [
-        Severity::Informational,
-        Severity::Low,
-        Severity::Medium,
-        Severity::High,
-        Severity::Critical,
-    ];
+    pub const ALL: [Severity; 5] = [Severity::Informational, Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
 
     pub const fn as_str(self) -> &'static str {
         match self {

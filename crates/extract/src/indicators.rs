@@ -118,12 +118,7 @@ mod tests {
         let iocs: Vec<String> = entity_iocs(&entities).iter().map(ToString::to_string).collect();
         assert_eq!(
             iocs,
-            vec![
-                "ipv4:203.0.113.5",
-                "md5:9d8e30daf21108092d5980c931876b7e",
-                "file_path:C:\\Temp\\x.exe",
-                "url:http://203.0.113.5/payload",
-            ]
+            vec!["ipv4:203.0.113.5", "md5:9d8e30daf21108092d5980c931876b7e", "file_path:C:\\Temp\\x.exe", "url:http://203.0.113.5/payload",]
         );
     }
 }

@@ -12,11 +12,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aluskort_core::entity::{
-    Account, DnsEntity, FileEntity, FileHash, Host, IpEntity, Mailbox, OtherEntity, ProcessEntity, UrlEntity,
-};
-use aluskort_core::ioc::{Ipv4, Ipv6, Md5, Sha1, Sha256, Sha512, Url};
 use aluskort_core::AlertEntities;
+use aluskort_core::entity::{Account, DnsEntity, FileEntity, FileHash, Host, IpEntity, Mailbox, OtherEntity, ProcessEntity, UrlEntity};
+use aluskort_core::ioc::{Ipv4, Ipv6, Md5, Sha1, Sha256, Sha512, Url};
 use serde_json::Value;
 
 use crate::sanitize::{FieldKind, SanitizeReport};
@@ -142,11 +140,7 @@ fn scalar_text(value: &Value) -> Option<String> {
 }
 
 fn text<'a>(entity: &'a Value, names: &[&str]) -> Option<&'a str> {
-    names
-        .iter()
-        .filter_map(|name| entity.get(*name).and_then(Value::as_str))
-        .map(str::trim)
-        .find(|text| !text.is_empty())
+    names.iter().filter_map(|name| entity.get(*name).and_then(Value::as_str)).map(str::trim).find(|text| !text.is_empty())
 }
 
 /// The canonical (lowercase, dash-free) spelling of a Sentinel entity type.
@@ -190,11 +184,10 @@ fn map_entity(graph: &Graph<'_>, entity: &Value, out: &mut AlertEntities, report
                 _ => None,
             });
             let host = Host {
-                os: id("Host.OSFamily", &["OSFamily", "OsFamily"], report)
-                    .map(|family| match text(entity, &["OSVersion", "OsVersion"]) {
-                        Some(version) => format!("{family} {version}"),
-                        None => family,
-                    }),
+                os: id("Host.OSFamily", &["OSFamily", "OsFamily"], report).map(|family| match text(entity, &["OSVersion", "OsVersion"]) {
+                    Some(version) => format!("{family} {version}"),
+                    None => family,
+                }),
                 device_id: id("Host.MdatpDeviceId", &["MdatpDeviceId", "DeviceId"], report),
                 azure_id: verbatim("Host.AzureID", &["AzureID", "AzureId"], report),
                 hostname,

@@ -19,18 +19,13 @@ fn regex(pattern: &str) -> Regex {
     Regex::new(pattern).unwrap_or_else(|error| unreachable!("static pattern {pattern:?} is valid: {error}"))
 }
 
-static URL: LazyLock<Regex> =
-    LazyLock::new(|| regex(r#"(?i)\b(?:https?|ftps?|sftp|wss?)://[^\s<>"'`{}|\\^\[\]]+"#));
-static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r"(?i)[a-z0-9._%+'-]+@(?:[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]")
-});
-static DOMAIN: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r"(?i)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})")
-});
+static URL: LazyLock<Regex> = LazyLock::new(|| regex(r#"(?i)\b(?:https?|ftps?|sftp|wss?)://[^\s<>"'`{}|\\^\[\]]+"#));
+static EMAIL: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"(?i)[a-z0-9._%+'-]+@(?:[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]"));
+static DOMAIN: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"(?i)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})"));
 static IPV4: LazyLock<Regex> = LazyLock::new(|| regex(r"(?:\d{1,3}\.){3}\d{1,3}"));
-static IPV6: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9a-f]{0,4})")
-});
+static IPV6: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9a-f]{0,4})"));
 static HEX: LazyLock<Regex> = LazyLock::new(|| regex(r"[0-9A-Fa-f]{32,}"));
 static CVE: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)\bCVE-\d{4}-\d{4,7}\b"));
 static TECHNIQUE: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(?:AML\.)?T\d{4}(?:\.\d{3})?\b"));
@@ -40,8 +35,7 @@ static REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
     let hives = REGISTRY_HIVES.join("|");
     regex(&format!(r#"(?i)\b(?:{hives})\\[^\r\n\t"'<>|]+"#))
 });
-static WINDOWS_PATH: LazyLock<Regex> =
-    LazyLock::new(|| regex(r#"(?i)(?:\b[a-z]:\\|\\\\[a-z0-9_.$-]+\\|%[a-z_]+%\\)[^\r\n\t"'<>|*?]+"#));
+static WINDOWS_PATH: LazyLock<Regex> = LazyLock::new(|| regex(r#"(?i)(?:\b[a-z]:\\|\\\\[a-z0-9_.$-]+\\|%[a-z_]+%\\)[^\r\n\t"'<>|*?]+"#));
 static POSIX_PATH: LazyLock<Regex> = LazyLock::new(|| regex(r"(?:^|[\s'(=])(/(?:[\w.-]+/)+[\w.-]+)"));
 
 /// Characters that end an indicator in prose but are never its last character.
@@ -110,7 +104,8 @@ fn extract_into(text: &str, sink: &mut Sink) {
         let start = found.start();
         let end = found.end();
         // Part of a longer token: an e-mail local part, a file name with a path, a dotted number.
-        if matches!(before(text, start), Some(c) if c.is_ascii_alphanumeric() || c == '@' || c == '-' || c == '.' || c == '\\' || c == '_') {
+        if matches!(before(text, start), Some(c) if c.is_ascii_alphanumeric() || c == '@' || c == '-' || c == '.' || c == '\\' || c == '_')
+        {
             continue;
         }
         if matches!(after(text, end), Some(c) if c.is_ascii_alphanumeric() || c == '@' || c == '_' || c == '-') {
@@ -271,9 +266,9 @@ fn trim_spaced_path(candidate: &str) -> &str {
         let rest = &candidate[index..];
         let continues = match rest.find('\\') {
             None => false,
-            Some(next_separator) => !rest[..next_separator]
-                .split_whitespace()
-                .any(|token| token.starts_with(['/', '-', '%']) || token.contains([':', '.'])),
+            Some(next_separator) => {
+                !rest[..next_separator].split_whitespace().any(|token| token.starts_with(['/', '-', '%']) || token.contains([':', '.']))
+            }
         };
         if !continues || component.contains('.') {
             cut = index;

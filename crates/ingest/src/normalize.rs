@@ -116,3 +116,49 @@ mod tests {
         assert_eq!(second.entities.hosts, first.entities.hosts);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            "\\PC{0,40}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map("[A-Za-z$]{1,12}", inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
+            ]
+        })
+    }
+
+    const SENTINEL_KEYS: &[&str] =
+        &["SystemAlertId", "AlertName", "AlertSeverity", "TimeGenerated", "StartTime", "Tactics", "Techniques", "Entities", "TenantId"];
+
+    proptest! {
+        /// Bad input never panics: any JSON, including Sentinel-shaped rows with garbage in every
+        /// column, normalises or is rejected with a reason.
+        #[test]
+        fn normalize_never_panics(value in json_value(), fields in prop::collection::vec((prop::sample::select(SENTINEL_KEYS), json_value()), 0..9)) {
+            let _ = normalize(&RawAlert { ingest_id: "p".into(), origin: "prop".into(), received_at: Utc::now(), payload: value });
+            let row: Map<String, Value> = fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            let result = normalize(&RawAlert { ingest_id: "p".into(), origin: "prop".into(), received_at: Utc::now(), payload: Value::Object(row) });
+            if let Err(error) = result {
+                prop_assert!(!error.reason.is_empty());
+            }
+        }
+
+        #[test]
+        fn reader_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+            let _ = crate::reader::read_records("prop", &bytes);
+        }
+    }
+}

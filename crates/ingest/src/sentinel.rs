@@ -67,10 +67,7 @@ pub fn to_canonical(row: &Value, now: DateTime<Utc>) -> Result<Mapped, String> {
             Severity::Medium
         }
     };
-    let tactics = list(row.get("Tactics"))
-        .into_iter()
-        .filter(|tactic| !tactic.eq_ignore_ascii_case("unknown"))
-        .collect();
+    let tactics = list(row.get("Tactics")).into_iter().filter(|tactic| !tactic.eq_ignore_ascii_case("unknown")).collect();
     let mut techniques = Vec::new();
     for raw in list(row.get("Techniques")).into_iter().chain(list(row.get("SubTechniques"))) {
         match TechniqueId::parse(&raw) {

@@ -55,7 +55,8 @@ mod tests {
     #[test]
     fn parses_the_spellings_siems_use() {
         let expected = Utc.with_ymd_and_hms(2024, 7, 4, 22, 35, 0).single().expect("valid");
-        for text in ["2024-07-04T22:35:00Z", "2024-07-04 22:35:00+00:00", "2024-07-04 22:35:00", "2024-07-05T00:35:00+02:00", "1720132500"] {
+        for text in ["2024-07-04T22:35:00Z", "2024-07-04 22:35:00+00:00", "2024-07-04 22:35:00", "2024-07-05T00:35:00+02:00", "1720132500"]
+        {
             assert_eq!(parse_timestamp_str(text), Some(expected), "{text}");
         }
         assert_eq!(parse_timestamp(&serde_json::json!(1_720_132_500_000_i64)), Some(expected));

@@ -65,7 +65,9 @@ pub fn entity_keys(entities: &AlertEntities) -> Vec<String> {
     for file in &entities.files {
         let system = file.directory.as_deref().is_some_and(is_system_directory);
         if !system {
-            keys.extend(file.hashes.iter().filter(|h| h.algorithm == "sha256" || h.algorithm == "sha1").map(|h| format!("hash:{}", h.value)));
+            keys.extend(
+                file.hashes.iter().filter(|h| h.algorithm == "sha256" || h.algorithm == "sha1").map(|h| format!("hash:{}", h.value)),
+            );
         }
     }
     if entities.hosts.is_empty() {
@@ -88,7 +90,13 @@ fn is_system_directory(directory: &str) -> bool {
 fn is_global(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            !(v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast() || v4.is_documentation() || v4.octets()[0] >= 240)
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.octets()[0] >= 240)
         }
         IpAddr::V6(v6) => {
             let first = v6.segments()[0];
@@ -158,7 +166,11 @@ pub fn group(
             title: title.to_owned(),
             severity: member.severity,
             alert_ids: vec![member.alert_id.clone()],
-            links: vec![IncidentLink { alert_id: member.alert_id.clone(), linked_to: None, reason: "opened: no related alert within the window".to_owned() }],
+            links: vec![IncidentLink {
+                alert_id: member.alert_id.clone(),
+                linked_to: None,
+                reason: "opened: no related alert within the window".to_owned(),
+            }],
             first_seen: member.activity_start,
             last_seen: member.activity_end,
             members: vec![member],
@@ -207,7 +219,8 @@ fn incident_title(incident: &Incident, fallback: &str) -> String {
     for key in incident.members.iter().flat_map(|m| m.keys.iter()) {
         *counts.entry(key.as_str()).or_default() += 1;
     }
-    let top = counts.iter().max_by_key(|(key, count)| (**count, std::cmp::Reverse(**key))).map(|(key, _)| *key).unwrap_or("shared entities");
+    let top =
+        counts.iter().max_by_key(|(key, count)| (**count, std::cmp::Reverse(**key))).map(|(key, _)| *key).unwrap_or("shared entities");
     format!("{} related alerts involving {}", incident.members.len(), top.replacen(':', " ", 1))
 }
 

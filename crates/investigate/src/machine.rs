@@ -4,9 +4,7 @@
 //! from the last saved state.
 
 use aluskort_audit::AuditEvent;
-use aluskort_core::{
-    CanonicalAlert, Classification, DegradationLevel, GraphState, Incident, IncidentMember, InvestigationState, Verdict,
-};
+use aluskort_core::{CanonicalAlert, Classification, DegradationLevel, GraphState, Incident, IncidentMember, InvestigationState, Verdict};
 use aluskort_ingest::NormalizedAlert;
 use aluskort_store::StoreError;
 use chrono::Utc;
@@ -56,7 +54,13 @@ impl Pipeline {
     }
 
     /// Audits and persists a transition of `state` to `next`.
-    pub(crate) async fn transition(&self, state: &mut GraphState, next: InvestigationState, agent: &str, reason: &str) -> Result<(), StepError> {
+    pub(crate) async fn transition(
+        &self,
+        state: &mut GraphState,
+        next: InvestigationState,
+        agent: &str,
+        reason: &str,
+    ) -> Result<(), StepError> {
         let from = state.state;
         state.transition(next, reason, Utc::now()).map_err(|error| StepError::Permanent(error.to_string()))?;
         let mut event = self.state_event(state, "investigation.state_changed", agent);
@@ -118,8 +122,13 @@ impl Pipeline {
         // UEBA/CTEM/TI are not connected in the embedded build: absent data is `no_baseline`, never `low` (FR-ENR-005).
         state.risk_state = "no_baseline".to_owned();
         state.record_decision("context_enricher", "grouped", &decision.reason, None, Utc::now());
-        self.transition(state, InvestigationState::Reasoning, "context_enricher", &format!("incident {}: {}", decision.incident.incident_id, decision.reason))
-            .await
+        self.transition(
+            state,
+            InvestigationState::Reasoning,
+            "context_enricher",
+            &format!("incident {}: {}", decision.incident.incident_id, decision.reason),
+        )
+        .await
     }
 
     async fn group(&self, alert: &CanonicalAlert, normalized: &NormalizedAlert) -> Result<GroupingDecision, StepError> {
@@ -134,7 +143,8 @@ impl Pipeline {
         let window = self.settings.grouping_window;
         // Grouping is read-modify-write over incidents: one alert at a time in this process.
         let _guard = self.grouping_lock.lock().await;
-        let candidates = self.store.incidents_overlapping(&alert.tenant_id, member.activity_start - window, member.activity_end + window).await?;
+        let candidates =
+            self.store.incidents_overlapping(&alert.tenant_id, member.activity_start - window, member.activity_end + window).await?;
         let new_id = format!("inc-{}", uuid::Uuid::now_v7().simple());
         let decision = grouping::group(&alert.tenant_id, &alert.title, member, candidates, window, new_id);
         for merged in &decision.merged {
@@ -174,10 +184,13 @@ impl Pipeline {
 
         let destructive = verdict.has_destructive_action();
         let dismissible = matches!(verdict.classification, Classification::FalsePositive | Classification::BenignTruePositive);
-        let auto_close = dismissible && !destructive && verdict.confidence >= AUTO_CLOSE_CONFIDENCE && state.degradation_level.allows_auto_close();
+        let auto_close =
+            dismissible && !destructive && verdict.confidence >= AUTO_CLOSE_CONFIDENCE && state.degradation_level.allows_auto_close();
         if auto_close {
             state.requires_human_approval = false;
-            return self.transition(state, InvestigationState::Responding, "reasoning_agent", "confident benign verdict, nothing destructive").await;
+            return self
+                .transition(state, InvestigationState::Responding, "reasoning_agent", "confident benign verdict, nothing destructive")
+                .await;
         }
         state.requires_human_approval = true;
         let why = if destructive {
@@ -228,7 +241,13 @@ impl Pipeline {
             });
             apply_verdict(&mut member_state, &verdict, Some(incident));
             let why = format!("reassessed: incident {} now has {} alerts", incident.incident_id, incident.alert_ids.len());
-            member_state.record_decision("reasoning_agent", "reclassified", format!("{why}; {}", verdict.reasoning.join("; ")), Some(verdict.confidence), Utc::now());
+            member_state.record_decision(
+                "reasoning_agent",
+                "reclassified",
+                format!("{why}; {}", verdict.reasoning.join("; ")),
+                Some(verdict.confidence),
+                Utc::now(),
+            );
             member_state.updated_at = Utc::now();
             self.audit.append(self.classified_event(&member_state, &verdict, Some(&why))).await?;
             match self.store.save_investigation(&member_state, member_state.version).await {

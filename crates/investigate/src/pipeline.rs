@@ -98,7 +98,12 @@ impl Pipeline {
     }
 
     async fn publish_raw(&self, record: &RawRecord) -> anyhow::Result<()> {
-        let raw = RawAlert { ingest_id: record.ingest_id.clone(), origin: record.origin.clone(), received_at: record.received_at, payload: record.payload.clone() };
+        let raw = RawAlert {
+            ingest_id: record.ingest_id.clone(),
+            origin: record.origin.clone(),
+            received_at: record.received_at,
+            payload: record.payload.clone(),
+        };
         self.bus.publish(Topic::AlertsRaw, &raw.ingest_id, Bytes::from(serde_json::to_vec(&raw)?)).await?;
         Ok(())
     }
@@ -252,7 +257,11 @@ impl Pipeline {
                 Err(error) => {
                     let original = Value::String(String::from_utf8_lossy(&delivery.message.payload).into_owned());
                     let reason = format!("undecodable alerts.normalized message: {error}");
-                    self.settle(delivery, self.dead_letter(&uuid::Uuid::now_v7().to_string(), "alerts.normalized", &reason, original).await).await;
+                    self.settle(
+                        delivery,
+                        self.dead_letter(&uuid::Uuid::now_v7().to_string(), "alerts.normalized", &reason, original).await,
+                    )
+                    .await;
                     continue;
                 }
             };
@@ -287,7 +296,8 @@ impl Pipeline {
                 }
             }
         };
-        let was_settled = matches!(state.state, InvestigationState::AwaitingHuman | InvestigationState::Closed | InvestigationState::Failed);
+        let was_settled =
+            matches!(state.state, InvestigationState::AwaitingHuman | InvestigationState::Closed | InvestigationState::Failed);
         let duplicate = inserted == InsertOutcome::Duplicate && was_settled;
         if !was_settled {
             match self.advance(&mut state, normalized).await {

@@ -203,7 +203,15 @@ pub fn reason(input: &ReasoningInput<'_>) -> Verdict {
     reasoning.push(format!("classified {classification} with confidence {confidence:.2} (deterministic engine)"));
 
     let recommended_actions = recommend(input, classification, score);
-    Verdict { classification, confidence: round2(confidence), severity, techniques, tactics: alert.tactics.clone(), reasoning, recommended_actions }
+    Verdict {
+        classification,
+        confidence: round2(confidence),
+        severity,
+        techniques,
+        tactics: alert.tactics.clone(),
+        reasoning,
+        recommended_actions,
+    }
 }
 
 /// Vendor and cloud-platform domains that are infrastructure, never block candidates: blocking
@@ -274,23 +282,36 @@ fn recommend(input: &ReasoningInput<'_>, classification: Classification, score: 
     for account in &entities.accounts {
         let Some(target) = account.upn.clone().or_else(|| account.aad_user_id.clone()).or_else(|| account.name.clone()) else { continue };
         if classification == Classification::TruePositive && (identity_alert || contain) {
-            actions.push(RecommendedAction::new(ActionKind::RevokeSessions, &target, "revoke sessions and refresh tokens of the affected account"));
+            actions.push(RecommendedAction::new(
+                ActionKind::RevokeSessions,
+                &target,
+                "revoke sessions and refresh tokens of the affected account",
+            ));
             actions.push(RecommendedAction::new(ActionKind::ResetPassword, &target, "force a credential reset"));
         }
         if contain && input.alert.severity >= Severity::High {
-            actions.push(RecommendedAction::new(ActionKind::DisableAccount, &target, "disable the account until the investigation clears it"));
+            actions.push(RecommendedAction::new(
+                ActionKind::DisableAccount,
+                &target,
+                "disable the account until the investigation clears it",
+            ));
         }
     }
     if classification == Classification::TruePositive {
         let own_domains = organisation_domains(entities);
         for ip in entities.ips.iter().filter(|_| identity_alert) {
             if ip.address.parse::<std::net::IpAddr>().is_ok_and(is_public) {
-                actions.push(RecommendedAction::new(ActionKind::BlockIndicator, &ip.address, "block the sign-in source address at the perimeter"));
+                actions.push(RecommendedAction::new(
+                    ActionKind::BlockIndicator,
+                    &ip.address,
+                    "block the sign-in source address at the perimeter",
+                ));
             }
         }
         let typed_hosts = entities.urls.iter().map(|u| u.url.as_str()).chain(entities.dns.iter().map(|d| d.domain.as_str()));
         for indicator in typed_hosts {
-            let host = indicator.split("://").nth(1).unwrap_or(indicator).split(['/', ':', '?']).next().unwrap_or_default().to_ascii_lowercase();
+            let host =
+                indicator.split("://").nth(1).unwrap_or(indicator).split(['/', ':', '?']).next().unwrap_or_default().to_ascii_lowercase();
             if !is_protected_domain(&host, &own_domains) {
                 actions.push(RecommendedAction::new(ActionKind::BlockIndicator, indicator, "block the reported URL/domain at the proxy"));
             }
@@ -302,7 +323,11 @@ fn recommend(input: &ReasoningInput<'_>, classification: Classification, score: 
         }
     }
     if !input.iocs.is_empty() {
-        actions.push(RecommendedAction::new(ActionKind::HuntIndicators, format!("{} indicator(s)", input.iocs.len()), "search the estate for the same indicators"));
+        actions.push(RecommendedAction::new(
+            ActionKind::HuntIndicators,
+            format!("{} indicator(s)", input.iocs.len()),
+            "search the estate for the same indicators",
+        ));
     }
     actions.push(RecommendedAction::new(ActionKind::NotifyAnalyst, "soc", "review the verdict and approve or reject the proposed actions"));
     actions.dedup();

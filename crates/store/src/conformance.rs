@@ -3,8 +3,7 @@
 
 use aluskort_core::audit::AuditRecord;
 use aluskort_core::{
-    AlertId, AlertSource, CanonicalAlert, DegradationLevel, GraphState, Incident, IncidentLink, InvestigationState, Severity,
-    TenantId,
+    AlertId, AlertSource, CanonicalAlert, DegradationLevel, GraphState, Incident, IncidentLink, InvestigationState, Severity, TenantId,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
@@ -110,7 +109,9 @@ pub async fn investigation_saves_are_versioned(store: &dyn CaseStore) {
 }
 
 pub async fn investigations_are_listed_by_state_and_time(store: &dyn CaseStore) {
-    for (index, state_after) in [InvestigationState::Parsing, InvestigationState::Failed, InvestigationState::Parsing].into_iter().enumerate() {
+    for (index, state_after) in
+        [InvestigationState::Parsing, InvestigationState::Failed, InvestigationState::Parsing].into_iter().enumerate()
+    {
         let alert = sample_alert(&format!("l-{index}"), 0);
         let at = base_time() + Duration::minutes(i64::try_from(index).unwrap_or_default());
         let mut state = GraphState::new(alert.alert_id.clone(), alert.tenant_id.clone(), DegradationLevel::Deterministic, at);
@@ -132,7 +133,12 @@ pub async fn investigations_are_listed_by_state_and_time(store: &dyn CaseStore) 
 }
 
 pub async fn raw_inbox_replays_pending_records(store: &dyn CaseStore) {
-    let record = RawRecord { ingest_id: "r-1".to_owned(), origin: "file:1".to_owned(), received_at: base_time(), payload: serde_json::json!({"x": 1}) };
+    let record = RawRecord {
+        ingest_id: "r-1".to_owned(),
+        origin: "file:1".to_owned(),
+        received_at: base_time(),
+        payload: serde_json::json!({"x": 1}),
+    };
     assert_eq!(store.insert_raw(&record).await.expect("insert"), InsertOutcome::Inserted);
     assert_eq!(store.insert_raw(&record).await.expect("again"), InsertOutcome::Duplicate);
     assert_eq!(store.pending_raw(10).await.expect("pending"), vec![record.clone()]);
@@ -155,15 +161,20 @@ pub async fn incidents_and_dead_letters_round_trip(store: &dyn CaseStore) {
         merged_into: None,
     };
     store.upsert_incident(&incident).await.expect("upsert");
-    let found = store.incidents_overlapping(&tenant, base_time() + Duration::minutes(30), base_time() + Duration::hours(5)).await.expect("query");
+    let found =
+        store.incidents_overlapping(&tenant, base_time() + Duration::minutes(30), base_time() + Duration::hours(5)).await.expect("query");
     assert_eq!(found, vec![incident.clone()]);
-    let later = store.incidents_overlapping(&tenant, base_time() + Duration::hours(2), base_time() + Duration::hours(5)).await.expect("query");
+    let later =
+        store.incidents_overlapping(&tenant, base_time() + Duration::hours(2), base_time() + Duration::hours(5)).await.expect("query");
     assert!(later.is_empty());
     let mut merged = incident.clone();
     merged.merged_into = Some("inc-2".to_owned());
     store.upsert_incident(&merged).await.expect("upsert merged");
     assert_eq!(store.incident("inc-1").await.expect("get"), Some(merged));
-    assert!(store.incidents_overlapping(&tenant, base_time(), base_time()).await.expect("query").is_empty(), "merged incidents are not candidates");
+    assert!(
+        store.incidents_overlapping(&tenant, base_time(), base_time()).await.expect("query").is_empty(),
+        "merged incidents are not candidates"
+    );
 
     let letter = DeadLetter {
         id: "d-1".to_owned(),

@@ -21,9 +21,9 @@ pub mod postgres;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod conformance;
 
-use async_trait::async_trait;
 use aluskort_core::audit::AuditRecord;
 use aluskort_core::{AlertId, CanonicalAlert, GraphState, Incident, InvestigationId, TenantId};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};

@@ -30,11 +30,8 @@ impl PostgresStore {
             bootstrap.close().await;
             options = options.options([("search_path", schema)]);
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
-            .await?;
+        let pool =
+            PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(30)).connect_with(options).await?;
         let store = PostgresStore { pool };
         store.migrate().await?;
         Ok(store)
@@ -48,8 +45,10 @@ impl PostgresStore {
             .execute(&mut *transaction)
             .await?;
         for (version, statements) in MIGRATIONS {
-            let applied: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1").bind(version).fetch_optional(&mut *transaction).await?;
+            let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_optional(&mut *transaction)
+                .await?;
             if applied.is_some() {
                 continue;
             }

@@ -29,15 +29,15 @@ pub(crate) const INSERT_VERSION: &str = "INSERT INTO investigation_versions (inv
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (investigation_id, version) DO NOTHING";
 pub(crate) const SELECT_INVESTIGATION: &str = "SELECT graph_state FROM investigations WHERE investigation_id = $1";
 pub(crate) const INVESTIGATION_EXISTS: &str = "SELECT version FROM investigations WHERE investigation_id = $1";
-pub(crate) const SELECT_INVESTIGATION_FOR_ALERT: &str =
-    "SELECT graph_state FROM investigations WHERE tenant_id = $1 AND alert_id = $2";
+pub(crate) const SELECT_INVESTIGATION_FOR_ALERT: &str = "SELECT graph_state FROM investigations WHERE tenant_id = $1 AND alert_id = $2";
 pub(crate) const INVESTIGATION_HISTORY: &str =
     "SELECT graph_state FROM investigation_versions WHERE investigation_id = $1 ORDER BY version";
 pub(crate) const LIST_INVESTIGATIONS: &str = "SELECT graph_state FROM investigations
      WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR state = $2)
        AND ($3 IS NULL OR updated_at >= $3) AND ($4 IS NULL OR updated_at < $4)
      ORDER BY updated_at DESC, investigation_id DESC LIMIT $5";
-pub(crate) const UPSERT_INCIDENT: &str = "INSERT INTO incidents (incident_id, tenant_id, first_seen, last_seen, merged_into, body, updated_at)
+pub(crate) const UPSERT_INCIDENT: &str =
+    "INSERT INTO incidents (incident_id, tenant_id, first_seen, last_seen, merged_into, body, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (incident_id) DO UPDATE SET first_seen = excluded.first_seen, last_seen = excluded.last_seen,
        merged_into = excluded.merged_into, body = excluded.body, updated_at = excluded.updated_at";
@@ -112,7 +112,9 @@ pub(crate) fn audit_from_columns(
     };
     let strings = |name: &str, text: &str| -> StoreResult<Vec<String>> {
         serde_json::from_value(column(name, text)?).map_err(|error| {
-            crate::StoreError::invalid(format!("audit record {tenant_id}#{sequence_number}: column {name} is not a list of strings: {error}"))
+            crate::StoreError::invalid(format!(
+                "audit record {tenant_id}#{sequence_number}: column {name} is not a list of strings: {error}"
+            ))
         })
     };
     let actor_permissions = strings("actor_permissions", &actor_permissions)?;
@@ -152,7 +154,14 @@ pub(crate) fn dead_letter_from_columns(
     original: String,
     recorded_at: String,
 ) -> StoreResult<crate::DeadLetter> {
-    Ok(crate::DeadLetter { id, topic, origin, error, original: serde_json::from_str(&original)?, recorded_at: parse_time_text(&recorded_at)? })
+    Ok(crate::DeadLetter {
+        id,
+        topic,
+        origin,
+        error,
+        original: serde_json::from_str(&original)?,
+        recorded_at: parse_time_text(&recorded_at)?,
+    })
 }
 
 /// Expands `CaseStore` and `AuditStore` for a store type with a `pool` field of the given pool type.
@@ -215,7 +224,11 @@ macro_rules! impl_stores {
                 Ok(if result.rows_affected() == 1 { $crate::InsertOutcome::Inserted } else { $crate::InsertOutcome::Duplicate })
             }
 
-            async fn alert(&self, tenant: &aluskort_core::TenantId, alert_id: &aluskort_core::AlertId) -> $crate::StoreResult<Option<aluskort_core::CanonicalAlert>> {
+            async fn alert(
+                &self,
+                tenant: &aluskort_core::TenantId,
+                alert_id: &aluskort_core::AlertId,
+            ) -> $crate::StoreResult<Option<aluskort_core::CanonicalAlert>> {
                 let body: Option<String> = sqlx::query_scalar($crate::sql::SELECT_ALERT)
                     .bind(tenant.as_str())
                     .bind(alert_id.as_str())
@@ -224,7 +237,12 @@ macro_rules! impl_stores {
                 body.as_deref().map($crate::sql::decode_alert).transpose()
             }
 
-            async fn alerts_between(&self, tenant: &aluskort_core::TenantId, from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> $crate::StoreResult<Vec<aluskort_core::CanonicalAlert>> {
+            async fn alerts_between(
+                &self,
+                tenant: &aluskort_core::TenantId,
+                from: chrono::DateTime<chrono::Utc>,
+                to: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<Vec<aluskort_core::CanonicalAlert>> {
                 let bodies: Vec<String> = sqlx::query_scalar($crate::sql::ALERTS_BETWEEN)
                     .bind(tenant.as_str())
                     .bind($crate::model::time_text(from))
@@ -284,14 +302,17 @@ macro_rules! impl_stores {
                     .execute(&mut *transaction)
                     .await?;
                 if result.rows_affected() == 0 {
-                    let current: Option<i64> = sqlx::query_scalar($crate::sql::INVESTIGATION_EXISTS).bind(&id).fetch_optional(&mut *transaction).await?;
+                    let current: Option<i64> =
+                        sqlx::query_scalar($crate::sql::INVESTIGATION_EXISTS).bind(&id).fetch_optional(&mut *transaction).await?;
                     transaction.rollback().await?;
                     return Err(match current {
                         Some(current) => $crate::StoreError::new(
                             $crate::StoreErrorKind::Conflict,
                             anyhow::anyhow!("investigation {id} is at version {current}, not {expected_version}"),
                         ),
-                        None => $crate::StoreError::new($crate::StoreErrorKind::NotFound, anyhow::anyhow!("investigation {id} does not exist")),
+                        None => {
+                            $crate::StoreError::new($crate::StoreErrorKind::NotFound, anyhow::anyhow!("investigation {id} does not exist"))
+                        }
                     });
                 }
                 sqlx::query($crate::sql::INSERT_VERSION)
@@ -307,11 +328,16 @@ macro_rules! impl_stores {
             }
 
             async fn investigation(&self, id: aluskort_core::InvestigationId) -> $crate::StoreResult<Option<aluskort_core::GraphState>> {
-                let body: Option<String> = sqlx::query_scalar($crate::sql::SELECT_INVESTIGATION).bind(id.to_string()).fetch_optional(&self.pool).await?;
+                let body: Option<String> =
+                    sqlx::query_scalar($crate::sql::SELECT_INVESTIGATION).bind(id.to_string()).fetch_optional(&self.pool).await?;
                 body.as_deref().map($crate::sql::decode_state).transpose()
             }
 
-            async fn investigation_for_alert(&self, tenant: &aluskort_core::TenantId, alert_id: &aluskort_core::AlertId) -> $crate::StoreResult<Option<aluskort_core::GraphState>> {
+            async fn investigation_for_alert(
+                &self,
+                tenant: &aluskort_core::TenantId,
+                alert_id: &aluskort_core::AlertId,
+            ) -> $crate::StoreResult<Option<aluskort_core::GraphState>> {
                 let body: Option<String> = sqlx::query_scalar($crate::sql::SELECT_INVESTIGATION_FOR_ALERT)
                     .bind(tenant.as_str())
                     .bind(alert_id.as_str())
@@ -320,12 +346,19 @@ macro_rules! impl_stores {
                 body.as_deref().map($crate::sql::decode_state).transpose()
             }
 
-            async fn investigation_history(&self, id: aluskort_core::InvestigationId) -> $crate::StoreResult<Vec<aluskort_core::GraphState>> {
-                let bodies: Vec<String> = sqlx::query_scalar($crate::sql::INVESTIGATION_HISTORY).bind(id.to_string()).fetch_all(&self.pool).await?;
+            async fn investigation_history(
+                &self,
+                id: aluskort_core::InvestigationId,
+            ) -> $crate::StoreResult<Vec<aluskort_core::GraphState>> {
+                let bodies: Vec<String> =
+                    sqlx::query_scalar($crate::sql::INVESTIGATION_HISTORY).bind(id.to_string()).fetch_all(&self.pool).await?;
                 bodies.iter().map(|body| $crate::sql::decode_state(body)).collect()
             }
 
-            async fn list_investigations(&self, filter: &$crate::InvestigationFilter) -> $crate::StoreResult<Vec<aluskort_core::GraphState>> {
+            async fn list_investigations(
+                &self,
+                filter: &$crate::InvestigationFilter,
+            ) -> $crate::StoreResult<Vec<aluskort_core::GraphState>> {
                 let limit = i64::from(filter.limit.unwrap_or(100).clamp(1, 1000));
                 let bodies: Vec<String> = sqlx::query_scalar($crate::sql::LIST_INVESTIGATIONS)
                     .bind(filter.tenant.as_ref().map(|t| t.as_str().to_owned()))
@@ -353,11 +386,17 @@ macro_rules! impl_stores {
             }
 
             async fn incident(&self, incident_id: &str) -> $crate::StoreResult<Option<aluskort_core::Incident>> {
-                let body: Option<String> = sqlx::query_scalar($crate::sql::SELECT_INCIDENT).bind(incident_id).fetch_optional(&self.pool).await?;
+                let body: Option<String> =
+                    sqlx::query_scalar($crate::sql::SELECT_INCIDENT).bind(incident_id).fetch_optional(&self.pool).await?;
                 body.as_deref().map($crate::sql::decode_incident).transpose()
             }
 
-            async fn incidents_overlapping(&self, tenant: &aluskort_core::TenantId, from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> $crate::StoreResult<Vec<aluskort_core::Incident>> {
+            async fn incidents_overlapping(
+                &self,
+                tenant: &aluskort_core::TenantId,
+                from: chrono::DateTime<chrono::Utc>,
+                to: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<Vec<aluskort_core::Incident>> {
                 let bodies: Vec<String> = sqlx::query_scalar($crate::sql::INCIDENTS_OVERLAPPING)
                     .bind(tenant.as_str())
                     .bind($crate::model::time_text(from))
@@ -441,7 +480,12 @@ macro_rules! impl_stores {
                 Ok(())
             }
 
-            async fn audit_records(&self, tenant: &str, from_sequence: u64, limit: u32) -> $crate::StoreResult<Vec<aluskort_core::audit::AuditRecord>> {
+            async fn audit_records(
+                &self,
+                tenant: &str,
+                from_sequence: u64,
+                limit: u32,
+            ) -> $crate::StoreResult<Vec<aluskort_core::audit::AuditRecord>> {
                 use sqlx::Row;
                 let rows = sqlx::query($crate::sql::SELECT_AUDIT)
                     .bind(tenant)
@@ -452,10 +496,26 @@ macro_rules! impl_stores {
                 rows.iter()
                     .map(|row| {
                         $crate::sql::audit_from_columns(
-                            row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?, row.try_get(4)?,
-                            row.try_get(5)?, row.try_get(6)?, row.try_get(7)?, row.try_get(8)?, row.try_get(9)?,
-                            row.try_get(10)?, row.try_get(11)?, row.try_get(12)?, row.try_get(13)?, row.try_get(14)?,
-                            row.try_get(15)?, row.try_get(16)?, row.try_get(17)?, row.try_get(18)?, row.try_get(19)?,
+                            row.try_get(0)?,
+                            row.try_get(1)?,
+                            row.try_get(2)?,
+                            row.try_get(3)?,
+                            row.try_get(4)?,
+                            row.try_get(5)?,
+                            row.try_get(6)?,
+                            row.try_get(7)?,
+                            row.try_get(8)?,
+                            row.try_get(9)?,
+                            row.try_get(10)?,
+                            row.try_get(11)?,
+                            row.try_get(12)?,
+                            row.try_get(13)?,
+                            row.try_get(14)?,
+                            row.try_get(15)?,
+                            row.try_get(16)?,
+                            row.try_get(17)?,
+                            row.try_get(18)?,
+                            row.try_get(19)?,
                         )
                     })
                     .collect()

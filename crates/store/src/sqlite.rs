@@ -63,8 +63,10 @@ impl SqliteStore {
             .await?;
         for (version, statements) in MIGRATIONS {
             let mut transaction = self.pool.begin().await?;
-            let applied: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1").bind(version).fetch_optional(&mut *transaction).await?;
+            let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_optional(&mut *transaction)
+                .await?;
             if applied.is_some() {
                 continue;
             }

@@ -15,7 +15,10 @@ pub async fn verify(path: Option<&Path>, data_dir: Option<PathBuf>, env: &HashMa
     if config.case_store == CaseStoreConfig::Sqlite {
         let database = config.data_dir.join(DATABASE_FILE);
         if !database.is_file() {
-            eprintln!("error: no audit data: {} does not exist (run `aluskort triage` or `serve` first, or pass --data-dir)", database.display());
+            eprintln!(
+                "error: no audit data: {} does not exist (run `aluskort triage` or `serve` first, or pass --data-dir)",
+                database.display()
+            );
             return Ok(ExitCode::from(1));
         }
     }

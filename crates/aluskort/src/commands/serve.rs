@@ -16,7 +16,12 @@ use tracing::{info, warn};
 
 use crate::wiring::{Backends, load_config, pipeline};
 
-pub async fn run(config_path: Option<&Path>, data_dir: Option<PathBuf>, env: &HashMap<String, String>, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    config_path: Option<&Path>,
+    data_dir: Option<PathBuf>,
+    env: &HashMap<String, String>,
+    listen: Option<SocketAddr>,
+) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path, data_dir, env)?;
     let listen_addr = listen.unwrap_or(config.listen_addr);
     let metrics = PrometheusBuilder::new().install_recorder().context("cannot install the metrics recorder")?;

@@ -77,7 +77,7 @@ pub async fn run(
     let outcomes = pipeline
         .await_outcomes(expected, CLI_GROUP, |_| {
             done += 1;
-            if show_progress && (done % 50 == 0 || done == total) {
+            if show_progress && (done.is_multiple_of(50) || done == total) {
                 eprint!("\rtriage: {done}/{total} alerts processed");
             }
         })
@@ -91,7 +91,11 @@ pub async fn run(
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if matches!(format, OutputFormat::Table) {
-        writeln!(out, "{:<38} {:<13} {:<15} {:<21} {:>5} {:<36} TITLE", "ALERT_ID", "SEVERITY", "STATE", "CLASSIFICATION", "CONF", "INCIDENT")?;
+        writeln!(
+            out,
+            "{:<38} {:<13} {:<15} {:<21} {:>5} {:<36} TITLE",
+            "ALERT_ID", "SEVERITY", "STATE", "CLASSIFICATION", "CONF", "INCIDENT"
+        )?;
     }
     let mut states: BTreeMap<String, usize> = BTreeMap::new();
     let mut incidents: HashSet<String> = HashSet::new();

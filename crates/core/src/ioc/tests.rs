@@ -59,7 +59,8 @@ fn hashes_are_exact_length_lowercase_hex() {
 
 #[test]
 fn technique_ids_cover_attack_and_atlas() {
-    for (raw, canonical) in [("t1059.001", "T1059.001"), ("T1055", "T1055"), ("aml.t0051", "AML.T0051"), ("AML.T0044.001", "AML.T0044.001")] {
+    for (raw, canonical) in [("t1059.001", "T1059.001"), ("T1055", "T1055"), ("aml.t0051", "AML.T0051"), ("AML.T0044.001", "AML.T0044.001")]
+    {
         assert_eq!(TechniqueId::parse(raw).map(String::from), Ok(canonical.to_owned()));
     }
     for bad in ["T105", "T10590", "T1059.01", "AML.0051", "TA0001"] {

@@ -33,11 +33,7 @@ fn finds_each_type_in_prose() {
             "registry_key",
             "HKLM\\Software\\Microsoft\\Windows\\CurrentVersion\\Run",
         ),
-        (
-            "dropped C:\\Program Files (x86)\\Acme\\evil.dll and ran it",
-            "file_path",
-            "C:\\Program Files (x86)\\Acme\\evil.dll",
-        ),
+        ("dropped C:\\Program Files (x86)\\Acme\\evil.dll and ran it", "file_path", "C:\\Program Files (x86)\\Acme\\evil.dll"),
         ("reads /etc/shadow as root", "file_path", "/etc/shadow"),
     ];
     for (text, kind, value) in cases {

@@ -45,7 +45,11 @@ fn partition(alerts: &[NormalizedAlert]) -> BTreeSet<BTreeSet<String>> {
         let member = member(alert);
         let candidates = incidents
             .values()
-            .filter(|i| i.merged_into.is_none() && i.first_seen <= member.activity_end + DEFAULT_WINDOW && i.last_seen >= member.activity_start - DEFAULT_WINDOW)
+            .filter(|i| {
+                i.merged_into.is_none()
+                    && i.first_seen <= member.activity_end + DEFAULT_WINDOW
+                    && i.last_seen >= member.activity_start - DEFAULT_WINDOW
+            })
             .cloned()
             .collect();
         let decision = group(&tenant, &alert.alert.title, member, candidates, DEFAULT_WINDOW, format!("inc-{index}"));
@@ -54,11 +58,7 @@ fn partition(alerts: &[NormalizedAlert]) -> BTreeSet<BTreeSet<String>> {
         }
         incidents.insert(decision.incident.incident_id.clone(), decision.incident);
     }
-    incidents
-        .values()
-        .filter(|i| i.merged_into.is_none())
-        .map(|i| i.alert_ids.iter().map(|id| id.as_str().to_owned()).collect())
-        .collect()
+    incidents.values().filter(|i| i.merged_into.is_none()).map(|i| i.alert_ids.iter().map(|id| id.as_str().to_owned()).collect()).collect()
 }
 
 fn ground_truth() -> BTreeSet<BTreeSet<String>> {

@@ -69,7 +69,11 @@ async fn real_sentinel_alerts_flow_end_to_end_with_a_valid_audit_chain() {
     let states = harness.store.list_investigations(&InvestigationFilter { limit: Some(100), ..Default::default() }).await.expect("list");
     assert_eq!(states.len(), 26);
     // NFR-REL-003: deterministic mode queues every alert for a human, nothing is auto-closed.
-    assert!(states.iter().all(|s| s.state == InvestigationState::AwaitingHuman), "{:?}", states.iter().map(|s| s.state).collect::<Vec<_>>());
+    assert!(
+        states.iter().all(|s| s.state == InvestigationState::AwaitingHuman),
+        "{:?}",
+        states.iter().map(|s| s.state).collect::<Vec<_>>()
+    );
     let mut incidents = HashSet::new();
     for state in &states {
         let record = TriageRecord::load(harness.store.as_ref(), state).await.expect("load").expect("record");
@@ -117,7 +121,8 @@ async fn a_crash_mid_investigation_resumes_from_the_saved_state() {
     let raw = RawAlert { ingest_id: "i-1".into(), origin: "test:1".into(), received_at: Utc::now(), payload: record };
     let normalized = normalize(&raw).expect("normalises");
     // Simulate a crash after the investigation was created and moved to PARSING.
-    let mut state = GraphState::new(normalized.alert.alert_id.clone(), normalized.alert.tenant_id.clone(), DegradationLevel::Deterministic, Utc::now());
+    let mut state =
+        GraphState::new(normalized.alert.alert_id.clone(), normalized.alert.tenant_id.clone(), DegradationLevel::Deterministic, Utc::now());
     state.version = 1;
     harness.store.insert_alert(&normalized.alert).await.expect("alert");
     harness.store.create_investigation(&state).await.expect("create");

