@@ -14,7 +14,7 @@ fn aluskort() -> Command {
 }
 
 fn sentinel_file() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/alerts/sentinel/sentinel-securityalert.jsonl")
+    aluskort_testkit::sentinel_alerts_path()
 }
 
 fn run(command: &mut Command) -> Output {

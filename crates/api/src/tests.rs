@@ -49,8 +49,7 @@ async fn call(app: &TestApp, method: &str, uri: &str, body: &str) -> (StatusCode
 }
 
 fn sentinel_line() -> String {
-    let path =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/alerts/sentinel/sentinel-securityalert.jsonl");
+    let path = aluskort_testkit::sentinel_alerts_path();
     std::fs::read_to_string(path).expect("shared alerts").lines().next().expect("a line").to_owned()
 }
 

@@ -1,5 +1,3 @@
-use std::path::PathBuf;
-
 use serde_json::json;
 
 use super::*;
@@ -73,7 +71,7 @@ fn survives_cycles_and_deep_nesting() {
 }
 
 fn shared_alerts() -> Vec<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/alerts/sentinel/sentinel-securityalert.jsonl");
+    let path = aluskort_testkit::sentinel_alerts_path();
     let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
     text.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("bad fixture line: {error}"))).collect()
 }

@@ -1,16 +1,11 @@
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
 
 use aluskort_ingest::{NormalizedAlert, RawAlert, normalize};
 
 use super::*;
 
-fn shared(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/alerts/sentinel").join(path)
-}
-
 fn sentinel_alerts() -> Vec<NormalizedAlert> {
-    let text = std::fs::read_to_string(shared("sentinel-securityalert.jsonl")).expect("shared sentinel alerts");
+    let text = std::fs::read_to_string(aluskort_testkit::sentinel_alerts_path()).expect("shared sentinel alerts");
     text.lines()
         .enumerate()
         .map(|(index, line)| {
@@ -62,7 +57,7 @@ fn partition(alerts: &[NormalizedAlert]) -> BTreeSet<BTreeSet<String>> {
 }
 
 fn ground_truth() -> BTreeSet<BTreeSet<String>> {
-    let text = std::fs::read_to_string(shared("sentinel-incidents.jsonl")).expect("shared incidents");
+    let text = std::fs::read_to_string(aluskort_testkit::sentinel_incidents_path()).expect("shared incidents");
     text.lines()
         .map(|line| {
             let incident: serde_json::Value = serde_json::from_str(line).expect("JSON");

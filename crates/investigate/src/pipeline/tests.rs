@@ -1,5 +1,3 @@
-use std::path::PathBuf;
-
 use aluskort_audit::verify_store;
 use aluskort_bus::MemoryBus;
 use aluskort_store::{InvestigationFilter, SqliteStore};
@@ -49,7 +47,7 @@ impl Harness {
 }
 
 fn sentinel_records() -> Vec<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/alerts/sentinel/sentinel-securityalert.jsonl");
+    let path = aluskort_testkit::sentinel_alerts_path();
     let text = std::fs::read_to_string(path).expect("shared sentinel alerts");
     text.lines().map(|line| serde_json::from_str(line).expect("JSON line")).collect()
 }
