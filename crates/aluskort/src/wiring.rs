@@ -87,7 +87,8 @@ pub fn pipeline(config: &Config, backends: &Backends) -> (Arc<Pipeline>, Arc<Mem
 
 /// Logs go to stderr; stdout is reserved for results. `ALUSKORT_LOG` (or `RUST_LOG`) sets the filter.
 pub fn init_tracing(env: &HashMap<String, String>, serve: bool) {
-    let default = if serve { "info" } else { "warn" };
+    // One-shot commands report problems themselves on stderr; logs would repeat them.
+    let default = if serve { "info" } else { "error" };
     let filter = env.get("ALUSKORT_LOG").or_else(|| env.get("RUST_LOG")).map_or(default, String::as_str);
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();

@@ -268,3 +268,27 @@ fn serve_binds_loopback_answers_and_shuts_down_gracefully() {
     let verify = run(aluskort().args(["audit", "verify", "--data-dir"]).arg(dir.path()));
     assert!(verify.status.success(), "{}", text(&verify.stdout));
 }
+
+#[test]
+fn triage_accepts_elastic_and_splunk_alerts_in_their_native_envelopes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/alerts");
+    let mut files: Vec<PathBuf> = ["elastic", "splunk"]
+        .iter()
+        .flat_map(|source| std::fs::read_dir(fixtures.join(source)).expect("fixtures").filter_map(|e| e.ok().map(|e| e.path())))
+        .collect();
+    files.sort();
+    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let output = triage(dir.path(), &paths);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let records: Vec<Value> = text(&output.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(records.len(), files.len());
+    let sources: HashSet<&str> = records.iter().filter_map(|r| r["source"].as_str()).collect();
+    assert_eq!(sources, HashSet::from(["elastic", "splunk"]));
+    for record in &records {
+        for field in REQUIRED_FIELDS {
+            assert!(record.get(*field).is_some(), "{field} missing in {}", record["alert_id"]);
+        }
+        assert!(!record["iocs"].as_array().expect("array").is_empty(), "{} has indicators", record["alert_id"]);
+    }
+}

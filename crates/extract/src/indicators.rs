@@ -46,6 +46,11 @@ pub fn entity_iocs(entities: &AlertEntities) -> Vec<Ioc> {
         if let Ok(ioc) = Ioc::parse(IocType::Domain, &dns.domain) {
             push(ioc);
         }
+        for address in &dns.resolved_ips {
+            if let Ok(ioc) = Ioc::parse(IocType::Ipv4, address).or_else(|_| Ioc::parse(IocType::Ipv6, address)) {
+                push(ioc);
+            }
+        }
     }
     for mailbox in &entities.mailboxes {
         if let Some(Ok(ioc)) = mailbox.address.as_deref().map(|address| Ioc::parse(IocType::Email, address)) {

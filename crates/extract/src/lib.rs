@@ -5,13 +5,19 @@
 //! - [`text`]: free-text indicator extraction into validated, canonical [`Ioc`]s.
 //! - [`sentinel`]: Microsoft Sentinel `Entities` (JSON string or array, `$id`/`$ref` graphs) into
 //!   [`AlertEntities`].
+//! - [`elastic`], [`splunk`]: ECS alert documents and CIM notable events into [`AlertEntities`].
+//! - [`flat`], [`build`]: dotted-path access to mixed dotted/nested documents; entity builders.
 //! - [`sanitize`]: FR-ENR-003 field caps and character stripping, with counted rejections.
 //! - [`indicators`]: the indicators implied by structured entities (IPs, hashes, URLs, mailboxes...).
 
+pub mod build;
+pub mod elastic;
+pub mod flat;
 pub mod indicators;
 pub mod refang;
 pub mod sanitize;
 pub mod sentinel;
+pub mod splunk;
 pub mod text;
 
 pub use aluskort_core::{AlertEntities, Ioc, IocType};

@@ -7,6 +7,10 @@ use serde_json::Value;
 pub enum RecordFormat {
     /// Microsoft Sentinel `SecurityAlert` row (Log Analytics columns).
     SentinelSecurityAlert,
+    /// Elastic Security alert document (`kibana.alert.*` or 7.x `signal.*`).
+    ElasticAlert,
+    /// Splunk ES notable event.
+    SplunkNotable,
     /// ALUSKORT's own `CanonicalAlert`.
     Canonical,
 }
@@ -24,13 +28,18 @@ pub fn detect_format(record: &Value) -> Result<RecordFormat, String> {
     if is_security_alert_type || has("SystemAlertId") || (has("AlertName") && (has("ProviderName") || has("AlertSeverity"))) {
         return Ok(RecordFormat::SentinelSecurityAlert);
     }
-    if has("kibana.alert.rule.name") || map.get("kibana").is_some_and(|k| k.get("alert").is_some()) || has("signal") {
-        return Err("looks like an Elastic Security alert, which this build does not ingest yet".to_owned());
+    let kibana_alert = map.keys().any(|k| k.starts_with("kibana.alert.")) || map.get("kibana").is_some_and(|k| k.get("alert").is_some());
+    let legacy_signal = map.get("signal").is_some_and(|s| s.get("rule").is_some()) || map.keys().any(|k| k.starts_with("signal.rule."));
+    if kibana_alert || legacy_signal {
+        return Ok(RecordFormat::ElasticAlert);
     }
-    if has("search_name") || has("rule_name") && has("_time") || has("event_id") && has("urgency") {
-        return Err("looks like a Splunk ES notable event, which this build does not ingest yet".to_owned());
+    let notable_fields = ["rule_name", "rule_title", "search_name", "urgency", "security_domain", "orig_sourcetype"];
+    let notable_hits = notable_fields.iter().filter(|key| has(key)).count();
+    if has("search_name") || (has("event_id") && notable_hits >= 1) || notable_hits >= 2 {
+        return Ok(RecordFormat::SplunkNotable);
     }
-    Err("unrecognised alert format: expected a Sentinel SecurityAlert row (SystemAlertId, AlertName, ...) \
+    Err("unrecognised alert format: expected a Sentinel SecurityAlert row (SystemAlertId, AlertName, ...), \
+         an Elastic Security alert (kibana.alert.*), a Splunk ES notable (event_id, rule_name/search_name, urgency, ...) \
          or a canonical alert (alert_id, source, title, severity, ...)"
         .to_owned())
 }

@@ -5,16 +5,19 @@
 //! - [`reader`]: split an input (JSONL, a JSON array, a single object, or a Log Analytics query
 //!   response) into records, each with its location for error messages.
 //! - [`detect`]: which source format a record is in.
-//! - [`sentinel`]: pure mapping of a Sentinel `SecurityAlert` row.
+//! - [`sentinel`], [`elastic`], [`splunk`]: pure mappings of a Sentinel `SecurityAlert` row, an
+//!   Elastic Security alert document, and a Splunk ES notable event.
 //! - [`canonical`]: records already in ALUSKORT's canonical form.
 //! - [`normalize`]: the parse stage's pure function: record → [`NormalizedAlert`] or a reason.
 //! - [`time`]: the timestamp spellings SIEMs use.
 
 pub mod canonical;
 pub mod detect;
+pub mod elastic;
 pub mod normalize;
 pub mod reader;
 pub mod sentinel;
+pub mod splunk;
 pub mod time;
 
 pub use detect::{RecordFormat, detect_format};

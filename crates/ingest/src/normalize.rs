@@ -1,7 +1,7 @@
 //! The parse stage as a pure function: a raw record in, a normalised alert with its entities and
 //! indicators out, or the reason it cannot be normalised (which sends it to `alerts.raw.dlq`).
 
-use aluskort_core::{AlertEntities, CanonicalAlert, Ioc};
+use aluskort_core::{AlertEntities, AlertSource, CanonicalAlert, Ioc};
 use aluskort_extract::sanitize::SanitizeReport;
 use aluskort_extract::{entity_iocs, extract_iocs, sentinel};
 use chrono::{DateTime, Utc};
@@ -45,6 +45,14 @@ pub struct IngestError {
     pub reason: String,
 }
 
+/// Where a record's entities are read from.
+enum EntitySource<'a> {
+    Sentinel(Value),
+    Elastic(&'a Value),
+    Splunk(&'a Value),
+    Canonical,
+}
+
 pub fn normalize(raw: &RawAlert) -> Result<NormalizedAlert, IngestError> {
     let fail = |reason: String| IngestError { origin: raw.origin.clone(), reason };
     let format = detect_format(&raw.payload).map_err(fail)?;
@@ -52,17 +60,38 @@ pub fn normalize(raw: &RawAlert) -> Result<NormalizedAlert, IngestError> {
         RecordFormat::SentinelSecurityAlert => {
             let mapped = crate::sentinel::to_canonical(&raw.payload, raw.received_at).map_err(fail)?;
             let entities = raw.payload.get("Entities").cloned().unwrap_or(Value::Null);
-            (mapped.alert, mapped.activity, mapped.warnings, entities)
+            (mapped.alert, mapped.activity, mapped.warnings, EntitySource::Sentinel(entities))
+        }
+        RecordFormat::ElasticAlert => {
+            let mapped = crate::elastic::to_canonical(&raw.payload, raw.received_at).map_err(fail)?;
+            (mapped.alert, mapped.activity, mapped.warnings, EntitySource::Elastic(&raw.payload))
+        }
+        RecordFormat::SplunkNotable => {
+            let mapped = crate::splunk::to_canonical(&raw.payload, raw.received_at).map_err(fail)?;
+            (mapped.alert, mapped.activity, mapped.warnings, EntitySource::Splunk(&raw.payload))
         }
         RecordFormat::Canonical => {
             let alert = crate::canonical::to_canonical(&raw.payload).map_err(fail)?;
-            let entities = Value::String(alert.entities_raw.clone());
             let activity = (alert.timestamp, alert.timestamp);
-            (alert, activity, Vec::new(), entities)
+            (alert, activity, Vec::new(), EntitySource::Canonical)
         }
     };
     let mut sanitize = SanitizeReport::default();
-    let entities = sentinel::parse_entities(&entities_value, &mut sanitize);
+    let entities = match entities_value {
+        EntitySource::Sentinel(value) => sentinel::parse_entities(&value, &mut sanitize),
+        EntitySource::Elastic(document) => aluskort_extract::elastic::parse_entities(document, &mut sanitize),
+        EntitySource::Splunk(document) => aluskort_extract::splunk::parse_entities(document, &mut sanitize),
+        // A canonical alert carries its source's entities: parse them the way that source writes them.
+        EntitySource::Canonical => match alert.source {
+            AlertSource::Elastic if alert.entities_raw.is_empty() => {
+                aluskort_extract::elastic::parse_entities(&alert.raw_payload, &mut sanitize)
+            }
+            AlertSource::Splunk if alert.entities_raw.is_empty() => {
+                aluskort_extract::splunk::parse_entities(&alert.raw_payload, &mut sanitize)
+            }
+            _ => sentinel::parse_entities(&Value::String(alert.entities_raw.clone()), &mut sanitize),
+        },
+    };
     warnings.extend(entities.parse_errors.iter().map(|error| format!("Entities: {error}")));
     let mut iocs = entity_iocs(&entities);
     for ioc in extract_iocs(&alert.description) {
@@ -98,8 +127,8 @@ mod tests {
         let error = normalize(&raw(json!({"foo": 1}))).expect_err("unknown format");
         assert_eq!(error.origin, "test:1");
         assert!(error.reason.starts_with("unrecognised alert format"), "{}", error.reason);
-        let error = normalize(&raw(json!({"kibana.alert.rule.name": "x"}))).expect_err("elastic not yet");
-        assert!(error.reason.contains("Elastic"));
+        let error = normalize(&raw(json!([1, 2]))).expect_err("not an object");
+        assert!(error.reason.contains("not a JSON object"));
     }
 
     #[test]

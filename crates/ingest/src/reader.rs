@@ -38,7 +38,7 @@ pub fn read_records(name: &str, bytes: &[u8]) -> Vec<InputRecord> {
         }
         let location = format!("{name}:{}", index + 1);
         let record = match serde_json::from_slice::<Value>(line) {
-            Ok(value @ Value::Object(_)) => Ok(value),
+            Ok(value @ Value::Object(_)) => Ok(unwrap_envelope(value)),
             Ok(other) => Err(format!("expected a JSON object, found {}", kind_of(&other))),
             Err(error) => Err(format!("invalid JSON: {error}")),
         };
@@ -55,13 +55,22 @@ fn from_document(name: &str, document: Value) -> Vec<InputRecord> {
             .map(|(index, item)| InputRecord {
                 location: format!("{name}[{index}]"),
                 record: match item {
-                    value @ Value::Object(_) => Ok(value),
+                    value @ Value::Object(_) => Ok(unwrap_envelope(value)),
                     other => Err(format!("expected a JSON object, found {}", kind_of(&other))),
                 },
             })
             .collect(),
         Value::Object(map) if map.contains_key("tables") => log_analytics_rows(name, &map),
-        value @ Value::Object(_) => vec![InputRecord { location: format!("{name}:1"), record: Ok(value) }],
+        // Elasticsearch search response: `{"hits": {"hits": [{"_id", "_source"}, ...]}}`.
+        Value::Object(map) if map.get("hits").and_then(|h| h.get("hits")).is_some_and(Value::is_array) => {
+            let hits = map.get("hits").and_then(|h| h.get("hits")).cloned().unwrap_or(Value::Null);
+            from_document(name, hits)
+        }
+        // Splunk search/export API responses: `{"results": [...]}`.
+        Value::Object(map) if map.get("results").is_some_and(Value::is_array) => {
+            from_document(name, map.get("results").cloned().unwrap_or(Value::Null))
+        }
+        value @ Value::Object(_) => vec![InputRecord { location: format!("{name}:1"), record: Ok(unwrap_envelope(value)) }],
         other => vec![InputRecord { location: name.to_owned(), record: Err(format!("expected JSON objects, found {}", kind_of(&other))) }],
     }
 }
@@ -91,6 +100,39 @@ fn log_analytics_rows(name: &str, response: &Map<String, Value>) -> Vec<InputRec
         }
     }
     records
+}
+
+/// Transport envelopes around one alert: an Elasticsearch hit (`_source`, with `_id` kept as
+/// `kibana.alert.uuid` when the document lacks one), a Splunk export line (`{"result": {...}}`) and a
+/// Splunk HEC event (`{"time", "event": {...}}`, only the HEC keys present).
+pub fn unwrap_envelope(value: Value) -> Value {
+    let Value::Object(mut map) = value else { return value };
+    if let Some(Value::Object(mut source)) = map.remove("_source") {
+        let has_id = source.contains_key("kibana.alert.uuid")
+            || source.get("kibana").and_then(|k| k.get("alert")).and_then(|a| a.get("uuid")).is_some();
+        if !has_id && let Some(id) = map.get("_id").cloned() {
+            source.insert("_id".to_owned(), id);
+        }
+        return Value::Object(source);
+    }
+    if map.get("result").is_some_and(Value::is_object)
+        && map.keys().all(|k| matches!(k.as_str(), "result" | "preview" | "offset" | "lastrow"))
+    {
+        return map.remove("result").unwrap_or(Value::Null);
+    }
+    const HEC_KEYS: [&str; 7] = ["time", "host", "source", "sourcetype", "index", "event", "fields"];
+    if map.get("event").is_some_and(Value::is_object) && map.keys().all(|k| HEC_KEYS.contains(&k.as_str())) {
+        let time = map.get("time").cloned();
+        if let Some(Value::Object(mut event)) = map.remove("event") {
+            if let Some(time) = time
+                && !event.contains_key("_time")
+            {
+                event.insert("_time".to_owned(), time);
+            }
+            return Value::Object(event);
+        }
+    }
+    Value::Object(map)
 }
 
 fn kind_of(value: &Value) -> &'static str {

@@ -35,13 +35,7 @@ pub fn to_canonical(row: &Value, now: DateTime<Utc>) -> Result<Mapped, String> {
     let mut warnings = Vec::new();
     let alert_id = match text(row, &["SystemAlertId", "AlertId", "VendorOriginalId"]) {
         Some(id) => AlertId::parse(id).map_err(|error| format!("SystemAlertId: {error}"))?,
-        None => {
-            // Deterministic, so a replay of the same row is still idempotent.
-            let digest = Sha256::digest(row.to_string().as_bytes());
-            let id = format!("sentinel-{}", &hex::encode(digest)[..32]);
-            warnings.push(format!("SystemAlertId missing: derived {id} from the row's content"));
-            AlertId::parse(&id).map_err(|error| format!("derived id: {error}"))?
-        }
+        None => derived_id("sentinel", row, &mut warnings)?,
     };
     let timestamp = ["TimeGenerated", "StartTime", "ProcessingEndTime", "EndTime"]
         .iter()
@@ -68,14 +62,8 @@ pub fn to_canonical(row: &Value, now: DateTime<Utc>) -> Result<Mapped, String> {
         }
     };
     let tactics = list(row.get("Tactics")).into_iter().filter(|tactic| !tactic.eq_ignore_ascii_case("unknown")).collect();
-    let mut techniques = Vec::new();
-    for raw in list(row.get("Techniques")).into_iter().chain(list(row.get("SubTechniques"))) {
-        match TechniqueId::parse(&raw) {
-            Ok(id) if !techniques.contains(&id.to_string()) => techniques.push(id.to_string()),
-            Ok(_) => {}
-            Err(error) => warnings.push(format!("Techniques: dropped {raw:?}: {error}")),
-        }
-    }
+    let raw_techniques = list(row.get("Techniques")).into_iter().chain(list(row.get("SubTechniques"))).collect();
+    let techniques = techniques_of(raw_techniques, "Techniques", &mut warnings);
     let entities_raw = match row.get("Entities") {
         Some(Value::String(entities)) => entities.clone(),
         Some(value @ (Value::Array(_) | Value::Object(_))) => value.to_string(),
@@ -102,6 +90,27 @@ pub fn to_canonical(row: &Value, now: DateTime<Utc>) -> Result<Mapped, String> {
     let start = row.get("StartTime").and_then(parse_timestamp).unwrap_or(alert.timestamp);
     let end = row.get("EndTime").and_then(parse_timestamp).filter(|end| *end >= start).unwrap_or(start);
     Ok(Mapped { alert, activity: (start, end), warnings })
+}
+
+/// A deterministic id from the record's content, so a replay of the same record stays idempotent.
+pub(crate) fn derived_id(source: &str, record: &Value, warnings: &mut Vec<String>) -> Result<AlertId, String> {
+    let digest = Sha256::digest(record.to_string().as_bytes());
+    let id = format!("{source}-{}", &hex::encode(digest)[..32]);
+    warnings.push(format!("no alert id field: derived {id} from the record's content"));
+    AlertId::parse(&id).map_err(|error| format!("derived id: {error}"))
+}
+
+/// Valid, canonical, unique technique ids; invalid ones are dropped with a warning naming `field`.
+pub(crate) fn techniques_of(raw: Vec<String>, field: &str, warnings: &mut Vec<String>) -> Vec<String> {
+    let mut techniques: Vec<String> = Vec::new();
+    for item in raw {
+        match TechniqueId::parse(&item) {
+            Ok(id) if !techniques.contains(&id.to_string()) => techniques.push(id.to_string()),
+            Ok(_) => {}
+            Err(error) => warnings.push(format!("{field}: dropped {item:?}: {error}")),
+        }
+    }
+    techniques
 }
 
 /// A list column: JSON array, JSON-array string (`"[\"T1059\"]"`), or comma-separated string.
