@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`refang`]: undo defanging (`hxxp`, `[.]`, `(dot)`, `[@]`, ...) before matching.
+//! - [`scan`]: anchor-and-expand scanners for domains, IP addresses and hashes.
 //! - [`text`]: free-text indicator extraction into validated, canonical [`Ioc`]s.
 //! - [`sentinel`]: Microsoft Sentinel `Entities` (JSON string or array, `$id`/`$ref` graphs) into
 //!   [`AlertEntities`].
@@ -16,6 +17,7 @@ pub mod flat;
 pub mod indicators;
 pub mod refang;
 pub mod sanitize;
+pub mod scan;
 pub mod sentinel;
 pub mod splunk;
 pub mod text;

@@ -19,24 +19,19 @@ fn regex(pattern: &str) -> Regex {
     Regex::new(pattern).unwrap_or_else(|error| unreachable!("static pattern {pattern:?} is valid: {error}"))
 }
 
-static URL: LazyLock<Regex> = LazyLock::new(|| regex(r#"(?i)\b(?:https?|ftps?|sftp|wss?)://[^\s<>"'`{}|\\^\[\]]+"#));
+static URL: LazyLock<Regex> = LazyLock::new(|| regex(r#"(?i)(?-u:\b)(?:https?|ftps?|sftp|wss?)://[^\s<>"'`{}|\\^\[\]]+"#));
 static EMAIL: LazyLock<Regex> =
     LazyLock::new(|| regex(r"(?i)[a-z0-9._%+'-]+@(?:[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]"));
-static DOMAIN: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"(?i)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})"));
-static IPV4: LazyLock<Regex> = LazyLock::new(|| regex(r"(?:\d{1,3}\.){3}\d{1,3}"));
-static IPV6: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9a-f]{0,4})"));
-static HEX: LazyLock<Regex> = LazyLock::new(|| regex(r"[0-9A-Fa-f]{32,}"));
-static CVE: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)\bCVE-\d{4}-\d{4,7}\b"));
-static TECHNIQUE: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(?:AML\.)?T\d{4}(?:\.\d{3})?\b"));
-static MAC: LazyLock<Regex> = LazyLock::new(|| regex(r"\b[0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5}\b"));
-static ASN: LazyLock<Regex> = LazyLock::new(|| regex(r"\bASN?[ ]?(\d{1,10})\b"));
+static CVE: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)(?-u:\b)CVE-\d{4}-\d{4,7}(?-u:\b)"));
+static TECHNIQUE: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)(?:AML\.)?T\d{4}(?:\.\d{3})?(?-u:\b)"));
+static ASN: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)ASN?[ ]?(\d{1,10})(?-u:\b)"));
 static REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
     let hives = REGISTRY_HIVES.join("|");
-    regex(&format!(r#"(?i)\b(?:{hives})\\[^\r\n\t"'<>|]+"#))
+    regex(&format!(r#"(?i)(?-u:\b)(?:{hives})\\[^\r\n\t"'<>|]+"#))
 });
-static WINDOWS_PATH: LazyLock<Regex> = LazyLock::new(|| regex(r#"(?i)(?:\b[a-z]:\\|\\\\[a-z0-9_.$-]+\\|%[a-z_]+%\\)[^\r\n\t"'<>|*?]+"#));
-static POSIX_PATH: LazyLock<Regex> = LazyLock::new(|| regex(r"(?:^|[\s'(=])(/(?:[\w.-]+/)+[\w.-]+)"));
+static WINDOWS_PATH: LazyLock<Regex> =
+    LazyLock::new(|| regex(r#"(?i)(?:(?-u:\b)[a-z]:\\|\\\\[a-z0-9_.$-]+\\|%[a-z_]+%\\)[^\r\n\t"'<>|*?]+"#));
+static POSIX_PATH: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u)(?:^|[\s'(=])(/(?:[A-Za-z0-9_.-]+/)+[A-Za-z0-9_.-]+)"));
 
 /// Characters that end an indicator in prose but are never its last character.
 const TRAILING_PUNCTUATION: &[char] = &['.', ',', ';', ':', '!', '?', ')', ']', '}', '\'', '"', '>'];
@@ -100,56 +95,45 @@ fn extract_into(text: &str, sink: &mut Sink) {
             sink.push(IocType::Domain, domain);
         }
     }
-    for found in DOMAIN.find_iter(text) {
-        let start = found.start();
-        let end = found.end();
-        // Part of a longer token: an e-mail local part, a file name with a path, a dotted number.
-        if matches!(before(text, start), Some(c) if c.is_ascii_alphanumeric() || c == '@' || c == '-' || c == '.' || c == '\\' || c == '_')
-        {
+    for (start, token) in crate::scan::dotted_tokens(text) {
+        let end = start + token.len();
+        // An e-mail's domain (handled above), a path component (`C:\dir\a.dll`, `/tmp/x.sh`),
+        // or the local part of an address (`first.last@`) is not a domain on its own.
+        let preceded_by_path = match before(text, start) {
+            Some('@' | '\\') => true,
+            Some('/') => !text[..start].ends_with("//"),
+            _ => false,
+        };
+        if preceded_by_path || matches!(after(text, end), Some('@' | '\\')) {
             continue;
         }
-        if matches!(after(text, end), Some(c) if c.is_ascii_alphanumeric() || c == '@' || c == '_' || c == '-') {
+        if token.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-') {
+            // Dotted quads, alone or as the ends of a range (`10.0.0.1-10.0.0.255`).
+            for part in token.split('-') {
+                if part.bytes().filter(|b| *b == b'.').count() == 3 {
+                    sink.push(IocType::Ipv4, part);
+                }
+            }
             continue;
         }
-        if matches!(after(text, end), Some('\\')) {
-            continue;
-        }
-        if is_public_domain(found.as_str()) {
-            sink.push(IocType::Domain, found.as_str());
+        if is_public_domain(token) {
+            sink.push(IocType::Domain, token);
         }
     }
-    for found in IPV4.find_iter(text) {
-        let boundary_before = !matches!(before(text, found.start()), Some(c) if c.is_ascii_alphanumeric() || c == '.');
-        let rest = &text[found.end()..];
-        let boundary_after = !(rest.starts_with(|c: char| c.is_ascii_alphanumeric())
-            || (rest.starts_with('.') && rest[1..].starts_with(|c: char| c.is_ascii_digit())));
-        if boundary_before && boundary_after {
-            sink.push(IocType::Ipv4, found.as_str());
+    for (_, token) in crate::scan::colon_tokens(text) {
+        // `00:1a:2b:3c:4d:5e` is a MAC address, not IPv6; `mac_tokens` reports it.
+        if token.len() != 17 {
+            sink.push(IocType::Ipv6, token);
         }
     }
-    for found in IPV6.find_iter(text) {
-        let candidate = found.as_str();
-        if candidate.matches(':').count() < 2 || matches!(before(text, found.start()), Some(c) if c.is_ascii_alphanumeric()) {
-            continue;
-        }
-        if matches!(after(text, found.end()), Some(c) if c.is_ascii_alphanumeric()) {
-            continue;
-        }
-        sink.push(IocType::Ipv6, candidate);
-    }
-    for found in HEX.find_iter(text) {
-        let bounded = !matches!(before(text, found.start()), Some(c) if c.is_ascii_alphanumeric())
-            && !matches!(after(text, found.end()), Some(c) if c.is_ascii_alphanumeric());
-        let kind = match found.len() {
+    for (_, run) in crate::scan::hex_runs(text) {
+        let kind = match run.len() {
             32 => IocType::Md5,
             40 => IocType::Sha1,
             64 => IocType::Sha256,
-            128 => IocType::Sha512,
-            _ => continue,
+            _ => IocType::Sha512,
         };
-        if bounded {
-            sink.push(kind, found.as_str());
-        }
+        sink.push(kind, run);
     }
     for found in CVE.find_iter(text) {
         sink.push(IocType::Cve, found.as_str());
@@ -157,10 +141,8 @@ fn extract_into(text: &str, sink: &mut Sink) {
     for found in TECHNIQUE.find_iter(text) {
         sink.push(IocType::AttackTechnique, found.as_str());
     }
-    for found in MAC.find_iter(text) {
-        if !matches!(after(text, found.end()), Some(':' | '-')) && !matches!(before(text, found.start()), Some(':' | '-')) {
-            sink.push(IocType::Mac, found.as_str());
-        }
+    for (_, token) in crate::scan::mac_tokens(text) {
+        sink.push(IocType::Mac, token);
     }
     for captures in ASN.captures_iter(text) {
         if let Some(number) = captures.get(1) {
