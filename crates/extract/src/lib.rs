@@ -15,6 +15,7 @@ pub mod build;
 pub mod elastic;
 pub mod flat;
 pub mod indicators;
+pub mod json;
 pub mod refang;
 pub mod sanitize;
 pub mod scan;

@@ -15,6 +15,31 @@ pub const MAX_FIELD_LENGTH: usize = 2048;
 /// FR-ENR-003 dangerous characters, stripped from identifier fields.
 pub const DANGEROUS_CHARACTERS: &[char] = &[';', '|', '&', '`', '$', '(', ')', '{', '}', '[', ']', '<', '>', '\'', '"'];
 
+const PLAIN: u8 = 0;
+const DANGEROUS: u8 = 1;
+/// Control characters (other than tab) and non-ASCII bytes: take the careful path.
+const SPECIAL: u8 = 2;
+
+static BYTE_CLASS: [u8; 256] = {
+    let mut table = [PLAIN; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        #[expect(clippy::cast_possible_truncation, reason = "byte < 256")]
+        let b = byte as u8;
+        if (b < 0x20 && b != b'\t') || b == 0x7f || b >= 0x80 {
+            table[byte] = SPECIAL;
+        }
+        byte += 1;
+    }
+    let dangerous = b";|&`$(){}[]<>'\"";
+    let mut index = 0;
+    while index < dangerous.len() {
+        table[dangerous[index] as usize] = DANGEROUS;
+        index += 1;
+    }
+    table
+};
+
 /// How a field is treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldKind {
@@ -44,25 +69,45 @@ impl SanitizeReport {
     /// Sanitises one field value; returns `None` (and counts a rejection) for values that are empty
     /// after sanitisation.
     pub fn clean(&mut self, field: &str, value: &str, kind: FieldKind) -> Option<String> {
-        let mut out: String = value.trim().to_owned();
-        if out.chars().count() > MAX_FIELD_LENGTH {
-            out = out.chars().take(MAX_FIELD_LENGTH).collect();
-            self.truncated += 1;
-            self.issues.push(FieldIssue { field: field.to_owned(), reason: format!("truncated to {MAX_FIELD_LENGTH} characters") });
+        let trimmed = value.trim();
+        // Cap first, so the checks below read at most MAX_FIELD_LENGTH characters.
+        let mut kept = trimmed;
+        if trimmed.len() > MAX_FIELD_LENGTH {
+            let end = if trimmed.is_ascii() {
+                MAX_FIELD_LENGTH
+            } else {
+                trimmed.char_indices().nth(MAX_FIELD_LENGTH).map_or(trimmed.len(), |(index, _)| index)
+            };
+            if end < trimmed.len() {
+                kept = &trimmed[..end];
+                self.truncated += 1;
+                self.issues.push(FieldIssue { field: field.to_owned(), reason: format!("truncated to {MAX_FIELD_LENGTH} characters") });
+            }
         }
+        // Fast path (almost every value): plain ASCII with nothing to strip, checked in one pass
+        // over the bytes with a lookup table.
+        let strip_dangerous = kind == FieldKind::Identifier;
+        let needs_work = kept.bytes().any(|b| {
+            let class = BYTE_CLASS[usize::from(b)];
+            class == SPECIAL || (strip_dangerous && class == DANGEROUS)
+        });
+        if !needs_work {
+            return (!kept.is_empty()).then(|| kept.to_owned());
+        }
+        let mut out = kept.to_owned();
         if out.chars().any(|c| c.is_control() && c != '\t') {
             out.retain(|c| !c.is_control() || c == '\t');
             self.stripped += 1;
             self.issues.push(FieldIssue { field: field.to_owned(), reason: "control characters removed".to_owned() });
         }
-        if kind == FieldKind::Identifier && out.contains(DANGEROUS_CHARACTERS) {
+        if strip_dangerous && out.contains(DANGEROUS_CHARACTERS) {
             out.retain(|c| !DANGEROUS_CHARACTERS.contains(&c));
             self.stripped += 1;
             self.issues.push(FieldIssue { field: field.to_owned(), reason: "dangerous characters removed (FR-ENR-003)".to_owned() });
         }
         let out = out.trim().to_owned();
         if out.is_empty() {
-            if !value.trim().is_empty() {
+            if !trimmed.is_empty() {
                 self.reject(field, "empty after sanitisation");
             }
             return None;

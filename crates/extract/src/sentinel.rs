@@ -10,6 +10,7 @@
 //! uses two (`registry-key`/`registrykey`, `cloud-application`/`cloudapplication`, ...). Types without
 //! a bucket of their own, and unknown types, go to `other` with their scalar attributes.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use aluskort_core::AlertEntities;
@@ -17,6 +18,7 @@ use aluskort_core::entity::{Account, DnsEntity, FileEntity, FileHash, Host, IpEn
 use aluskort_core::ioc::{Ipv4, Ipv6, Md5, Sha1, Sha256, Sha512, Url};
 use serde_json::Value;
 
+use crate::json::Json;
 use crate::sanitize::{FieldKind, SanitizeReport};
 
 /// Deepest nesting followed while indexing; deeper structures are reported, not followed.
@@ -24,55 +26,58 @@ const MAX_DEPTH: usize = 32;
 
 /// Parses `Entities` given as the JSON string Log Analytics returns, or as an already-parsed array.
 pub fn parse_entities(entities: &Value, report: &mut SanitizeReport) -> AlertEntities {
+    match entities {
+        Value::String(text) => parse_entities_str(text, report),
+        Value::Null => AlertEntities::default(),
+        other => parse_entities_str(&other.to_string(), report),
+    }
+}
+
+/// Parses the `Entities` JSON text.
+pub fn parse_entities_str(text: &str, report: &mut SanitizeReport) -> AlertEntities {
     let mut out = AlertEntities::default();
-    let parsed;
-    let root = match entities {
-        Value::String(text) if text.trim().is_empty() => return out,
-        Value::String(text) => match serde_json::from_str::<Value>(text) {
-            Ok(value) => {
-                parsed = value;
-                &parsed
-            }
-            Err(error) => {
-                out.parse_errors.push(format!("Entities is not valid JSON: {error}"));
-                return out;
-            }
-        },
-        Value::Null => return out,
-        other => other,
+    if text.trim().is_empty() {
+        return out;
+    }
+    let root = match Json::parse(text) {
+        Ok(root) => root,
+        Err(error) => {
+            out.parse_errors.push(format!("Entities is not valid JSON: {error}"));
+            return out;
+        }
     };
-    let items: Vec<&Value> = match root {
-        Value::Array(items) => items.iter().collect(),
-        Value::Object(_) => vec![root],
+    let items: Vec<&Json<'_>> = match &root {
+        Json::Array(items) => items.iter().collect(),
+        Json::Object(_) => vec![&root],
+        Json::Null => return out,
         _ => {
             out.parse_errors.push("Entities is neither an array nor an object".to_owned());
             return out;
         }
     };
 
-    let mut graph = Graph { by_id: HashMap::new() };
+    let mut graph = Graph { small: Vec::new(), large: HashMap::new() };
     for item in &items {
         graph.index(item, 0, &mut out.parse_errors);
     }
 
-    let mut visited: HashSet<*const Value> = HashSet::new();
-    let mut pending: Vec<&Value> = items.iter().map(|item| graph.resolve(item)).collect();
-    pending.reverse();
+    let mut visited = Visited::default();
+    let mut pending: Vec<&Json<'_>> = items.iter().rev().map(|item| graph.resolve(item)).collect();
     while let Some(entity) = pending.pop() {
-        let Value::Object(map) = entity else { continue };
-        if !visited.insert(entity as *const Value) {
+        let Json::Object(pairs) = entity else { continue };
+        if !visited.insert(std::ptr::from_ref(entity)) {
             continue;
         }
-        if map.contains_key("$ref") {
-            out.parse_errors.push(format!("dangling $ref {}", map.get("$ref").map(Value::to_string).unwrap_or_default()));
+        if let Some(reference) = entity.get("$ref") {
+            out.parse_errors.push(format!("dangling $ref {}", reference.to_value()));
             continue;
         }
         // Nested entities are entities too: queue them after their parent.
-        let mut nested: Vec<&Value> = Vec::new();
-        for value in map.values() {
+        let mut nested: Vec<&Json<'_>> = Vec::new();
+        for (_, value) in pairs {
             match value {
-                Value::Object(_) => nested.push(graph.resolve(value)),
-                Value::Array(values) => nested.extend(values.iter().map(|v| graph.resolve(v))),
+                Json::Object(_) => nested.push(graph.resolve(value)),
+                Json::Array(values) => nested.extend(values.iter().map(|v| graph.resolve(v))),
                 _ => {}
             }
         }
@@ -81,7 +86,7 @@ pub fn parse_entities(entities: &Value, report: &mut SanitizeReport) -> AlertEnt
                 pending.push(child);
             }
         }
-        if map.get("Type").is_some() {
+        if entity.get("Type").is_some() {
             map_entity(&graph, entity, &mut out, report);
         }
     }
@@ -89,26 +94,65 @@ pub fn parse_entities(entities: &Value, report: &mut SanitizeReport) -> AlertEnt
     out
 }
 
-struct Graph<'a> {
-    by_id: HashMap<String, &'a Value>,
+/// Objects already mapped, by address: linear for the usual few dozen, hashed beyond.
+#[derive(Default)]
+struct Visited {
+    small: Vec<*const Json<'static>>,
+    large: HashSet<*const Json<'static>>,
 }
 
-impl<'a> Graph<'a> {
-    fn index(&mut self, value: &'a Value, depth: usize, errors: &mut Vec<String>) {
+impl Visited {
+    /// True when `entity` was not seen before.
+    fn insert(&mut self, entity: *const Json<'_>) -> bool {
+        let entity = entity.cast::<Json<'static>>();
+        if self.large.is_empty() {
+            if self.small.contains(&entity) {
+                return false;
+            }
+            if self.small.len() < SMALL_INDEX {
+                self.small.push(entity);
+                return true;
+            }
+            self.large.extend(self.small.drain(..));
+        }
+        self.large.insert(entity)
+    }
+}
+
+/// `$id` → object. Alerts hold a few dozen ids: a vector scanned linearly beats hashing there; a
+/// hash map takes over for large documents so lookups stay O(1).
+struct Graph<'j, 'a> {
+    small: Vec<(Cow<'j, str>, &'j Json<'a>)>,
+    large: HashMap<Cow<'j, str>, &'j Json<'a>>,
+}
+
+/// Ids kept in the vector before switching to the map.
+const SMALL_INDEX: usize = 64;
+
+/// An `$id`/`$ref` value as a key: borrowed for strings (always, in Sentinel output).
+fn id_key<'j>(value: &'j Json<'_>) -> Option<Cow<'j, str>> {
+    match value {
+        Json::String(text) => Some(Cow::Borrowed(text.as_ref())),
+        other => other.scalar_text().map(Cow::Owned),
+    }
+}
+
+impl<'j, 'a> Graph<'j, 'a> {
+    fn index(&mut self, value: &'j Json<'a>, depth: usize, errors: &mut Vec<String>) {
         if depth > MAX_DEPTH {
             errors.push(format!("entity nesting deeper than {MAX_DEPTH}; rest ignored"));
             return;
         }
         match value {
-            Value::Object(map) => {
-                if let Some(id) = map.get("$id").and_then(scalar_text) {
-                    self.by_id.entry(id).or_insert(value);
+            Json::Object(pairs) => {
+                if let Some(id) = value.get("$id").and_then(id_key) {
+                    self.insert(id, value);
                 }
-                for child in map.values() {
+                for (_, child) in pairs {
                     self.index(child, depth + 1, errors);
                 }
             }
-            Value::Array(values) => {
+            Json::Array(values) => {
                 for child in values {
                     self.index(child, depth + 1, errors);
                 }
@@ -117,30 +161,44 @@ impl<'a> Graph<'a> {
         }
     }
 
+    /// First definition of an id wins.
+    fn insert(&mut self, id: Cow<'j, str>, value: &'j Json<'a>) {
+        if self.lookup(&id).is_some() {
+            return;
+        }
+        if self.small.len() < SMALL_INDEX {
+            self.small.push((id, value));
+        } else {
+            if self.large.is_empty() {
+                self.large.extend(self.small.iter().map(|(k, v)| (k.clone(), *v)));
+            }
+            self.large.insert(id, value);
+        }
+    }
+
+    fn lookup(&self, id: &str) -> Option<&'j Json<'a>> {
+        if self.large.is_empty() {
+            self.small.iter().find(|(key, _)| key == id).map(|(_, value)| *value)
+        } else {
+            self.large.get(id).copied()
+        }
+    }
+
     /// Follows `{"$ref": id}` to the object it names (once; Sentinel never chains references).
-    fn resolve(&self, value: &'a Value) -> &'a Value {
-        match value.get("$ref").and_then(scalar_text) {
-            Some(id) => self.by_id.get(&id).copied().unwrap_or(value),
+    fn resolve(&self, value: &'j Json<'a>) -> &'j Json<'a> {
+        match value.get("$ref").and_then(id_key) {
+            Some(id) => self.lookup(&id).unwrap_or(value),
             None => value,
         }
     }
 
-    fn field(&self, entity: &'a Value, name: &str) -> Option<&'a Value> {
+    fn field(&self, entity: &'j Json<'a>, name: &str) -> Option<&'j Json<'a>> {
         entity.get(name).map(|value| self.resolve(value))
     }
 }
 
-fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(text) => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
-        Value::Bool(flag) => Some(flag.to_string()),
-        _ => None,
-    }
-}
-
-fn text<'a>(entity: &'a Value, names: &[&str]) -> Option<&'a str> {
-    names.iter().filter_map(|name| entity.get(*name).and_then(Value::as_str)).map(str::trim).find(|text| !text.is_empty())
+fn text<'j>(entity: &'j Json<'_>, names: &[&str]) -> Option<&'j str> {
+    names.iter().filter_map(|name| entity.get(name).and_then(Json::as_str)).map(str::trim).find(|text| !text.is_empty())
 }
 
 /// The canonical (lowercase, dash-free) spelling of a Sentinel entity type.
@@ -148,15 +206,28 @@ pub fn normalise_type(raw: &str) -> String {
     raw.chars().filter(|c| *c != '-' && *c != '_').flat_map(char::to_lowercase).collect()
 }
 
-fn map_entity(graph: &Graph<'_>, entity: &Value, out: &mut AlertEntities, report: &mut SanitizeReport) {
-    let raw_type = entity.get("Type").and_then(Value::as_str).unwrap_or("unknown");
+/// Entity types with a bucket of their own, in canonical spelling.
+const BUCKETED_TYPES: [&str; 10] = ["account", "host", "ip", "file", "filehash", "process", "url", "dns", "dnsresolution", "mailbox"];
+
+/// `raw` equals `canonical` ignoring ASCII case, `-` and `_` (no allocation: this runs per entity).
+fn same_type(raw: &str, canonical: &str) -> bool {
+    let mut letters = raw.bytes().filter(|b| *b != b'-' && *b != b'_').map(|b| b.to_ascii_lowercase());
+    canonical.bytes().all(|expected| letters.next() == Some(expected)) && letters.next().is_none()
+}
+
+fn bucket_of(raw: &str) -> &'static str {
+    BUCKETED_TYPES.iter().find(|canonical| same_type(raw, canonical)).copied().unwrap_or("other")
+}
+
+fn map_entity(graph: &Graph<'_, '_>, entity: &Json<'_>, out: &mut AlertEntities, report: &mut SanitizeReport) {
+    let raw_type = entity.get("Type").and_then(Json::as_str).unwrap_or("unknown");
     let id = |field: &str, names: &[&str], report: &mut SanitizeReport| {
         text(entity, names).and_then(|value| report.clean(field, value, FieldKind::Identifier))
     };
     let verbatim = |field: &str, names: &[&str], report: &mut SanitizeReport| {
         text(entity, names).and_then(|value| report.clean(field, value, FieldKind::Verbatim))
     };
-    match normalise_type(raw_type).as_str() {
+    match bucket_of(raw_type) {
         "account" => {
             let name = id("Account.Name", &["Name", "AccountName"], report);
             let upn_suffix = id("Account.UPNSuffix", &["UPNSuffix"], report);
@@ -205,7 +276,7 @@ fn map_entity(graph: &Graph<'_>, entity: &Value, out: &mut AlertEntities, report
                     out.ips.push(IpEntity {
                         address,
                         country: location.and_then(|l| text(l, &["CountryCode", "CountryName"])).map(str::to_owned),
-                        asn: location.and_then(|l| l.get("Asn")).and_then(Value::as_u64).and_then(|asn| u32::try_from(asn).ok()),
+                        asn: location.and_then(|l| l.get("Asn")).and_then(Json::as_u64).and_then(|asn| u32::try_from(asn).ok()),
                     });
                 }
                 Err(_) => report.reject("Ip.Address", "not a valid IPv4 or IPv6 address"),
@@ -215,7 +286,7 @@ fn map_entity(graph: &Graph<'_>, entity: &Value, out: &mut AlertEntities, report
         "file" => {
             let hashes = graph
                 .field(entity, "FileHashes")
-                .and_then(Value::as_array)
+                .and_then(Json::as_array)
                 .map(|values| values.iter().filter_map(|value| file_hash(graph.resolve(value), report)).collect())
                 .unwrap_or_default();
             let file = FileEntity {
@@ -233,12 +304,11 @@ fn map_entity(graph: &Graph<'_>, entity: &Value, out: &mut AlertEntities, report
             }
         }
         "process" => {
-            let image = graph.field(entity, "ImageFile").map(file_path);
             let parent = graph.field(entity, "ParentProcess");
             let process = ProcessEntity {
                 process_id: id("Process.ProcessId", &["ProcessId"], report),
                 command_line: verbatim("Process.CommandLine", &["CommandLine"], report),
-                image_file: image.flatten(),
+                image_file: graph.field(entity, "ImageFile").and_then(file_path),
                 parent_image_file: parent.and_then(|p| graph.field(p, "ImageFile")).and_then(file_path),
                 parent_command_line: parent.and_then(|p| text(p, &["CommandLine"])).map(str::to_owned),
                 account: graph.field(entity, "Account").and_then(|a| text(a, &["UserPrincipalName", "Name"])).map(str::to_owned),
@@ -261,7 +331,7 @@ fn map_entity(graph: &Graph<'_>, entity: &Value, out: &mut AlertEntities, report
                 domain: domain.to_ascii_lowercase(),
                 resolved_ips: entity
                     .get("IpAddresses")
-                    .and_then(Value::as_array)
+                    .and_then(Json::as_array)
                     .map(|ips| ips.iter().filter_map(|ip| text(graph.resolve(ip), &["Address"])).map(str::to_owned).collect())
                     .unwrap_or_default(),
             }),
@@ -282,16 +352,23 @@ fn map_entity(graph: &Graph<'_>, entity: &Value, out: &mut AlertEntities, report
 }
 
 /// `Directory\Name` of a file entity.
-fn file_path(file: &Value) -> Option<String> {
+fn file_path(file: &Json<'_>) -> Option<String> {
     match (text(file, &["Directory"]), text(file, &["Name"])) {
-        (Some(directory), Some(name)) => Some(format!("{}\\{name}", directory.trim_end_matches('\\'))),
+        (Some(directory), Some(name)) => {
+            let directory = directory.trim_end_matches('\\');
+            let mut path = String::with_capacity(directory.len() + 1 + name.len());
+            path.push_str(directory);
+            path.push('\\');
+            path.push_str(name);
+            Some(path)
+        }
         (None, Some(name)) => Some(name.to_owned()),
         (Some(directory), None) => Some(directory.to_owned()),
         (None, None) => None,
     }
 }
 
-fn file_hash(entity: &Value, report: &mut SanitizeReport) -> Option<FileHash> {
+fn file_hash(entity: &Json<'_>, report: &mut SanitizeReport) -> Option<FileHash> {
     let algorithm = text(entity, &["Algorithm"])?.to_ascii_lowercase();
     let value = text(entity, &["Value"])?;
     let canonical = match algorithm.as_str() {
@@ -313,32 +390,32 @@ fn file_hash(entity: &Value, report: &mut SanitizeReport) -> Option<FileHash> {
 
 /// Scalar attributes of an entity without a bucket; references to other entities become
 /// `"<Type>:<$id>"` strings so the link is kept without duplicating the entity.
-fn scalar_attributes(graph: &Graph<'_>, entity: &Value, report: &mut SanitizeReport) -> serde_json::Map<String, Value> {
+fn scalar_attributes(graph: &Graph<'_, '_>, entity: &Json<'_>, report: &mut SanitizeReport) -> serde_json::Map<String, Value> {
     let mut attributes = serde_json::Map::new();
-    let Some(map) = entity.as_object() else { return attributes };
-    for (key, value) in map {
+    let Some(pairs) = entity.as_object() else { return attributes };
+    for (key, value) in pairs {
         if key == "$id" || key == "Type" {
             continue;
         }
         let value = graph.resolve(value);
         let kept = match value {
-            Value::String(text) => report.clean(key, text, FieldKind::Verbatim).map(Value::String),
-            Value::Number(_) | Value::Bool(_) => Some(value.clone()),
-            Value::Object(_) => value
+            Json::String(text) => report.clean(key, text, FieldKind::Verbatim).map(Value::String),
+            Json::Number(_) | Json::Bool(_) => Some(value.to_value()),
+            Json::Object(_) => value
                 .get("Type")
-                .and_then(Value::as_str)
-                .map(|kind| Value::String(format!("{kind}:{}", value.get("$id").and_then(scalar_text).unwrap_or_default()))),
-            Value::Array(_) | Value::Null => None,
+                .and_then(Json::as_str)
+                .map(|kind| Value::String(format!("{kind}:{}", value.get("$id").and_then(Json::scalar_text).unwrap_or_default()))),
+            Json::Array(_) | Json::Null => None,
         };
         if let Some(kept) = kept {
-            attributes.insert(key.clone(), kept);
+            attributes.insert(key.to_string(), kept);
         }
     }
     attributes
 }
 
 fn dedup(entities: &mut AlertEntities) {
-    fn dedup_vec<T: PartialEq + Clone>(items: &mut Vec<T>) {
+    fn dedup_vec<T: PartialEq>(items: &mut Vec<T>) {
         let mut unique: Vec<T> = Vec::with_capacity(items.len());
         for item in items.drain(..) {
             if !unique.contains(&item) {
