@@ -19,7 +19,8 @@ fn regex(pattern: &str) -> Regex {
     Regex::new(pattern).unwrap_or_else(|error| unreachable!("static pattern {pattern:?} is valid: {error}"))
 }
 
-static URL: LazyLock<Regex> = LazyLock::new(|| regex(r#"(?i)(?-u:\b)(?:https?|ftps?|sftp|wss?)://[^\s<>"'`{}|\\^\[\]]+"#));
+static URL: LazyLock<Regex> =
+    LazyLock::new(|| regex(r#"(?i)(?-u:\b)(?:https?|ftps?|sftp|wss?)://(?:\[[0-9A-Fa-f:.]+\]|[^\s<>"'`{}|\\^\[\]])[^\s<>"'`{}|\\^\[\]]*"#));
 static EMAIL: LazyLock<Regex> =
     LazyLock::new(|| regex(r"(?i)[a-z0-9._%+'-]+@(?:[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]"));
 static CVE: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)(?-u:\b)CVE-\d{4}-\d{4,7}(?-u:\b)"));
@@ -27,11 +28,13 @@ static TECHNIQUE: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)(?:AML\.)?T
 static ASN: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)ASN?[ ]?(\d{1,10})(?-u:\b)"));
 static REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
     let hives = REGISTRY_HIVES.join("|");
-    regex(&format!(r#"(?i)(?-u:\b)(?:{hives})\\[^\r\n\t"'<>|]+"#))
+    // A hive, then at least one key name; key names stop at quotes, pipes, backticks and brackets
+    // (Markdown code spans and `[placeholder]`s in reports).
+    regex(&format!(r#"(?i)(?-u:\b)(?:{hives})\\[^\\\r\n\t"'<>|`\[\]]+(?:\\[^\\\r\n\t"'<>|`\[\]]*)*"#))
 });
 static WINDOWS_PATH: LazyLock<Regex> =
-    LazyLock::new(|| regex(r#"(?i)(?:(?-u:\b)[a-z]:\\|\\\\[a-z0-9_.$-]+\\|%[a-z_]+%\\)[^\r\n\t"'<>|*?]+"#));
-static POSIX_PATH: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u)(?:^|[\s'(=])(/(?:[A-Za-z0-9_.-]+/)+[A-Za-z0-9_.-]+)"));
+    LazyLock::new(|| regex(r#"(?i)(?:(?-u:\b)[a-z]:\\|\\\\[a-z0-9_.$-]+\\|%[a-z_]+%\\)[^\r\n\t"'<>|*?`\[\]]+"#));
+static POSIX_PATH: LazyLock<Regex> = LazyLock::new(|| regex(r#"(?-u)(?:^|[\s'"`(=<\[,])(/(?:[A-Za-z0-9_.-]+/)+[A-Za-z0-9_.-]+)"#));
 
 /// Characters that end an indicator in prose but are never its last character.
 const TRAILING_PUNCTUATION: &[char] = &['.', ',', ';', ':', '!', '?', ')', ']', '}', '\'', '"', '>'];
@@ -116,7 +119,7 @@ fn extract_into(text: &str, sink: &mut Sink) {
             }
             continue;
         }
-        if is_public_domain(token) {
+        if is_public_domain(token) && !looks_like_file_name(token) {
             sink.push(IocType::Domain, token);
         }
     }
@@ -139,6 +142,11 @@ fn extract_into(text: &str, sink: &mut Sink) {
         sink.push(IocType::Cve, found.as_str());
     }
     for found in TECHNIQUE.find_iter(text) {
+        // `T1059.01` is a malformed sub-technique, not T1059 followed by prose.
+        let rest = &text[found.end()..];
+        if rest.starts_with('.') && rest[1..].starts_with(|c: char| c.is_ascii_digit()) {
+            continue;
+        }
         sink.push(IocType::AttackTechnique, found.as_str());
     }
     for (_, token) in crate::scan::mac_tokens(text) {
@@ -153,6 +161,9 @@ fn extract_into(text: &str, sink: &mut Sink) {
         sink.push(IocType::RegistryKey, path);
     });
     for_each_spaced_path(text, &WINDOWS_PATH, |path| {
+        // `C:\Windows\` and `C:\Windows` name the same directory; a drive root keeps its separator.
+        let trimmed = path.trim_end_matches('\\');
+        let path = if trimmed.len() <= 2 { path } else { trimmed };
         sink.push(IocType::FilePath, path);
     });
     for captures in POSIX_PATH.captures_iter(text) {
@@ -176,6 +187,17 @@ pub fn is_public_domain(candidate: &str) -> bool {
     }
 }
 
+/// Country-code and generic TLDs that are also common file extensions (`main.py`, `lib.rs`,
+/// `run.sh`, `notes.md`, `a.zip`). A bare two-label name ending in one is read as a file name; the
+/// same name with a subdomain, or inside a URL or an e-mail address, is still a domain.
+const FILE_EXTENSION_TLDS: &[&str] = &["py", "rs", "sh", "pl", "pm", "md", "ps", "so", "zip", "mov", "mk"];
+
+fn looks_like_file_name(domain: &str) -> bool {
+    let mut labels = domain.rsplit('.');
+    let tld = labels.next().unwrap_or_default().to_ascii_lowercase();
+    labels.count() == 1 && FILE_EXTENSION_TLDS.contains(&tld.as_str())
+}
+
 fn push_host(sink: &mut Sink, host: &str) {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if sink.push(IocType::Ipv4, host).is_none() && sink.push(IocType::Ipv6, host).is_none() && is_public_domain(host) {
@@ -197,18 +219,22 @@ fn url_host(url: &str) -> Option<&str> {
 /// Trims prose punctuation from the end of a URL, keeping a closing parenthesis that has an opening one
 /// (`https://en.wikipedia.org/wiki/Foo_(bar)`).
 fn trim_url(candidate: &str) -> &str {
+    // An unbalanced `)` ends the URL: `[APT28](https://x/G0007).(Citation: ...)` in Markdown.
+    let mut depth = 0_i32;
     let mut end = candidate.len();
-    while let Some(last) = candidate[..end].chars().next_back() {
-        let strip = match last {
-            ')' => candidate[..end].matches('(').count() < candidate[..end].matches(')').count(),
-            c => TRAILING_PUNCTUATION.contains(&c),
-        };
-        if !strip {
-            break;
+    for (index, c) in candidate.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth == 0 => {
+                end = index;
+                break;
+            }
+            ')' => depth -= 1,
+            _ => {}
         }
-        end -= last.len_utf8();
     }
-    &candidate[..end]
+    let candidate = &candidate[..end];
+    candidate.trim_end_matches(|c: char| TRAILING_PUNCTUATION.contains(&c) && c != ')')
 }
 
 /// Finds paths that may contain spaces; after trimming a match to the path proper, the search resumes
