@@ -59,11 +59,32 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Benchmarks (throughput and memory, measured; never in tests).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Run the HTTP API and the pipeline (embedded by default), until Ctrl-C.
     Serve {
         /// Listen address (overrides `listen_addr`; default 127.0.0.1:8080).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// End-to-end triage throughput on embedded backends in a scratch directory.
+    Triage {
+        /// Number of alerts.
+        #[arg(long, default_value_t = 2000)]
+        alerts: usize,
+        /// Alerts per host/account group (incident size).
+        #[arg(long, default_value_t = 10)]
+        group: usize,
+        /// Template alerts (default: the bundled demo alerts).
+        #[arg(long)]
+        source: Option<PathBuf>,
     },
 }
 
@@ -98,6 +119,9 @@ fn main() -> ExitCode {
             Command::Extract { file, jsonl } => commands::extract::run(file.as_deref(), jsonl).await,
             Command::Audit { command: AuditCommand::Verify } => commands::audit::verify(cli.config.as_deref(), cli.data_dir, &env).await,
             Command::Config { command: ConfigCommand::Check } => commands::config::check(cli.config.as_deref(), cli.data_dir, &env),
+            Command::Bench { command: BenchCommand::Triage { alerts, group, source } } => {
+                commands::bench::triage(alerts, group, source).await
+            }
             Command::Serve { listen } => commands::serve::run(cli.config.as_deref(), cli.data_dir, &env, listen).await,
         }
     });

@@ -1,6 +1,7 @@
 //! The audit chain: one writer per process links records; verification recomputes every hash
 //! and link from what the store returns and names the first broken record.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use aluskort_core::audit::{AuditRecord, GENESIS_PREVIOUS_HASH, RECORD_VERSION};
@@ -69,7 +70,9 @@ fn audit_time(time: DateTime<Utc>) -> String {
 /// which the head is reloaded and the append retried.
 pub struct AuditLog {
     store: Arc<dyn AuditStore>,
-    write_lock: Mutex<()>,
+    /// Chain heads this writer knows, per tenant; also the write lock. A head is trusted only until
+    /// an append conflicts (another writer advanced the chain), then it is reloaded from the store.
+    heads: Mutex<HashMap<String, (u64, String)>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +87,7 @@ pub enum AuditError {
 
 impl AuditLog {
     pub fn new(store: Arc<dyn AuditStore>) -> Self {
-        AuditLog { store, write_lock: Mutex::new(()) }
+        AuditLog { store, heads: Mutex::new(HashMap::new()) }
     }
 
     /// Appends `event`, writing the tenant's genesis record first if the chain is empty.
@@ -92,13 +95,20 @@ impl AuditLog {
         let Some(category) = event_category(event.event_type) else {
             return Err(AuditError::UnknownEventType(event.event_type.to_owned()));
         };
-        let _guard = self.write_lock.lock().await;
+        let mut heads = self.heads.lock().await;
         for _ in 0..MAX_APPEND_ATTEMPTS {
-            let (sequence, previous_hash) = match self.store.audit_head(&event.tenant_id).await? {
+            let head = match heads.get(&event.tenant_id) {
+                Some(head) => Some(head.clone()),
+                None => self.store.audit_head(&event.tenant_id).await?,
+            };
+            let (sequence, previous_hash) = match head {
                 Some((sequence, hash)) => (sequence + 1, hash),
                 None => match self.write_genesis(&event.tenant_id, event.timestamp).await {
                     Ok(genesis) => (1, genesis.record_hash),
-                    Err(AuditError::Store(error)) if error.kind == StoreErrorKind::Conflict => continue,
+                    Err(AuditError::Store(error)) if error.kind == StoreErrorKind::Conflict => {
+                        heads.remove(&event.tenant_id);
+                        continue;
+                    }
                     Err(error) => return Err(error),
                 },
             };
@@ -126,9 +136,19 @@ impl AuditLog {
             };
             record.record_hash = record_hash(&record);
             match self.store.append_audit(&record).await {
-                Ok(()) => return Ok(record),
-                Err(error) if error.kind == StoreErrorKind::Conflict => continue,
-                Err(error) => return Err(error.into()),
+                Ok(()) => {
+                    heads.insert(event.tenant_id.clone(), (record.sequence_number, record.record_hash.clone()));
+                    return Ok(record);
+                }
+                Err(error) if error.kind == StoreErrorKind::Conflict => {
+                    heads.remove(&event.tenant_id);
+                    continue;
+                }
+                Err(error) => {
+                    // The append may or may not have landed: reload the head next time.
+                    heads.remove(&event.tenant_id);
+                    return Err(error.into());
+                }
             }
         }
         Err(AuditError::Contention)

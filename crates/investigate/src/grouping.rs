@@ -21,6 +21,11 @@ use chrono::{DateTime, Duration, Utc};
 /// How far apart two alerts' activity may be and still be linked.
 pub const DEFAULT_WINDOW: Duration = Duration::hours(24);
 
+/// Most alerts one incident holds (Microsoft Sentinel's limit too). A full incident takes no new
+/// members: a related alert opens a new incident, whose opening link names the full one. This keeps
+/// grouping and storage linear on a noisy host.
+pub const MAX_INCIDENT_ALERTS: usize = 150;
+
 /// Well-known local service accounts: shared by every machine, never evidence of a relation.
 const GENERIC_ACCOUNT_SIDS: &[&str] = &["s-1-5-18", "s-1-5-19", "s-1-5-20"];
 const GENERIC_ACCOUNT_NAMES: &[&str] = &["system", "local service", "network service", "anonymous logon", "-"];
@@ -153,7 +158,14 @@ pub fn group(
     }
     let mut related: Vec<(Incident, AlertId, String)> = Vec::new();
     candidates.sort_by(|a, b| (a.first_seen, &a.incident_id).cmp(&(b.first_seen, &b.incident_id)));
+    let mut full: Option<String> = None;
     for incident in candidates {
+        if incident.alert_ids.len() >= MAX_INCIDENT_ALERTS {
+            if full.is_none() && related_member(&incident, &member, window).is_some() {
+                full = Some(incident.incident_id.clone());
+            }
+            continue;
+        }
         if let Some((existing, key)) = related_member(&incident, &member, window) {
             let (existing_id, key) = (existing.alert_id.clone(), key.to_owned());
             related.push((incident, existing_id, key));
@@ -169,7 +181,10 @@ pub fn group(
             links: vec![IncidentLink {
                 alert_id: member.alert_id.clone(),
                 linked_to: None,
-                reason: "opened: no related alert within the window".to_owned(),
+                reason: match &full {
+                    Some(full) => format!("opened: related incident {full} is full ({MAX_INCIDENT_ALERTS} alerts)"),
+                    None => "opened: no related alert within the window".to_owned(),
+                },
             }],
             first_seen: member.activity_start,
             last_seen: member.activity_end,

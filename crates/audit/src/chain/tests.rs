@@ -79,3 +79,17 @@ async fn concurrent_appends_never_fork_the_chain() {
     assert_eq!(report.records, 21);
     assert_eq!(report.first_break, None);
 }
+
+#[tokio::test]
+async fn a_second_writer_advancing_the_chain_is_detected_and_followed() {
+    let store = Arc::new(SqliteStore::in_memory().await.expect("store"));
+    let first = AuditLog::new(store.clone());
+    let second = AuditLog::new(store.clone());
+    first.append(event("a", 0)).await.expect("append");
+    second.append(event("a", 1)).await.expect("append");
+    // `first` still believes the head is record 1; its next append conflicts, reloads and lands at 3.
+    let record = first.append(event("a", 2)).await.expect("append after conflict");
+    assert_eq!(record.sequence_number, 3);
+    let report = verify_store(store.as_ref()).await.expect("verify");
+    assert_eq!((report.records, report.first_break), (4, None));
+}

@@ -116,3 +116,22 @@ fn alerts_outside_the_window_open_separate_incidents_and_links_explain_themselve
     assert_eq!(link.linked_to.as_ref(), Some(&first.alert_id));
     assert!(link.reason.starts_with("shared "), "{}", link.reason);
 }
+
+#[test]
+fn a_full_incident_takes_no_more_alerts() {
+    let alerts = sentinel_alerts();
+    let tenant = TenantId::default_tenant();
+    let template = member(&alerts[0]);
+    let mut incident = group(&tenant, "a", template.clone(), Vec::new(), DEFAULT_WINDOW, "inc-full".into()).incident;
+    for index in 1..MAX_INCIDENT_ALERTS {
+        let mut next = template.clone();
+        next.alert_id = AlertId::parse(&format!("filler-{index}")).expect("id");
+        incident = group(&tenant, "a", next, vec![incident], DEFAULT_WINDOW, "unused".into()).incident;
+    }
+    assert_eq!(incident.alert_ids.len(), MAX_INCIDENT_ALERTS);
+    let mut overflow = template;
+    overflow.alert_id = AlertId::parse("overflow").expect("id");
+    let decision = group(&tenant, "a", overflow, vec![incident], DEFAULT_WINDOW, "inc-next".into());
+    assert_eq!(decision.incident.incident_id, "inc-next");
+    assert!(decision.incident.links[0].reason.contains("inc-full is full"), "{}", decision.incident.links[0].reason);
+}
