@@ -61,7 +61,11 @@ pub fn refang(text: &str) -> Cow<'_, str> {
         let (from, to) = REPLACEMENTS[found.pattern().as_usize()];
         // `hxxp` must start a word: do not rewrite inside `ahxxpb`.
         let is_scheme = from.starts_with(['h', 'f']);
-        if is_scheme && text[..found.start()].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric()) {
+        // A defanged scheme starts a word and is followed by its separator (`hxxp://`, `hxxp[:]//`),
+        // so `ahxxpb` and a registry key named `fxpin7` are left alone.
+        let starts_word = !text[..found.start()].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric());
+        let separator_follows = text[found.end()..].starts_with([':', '[', '(', '{']);
+        if is_scheme && !(starts_word && separator_follows) {
             continue;
         }
         // `\.` is an escaped dot only between word characters (`evil\.com`), not a regex in prose.
@@ -113,7 +117,9 @@ mod tests {
 
     #[test]
     fn leaves_ordinary_prose_alone() {
-        for text in ["the dot product", "meet at noon", "ahxxpb", "plain text. New sentence", "a \\. b"] {
+        for text in
+            ["the dot product", "meet at noon", "ahxxpb", "plain text. New sentence", "a \\. b", "HKCU\\fxpin7\\Run", "hxxp is slang"]
+        {
             assert_eq!(refang(text), text);
         }
         assert!(matches!(refang("nothing here"), Cow::Borrowed(_)));

@@ -21,8 +21,9 @@ fn regex(pattern: &str) -> Regex {
 
 static URL: LazyLock<Regex> =
     LazyLock::new(|| regex(r#"(?i)(?-u:\b)(?:https?|ftps?|sftp|wss?)://(?:\[[0-9A-Fa-f:.]+\]|[^\s<>"'`{}|\\^\[\]])[^\s<>"'`{}|\\^\[\]]*"#));
-static EMAIL: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"(?i)[a-z0-9._%+'-]+@(?:[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]"));
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    regex(r"(?i)[a-z0-9._%+-]+(?:'[a-z0-9._%+-]+)*@(?:[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]")
+});
 static CVE: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)(?-u:\b)CVE-\d{4}-\d{4,7}(?-u:\b)"));
 static TECHNIQUE: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)(?:AML\.)?T\d{4}(?:\.\d{3})?(?-u:\b)"));
 static ASN: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)ASN?[ ]?(\d{1,10})(?-u:\b)"));
@@ -125,8 +126,9 @@ fn extract_into(text: &str, sink: &mut Sink) {
     }
     for (_, token) in crate::scan::colon_tokens(text) {
         // `00:1a:2b:3c:4d:5e` is a MAC address, not IPv6; `mac_tokens` reports it.
-        if token.len() != 17 {
-            sink.push(IocType::Ipv6, token);
+        if token.len() != 17 && sink.push(IocType::Ipv6, token).is_none() && token.ends_with(':') && !token.ends_with("::") {
+            // A colon after the address is punctuation (`at 2001:db8::1: the ...`).
+            sink.push(IocType::Ipv6, &token[..token.len() - 1]);
         }
     }
     for (_, run) in crate::scan::hex_runs(text) {
@@ -275,10 +277,19 @@ fn trim_spaced_path(candidate: &str) -> &str {
         let continues = match rest.find('\\') {
             None => false,
             Some(next_separator) => {
-                !rest[..next_separator].split_whitespace().any(|token| token.starts_with(['/', '-', '%']) || token.contains([':', '.']))
+                let between = &rest[..next_separator];
+                let words = between.split_whitespace().count();
+                // Names with spaces are short (`Windows NT`, `Program Files (x86)`); prose is not.
+                words <= 3
+                    && !between.split_whitespace().any(|token| {
+                        token.starts_with(['/', '-', '%'])
+                            || token.contains([':', '.', ','])
+                            || (token.contains(['(', ')']) && !token.eq_ignore_ascii_case("(x86)"))
+                            || REGISTRY_HIVES.iter().any(|hive| token.len() >= hive.len() && token[..hive.len()].eq_ignore_ascii_case(hive))
+                    })
             }
         };
-        if !continues || component.contains('.') {
+        if !continues || component.contains('.') || component.ends_with([',', ';', ')']) {
             cut = index;
             break;
         }
