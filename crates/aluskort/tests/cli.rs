@@ -292,3 +292,28 @@ fn triage_accepts_elastic_and_splunk_alerts_in_their_native_envelopes() {
         assert!(!record["iocs"].as_array().expect("array").is_empty(), "{} has indicators", record["alert_id"]);
     }
 }
+
+/// The same end-to-end run against the PostgreSQL backend (skipped without `ALUSKORT_TEST_PG_URL`;
+/// fails when CI is set and it is missing).
+#[test]
+fn triage_and_audit_verify_run_on_postgres_too() {
+    #[expect(clippy::disallowed_methods, reason = "test harness reads its service URL from the environment")]
+    let url = std::env::var("ALUSKORT_TEST_PG_URL").ok();
+    let Some(url) = url else {
+        #[expect(clippy::disallowed_methods, reason = "test harness: CI must not skip server suites")]
+        let in_ci = std::env::var("CI").is_ok();
+        assert!(!in_ci, "CI is set but ALUSKORT_TEST_PG_URL is not");
+        eprintln!("skipping: ALUSKORT_TEST_PG_URL is not set");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schema = format!("t_cli_{}", std::process::id());
+    let config = dir.path().join("pg.toml");
+    std::fs::write(&config, format!("[case_store]\nbackend = \"postgres\"\nurl = \"${{PG_URL}}\"\nschema = \"{schema}\"\n")).expect("config");
+    let output = run(aluskort().env("PG_URL", &url).arg("--config").arg(&config).arg("triage").arg(sentinel_file()));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout).lines().count(), 26);
+    let verify = run(aluskort().env("PG_URL", &url).arg("--config").arg(&config).args(["audit", "verify"]));
+    assert!(verify.status.success(), "{}{}", text(&verify.stdout), text(&verify.stderr));
+    assert!(text(&verify.stdout).starts_with("audit chain valid: "));
+}
