@@ -309,7 +309,8 @@ fn triage_and_audit_verify_run_on_postgres_too() {
     let dir = tempfile::tempdir().expect("tempdir");
     let schema = format!("t_cli_{}", std::process::id());
     let config = dir.path().join("pg.toml");
-    std::fs::write(&config, format!("[case_store]\nbackend = \"postgres\"\nurl = \"${{PG_URL}}\"\nschema = \"{schema}\"\n")).expect("config");
+    std::fs::write(&config, format!("[case_store]\nbackend = \"postgres\"\nurl = \"${{PG_URL}}\"\nschema = \"{schema}\"\n"))
+        .expect("config");
     let output = run(aluskort().env("PG_URL", &url).arg("--config").arg(&config).arg("triage").arg(sentinel_file()));
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(text(&output.stdout).lines().count(), 26);

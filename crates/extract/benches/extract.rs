@@ -13,6 +13,10 @@ use aluskort_extract::{extract_iocs, sentinel};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::Value;
 
+/// The allocator the `aluskort` binary ships with, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn attack_prose() -> String {
     let path = aluskort_testkit::shared_data("mitre/enterprise-attack-v18.1.json");
     let bundle: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("ATT&CK bundle")).expect("JSON");

@@ -52,32 +52,35 @@ static MATCHER: LazyLock<AhoCorasick> = LazyLock::new(|| {
 
 /// Returns `text` with every defanged marker rewritten; borrows when there is nothing to rewrite.
 pub fn refang(text: &str) -> Cow<'_, str> {
-    if !MATCHER.is_match(text) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len());
+    // One pass: the output is only allocated at the first marker actually rewritten.
+    let mut out: Option<String> = None;
     let mut last = 0;
     for found in MATCHER.find_iter(text) {
         let (from, to) = REPLACEMENTS[found.pattern().as_usize()];
-        // `hxxp` must start a word: do not rewrite inside `ahxxpb`.
-        let is_scheme = from.starts_with(['h', 'f']);
         // A defanged scheme starts a word and is followed by its separator (`hxxp://`, `hxxp[:]//`),
         // so `ahxxpb` and a registry key named `fxpin7` are left alone.
+        let is_scheme = from.starts_with(['h', 'f']);
         let starts_word = !text[..found.start()].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric());
         let separator_follows = text[found.end()..].starts_with([':', '[', '(', '{']);
         if is_scheme && !(starts_word && separator_follows) {
             continue;
         }
         // `\.` is an escaped dot only between word characters (`evil\.com`), not a regex in prose.
-        if from == "\\." && !text[..found.start()].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric()) {
+        if from == "\\." && starts_word {
             continue;
         }
-        out.push_str(&text[last..found.start()]);
-        out.push_str(to);
+        let buffer = out.get_or_insert_with(|| String::with_capacity(text.len()));
+        buffer.push_str(&text[last..found.start()]);
+        buffer.push_str(to);
         last = found.end();
     }
-    out.push_str(&text[last..]);
-    Cow::Owned(out)
+    match out {
+        Some(mut buffer) => {
+            buffer.push_str(&text[last..]);
+            Cow::Owned(buffer)
+        }
+        None => Cow::Borrowed(text),
+    }
 }
 
 /// Defangs a live indicator the canonical way (`http`→`hxxp`, `.`→`[.]`, `@`→`[@]`); used in

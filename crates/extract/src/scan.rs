@@ -52,6 +52,42 @@ pub fn colon_tokens(text: &str) -> impl Iterator<Item = (usize, &str)> + '_ {
     })
 }
 
+/// Local part of an address: `[A-Za-z0-9._%+'-]`.
+fn is_local_part(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'%' | b'+' | b'-' | b'\'')
+}
+
+/// `local@domain` tokens around each `@`: the local part without leading quotes or dots, the domain
+/// without trailing dots or hyphens (sentence punctuation). Validation is the caller's.
+pub fn email_tokens(text: &str) -> impl Iterator<Item = (usize, &str)> + '_ {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        loop {
+            let at = from + memchr::memchr(b'@', bytes.get(from..)?)?;
+            from = at + 1;
+            let mut start = at;
+            while start > 0 && is_local_part(bytes[start - 1]) {
+                start -= 1;
+            }
+            while start < at && matches!(bytes[start], b'\'' | b'.') {
+                start += 1;
+            }
+            let mut end = at + 1;
+            while end < bytes.len() && is_dotted(bytes[end]) {
+                end += 1;
+            }
+            while end > at + 1 && matches!(bytes[end - 1], b'.' | b'-') {
+                end -= 1;
+            }
+            if start < at && end > at + 1 {
+                from = end;
+                return Some((start, &text[start..end]));
+            }
+        }
+    })
+}
+
 /// `[0-9A-Fa-f:-]`: the alphabet of MAC addresses.
 fn is_mac_byte(byte: u8) -> bool {
     byte.is_ascii_hexdigit() || matches!(byte, b':' | b'-')
@@ -162,6 +198,12 @@ mod tests {
             };
             proptest::prop_assert_eq!(hex_runs(&text).collect::<Vec<_>>(), naive);
         }
+    }
+
+    #[test]
+    fn email_tokens_trim_quotes_and_sentence_punctuation() {
+        let found: Vec<&str> = email_tokens("to 'a.b@x.example.org'. and o'neil@y.example.com, @handle x@ @y").map(|(_, t)| t).collect();
+        assert_eq!(found, vec!["a.b@x.example.org", "o'neil@y.example.com"]);
     }
 
     #[test]

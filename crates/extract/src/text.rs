@@ -6,7 +6,7 @@
 //! 32/40/64/128 digits (never part of a longer run), an IPv4 is not part of a dotted version
 //! string, and a domain must end in a public suffix (so `report.pdf` is not a domain).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use aluskort_core::ioc::{Domain, Email, REGISTRY_HIVES};
@@ -21,12 +21,9 @@ fn regex(pattern: &str) -> Regex {
 
 static URL: LazyLock<Regex> =
     LazyLock::new(|| regex(r#"(?i)(?-u:\b)(?:https?|ftps?|sftp|wss?)://(?:\[[0-9A-Fa-f:.]+\]|[^\s<>"'`{}|\\^\[\]])[^\s<>"'`{}|\\^\[\]]*"#));
-static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r"(?i)[a-z0-9._%+-]+(?:'[a-z0-9._%+-]+)*@(?:[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]")
-});
 static CVE: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)(?-u:\b)CVE-\d{4}-\d{4,7}(?-u:\b)"));
 static TECHNIQUE: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)(?:AML\.)?T\d{4}(?:\.\d{3})?(?-u:\b)"));
-static ASN: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)ASN?[ ]?(\d{1,10})(?-u:\b)"));
+static ASN: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)ASN?[ ]?\d{1,10}(?-u:\b)"));
 static REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
     let hives = REGISTRY_HIVES.join("|");
     // A hive, then at least one key name; key names stop at quotes, pipes, backticks and brackets
@@ -49,19 +46,58 @@ pub fn extract_iocs(text: &str) -> Vec<Ioc> {
     sink.found
 }
 
+/// Collects indicators without duplicates. Candidates already tried (same type, same text) are not
+/// parsed again: reports repeat their indicators, and parsing is the expensive part.
 #[derive(Default)]
-struct Sink {
+struct Sink<'t> {
     found: Vec<Ioc>,
     seen: HashSet<Ioc>,
+    tried: HashMap<(IocType, &'t str), bool>,
 }
 
-impl Sink {
-    fn push(&mut self, kind: IocType, raw: &str) -> Option<Ioc> {
-        let ioc = Ioc::parse(kind, raw).ok()?;
+/// What became of a candidate.
+enum Pushed {
+    Invalid,
+    /// Valid and new.
+    New(Ioc),
+    /// Valid, already reported.
+    Seen,
+}
+
+impl Pushed {
+    fn is_invalid(&self) -> bool {
+        matches!(self, Pushed::Invalid)
+    }
+}
+
+impl<'t> Sink<'t> {
+    fn push(&mut self, kind: IocType, raw: &'t str) -> Pushed {
+        if let Some(valid) = self.tried.get(&(kind, raw)) {
+            return if *valid { Pushed::Seen } else { Pushed::Invalid };
+        }
+        let parsed = Ioc::parse(kind, raw);
+        self.tried.insert((kind, raw), parsed.is_ok());
+        match parsed {
+            Ok(ioc) => self.record(ioc),
+            Err(_) => Pushed::Invalid,
+        }
+    }
+
+    /// For candidates that are not slices of the text (a URL's host).
+    fn push_owned(&mut self, kind: IocType, raw: &str) -> Pushed {
+        match Ioc::parse(kind, raw) {
+            Ok(ioc) => self.record(ioc),
+            Err(_) => Pushed::Invalid,
+        }
+    }
+
+    fn record(&mut self, ioc: Ioc) -> Pushed {
         if self.seen.insert(ioc.clone()) {
             self.found.push(ioc.clone());
+            Pushed::New(ioc)
+        } else {
+            Pushed::Seen
         }
-        Some(ioc)
     }
 }
 
@@ -73,24 +109,24 @@ fn after(text: &str, end: usize) -> Option<char> {
     text[end..].chars().next()
 }
 
-fn extract_into(text: &str, sink: &mut Sink) {
+fn extract_into<'t>(text: &'t str, sink: &mut Sink<'t>) {
     // URLs first: their hosts are reported as domains/IPs too, and their spans are remembered so
     // that path fragments inside them are not reported as POSIX paths.
     let mut url_spans = Vec::new();
     for found in URL.find_iter(text) {
         let candidate = trim_url(found.as_str());
-        if let Some(Ioc::Url(url)) = sink.push(IocType::Url, candidate) {
-            url_spans.push(found.start()..found.start() + candidate.len());
-            if let Some(host) = url_host(url.as_str()) {
-                push_host(sink, host);
+        match sink.push(IocType::Url, candidate) {
+            Pushed::New(Ioc::Url(url)) => {
+                url_spans.push(found.start()..found.start() + candidate.len());
+                if let Some(host) = url_host(url.as_str()) {
+                    push_host(sink, host);
+                }
             }
+            Pushed::Seen | Pushed::New(_) => url_spans.push(found.start()..found.start() + candidate.len()),
+            Pushed::Invalid => {}
         }
     }
-    for found in EMAIL.find_iter(text) {
-        if matches!(before(text, found.start()), Some(c) if c.is_ascii_alphanumeric()) {
-            continue;
-        }
-        let candidate = found.as_str().trim_end_matches(TRAILING_PUNCTUATION);
+    for (_, candidate) in crate::scan::email_tokens(text) {
         if let Some((_, domain)) = candidate.rsplit_once('@')
             && is_public_domain(domain)
             && Email::parse(candidate).is_ok()
@@ -126,7 +162,7 @@ fn extract_into(text: &str, sink: &mut Sink) {
     }
     for (_, token) in crate::scan::colon_tokens(text) {
         // `00:1a:2b:3c:4d:5e` is a MAC address, not IPv6; `mac_tokens` reports it.
-        if token.len() != 17 && sink.push(IocType::Ipv6, token).is_none() && token.ends_with(':') && !token.ends_with("::") {
+        if token.len() != 17 && sink.push(IocType::Ipv6, token).is_invalid() && token.ends_with(':') && !token.ends_with("::") {
             // A colon after the address is punctuation (`at 2001:db8::1: the ...`).
             sink.push(IocType::Ipv6, &token[..token.len() - 1]);
         }
@@ -154,10 +190,8 @@ fn extract_into(text: &str, sink: &mut Sink) {
     for (_, token) in crate::scan::mac_tokens(text) {
         sink.push(IocType::Mac, token);
     }
-    for captures in ASN.captures_iter(text) {
-        if let Some(number) = captures.get(1) {
-            sink.push(IocType::Asn, number.as_str());
-        }
+    for found in ASN.find_iter(text) {
+        sink.push(IocType::Asn, found.as_str().trim_start_matches(|c: char| !c.is_ascii_digit()));
     }
     for_each_spaced_path(text, &REGISTRY, |path| {
         sink.push(IocType::RegistryKey, path);
@@ -200,10 +234,10 @@ fn looks_like_file_name(domain: &str) -> bool {
     labels.count() == 1 && FILE_EXTENSION_TLDS.contains(&tld.as_str())
 }
 
-fn push_host(sink: &mut Sink, host: &str) {
+fn push_host(sink: &mut Sink<'_>, host: &str) {
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    if sink.push(IocType::Ipv4, host).is_none() && sink.push(IocType::Ipv6, host).is_none() && is_public_domain(host) {
-        sink.push(IocType::Domain, host);
+    if sink.push_owned(IocType::Ipv4, host).is_invalid() && sink.push_owned(IocType::Ipv6, host).is_invalid() && is_public_domain(host) {
+        sink.push_owned(IocType::Domain, host);
     }
 }
 
@@ -241,7 +275,7 @@ fn trim_url(candidate: &str) -> &str {
 
 /// Finds paths that may contain spaces; after trimming a match to the path proper, the search resumes
 /// right after it, so a second path later on the same command line is found too.
-fn for_each_spaced_path(text: &str, pattern: &Regex, mut on_path: impl FnMut(&str)) {
+fn for_each_spaced_path<'t>(text: &'t str, pattern: &Regex, mut on_path: impl FnMut(&'t str)) {
     let mut from = 0;
     while let Some(found) = pattern.find_at(text, from) {
         // A quoted path (`"C:\Users\a b\x - y.exe" /c`) ends at its closing quote, spaces and all.
