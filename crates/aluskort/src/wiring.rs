@@ -11,6 +11,7 @@ use aluskort_core::DegradationLevel;
 use aluskort_investigate::{Pipeline, PipelineSettings};
 use aluskort_store::{AuditStore, CaseStore, SqliteStore};
 use anyhow::Context;
+use tokio_util::sync::CancellationToken;
 
 /// Loads and validates the config; `--data-dir` wins over the file and the environment.
 pub fn load_config(path: Option<&Path>, data_dir: Option<PathBuf>, env: &HashMap<String, String>) -> anyhow::Result<Config> {
@@ -70,19 +71,52 @@ impl Backends {
     }
 }
 
-/// Builds the pipeline over `backends` with an in-process bus.
-pub fn pipeline(config: &Config, backends: &Backends) -> (Arc<Pipeline>, Arc<MemoryBus>) {
-    let bus = Arc::new(MemoryBus::new());
-    let audit = Arc::new(AuditLog::new(Arc::clone(&backends.audit_store)));
-    let settings = PipelineSettings {
-        // No model provider is wired into this build: reasoning is deterministic (NFR-REL-003).
-        degradation: DegradationLevel::Deterministic,
-        grouping_window: chrono::Duration::hours(i64::from(config.grouping_window_hours)),
-        max_attempts: config.max_attempts,
-        ..PipelineSettings::default()
-    };
-    let shared_bus: Arc<dyn Bus> = bus.clone();
-    (Pipeline::new(shared_bus, Arc::clone(&backends.case_store), audit, settings), bus)
+/// The pipeline over `backends` with an in-process bus, its parse and investigate stages running.
+pub struct Running {
+    pub pipeline: Arc<Pipeline>,
+    pub bus: Arc<MemoryBus>,
+    shutdown: CancellationToken,
+    stages: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    pub fn start(config: &Config, backends: &Backends) -> Self {
+        let bus = Arc::new(MemoryBus::new());
+        let audit = Arc::new(AuditLog::new(Arc::clone(&backends.audit_store)));
+        let settings = PipelineSettings {
+            // No model provider is wired into this build: reasoning is deterministic (NFR-REL-003).
+            degradation: DegradationLevel::Deterministic,
+            grouping_window: chrono::Duration::hours(i64::from(config.grouping_window_hours)),
+            max_attempts: config.max_attempts,
+            ..PipelineSettings::default()
+        };
+        let shared_bus: Arc<dyn Bus> = bus.clone();
+        let pipeline = Pipeline::new(shared_bus, Arc::clone(&backends.case_store), audit, settings);
+        let shutdown = CancellationToken::new();
+        let stages = vec![
+            tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone())),
+            tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone())),
+        ];
+        Running { pipeline, bus, shutdown, stages }
+    }
+
+    /// Stops the stages after the message each is handling, closes the bus, and reports the first
+    /// stage that failed or panicked.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.bus.close();
+        let mut first_error = None;
+        for stage in self.stages {
+            let result = match stage.await {
+                Ok(result) => result,
+                Err(error) => Err(anyhow::anyhow!("pipeline stage panicked: {error}")),
+            };
+            if let Err(error) = result {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
 }
 
 /// Logs go to stderr; stdout is reserved for results. `ALUSKORT_LOG` (or `RUST_LOG`) sets the filter.

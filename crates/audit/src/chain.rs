@@ -112,29 +112,7 @@ impl AuditLog {
                     Err(error) => return Err(error),
                 },
             };
-            let mut record = AuditRecord {
-                audit_id: uuid::Uuid::now_v7().to_string(),
-                tenant_id: event.tenant_id.clone(),
-                sequence_number: sequence,
-                previous_hash,
-                timestamp: audit_time(event.timestamp),
-                ingested_at: audit_time(Utc::now()),
-                event_type: event.event_type.to_owned(),
-                event_category: category.as_str().to_owned(),
-                severity: event.severity.to_owned(),
-                actor_type: event.actor_type.to_owned(),
-                actor_id: event.actor_id.clone(),
-                actor_permissions: event.actor_permissions.clone(),
-                investigation_id: event.investigation_id.clone(),
-                alert_id: event.alert_id.clone(),
-                entity_ids: event.entity_ids.clone(),
-                context: event.context.clone(),
-                decision: event.decision.clone(),
-                outcome: event.outcome.clone(),
-                record_hash: String::new(),
-                record_version: RECORD_VERSION.to_owned(),
-            };
-            record.record_hash = record_hash(&record);
+            let record = seal(&event, category.as_str(), sequence, previous_hash);
             match self.store.append_audit(&record).await {
                 Ok(()) => {
                     heads.insert(event.tenant_id.clone(), (record.sequence_number, record.record_hash.clone()));
@@ -155,32 +133,40 @@ impl AuditLog {
     }
 
     async fn write_genesis(&self, tenant_id: &str, at: DateTime<Utc>) -> Result<AuditRecord, AuditError> {
-        let mut genesis = AuditRecord {
-            audit_id: uuid::Uuid::now_v7().to_string(),
-            tenant_id: tenant_id.to_owned(),
-            sequence_number: 0,
-            previous_hash: GENESIS_PREVIOUS_HASH.to_owned(),
-            timestamp: audit_time(at),
-            ingested_at: audit_time(Utc::now()),
-            event_type: "system.genesis".to_owned(),
-            event_category: "system".to_owned(),
-            severity: "info".to_owned(),
-            actor_type: "system".to_owned(),
-            actor_id: "audit-service".to_owned(),
-            actor_permissions: Vec::new(),
-            investigation_id: None,
-            alert_id: None,
-            entity_ids: Vec::new(),
-            context: json!({}),
-            decision: json!({}),
-            outcome: json!({}),
-            record_hash: String::new(),
-            record_version: RECORD_VERSION.to_owned(),
-        };
-        genesis.record_hash = record_hash(&genesis);
+        let mut event = AuditEvent::agent(tenant_id, "system.genesis", "audit-service", at);
+        event.actor_type = "system";
+        let genesis = seal(&event, "system", 0, GENESIS_PREVIOUS_HASH.to_owned());
         self.store.append_audit(&genesis).await?;
         Ok(genesis)
     }
+}
+
+/// The record for `event` at `sequence` after `previous_hash`, with its hash computed.
+fn seal(event: &AuditEvent, category: &str, sequence: u64, previous_hash: String) -> AuditRecord {
+    let mut record = AuditRecord {
+        audit_id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: event.tenant_id.clone(),
+        sequence_number: sequence,
+        previous_hash,
+        timestamp: audit_time(event.timestamp),
+        ingested_at: audit_time(Utc::now()),
+        event_type: event.event_type.to_owned(),
+        event_category: category.to_owned(),
+        severity: event.severity.to_owned(),
+        actor_type: event.actor_type.to_owned(),
+        actor_id: event.actor_id.clone(),
+        actor_permissions: event.actor_permissions.clone(),
+        investigation_id: event.investigation_id.clone(),
+        alert_id: event.alert_id.clone(),
+        entity_ids: event.entity_ids.clone(),
+        context: event.context.clone(),
+        decision: event.decision.clone(),
+        outcome: event.outcome.clone(),
+        record_hash: String::new(),
+        record_version: RECORD_VERSION.to_owned(),
+    };
+    record.record_hash = record_hash(&record);
+    record
 }
 
 /// The first record that does not verify, and why.

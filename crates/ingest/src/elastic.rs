@@ -8,7 +8,7 @@ use aluskort_extract::flat::Flat;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::sentinel::{Mapped, derived_id, techniques_of};
+use crate::sentinel::{Mapped, derived_id, severity_or_medium, techniques_of};
 use crate::time::parse_timestamp_str;
 
 /// Elastic's risk-score bands (0–21 low, 22–47 medium, 48–73 high, 74–100 critical).
@@ -40,21 +40,12 @@ pub fn to_canonical(document: &Value, now: DateTime<Utc>) -> Result<Mapped, Stri
             warnings.push("kibana.alert.rule.name missing: title set to \"Untitled Elastic alert\"".to_owned());
             "Untitled Elastic alert".to_owned()
         });
-    let severity = match flat.first(&["kibana.alert.severity", "signal.rule.severity", "event.severity_name", "kibana.alert.rule.severity"])
-    {
-        Some(raw) => raw.parse::<Severity>().unwrap_or_else(|error| {
-            warnings.push(format!("kibana.alert.severity: {error}; treated as medium"));
-            Severity::Medium
-        }),
-        None => {
-            match flat.first(&["kibana.alert.risk_score", "signal.rule.risk_score", "risk_score"]).and_then(|s| s.parse::<f64>().ok()) {
-                Some(score) => severity_from_risk(score),
-                None => {
-                    warnings.push("kibana.alert.severity missing: treated as medium".to_owned());
-                    Severity::Medium
-                }
-            }
-        }
+    let severity_field =
+        flat.first(&["kibana.alert.severity", "signal.rule.severity", "event.severity_name", "kibana.alert.rule.severity"]);
+    let risk_score = flat.first(&["kibana.alert.risk_score", "signal.rule.risk_score", "risk_score"]).and_then(|s| s.parse::<f64>().ok());
+    let severity = match (severity_field, risk_score) {
+        (None, Some(score)) => severity_from_risk(score),
+        (raw, _) => severity_or_medium(raw.as_deref(), "kibana.alert.severity", &mut warnings),
     };
     let (tactics, raw_techniques) = aluskort_extract::elastic::attack_mapping(document);
     let techniques = techniques_of(raw_techniques, "kibana.alert.rule.threat", &mut warnings);

@@ -51,16 +51,7 @@ pub fn to_canonical(row: &Value, now: DateTime<Utc>) -> Result<Mapped, String> {
             "Untitled Sentinel alert".to_owned()
         }
     };
-    let severity = match text(row, &["AlertSeverity", "Severity"]) {
-        Some(raw) => raw.parse::<Severity>().unwrap_or_else(|error| {
-            warnings.push(format!("AlertSeverity: {error}; treated as medium"));
-            Severity::Medium
-        }),
-        None => {
-            warnings.push("AlertSeverity missing: treated as medium".to_owned());
-            Severity::Medium
-        }
-    };
+    let severity = severity_or_medium(text(row, &["AlertSeverity", "Severity"]), "AlertSeverity", &mut warnings);
     let tactics = list(row.get("Tactics")).into_iter().filter(|tactic| !tactic.eq_ignore_ascii_case("unknown")).collect();
     let raw_techniques = list(row.get("Techniques")).into_iter().chain(list(row.get("SubTechniques"))).collect();
     let techniques = techniques_of(raw_techniques, "Techniques", &mut warnings);
@@ -90,6 +81,21 @@ pub fn to_canonical(row: &Value, now: DateTime<Utc>) -> Result<Mapped, String> {
     let start = row.get("StartTime").and_then(parse_timestamp).unwrap_or(alert.timestamp);
     let end = row.get("EndTime").and_then(parse_timestamp).filter(|end| *end >= start).unwrap_or(start);
     Ok(Mapped { alert, activity: (start, end), warnings })
+}
+
+/// The severity a source wrote, or medium with a warning naming `field` when it is missing or
+/// unknown (a safe middle: not dismissed as low, not escalated as high).
+pub(crate) fn severity_or_medium(raw: Option<&str>, field: &str, warnings: &mut Vec<String>) -> Severity {
+    match raw {
+        Some(raw) => raw.parse::<Severity>().unwrap_or_else(|error| {
+            warnings.push(format!("{field}: {error}; treated as medium"));
+            Severity::Medium
+        }),
+        None => {
+            warnings.push(format!("{field} missing: treated as medium"));
+            Severity::Medium
+        }
+    }
 }
 
 /// A deterministic id from the record's content, so a replay of the same record stays idempotent.

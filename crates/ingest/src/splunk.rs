@@ -4,12 +4,12 @@
 //! `search_name`, `urgency`, `severity`, `rule_description`, `annotations.mitre_attack`, CIM entity
 //! fields), <https://docs.splunk.com/Documentation/ES/latest/User/Triagenotableevents>.
 
-use aluskort_core::{AlertId, AlertSource, CanonicalAlert, Severity, TenantId};
+use aluskort_core::{AlertId, AlertSource, CanonicalAlert, TenantId};
 use aluskort_extract::flat::Flat;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::sentinel::{Mapped, derived_id, techniques_of};
+use crate::sentinel::{Mapped, derived_id, severity_or_medium, techniques_of};
 use crate::time::parse_timestamp_str;
 
 pub fn to_canonical(document: &Value, now: DateTime<Utc>) -> Result<Mapped, String> {
@@ -32,16 +32,7 @@ pub fn to_canonical(document: &Value, now: DateTime<Utc>) -> Result<Mapped, Stri
         warnings.push("rule_title/rule_name/search_name missing: title set to \"Untitled Splunk notable\"".to_owned());
         "Untitled Splunk notable".to_owned()
     });
-    let severity = match flat.first(&["urgency", "severity", "priority"]) {
-        Some(raw) => raw.parse::<Severity>().unwrap_or_else(|error| {
-            warnings.push(format!("urgency: {error}; treated as medium"));
-            Severity::Medium
-        }),
-        None => {
-            warnings.push("urgency and severity missing: treated as medium".to_owned());
-            Severity::Medium
-        }
-    };
+    let severity = severity_or_medium(flat.first(&["urgency", "severity", "priority"]).as_deref(), "urgency", &mut warnings);
     let (tactics, raw_techniques) = aluskort_extract::splunk::attack_mapping(document);
     let techniques = techniques_of(raw_techniques, "annotations.mitre_attack", &mut warnings);
     let description = flat.first(&["rule_description", "description", "savedsearch_description"]).unwrap_or_default();

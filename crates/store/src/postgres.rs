@@ -7,8 +7,11 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::error::StoreResult;
-use crate::schema::{MIGRATIONS, POSTGRES_EXTRAS};
+use crate::schema::POSTGRES_EXTRAS;
 use crate::sql::impl_stores;
+
+/// Serialises concurrent migrators (several replicas starting at once); released at commit.
+const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7305840521)";
 
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -33,41 +36,8 @@ impl PostgresStore {
         let pool =
             PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(30)).connect_with(options).await?;
         let store = PostgresStore { pool };
-        store.migrate().await?;
+        store.apply_migrations(Some(MIGRATION_LOCK), POSTGRES_EXTRAS).await?;
         Ok(store)
-    }
-
-    async fn migrate(&self) -> StoreResult<()> {
-        let mut transaction = self.pool.begin().await?;
-        // Serialise concurrent migrators (several replicas starting at once).
-        sqlx::query("SELECT pg_advisory_xact_lock(7305840521)").execute(&mut *transaction).await?;
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
-            .execute(&mut *transaction)
-            .await?;
-        for (version, statements) in MIGRATIONS {
-            let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
-                .bind(version)
-                .fetch_optional(&mut *transaction)
-                .await?;
-            if applied.is_some() {
-                continue;
-            }
-            for statement in *statements {
-                sqlx::query(*statement).execute(&mut *transaction).await?;
-            }
-            if *version == 1 {
-                for statement in POSTGRES_EXTRAS {
-                    sqlx::query(*statement).execute(&mut *transaction).await?;
-                }
-            }
-            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
-                .bind(version)
-                .bind(crate::model::time_text(chrono::Utc::now()))
-                .execute(&mut *transaction)
-                .await?;
-        }
-        transaction.commit().await?;
-        Ok(())
     }
 
     pub async fn close(&self) {

@@ -167,6 +167,45 @@ pub(crate) fn dead_letter_from_columns(
 /// Expands `CaseStore` and `AuditStore` for a store type with a `pool` field of the given pool type.
 macro_rules! impl_stores {
     ($store:ty) => {
+        impl $store {
+            /// Applies every migration not yet recorded in `schema_migrations`, one transaction per
+            /// version. `lock`, when given, runs first in each transaction (PostgreSQL serialises
+            /// concurrent migrators with an advisory lock); `extras` run after version 1.
+            async fn apply_migrations(&self, lock: Option<&'static str>, extras: &[&'static str]) -> $crate::StoreResult<()> {
+                sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
+                    .execute(&self.pool)
+                    .await?;
+                for (version, statements) in $crate::schema::MIGRATIONS {
+                    let mut transaction = self.pool.begin().await?;
+                    if let Some(lock) = lock {
+                        sqlx::query(lock).execute(&mut *transaction).await?;
+                    }
+                    let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                        .bind(version)
+                        .fetch_optional(&mut *transaction)
+                        .await?;
+                    if applied.is_some() {
+                        continue;
+                    }
+                    for statement in *statements {
+                        sqlx::query(*statement).execute(&mut *transaction).await?;
+                    }
+                    if *version == 1 {
+                        for statement in extras {
+                            sqlx::query(*statement).execute(&mut *transaction).await?;
+                        }
+                    }
+                    sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                        .bind(version)
+                        .bind($crate::model::time_text(chrono::Utc::now()))
+                        .execute(&mut *transaction)
+                        .await?;
+                    transaction.commit().await?;
+                }
+                Ok(())
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::CaseStore for $store {
             async fn insert_raw(&self, record: &$crate::RawRecord) -> $crate::StoreResult<$crate::InsertOutcome> {

@@ -12,7 +12,6 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::error::{StoreError, StoreErrorKind, StoreResult};
-use crate::schema::MIGRATIONS;
 use crate::sql::impl_stores;
 
 /// File name of the embedded database inside the data directory.
@@ -53,34 +52,8 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         let store = SqliteStore { pool };
-        store.migrate().await?;
+        store.apply_migrations(None, &[]).await?;
         Ok(store)
-    }
-
-    async fn migrate(&self) -> StoreResult<()> {
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
-            .execute(&self.pool)
-            .await?;
-        for (version, statements) in MIGRATIONS {
-            let mut transaction = self.pool.begin().await?;
-            let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
-                .bind(version)
-                .fetch_optional(&mut *transaction)
-                .await?;
-            if applied.is_some() {
-                continue;
-            }
-            for statement in *statements {
-                sqlx::query(*statement).execute(&mut *transaction).await?;
-            }
-            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
-                .bind(version)
-                .bind(crate::model::time_text(chrono::Utc::now()))
-                .execute(&mut *transaction)
-                .await?;
-            transaction.commit().await?;
-        }
-        Ok(())
     }
 
     /// Flushes the WAL into the database file and closes every connection.

@@ -13,9 +13,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
-use crate::wiring::{Backends, pipeline};
+use crate::wiring::{Backends, Running};
 
 const DEMO_ALERTS: &str = include_str!("../../../../examples/sentinel-demo.jsonl");
 
@@ -35,12 +34,8 @@ pub async fn triage(alerts: usize, group: usize, source: Option<PathBuf>) -> any
     let env = std::collections::HashMap::new();
     let config = crate::wiring::load_config(None, Some(data_dir.clone()), &env)?;
     let backends = Backends::open(&config).await?;
-    let (pipeline, bus) = pipeline(&config, &backends);
-    let shutdown = CancellationToken::new();
-    let stages = [
-        tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone())),
-        tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone())),
-    ];
+    let running = Running::start(&config, &backends);
+    let pipeline = Arc::clone(&running.pipeline);
     let started = Instant::now();
     let mut expected = HashSet::new();
     for (index, record) in records.into_iter().enumerate() {
@@ -48,11 +43,7 @@ pub async fn triage(alerts: usize, group: usize, source: Option<PathBuf>) -> any
     }
     let outcomes = pipeline.await_outcomes(expected, "aluskort.bench", |_| {}).await?;
     let elapsed = started.elapsed();
-    shutdown.cancel();
-    bus.close();
-    for stage in stages {
-        stage.await.context("stage panicked")??;
-    }
+    running.stop().await?;
     let report = aluskort_audit::verify_store(backends.audit_store.as_ref()).await?;
     backends.close().await;
     let _ = std::fs::remove_dir_all(&data_dir);

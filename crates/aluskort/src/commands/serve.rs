@@ -11,10 +11,9 @@ use std::sync::Arc;
 use aluskort_api::AppState;
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusBuilder;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::wiring::{Backends, load_config, pipeline};
+use crate::wiring::{Backends, Running, load_config};
 
 pub async fn run(
     config_path: Option<&Path>,
@@ -26,36 +25,27 @@ pub async fn run(
     let listen_addr = listen.unwrap_or(config.listen_addr);
     let metrics = PrometheusBuilder::new().install_recorder().context("cannot install the metrics recorder")?;
     let backends = Backends::open(&config).await?;
-    let (pipeline, bus) = pipeline(&config, &backends);
-    let shutdown = CancellationToken::new();
-    let parse = tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone()));
-    let investigate = tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone()));
-    let replayed = pipeline.replay_pending().await?;
+    let running = Running::start(&config, &backends);
+    let replayed = running.pipeline.replay_pending().await?;
     if replayed > 0 {
         warn!(replayed, "replayed raw records left pending by a previous run");
     }
 
-    let state = AppState { pipeline, store: Arc::clone(&backends.case_store), bus: bus.clone(), metrics };
+    let state =
+        AppState { pipeline: Arc::clone(&running.pipeline), store: Arc::clone(&backends.case_store), bus: running.bus.clone(), metrics };
     let app = aluskort_api::router(state, config.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(listen_addr).await.with_context(|| format!("cannot listen on {listen_addr}"))?;
     info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "aluskort serving");
     eprintln!("aluskort serving on http://{}", listener.local_addr()?);
-    let token = shutdown.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => info!("shutdown requested"),
             () = terminate() => info!("terminate signal received"),
-            () = token.cancelled() => {},
         }
     });
     let served = server.await;
-    shutdown.cancel();
-    for stage in [parse, investigate] {
-        match stage.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => warn!(error = %format!("{error:#}"), "pipeline stage failed"),
-            Err(error) => warn!(%error, "pipeline stage panicked"),
-        }
+    if let Err(error) = running.stop().await {
+        warn!(error = %format!("{error:#}"), "pipeline stage failed");
     }
     backends.close().await;
     served.context("http server failed")?;

@@ -16,11 +16,10 @@ use aluskort_core::InvestigationId;
 use aluskort_investigate::{StageOutcome, TriageRecord};
 use anyhow::Context;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 use crate::OutputFormat;
 use crate::commands::read_input;
-use crate::wiring::{Backends, load_config, pipeline};
+use crate::wiring::{Backends, Running, load_config};
 
 /// Consumer group the CLI reads outcomes as.
 const CLI_GROUP: &str = "aluskort.cli";
@@ -45,12 +44,8 @@ pub async fn run(
     }
 
     let backends = Backends::open(&config).await?;
-    let (pipeline, bus) = pipeline(&config, &backends);
-    let shutdown = CancellationToken::new();
-    let stages = [
-        tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone())),
-        tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone())),
-    ];
+    let running = Running::start(&config, &backends);
+    let pipeline = Arc::clone(&running.pipeline);
     let started = Instant::now();
 
     let mut submitted = Vec::new();
@@ -154,11 +149,7 @@ pub async fn run(
     out.flush()?;
     drop(out);
 
-    shutdown.cancel();
-    bus.close();
-    for stage in stages {
-        stage.await.context("pipeline stage panicked")??;
-    }
+    running.stop().await?;
     let audit = aluskort_audit::verify_store(backends.audit_store.as_ref()).await;
     let audit_summary = match &audit {
         Ok(report) if report.first_break.is_none() => format!("audit chain valid ({} records)", report.records),
