@@ -112,6 +112,31 @@ proptest::proptest! {
     }
 
     #[test]
+    fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+        let text = String::from_utf8_lossy(&bytes);
+        for ioc in extract_iocs(&text) {
+            // Whatever comes out is canonical: it parses to itself.
+            let again = Ioc::parse(ioc.kind(), ioc.value());
+            proptest::prop_assert_eq!(again.as_ref(), Ok(&ioc));
+        }
+    }
+
+    #[test]
+    fn refang_of_defang_is_identity_for_urls_emails_and_ips(
+        label in "[a-z][a-z0-9]{1,10}",
+        path in "(/[a-z0-9]{1,8}){0,3}",
+        octets in proptest::array::uniform4(1u8..=254),
+    ) {
+        let ip = format!("{}.{}.{}.{}", octets[0], octets[1], octets[2], octets[3]);
+        for live in [format!("https://{label}.example.com{path}"), format!("http://{ip}{path}"), format!("{label}@mail.example.org"), ip.clone()] {
+            let defanged = crate::refang::defang(&live);
+            proptest::prop_assert_eq!(crate::refang::refang(&defanged).into_owned(), live.clone());
+            let kind = if live.contains("://") { "url" } else if live.contains('@') { "email" } else { "ipv4" };
+            proptest::prop_assert!(has(&defanged, kind, &live), "{} from {}", live, defanged);
+        }
+    }
+
+    #[test]
     fn refang_of_defang_is_identity_for_domains(label in "[a-z][a-z0-9]{1,10}", tld in proptest::sample::select(vec!["com", "org", "net", "co.uk", "io"])) {
         let domain = format!("{label}.example.{tld}");
         let defanged = crate::refang::defang(&domain);
