@@ -41,11 +41,6 @@ impl<'a> Flat<'a> {
     pub fn first(&self, paths: &[&str]) -> Option<String> {
         paths.iter().find_map(|path| self.strings(path).into_iter().next())
     }
-
-    /// Every path present, for sources with open-ended field families (Splunk `orig_*`).
-    pub fn paths(&self) -> impl Iterator<Item = &str> {
-        self.values.keys().map(String::as_str)
-    }
 }
 
 fn insert<'a>(values: &mut HashMap<String, &'a Value>, path: String, value: &'a Value, depth: usize) {

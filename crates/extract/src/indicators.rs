@@ -69,7 +69,7 @@ pub fn entity_iocs(entities: &AlertEntities) -> Vec<Ioc> {
         if kind == "registrykey" || kind == "registryvalue" {
             let hive = other.attributes.get("Hive").and_then(|v| v.as_str()).unwrap_or_default();
             let key = other.attributes.get("Key").and_then(|v| v.as_str()).unwrap_or_default();
-            let hive = hive_short_name(hive);
+            let hive = hive.trim();
             if !hive.is_empty()
                 && !key.is_empty()
                 && let Ok(ioc) = Ioc::parse(IocType::RegistryKey, &format!("{hive}\\{key}"))
@@ -91,11 +91,6 @@ pub fn entity_iocs(entities: &AlertEntities) -> Vec<Ioc> {
         }
     }
     out
-}
-
-/// Sentinel writes hives as `HKEY_LOCAL_MACHINE`; keep that spelling, which `RegistryKey` accepts.
-fn hive_short_name(hive: &str) -> &str {
-    hive.trim()
 }
 
 #[cfg(test)]

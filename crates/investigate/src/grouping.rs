@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use aluskort_core::entity::AlertEntities;
-use aluskort_core::{AlertId, Incident, IncidentLink, IncidentMember, Severity, TenantId};
+use aluskort_core::{AlertId, Incident, IncidentLink, IncidentMember, TenantId};
 use chrono::{DateTime, Duration, Utc};
 
 /// How far apart two alerts' activity may be and still be linked.
@@ -237,11 +237,6 @@ fn incident_title(incident: &Incident, fallback: &str) -> String {
     let top =
         counts.iter().max_by_key(|(key, count)| (**count, std::cmp::Reverse(**key))).map(|(key, _)| *key).unwrap_or("shared entities");
     format!("{} related alerts involving {}", incident.members.len(), top.replacen(':', " ", 1))
-}
-
-/// Highest severity of the members (for callers that rebuild an incident).
-pub fn max_severity(members: &[IncidentMember]) -> Severity {
-    members.iter().map(|m| m.severity).max().unwrap_or(Severity::Informational)
 }
 
 #[cfg(test)]
