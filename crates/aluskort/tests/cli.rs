@@ -297,15 +297,7 @@ fn triage_accepts_elastic_and_splunk_alerts_in_their_native_envelopes() {
 /// fails when CI is set and it is missing).
 #[test]
 fn triage_and_audit_verify_run_on_postgres_too() {
-    #[expect(clippy::disallowed_methods, reason = "test harness reads its service URL from the environment")]
-    let url = std::env::var("ALUSKORT_TEST_PG_URL").ok();
-    let Some(url) = url else {
-        #[expect(clippy::disallowed_methods, reason = "test harness: CI must not skip server suites")]
-        let in_ci = std::env::var("CI").is_ok();
-        assert!(!in_ci, "CI is set but ALUSKORT_TEST_PG_URL is not");
-        eprintln!("skipping: ALUSKORT_TEST_PG_URL is not set");
-        return;
-    };
+    let Some(url) = aluskort_testkit::pg_test_url() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let schema = format!("t_cli_{}", std::process::id());
     let config = dir.path().join("pg.toml");

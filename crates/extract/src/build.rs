@@ -80,6 +80,30 @@ pub fn hash(field: &str, algorithm: Option<&str>, value: &str, report: &mut Sani
     Some(FileHash { algorithm, value: value.to_ascii_lowercase() })
 }
 
+/// Removes repeated entities from every bucket (first occurrence kept), merging hosts that name
+/// the same machine. Buckets are small, so a linear `contains` beats hashing here.
+pub fn dedup_entities(entities: &mut aluskort_core::AlertEntities) {
+    fn retain_unique<T: PartialEq>(items: &mut Vec<T>) {
+        let mut unique: Vec<T> = Vec::with_capacity(items.len());
+        for item in items.drain(..) {
+            if !unique.contains(&item) {
+                unique.push(item);
+            }
+        }
+        *items = unique;
+    }
+    merge_hosts(&mut entities.hosts);
+    retain_unique(&mut entities.accounts);
+    retain_unique(&mut entities.ips);
+    retain_unique(&mut entities.files);
+    retain_unique(&mut entities.file_hashes);
+    retain_unique(&mut entities.processes);
+    retain_unique(&mut entities.urls);
+    retain_unique(&mut entities.dns);
+    retain_unique(&mut entities.mailboxes);
+    retain_unique(&mut entities.other);
+}
+
 /// Merges hosts that name the same machine (same short name), keeping every attribute either had.
 pub fn merge_hosts(hosts: &mut Vec<Host>) {
     let mut merged: Vec<Host> = Vec::with_capacity(hosts.len());

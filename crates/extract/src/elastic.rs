@@ -149,7 +149,7 @@ pub fn parse_entities(document: &Value, report: &mut SanitizeReport) -> AlertEnt
             out.file_hashes.push(hash);
         }
     }
-    build::merge_hosts(&mut out.hosts);
+    build::dedup_entities(&mut out);
     out
 }
 

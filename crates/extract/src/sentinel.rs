@@ -90,7 +90,7 @@ pub fn parse_entities_str(text: &str, report: &mut SanitizeReport) -> AlertEntit
             map_entity(&graph, entity, &mut out, report);
         }
     }
-    dedup(&mut out);
+    crate::build::dedup_entities(&mut out);
     out
 }
 
@@ -412,28 +412,6 @@ fn scalar_attributes(graph: &Graph<'_, '_>, entity: &Json<'_>, report: &mut Sani
         }
     }
     attributes
-}
-
-fn dedup(entities: &mut AlertEntities) {
-    fn dedup_vec<T: PartialEq>(items: &mut Vec<T>) {
-        let mut unique: Vec<T> = Vec::with_capacity(items.len());
-        for item in items.drain(..) {
-            if !unique.contains(&item) {
-                unique.push(item);
-            }
-        }
-        *items = unique;
-    }
-    dedup_vec(&mut entities.accounts);
-    dedup_vec(&mut entities.hosts);
-    dedup_vec(&mut entities.ips);
-    dedup_vec(&mut entities.files);
-    dedup_vec(&mut entities.file_hashes);
-    dedup_vec(&mut entities.processes);
-    dedup_vec(&mut entities.urls);
-    dedup_vec(&mut entities.dns);
-    dedup_vec(&mut entities.mailboxes);
-    dedup_vec(&mut entities.other);
 }
 
 #[cfg(test)]

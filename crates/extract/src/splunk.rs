@@ -145,27 +145,8 @@ pub fn parse_entities(document: &Value, report: &mut SanitizeReport) -> AlertEnt
         attributes.insert("Field".to_owned(), Value::String(name));
         out.other.push(OtherEntity { entity_type: "registry-key".to_owned(), attributes });
     }
-    dedup(&mut out);
+    crate::build::dedup_entities(&mut out);
     out
-}
-
-fn dedup(entities: &mut AlertEntities) {
-    fn retain_unique<T: PartialEq + Clone>(items: &mut Vec<T>) {
-        let mut unique: Vec<T> = Vec::with_capacity(items.len());
-        for item in items.drain(..) {
-            if !unique.contains(&item) {
-                unique.push(item);
-            }
-        }
-        *items = unique;
-    }
-    build::merge_hosts(&mut entities.hosts);
-    retain_unique(&mut entities.ips);
-    retain_unique(&mut entities.dns);
-    retain_unique(&mut entities.accounts);
-    retain_unique(&mut entities.mailboxes);
-    retain_unique(&mut entities.file_hashes);
-    retain_unique(&mut entities.urls);
 }
 
 /// ATT&CK techniques and tactics of a notable: `annotations.mitre_attack` (technique ids) and

@@ -49,15 +49,7 @@ impl PostgresStore {
     /// missing server fails CI rather than silently skipping the suite.
     #[cfg(any(test, feature = "testsuite"))]
     pub async fn for_test() -> Option<Self> {
-        #[expect(clippy::disallowed_methods, reason = "test harness reads its service URL from the environment")]
-        let url = std::env::var("ALUSKORT_TEST_PG_URL").ok();
-        let Some(url) = url else {
-            #[expect(clippy::disallowed_methods, reason = "test harness: CI must not skip server suites")]
-            let in_ci = std::env::var("CI").is_ok();
-            assert!(!in_ci, "CI is set but ALUSKORT_TEST_PG_URL is not: the PostgreSQL suite must run in CI");
-            eprintln!("skipping PostgreSQL suite: ALUSKORT_TEST_PG_URL is not set");
-            return None;
-        };
+        let url = aluskort_testkit::pg_test_url()?;
         let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
         match PostgresStore::connect(&url, Some(&schema), 4).await {
             Ok(store) => Some(store),

@@ -27,3 +27,19 @@ pub fn sentinel_alerts_path() -> PathBuf {
 pub fn sentinel_incidents_path() -> PathBuf {
     shared_data("alerts/sentinel/sentinel-incidents.jsonl")
 }
+
+/// The PostgreSQL URL server-backed tests run against (`ALUSKORT_TEST_PG_URL`), or `None` to skip.
+///
+/// # Panics
+/// When `CI` is set and the URL is not: in CI the server suites must run, never skip.
+pub fn pg_test_url() -> Option<String> {
+    #[expect(clippy::disallowed_methods, reason = "test helper: the service location is environment-specific")]
+    let url = std::env::var("ALUSKORT_TEST_PG_URL").ok();
+    if url.is_none() {
+        #[expect(clippy::disallowed_methods, reason = "test helper: CI must not skip server suites")]
+        let in_ci = std::env::var("CI").is_ok();
+        assert!(!in_ci, "CI is set but ALUSKORT_TEST_PG_URL is not: the PostgreSQL suites must run in CI");
+        eprintln!("skipping a PostgreSQL test: ALUSKORT_TEST_PG_URL is not set");
+    }
+    url
+}
