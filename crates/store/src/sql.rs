@@ -168,6 +168,22 @@ pub(crate) fn dead_letter_from_columns(
 macro_rules! impl_stores {
     ($store:ty) => {
         impl $store {
+            /// JSON bodies selected by `sql`, whose parameters are (tenant, from, to).
+            async fn bodies_in_window(
+                &self,
+                sql: &'static str,
+                tenant: &aluskort_core::TenantId,
+                from: chrono::DateTime<chrono::Utc>,
+                to: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar(sql)
+                    .bind(tenant.as_str())
+                    .bind($crate::model::time_text(from))
+                    .bind($crate::model::time_text(to))
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
             /// Applies every migration not yet recorded in `schema_migrations`, one transaction per
             /// version. `lock`, when given, runs first in each transaction (PostgreSQL serialises
             /// concurrent migrators with an advisory lock); `extras` run after version 1.
@@ -282,12 +298,7 @@ macro_rules! impl_stores {
                 from: chrono::DateTime<chrono::Utc>,
                 to: chrono::DateTime<chrono::Utc>,
             ) -> $crate::StoreResult<Vec<aluskort_core::CanonicalAlert>> {
-                let bodies: Vec<String> = sqlx::query_scalar($crate::sql::ALERTS_BETWEEN)
-                    .bind(tenant.as_str())
-                    .bind($crate::model::time_text(from))
-                    .bind($crate::model::time_text(to))
-                    .fetch_all(&self.pool)
-                    .await?;
+                let bodies = self.bodies_in_window($crate::sql::ALERTS_BETWEEN, tenant, from, to).await?;
                 bodies.iter().map(|body| $crate::sql::decode_alert(body)).collect()
             }
 
@@ -436,12 +447,7 @@ macro_rules! impl_stores {
                 from: chrono::DateTime<chrono::Utc>,
                 to: chrono::DateTime<chrono::Utc>,
             ) -> $crate::StoreResult<Vec<aluskort_core::Incident>> {
-                let bodies: Vec<String> = sqlx::query_scalar($crate::sql::INCIDENTS_OVERLAPPING)
-                    .bind(tenant.as_str())
-                    .bind($crate::model::time_text(from))
-                    .bind($crate::model::time_text(to))
-                    .fetch_all(&self.pool)
-                    .await?;
+                let bodies = self.bodies_in_window($crate::sql::INCIDENTS_OVERLAPPING, tenant, from, to).await?;
                 bodies.iter().map(|body| $crate::sql::decode_incident(body)).collect()
             }
 
