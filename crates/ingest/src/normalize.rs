@@ -1,14 +1,16 @@
 //! The parse stage as a pure function: a raw record in, a normalised alert with its entities and
 //! indicators out, or the reason it cannot be normalised (which sends it to `alerts.raw.dlq`).
 
-use aluskort_core::{AlertEntities, AlertSource, CanonicalAlert, Ioc};
+use aluskort_core::{AlertEntities, AlertSource, CanonicalAlert, Ioc, TenantId};
 use aluskort_extract::sanitize::SanitizeReport;
 use aluskort_extract::{entity_iocs, extract_iocs, sentinel};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::detect::{RecordFormat, detect_format};
+use crate::detect::RecordFormat;
+use crate::identify::map_record;
+use crate::sentinel::Mapped;
 
 /// A record as it travels on `alerts.raw`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +21,9 @@ pub struct RawAlert {
     pub origin: String,
     pub received_at: DateTime<Utc>,
     pub payload: Value,
+    /// Tenant assigned by the receiving connector's configuration; overrides the source's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<TenantId>,
 }
 
 /// A record as it travels on `alerts.normalized`.
@@ -55,26 +60,21 @@ enum EntitySource<'a> {
 
 pub fn normalize(raw: &RawAlert) -> Result<NormalizedAlert, IngestError> {
     let fail = |reason: String| IngestError { origin: raw.origin.clone(), reason };
-    let format = detect_format(&raw.payload).map_err(fail)?;
-    let (alert, activity, mut warnings, entities_value) = match format {
-        RecordFormat::SentinelSecurityAlert => {
-            let mapped = crate::sentinel::to_canonical(&raw.payload, raw.received_at).map_err(fail)?;
-            let entities = raw.payload.get("Entities").cloned().unwrap_or(Value::Null);
-            (mapped.alert, mapped.activity, mapped.warnings, EntitySource::Sentinel(entities))
+    let (format, mapped) = map_record(&raw.payload, raw.received_at).map_err(fail)?;
+    let Mapped { mut alert, activity, mut warnings } = mapped;
+    if let Some(tenant) = &raw.tenant
+        && *tenant != alert.tenant_id
+    {
+        if alert.tenant_id != TenantId::default_tenant() {
+            warnings.push(format!("tenant {} from the source replaced by {} from the connector's configuration", alert.tenant_id, tenant));
         }
-        RecordFormat::ElasticAlert => {
-            let mapped = crate::elastic::to_canonical(&raw.payload, raw.received_at).map_err(fail)?;
-            (mapped.alert, mapped.activity, mapped.warnings, EntitySource::Elastic(&raw.payload))
-        }
-        RecordFormat::SplunkNotable => {
-            let mapped = crate::splunk::to_canonical(&raw.payload, raw.received_at).map_err(fail)?;
-            (mapped.alert, mapped.activity, mapped.warnings, EntitySource::Splunk(&raw.payload))
-        }
-        RecordFormat::Canonical => {
-            let alert = crate::canonical::to_canonical(&raw.payload).map_err(fail)?;
-            let activity = (alert.timestamp, alert.timestamp);
-            (alert, activity, Vec::new(), EntitySource::Canonical)
-        }
+        alert.tenant_id = tenant.clone();
+    }
+    let entities_value = match format {
+        RecordFormat::SentinelSecurityAlert => EntitySource::Sentinel(raw.payload.get("Entities").cloned().unwrap_or(Value::Null)),
+        RecordFormat::ElasticAlert => EntitySource::Elastic(&raw.payload),
+        RecordFormat::SplunkNotable => EntitySource::Splunk(&raw.payload),
+        RecordFormat::Canonical => EntitySource::Canonical,
     };
     let mut sanitize = SanitizeReport::default();
     let entities = match entities_value {
@@ -119,7 +119,7 @@ mod tests {
     use super::*;
 
     fn raw(payload: Value) -> RawAlert {
-        RawAlert { ingest_id: "i-1".into(), origin: "test:1".into(), received_at: Utc::now(), payload }
+        RawAlert { ingest_id: "i-1".into(), origin: "test:1".into(), received_at: Utc::now(), payload, tenant: None }
     }
 
     #[test]
@@ -177,9 +177,9 @@ mod properties {
         /// column, normalises or is rejected with a reason.
         #[test]
         fn normalize_never_panics(value in json_value(), fields in prop::collection::vec((prop::sample::select(SENTINEL_KEYS), json_value()), 0..9)) {
-            let _ = normalize(&RawAlert { ingest_id: "p".into(), origin: "prop".into(), received_at: Utc::now(), payload: value });
+            let _ = normalize(&RawAlert { ingest_id: "p".into(), origin: "prop".into(), received_at: Utc::now(), payload: value, tenant: None });
             let row: Map<String, Value> = fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-            let result = normalize(&RawAlert { ingest_id: "p".into(), origin: "prop".into(), received_at: Utc::now(), payload: Value::Object(row) });
+            let result = normalize(&RawAlert { ingest_id: "p".into(), origin: "prop".into(), received_at: Utc::now(), payload: Value::Object(row), tenant: None });
             if let Err(error) = result {
                 prop_assert!(!error.reason.is_empty());
             }

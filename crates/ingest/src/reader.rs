@@ -66,6 +66,12 @@ fn from_document(name: &str, document: Value) -> Vec<InputRecord> {
             let hits = map.get("hits").and_then(|h| h.get("hits")).cloned().unwrap_or(Value::Null);
             from_document(name, hits)
         }
+        // Azure Event Hubs body as Sentinel data export / diagnostic settings write it:
+        // `{"records": [{...SecurityAlert row...}, ...]}`
+        // (<https://learn.microsoft.com/azure/sentinel/data-export-event-hub>, "records" array of rows).
+        Value::Object(map) if map.get("records").is_some_and(Value::is_array) && map.len() == 1 => {
+            from_document(name, map.get("records").cloned().unwrap_or(Value::Null))
+        }
         // Splunk search/export API responses: `{"results": [...]}`.
         Value::Object(map) if map.get("results").is_some_and(Value::is_array) => {
             from_document(name, map.get("results").cloned().unwrap_or(Value::Null))
@@ -119,6 +125,20 @@ pub fn unwrap_envelope(value: Value) -> Value {
         && map.keys().all(|k| matches!(k.as_str(), "result" | "preview" | "offset" | "lastrow"))
     {
         return map.remove("result").unwrap_or(Value::Null);
+    }
+    // Splunk webhook alert action: `{"result": {...first result...}, "sid", "search_name", "app",
+    // "owner", "results_link"}` (<https://docs.splunk.com/Documentation/Splunk/latest/Alert/Webhooks>).
+    const WEBHOOK_KEYS: [&str; 8] = ["result", "sid", "search_name", "app", "owner", "results_link", "server_host", "server_uri"];
+    if map.get("result").is_some_and(Value::is_object) && map.keys().all(|k| WEBHOOK_KEYS.contains(&k.as_str())) {
+        let search_name = map.get("search_name").cloned();
+        if let Some(Value::Object(mut result)) = map.remove("result") {
+            if let Some(search_name) = search_name
+                && !result.contains_key("search_name")
+            {
+                result.insert("search_name".to_owned(), search_name);
+            }
+            return Value::Object(result);
+        }
     }
     const HEC_KEYS: [&str; 7] = ["time", "host", "source", "sourcetype", "index", "event", "fields"];
     if map.get("event").is_some_and(Value::is_object) && map.keys().all(|k| HEC_KEYS.contains(&k.as_str())) {
@@ -181,6 +201,19 @@ mod tests {
         let records = read_records("la.json", response);
         assert_eq!(records[0].record, Ok(serde_json::json!({"SystemAlertId": "id-1", "AlertSeverity": "High"})));
         assert!(records[1].record.is_err());
+    }
+
+    #[test]
+    fn event_hub_envelopes_and_splunk_webhooks_are_unwrapped() {
+        let body = br#"{"records":[{"Type":"SecurityAlert","SystemAlertId":"a"},{"Type":"SecurityAlert","SystemAlertId":"b"}]}"#;
+        let records = read_records("eventhub", body);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[1].location, "eventhub[1]");
+        assert_eq!(records[1].record.as_ref().ok().and_then(|r| r.get("SystemAlertId")), Some(&serde_json::json!("b")));
+
+        let webhook = br#"{"sid":"scheduler__admin_search_RMD5","search_name":"Brute Force","app":"SplunkEnterpriseSecuritySuite","owner":"admin","results_link":"https://splunk/x","result":{"event_id":"E1","urgency":"high"}}"#;
+        let records = read_records("splunk-webhook", webhook);
+        assert_eq!(records[0].record, Ok(serde_json::json!({"event_id": "E1", "urgency": "high", "search_name": "Brute Force"})));
     }
 
     #[test]

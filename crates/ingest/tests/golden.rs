@@ -15,7 +15,7 @@ fn fixtures() -> PathBuf {
 /// The normalised alert without what depends on the run (ingest id, origin) or repeats the input.
 fn projection(origin: &str, record: Value) -> Value {
     let received_at = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).single().expect("valid time");
-    let raw = RawAlert { ingest_id: "golden".to_owned(), origin: origin.to_owned(), received_at, payload: record };
+    let raw = RawAlert { ingest_id: "golden".to_owned(), origin: origin.to_owned(), received_at, payload: record, tenant: None };
     let normalized = match normalize(&raw) {
         Ok(normalized) => normalized,
         Err(error) => return serde_json::json!({"error": error.reason}),

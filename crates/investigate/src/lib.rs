@@ -15,5 +15,5 @@ pub mod pipeline;
 pub mod reasoner;
 pub mod report;
 
-pub use pipeline::{Pipeline, PipelineSettings, StageOutcome};
+pub use pipeline::{Accepted, Pipeline, PipelineSettings, StageOutcome};
 pub use report::{TriageRecord, resolve_incident};

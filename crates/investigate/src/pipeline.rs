@@ -16,13 +16,14 @@ use std::time::Duration as StdDuration;
 use aluskort_audit::{AuditEvent, AuditLog};
 use aluskort_bus::topic::group;
 use aluskort_bus::{Bus, Delivery, Topic};
-use aluskort_core::{DegradationLevel, GraphState, InvestigationState};
+use aluskort_core::{DegradationLevel, GraphState, InvestigationState, TenantId};
 use aluskort_ingest::{NormalizedAlert, RawAlert, normalize};
 use aluskort_store::{CaseStore, DeadLetter, InsertOutcome, RawRecord, RawStatus};
 use bytes::Bytes;
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -71,6 +72,20 @@ pub struct StageOutcome {
     pub original: Value,
 }
 
+/// What [`Pipeline::accept`] did with one record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Accepted {
+    /// Durable in the raw inbox and published on `alerts.raw`.
+    Queued { ingest_id: String, source: String, alert_id: String },
+    /// Received before (same source and source alert id): not queued again.
+    Duplicate { ingest_id: String, source: String, alert_id: String },
+    /// A heartbeat, test or health-check alert: counted, not investigated.
+    Dropped { source: String, alert_id: String, reason: String },
+    /// Not mappable to an alert: queued anyway so the parse stage dead-letters it with `error`.
+    Unidentified { ingest_id: String, error: String },
+}
+
 pub struct Pipeline {
     pub(crate) bus: Arc<dyn Bus>,
     pub(crate) store: Arc<dyn CaseStore>,
@@ -90,11 +105,49 @@ impl Pipeline {
 
     /// Accepts one record: durable in the raw inbox first, then on `alerts.raw`. Returns its ingest id.
     pub async fn submit(&self, origin: &str, payload: Value) -> anyhow::Result<String> {
-        let record = RawRecord { ingest_id: uuid::Uuid::now_v7().to_string(), origin: origin.to_owned(), received_at: Utc::now(), payload };
+        let record = RawRecord { ingest_id: uuid::Uuid::now_v7().to_string(), origin: origin.to_owned(), received_at: Utc::now(), payload, tenant: None };
         self.store.insert_raw(&record).await?;
         self.publish_raw(&record).await?;
         metrics::counter!("aluskort_alerts_received_total").increment(1);
         Ok(record.ingest_id)
+    }
+
+    /// Accepts one record from a receiver that may see it more than once (a connector re-reading a
+    /// page after a restart, a webhook sender retrying): de-duplicated on `(source, source alert
+    /// id)` by the raw inbox, heartbeat/test/health alerts dropped with a counter (FR-ING-001), the
+    /// rest durable before this returns. `tenant` overrides the tenant the source names.
+    pub async fn accept(&self, origin: &str, payload: Value, tenant: Option<TenantId>) -> anyhow::Result<Accepted> {
+        let received_at = Utc::now();
+        let identity = match aluskort_ingest::identify(&payload, received_at) {
+            Ok(identity) => identity,
+            Err(error) => {
+                // Still made durable, under a key derived from its content (a re-read is not a
+                // second dead letter): the parse stage dead-letters it with the reason.
+                let ingest_id = format!("unidentified:{}", &hex::encode(Sha256::digest(payload.to_string().as_bytes()))[..32]);
+                let record = RawRecord { ingest_id: ingest_id.clone(), origin: origin.to_owned(), received_at, payload, tenant };
+                if self.store.insert_raw(&record).await? == InsertOutcome::Inserted {
+                    self.publish_raw(&record).await?;
+                    metrics::counter!("aluskort_alerts_received_total").increment(1);
+                }
+                return Ok(Accepted::Unidentified { ingest_id, error });
+            }
+        };
+        let source = identity.source.as_str().to_owned();
+        let alert_id = identity.alert_id.to_string();
+        if let Some(reason) = identity.noise {
+            metrics::counter!("aluskort_alerts_dropped_total", "reason" => reason).increment(1);
+            info!(%origin, %alert_id, reason, "noise alert dropped");
+            return Ok(Accepted::Dropped { source, alert_id, reason: reason.to_owned() });
+        }
+        let ingest_id = identity.dedup_key();
+        let record = RawRecord { ingest_id: ingest_id.clone(), origin: origin.to_owned(), received_at, payload, tenant };
+        if self.store.insert_raw(&record).await? == InsertOutcome::Duplicate {
+            metrics::counter!("aluskort_alerts_duplicate_total").increment(1);
+            return Ok(Accepted::Duplicate { ingest_id, source, alert_id });
+        }
+        self.publish_raw(&record).await?;
+        metrics::counter!("aluskort_alerts_received_total").increment(1);
+        Ok(Accepted::Queued { ingest_id, source, alert_id })
     }
 
     async fn publish_raw(&self, record: &RawRecord) -> anyhow::Result<()> {
@@ -103,6 +156,7 @@ impl Pipeline {
             origin: record.origin.clone(),
             received_at: record.received_at,
             payload: record.payload.clone(),
+            tenant: record.tenant.clone(),
         };
         self.bus.publish(Topic::AlertsRaw, &raw.ingest_id, Bytes::from(serde_json::to_vec(&raw)?)).await?;
         Ok(())

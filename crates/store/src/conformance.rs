@@ -138,12 +138,28 @@ pub async fn raw_inbox_replays_pending_records(store: &dyn CaseStore) {
         origin: "file:1".to_owned(),
         received_at: base_time(),
         payload: serde_json::json!({"x": 1}),
+        tenant: None,
     };
+    let assigned = RawRecord { ingest_id: "r-2".to_owned(), tenant: Some(TenantId::parse("acme").expect("valid")), ..record.clone() };
     assert_eq!(store.insert_raw(&record).await.expect("insert"), InsertOutcome::Inserted);
     assert_eq!(store.insert_raw(&record).await.expect("again"), InsertOutcome::Duplicate);
-    assert_eq!(store.pending_raw(10).await.expect("pending"), vec![record.clone()]);
+    assert_eq!(store.insert_raw(&assigned).await.expect("insert"), InsertOutcome::Inserted);
+    assert_eq!(store.pending_raw(10).await.expect("pending"), vec![record.clone(), assigned.clone()]);
     store.mark_raw("r-1", RawStatus::Done, None).await.expect("mark");
+    store.mark_raw("r-2", RawStatus::Done, None).await.expect("mark");
     assert!(store.pending_raw(10).await.expect("pending").is_empty());
+}
+
+/// FR-ING-003: a connector's position survives a restart and is replaced, not appended.
+pub async fn connector_checkpoints_round_trip(store: &dyn CaseStore) {
+    assert_eq!(store.load_checkpoint("sentinel-prod").await.expect("load"), None);
+    let first = serde_json::json!({"time": "2024-01-01T00:00:00Z", "ids": ["a"]});
+    let second = serde_json::json!({"time": "2024-01-01T00:00:05Z", "ids": ["b", "c"]});
+    store.save_checkpoint("sentinel-prod", &first).await.expect("save");
+    store.save_checkpoint("elastic", &first).await.expect("save");
+    store.save_checkpoint("sentinel-prod", &second).await.expect("replace");
+    assert_eq!(store.load_checkpoint("sentinel-prod").await.expect("load"), Some(second));
+    assert_eq!(store.load_checkpoint("elastic").await.expect("load"), Some(first));
 }
 
 pub async fn incidents_and_dead_letters_round_trip(store: &dyn CaseStore) {
@@ -236,6 +252,11 @@ macro_rules! case_store_suite {
             async fn raw_inbox_replays_pending_records() {
                 let store = $make;
                 $crate::conformance::raw_inbox_replays_pending_records(&store).await;
+            }
+            #[tokio::test]
+            async fn connector_checkpoints_round_trip() {
+                let store = $make;
+                $crate::conformance::connector_checkpoints_round_trip(&store).await;
             }
             #[tokio::test]
             async fn incidents_and_dead_letters_round_trip() {

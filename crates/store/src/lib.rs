@@ -39,6 +39,10 @@ pub trait CaseStore: Send + Sync + 'static {
     /// Durable raw inbox: a record is written here before it is acknowledged to its sender, and
     /// replayed on start until the pipeline marks it done. Idempotent on `ingest_id`.
     async fn insert_raw(&self, record: &RawRecord) -> StoreResult<InsertOutcome>;
+    /// A connector's saved position (opaque JSON owned by the connector), `None` before its first page.
+    async fn load_checkpoint(&self, source_name: &str) -> StoreResult<Option<serde_json::Value>>;
+    /// Replaces the connector's position; written only after the page it covers is durable here.
+    async fn save_checkpoint(&self, source_name: &str, checkpoint: &serde_json::Value) -> StoreResult<()>;
     async fn mark_raw(&self, ingest_id: &str, status: RawStatus, error: Option<&str>) -> StoreResult<()>;
     /// Raw records still pending, oldest first.
     async fn pending_raw(&self, limit: u32) -> StoreResult<Vec<RawRecord>>;

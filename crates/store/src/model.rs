@@ -37,6 +37,8 @@ pub struct RawRecord {
     pub origin: String,
     pub received_at: DateTime<Utc>,
     pub payload: serde_json::Value,
+    /// Set by a connector configured with a tenant: overrides the tenant the source names.
+    pub tenant: Option<TenantId>,
 }
 
 /// A record the pipeline could not process, with the reason (`alerts.raw.dlq` `{original, error}`).

@@ -3,7 +3,8 @@
 //! Applied versions are recorded in `schema_migrations`; each version runs in one transaction.
 
 /// (version, statements) shared by every dialect.
-pub const MIGRATIONS: &[(i64, &[&str])] = &[(
+pub const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
     1,
     &[
         "CREATE TABLE IF NOT EXISTS raw_inbox (
@@ -92,7 +93,21 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             PRIMARY KEY (tenant_id, sequence_number)
         )",
     ],
-)];
+    ),
+    (
+        2,
+        &[
+            // A tenant assigned by the receiving connector (`[sources.*] tenant`), overriding the source's.
+            "ALTER TABLE raw_inbox ADD COLUMN tenant_id TEXT",
+            // One resumable position per connector (FR-ING-003): written after each page it published.
+            "CREATE TABLE IF NOT EXISTS connector_checkpoints (
+                source_name TEXT PRIMARY KEY,
+                checkpoint TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )",
+        ],
+    ),
+];
 
 /// PostgreSQL-only statements run after version 1: the audit table refuses UPDATE and DELETE.
 pub const POSTGRES_EXTRAS: &[&str] = &[

@@ -9,11 +9,14 @@ use aluskort_core::{CanonicalAlert, GraphState, Incident};
 use crate::error::StoreResult;
 use crate::model::parse_time_text;
 
-pub(crate) const INSERT_RAW: &str = "INSERT INTO raw_inbox (ingest_id, origin, received_at, payload, status, error, updated_at)
-     VALUES ($1, $2, $3, $4, 'pending', NULL, $5) ON CONFLICT (ingest_id) DO NOTHING";
+pub(crate) const INSERT_RAW: &str = "INSERT INTO raw_inbox (ingest_id, origin, received_at, payload, status, error, updated_at, tenant_id)
+     VALUES ($1, $2, $3, $4, 'pending', NULL, $5, $6) ON CONFLICT (ingest_id) DO NOTHING";
 pub(crate) const MARK_RAW: &str = "UPDATE raw_inbox SET status = $2, error = $3, updated_at = $4 WHERE ingest_id = $1";
 pub(crate) const PENDING_RAW: &str =
-    "SELECT ingest_id, origin, received_at, payload FROM raw_inbox WHERE status = 'pending' ORDER BY received_at, ingest_id LIMIT $1";
+    "SELECT ingest_id, origin, received_at, payload, tenant_id FROM raw_inbox WHERE status = 'pending' ORDER BY received_at, ingest_id LIMIT $1";
+pub(crate) const SELECT_CHECKPOINT: &str = "SELECT checkpoint FROM connector_checkpoints WHERE source_name = $1";
+pub(crate) const UPSERT_CHECKPOINT: &str = "INSERT INTO connector_checkpoints (source_name, checkpoint, updated_at) VALUES ($1, $2, $3)
+     ON CONFLICT (source_name) DO UPDATE SET checkpoint = excluded.checkpoint, updated_at = excluded.updated_at";
 pub(crate) const INSERT_ALERT: &str = "INSERT INTO alerts (tenant_id, alert_id, source, alert_time, severity, title, body, inserted_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, alert_id) DO NOTHING";
 pub(crate) const SELECT_ALERT: &str = "SELECT body FROM alerts WHERE tenant_id = $1 AND alert_id = $2";
@@ -231,9 +234,26 @@ macro_rules! impl_stores {
                     .bind($crate::model::time_text(record.received_at))
                     .bind(record.payload.to_string())
                     .bind($crate::model::time_text(chrono::Utc::now()))
+                    .bind(record.tenant.as_ref().map(aluskort_core::TenantId::as_str))
                     .execute(&self.pool)
                     .await?;
                 Ok(if result.rows_affected() == 1 { $crate::InsertOutcome::Inserted } else { $crate::InsertOutcome::Duplicate })
+            }
+
+            async fn load_checkpoint(&self, source_name: &str) -> $crate::StoreResult<Option<serde_json::Value>> {
+                let text: Option<String> =
+                    sqlx::query_scalar($crate::sql::SELECT_CHECKPOINT).bind(source_name).fetch_optional(&self.pool).await?;
+                Ok(text.map(|text| serde_json::from_str(&text)).transpose()?)
+            }
+
+            async fn save_checkpoint(&self, source_name: &str, checkpoint: &serde_json::Value) -> $crate::StoreResult<()> {
+                sqlx::query($crate::sql::UPSERT_CHECKPOINT)
+                    .bind(source_name)
+                    .bind(checkpoint.to_string())
+                    .bind($crate::model::time_text(chrono::Utc::now()))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn mark_raw(&self, ingest_id: &str, status: $crate::RawStatus, error: Option<&str>) -> $crate::StoreResult<()> {
@@ -254,7 +274,11 @@ macro_rules! impl_stores {
                     .map(|row| {
                         let payload: String = row.try_get("payload")?;
                         let received_at: String = row.try_get("received_at")?;
+                        let tenant: Option<String> = row.try_get("tenant_id")?;
                         Ok($crate::RawRecord {
+                            tenant: tenant.as_deref().map(aluskort_core::TenantId::parse).transpose().map_err(|error| {
+                                $crate::StoreError::invalid(format!("raw_inbox.tenant_id: {error}"))
+                            })?,
                             ingest_id: row.try_get("ingest_id")?,
                             origin: row.try_get("origin")?,
                             received_at: $crate::model::parse_time_text(&received_at)?,

@@ -14,6 +14,7 @@ fn sentinel_alerts() -> Vec<NormalizedAlert> {
                 origin: format!("sentinel:{}", index + 1),
                 received_at: Utc::now(),
                 payload: serde_json::from_str(line).expect("fixture line is JSON"),
+                tenant: None,
             };
             normalize(&raw).expect("fixture normalises")
         })

@@ -116,7 +116,7 @@ async fn resubmitting_an_alert_does_not_investigate_it_twice() {
 async fn a_crash_mid_investigation_resumes_from_the_saved_state() {
     let harness = harness().await;
     let record = sentinel_records().remove(3);
-    let raw = RawAlert { ingest_id: "i-1".into(), origin: "test:1".into(), received_at: Utc::now(), payload: record };
+    let raw = RawAlert { ingest_id: "i-1".into(), origin: "test:1".into(), received_at: Utc::now(), payload: record, tenant: None };
     let normalized = normalize(&raw).expect("normalises");
     // Simulate a crash after the investigation was created and moved to PARSING.
     let mut state =
