@@ -7,6 +7,7 @@
 
 mod raw;
 mod secret;
+pub mod sources;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 
 pub use raw::{RawCaseStore, RawConfig};
 pub use secret::SecretString;
+pub use sources::{ElasticSource, SentinelSource, SourceConfig, SourceKind, SplunkSource};
 
 /// Every problem found, one line each.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +44,16 @@ pub struct Config {
     pub max_attempts: u32,
     /// Largest request body `POST /v1/alerts` accepts, in bytes.
     pub max_body_bytes: usize,
+    /// HMAC-SHA256 key for webhook signatures; `None` accepts unsigned requests.
+    pub webhook_secret: Option<SecretString>,
+    /// Configured SIEM connectors, by name.
+    pub sources: Vec<SourceConfig>,
+}
+
+impl Config {
+    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|source| source.name == name)
+    }
 }
 
 /// Parses `text` (TOML) and validates it; `None` means "no file": embedded defaults.

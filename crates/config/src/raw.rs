@@ -24,6 +24,8 @@ pub struct RawConfig {
     pub llm: RawLlm,
     #[serde(default)]
     pub api: RawApi,
+    #[serde(default)]
+    pub sources: std::collections::BTreeMap<String, crate::sources::RawSource>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -54,6 +56,8 @@ pub struct RawLlm {
 #[serde(deny_unknown_fields)]
 pub struct RawApi {
     pub max_body_bytes: Option<usize>,
+    /// When set, `POST /v1/alerts` requires `X-Aluskort-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+    pub webhook_secret: Option<String>,
 }
 
 /// Environment variables that override file values.
@@ -148,6 +152,11 @@ impl RawConfig {
         if max_body_bytes < 1024 {
             errors.push("`api.max_body_bytes` must be at least 1024".to_owned());
         }
+        let webhook_secret = self.api.webhook_secret.as_deref().map(|secret| interpolate("api.webhook_secret", secret, env, &mut errors));
+        if webhook_secret.as_ref().is_some_and(|secret| secret.len() < 16) {
+            errors.push("`api.webhook_secret` must be at least 16 characters".to_owned());
+        }
+        let sources = crate::sources::validate_sources(self.sources, env, &mut errors);
         match (errors.is_empty(), listen_addr, case_store) {
             (true, Some(listen_addr), Some(case_store)) => Ok(Config {
                 data_dir: PathBuf::from(data_dir),
@@ -156,6 +165,8 @@ impl RawConfig {
                 grouping_window_hours,
                 max_attempts,
                 max_body_bytes,
+                webhook_secret: webhook_secret.map(SecretString::new),
+                sources,
             }),
             _ => Err(ConfigErrors(errors)),
         }

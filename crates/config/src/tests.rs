@@ -1,4 +1,5 @@
 use super::*;
+use aluskort_core::TenantId;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
@@ -57,4 +58,79 @@ fn environment_overrides_the_file() {
             .expect("valid");
     assert_eq!(config.data_dir, PathBuf::from("/tmp/b"));
     assert_eq!(config.listen_addr.to_string(), "0.0.0.0:9000");
+}
+
+#[test]
+fn sources_are_validated_with_kind_specific_defaults() {
+    let text = r#"
+        [sources.sentinel-prod]
+        kind = "sentinel"
+        workspace_id = "ws-1"
+        azure_tenant_id = "contoso.onmicrosoft.com"
+        client_id = "app-1"
+        client_secret = "${SENTINEL_SECRET}"
+        tenant = "contoso"
+
+        [sources.elastic]
+        kind = "elastic"
+        url = "https://es.internal:9200/"
+        api_key = "${ES_KEY}"
+
+        [sources.splunk]
+        kind = "splunk"
+        url = "http://127.0.0.1:8089"
+        token = "${SPLUNK_TOKEN}"
+        enabled = false
+    "#;
+    let env = env(&[("SENTINEL_SECRET", "s3cret"), ("ES_KEY", "a2V5"), ("SPLUNK_TOKEN", "tok")]);
+    let config = load(Some(text), &env).expect("valid");
+    let sentinel = config.source("sentinel-prod").expect("configured");
+    assert_eq!(sentinel.poll_interval.as_secs(), 30, "FR-ING-003: Sentinel polled every 30 s");
+    assert_eq!(sentinel.max_retries, 3);
+    assert_eq!(sentinel.retry_base.as_millis(), 1000);
+    assert_eq!(sentinel.tenant.as_ref().map(TenantId::as_str), Some("contoso"));
+    let SourceKind::Sentinel(details) = &sentinel.kind else { panic!("sentinel kind") };
+    assert_eq!(details.token_url, "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token");
+    assert_eq!(details.client_secret.expose(), "s3cret");
+    assert!(!format!("{sentinel:?}").contains("s3cret"), "secrets never show in Debug output");
+    let SourceKind::Elastic(elastic) = &config.source("elastic").expect("configured").kind else { panic!("elastic kind") };
+    assert_eq!(elastic.url, "https://es.internal:9200");
+    assert_eq!(elastic.index, ".alerts-security.alerts-*");
+    let splunk = config.source("splunk").expect("configured");
+    assert_eq!(splunk.poll_interval.as_secs(), 60, "FR-ING-003: Splunk polled every 60 s");
+    assert!(!splunk.enabled);
+}
+
+#[test]
+fn bad_sources_name_each_field() {
+    let text = r#"
+        [sources.a]
+        kind = "sentinel"
+        workspace_id = "ws"
+        client_secret = "x"
+        api_url = "http://la.example.com"
+        page_size = 0
+
+        [sources.b]
+        kind = "qradar"
+
+        [sources.c]
+        kind = "splunk"
+        url = "https://splunk:8089"
+        token = "t"
+        search = "| inputlookup x"
+    "#;
+    let errors = load(Some(text), &HashMap::new()).expect_err("invalid").0;
+    let expected = [
+        "`sources.a.client_id` is required",
+        "`sources.a.azure_tenant_id` or `sources.a.token_url` is required",
+        "`sources.a.api_url`: \"http://la.example.com\" is plain http",
+        "`sources.a.page_size`: 0 must be 1..=10000",
+        "`sources.b.kind`: unknown kind \"qradar\"",
+        "`sources.c.search`: must start with \"search \"",
+    ];
+    for needle in expected {
+        assert!(errors.iter().any(|error| error.starts_with(needle)), "missing {needle:?} in {errors:#?}");
+    }
+    assert_eq!(errors.len(), expected.len(), "{errors:#?}");
 }
