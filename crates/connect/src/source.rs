@@ -44,7 +44,7 @@ pub struct Probe {
 }
 
 #[async_trait]
-pub trait Source: Send {
+pub trait Source: Send + Sync {
     /// Starts a poll of records at or after `from` (minus `from.ids`) and before `until`.
     async fn begin(&mut self, from: &Checkpoint, until: DateTime<Utc>) -> Result<(), VendorError>;
     /// The next page; `position` is the checkpoint advanced past every record returned so far.

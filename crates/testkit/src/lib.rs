@@ -1,5 +1,7 @@
 //! Test helpers shared by the workspace's test suites.
 
+pub mod fake;
+
 use std::path::PathBuf;
 
 /// Path of a file under the shared reference data (`../shared/data` next to the repository, as
