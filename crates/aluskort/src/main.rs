@@ -69,7 +69,12 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
-    /// Run the HTTP API and the pipeline (embedded by default), until Ctrl-C.
+    /// SIEM connectors configured as [sources.<name>].
+    Sources {
+        #[command(subcommand)]
+        command: SourcesCommand,
+    },
+    /// Run the HTTP API, the pipeline and every enabled source (embedded by default), until Ctrl-C.
     Serve {
         /// Listen address (overrides `listen_addr`; default 127.0.0.1:8080).
         #[arg(long)]
@@ -91,6 +96,21 @@ enum BenchCommand {
         #[arg(long)]
         source: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum SourcesCommand {
+    /// Each source with its kind, state and checkpoint.
+    List,
+    /// Check credentials and connectivity and print what a poll would fetch (publishes nothing).
+    Test {
+        name: String,
+        /// Records to show.
+        #[arg(long, default_value_t = 5)]
+        limit: u32,
+    },
+    /// Poll once now: publish and investigate what is new, save the checkpoint.
+    Poll { name: String },
 }
 
 #[derive(Subcommand)]
@@ -126,6 +146,13 @@ fn main() -> ExitCode {
             Command::Config { command: ConfigCommand::Check } => commands::config::check(cli.config.as_deref(), cli.data_dir, &env),
             Command::Bench { command: BenchCommand::Triage { alerts, group, source } } => {
                 commands::bench::triage(alerts, group, source).await
+            }
+            Command::Sources { command: SourcesCommand::List } => commands::sources::list(cli.config.as_deref(), cli.data_dir, &env).await,
+            Command::Sources { command: SourcesCommand::Test { name, limit } } => {
+                commands::sources::test(cli.config.as_deref(), cli.data_dir, &env, &name, limit).await
+            }
+            Command::Sources { command: SourcesCommand::Poll { name } } => {
+                commands::sources::poll(cli.config.as_deref(), cli.data_dir, &env, &name).await
             }
             Command::Serve { listen } => commands::serve::run(cli.config.as_deref(), cli.data_dir, &env, listen).await,
         }

@@ -310,3 +310,61 @@ fn triage_and_audit_verify_run_on_postgres_too() {
     assert!(verify.status.success(), "{}{}", text(&verify.stdout), text(&verify.stderr));
     assert!(text(&verify.stdout).starts_with("audit chain valid: "));
 }
+
+/// `aluskort sources test|poll|list` against a fake Sentinel (Entra token endpoint + Log
+/// Analytics API) holding the 26 real alerts: the test publishes nothing, the poll publishes all,
+/// a second poll nothing, bad credentials fail with the vendor's reason and never the secret.
+#[test]
+fn sources_commands_test_poll_and_list_a_sentinel_workspace() {
+    use aluskort_testkit::fake::sentinel::{self, FakeSentinel};
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let fake = runtime.block_on(FakeSentinel::start());
+    let text_rows = std::fs::read_to_string(sentinel_file()).expect("shared data");
+    let base = chrono::Utc::now() - chrono::Duration::hours(2);
+    for (index, line) in text_rows.lines().enumerate() {
+        fake.add_row(base + chrono::Duration::seconds(index as i64), serde_json::from_str(line).expect("row"));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("aluskort.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sources.sentinel-prod]\nkind = \"sentinel\"\nworkspace_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"${{FAKE_SENTINEL_SECRET}}\"\n\
+             token_url = \"{}\"\napi_url = \"{}\"\nsettle_secs = 0\npage_size = 10\nretry_base_ms = 10\n",
+            sentinel::WORKSPACE_ID,
+            sentinel::CLIENT_ID,
+            fake.token_url(),
+            fake.api_url()
+        ),
+    )
+    .expect("config");
+    let sources = |secret: &str, args: &[&str]| {
+        let mut command = aluskort();
+        command.arg("--config").arg(&config).arg("--data-dir").arg(dir.path().join("data")).arg("sources").args(args);
+        run(command.env("FAKE_SENTINEL_SECRET", secret))
+    };
+
+    let tested = sources(sentinel::CLIENT_SECRET, &["test", "sentinel-prod"]);
+    let stdout = text(&tested.stdout);
+    assert!(tested.status.success(), "stderr: {}", text(&tested.stderr));
+    assert!(stdout.contains("connectivity and credentials: ok"), "{stdout}");
+    assert!(stdout.contains("at least 5 record(s); more follow"), "{stdout}");
+
+    let polled = sources(sentinel::CLIENT_SECRET, &["poll", "sentinel-prod"]);
+    let stdout = text(&polled.stdout);
+    assert!(polled.status.success(), "stderr: {}", text(&polled.stderr));
+    assert!(stdout.contains("26 fetched, 26 published, 0 duplicate(s)"), "the test published nothing, the poll all: {stdout}");
+    let again = sources(sentinel::CLIENT_SECRET, &["poll", "sentinel-prod"]);
+    assert!(text(&again.stdout).contains("0 fetched, 0 published"), "{}", text(&again.stdout));
+
+    let listed = sources(sentinel::CLIENT_SECRET, &["list"]);
+    assert!(text(&listed.stdout).contains("sentinel-prod        sentinel  enabled  every   30s  checkpoint"), "{}", text(&listed.stdout));
+
+    let refused = sources("not-the-secret", &["test", "sentinel-prod"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = text(&refused.stderr);
+    assert!(stderr.contains("authentication failed (401)") && stderr.contains("AADSTS7000215"), "{stderr}");
+    assert!(!stderr.contains("not-the-secret") && !text(&refused.stdout).contains("not-the-secret"), "secrets are never printed");
+    let unknown = sources(sentinel::CLIENT_SECRET, &["test", "qradar"]);
+    assert!(text(&unknown.stderr).contains("no source named \"qradar\" (configured: sentinel-prod)"), "{}", text(&unknown.stderr));
+}

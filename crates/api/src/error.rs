@@ -13,6 +13,11 @@ pub enum ApiError {
         field: String,
         reason: String,
     },
+    /// Authentication failed; `field` names the header.
+    Unauthorized {
+        field: String,
+        reason: String,
+    },
     NotFound(String),
     Store(StoreError),
     Internal(anyhow::Error),
@@ -35,6 +40,9 @@ impl IntoResponse for ApiError {
         let (status, body) = match self {
             ApiError::BadRequest { field, reason } => {
                 (StatusCode::BAD_REQUEST, json!({"error": "bad_request", "field": field, "reason": reason}))
+            }
+            ApiError::Unauthorized { field, reason } => {
+                (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized", "field": field, "reason": reason}))
             }
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, json!({"error": "not_found", "reason": what})),
             ApiError::Store(error) => {

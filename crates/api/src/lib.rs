@@ -4,9 +4,12 @@
 pub mod error;
 mod routes;
 
+pub use routes::SIGNATURE_HEADER;
+
 use std::sync::Arc;
 
 use aluskort_bus::Bus;
+use aluskort_config::SecretString;
 use aluskort_investigate::Pipeline;
 use aluskort_store::CaseStore;
 use axum::Router;
@@ -21,6 +24,8 @@ pub struct AppState {
     pub store: Arc<dyn CaseStore>,
     pub bus: Arc<dyn Bus>,
     pub metrics: PrometheusHandle,
+    /// `api.webhook_secret`: when set, `POST /v1/alerts` bodies must be signed.
+    pub webhook_secret: Option<SecretString>,
 }
 
 /// The application router (STYLE ex. 13: `app() -> Router`, tested with `oneshot`).
@@ -30,6 +35,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/ready", get(routes::ready))
         .route("/metrics", get(routes::metrics))
         .route("/v1/alerts", post(routes::post_alerts))
+        // Splunk alert actions and other senders that want a path of their own: same receiver.
+        .route("/v1/webhooks/splunk", post(routes::post_alerts))
         .route("/v1/investigations", get(routes::list_investigations))
         .route("/v1/investigations/{id}", get(routes::get_investigation))
         .layer(DefaultBodyLimit::max(max_body_bytes))

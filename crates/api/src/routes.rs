@@ -1,16 +1,18 @@
 //! Route handlers.
 
 use aluskort_core::{InvestigationId, InvestigationState, TenantId};
-use aluskort_investigate::TriageRecord;
+use aluskort_investigate::{Accepted, TriageRecord};
 use aluskort_store::InvestigationFilter;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::Sha256;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -40,25 +42,63 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
-/// Accepts one alert, a JSON array of alerts, JSON Lines, or a Log Analytics query response.
-/// Every record is made durable before the 202; unreadable ones are dead-lettered and listed.
-pub async fn post_alerts(State(state): State<AppState>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+/// Header carrying `sha256=<hex HMAC-SHA256 of the raw body>` when `api.webhook_secret` is set.
+pub const SIGNATURE_HEADER: &str = "x-aluskort-signature";
+
+/// Checks the body's signature in constant time; the reason names what is wrong, never the secret.
+fn verify_signature(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    let unauthorized = |reason: &str| ApiError::Unauthorized { field: SIGNATURE_HEADER.to_owned(), reason: reason.to_owned() };
+    let value = headers.get(SIGNATURE_HEADER).ok_or_else(|| unauthorized("missing: this endpoint requires a signed body"))?;
+    let hex_digest =
+        value.to_str().ok().and_then(|v| v.trim().strip_prefix("sha256=")).ok_or_else(|| unauthorized("expected sha256=<hex digest>"))?;
+    let digest = hex::decode(hex_digest).map_err(|_| unauthorized("the digest is not hexadecimal"))?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| unauthorized("server key unusable"))?;
+    mac.update(body);
+    mac.verify_slice(&digest).map_err(|_| unauthorized("signature does not match the body"))
+}
+
+/// The webhook (FR-ING-001/003): one alert, a JSON array, JSON Lines, a Log Analytics query
+/// response, an Elasticsearch `_search` response, Splunk results/export/HEC or a Splunk alert-action
+/// webhook, an Event Hubs `{"records": [...]}` body, or canonical JSON; the format of each record
+/// is detected. Every accepted record is durable before the 202; repeats of an alert already
+/// received are reported as duplicates, heartbeat/test alerts as dropped, and records no mapping
+/// understands as rejected with the reason (and dead-lettered). 400 when nothing was accepted.
+pub async fn post_alerts(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+    if let Some(secret) = &state.webhook_secret {
+        verify_signature(secret.expose().as_bytes(), &headers, &body)?;
+    }
     let records = aluskort_ingest::read_records("request", &body);
     if records.is_empty() {
         return Err(ApiError::BadRequest { field: "body".to_owned(), reason: "no alert records in the request body".to_owned() });
     }
-    let mut accepted = Vec::new();
-    let mut rejected = Vec::new();
+    metrics::counter!("aluskort_source_fetched_total", "source" => "webhook").increment(records.len() as u64);
+    let (mut accepted, mut rejected) = (Vec::new(), Vec::new());
     for record in records {
-        match record.record {
-            Ok(payload) => {
-                let ingest_id = state.pipeline.submit(&record.location, payload).await?;
-                accepted.push(json!({"location": record.location, "ingest_id": ingest_id}));
-            }
+        let payload = match record.record {
+            Ok(payload) => payload,
             Err(reason) => {
                 state.pipeline.reject_unreadable(&record.location, &reason, Value::Null).await?;
+                metrics::counter!("aluskort_source_dead_lettered_total", "source" => "webhook").increment(1);
                 rejected.push(json!({"location": record.location, "error": reason}));
+                continue;
             }
+        };
+        let outcome = state.pipeline.accept(&format!("webhook:{}", record.location), payload, None).await?;
+        let counter = match &outcome {
+            Accepted::Queued { .. } => ("aluskort_source_published_total", None),
+            Accepted::Duplicate { .. } => ("aluskort_source_dropped_total", Some("duplicate")),
+            Accepted::Dropped { .. } => ("aluskort_source_dropped_total", Some("noise")),
+            Accepted::Unidentified { .. } => ("aluskort_source_dead_lettered_total", None),
+        };
+        match counter {
+            (name, Some(reason)) => metrics::counter!(name, "source" => "webhook", "reason" => reason).increment(1),
+            (name, None) => metrics::counter!(name, "source" => "webhook").increment(1),
+        }
+        let mut entry = serde_json::to_value(&outcome).map_err(anyhow::Error::from)?;
+        entry["location"] = json!(record.location);
+        match outcome {
+            Accepted::Unidentified { .. } => rejected.push(entry),
+            _ => accepted.push(entry),
         }
     }
     let status = if accepted.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::ACCEPTED };

@@ -27,6 +27,10 @@ impl Drop for TestApp {
 }
 
 async fn spawn_app() -> TestApp {
+    spawn_app_with(None).await
+}
+
+async fn spawn_app_with(secret: Option<&str>) -> TestApp {
     let store = Arc::new(SqliteStore::in_memory().await.expect("store"));
     let bus = MemoryBus::new();
     let audit = Arc::new(AuditLog::new(store.clone()));
@@ -35,7 +39,13 @@ async fn spawn_app() -> TestApp {
     tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone()));
     tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone()));
     let metrics = PrometheusBuilder::new().build_recorder().handle();
-    let state = AppState { pipeline, store, bus: Arc::new(bus.clone()), metrics };
+    let state = AppState {
+        pipeline,
+        store,
+        bus: Arc::new(bus.clone()),
+        metrics,
+        webhook_secret: secret.map(|s| aluskort_config::SecretString::new(s.to_owned())),
+    };
     TestApp { router: router(state, 1024 * 1024), bus, shutdown }
 }
 
@@ -111,4 +121,68 @@ async fn bad_requests_name_the_field() {
     assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("body")));
     let (status, _) = call(&app, "POST", "/v1/alerts", &"x".repeat(2 * 1024 * 1024)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+async fn call_with(app: &TestApp, uri: &str, body: &str, signature: Option<String>) -> (StatusCode, Value) {
+    let mut request = Request::builder().method("POST").uri(uri);
+    if let Some(signature) = signature {
+        request = request.header(SIGNATURE_HEADER, signature);
+    }
+    let response = app.router.clone().oneshot(request.body(Body::from(body.to_owned())).expect("request")).await.expect("response");
+    let status = response.status();
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn sign(secret: &str, body: &str) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body.as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// FR-ING-001/003: duplicates by (source, source alert id), heartbeats dropped, every outcome
+/// listed with the alert id; Event Hubs and Splunk webhook bodies detected.
+#[tokio::test]
+async fn webhook_dedups_drops_heartbeats_and_detects_envelopes() {
+    let app = spawn_app().await;
+    let line = sentinel_line();
+    let heartbeat = r#"{"SystemAlertId":"hb-1","AlertName":"Heartbeat","AlertSeverity":"Informational"}"#;
+    let (status, body) = call(&app, "POST", "/v1/alerts", &format!("{line}\n{line}\n{heartbeat}\n")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let statuses: Vec<&str> = body["accepted"].as_array().expect("list").iter().filter_map(|e| e["status"].as_str()).collect();
+    assert_eq!(statuses, vec!["queued", "duplicate", "dropped"]);
+    assert_eq!(body["accepted"][0]["alert_id"], "197c2262-2cd9-4ca0-4c33-add856f8af63");
+    assert_eq!(body["accepted"][0]["source"], "sentinel");
+    assert_eq!(body["accepted"][2]["reason"], "heartbeat");
+
+    let event_hub = format!(r#"{{"records": [{line}]}}"#);
+    let (status, body) = call(&app, "POST", "/v1/alerts", &event_hub).await;
+    assert_eq!((status, body["accepted"][0]["status"].as_str()), (StatusCode::ACCEPTED, Some("duplicate")), "{body}");
+
+    let splunk = r#"{"sid":"rt_scheduler__admin","search_name":"Brute Force - Rule","app":"SplunkEnterpriseSecuritySuite","owner":"admin",
+        "results_link":"https://splunk.example/app/search","result":{"event_id":"E-77","urgency":"high","_time":"1700000000","src":"203.0.113.9"}}"#;
+    let (status, body) = call(&app, "POST", "/v1/webhooks/splunk", splunk).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!((body["accepted"][0]["source"].as_str(), body["accepted"][0]["alert_id"].as_str()), (Some("splunk"), Some("E-77")));
+
+    let (status, body) = call(&app, "POST", "/v1/alerts", r#"{"what": "not an alert"}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["rejected"][0]["error"].as_str().is_some_and(|e| e.starts_with("unrecognised alert format")), "{body}");
+}
+
+#[tokio::test]
+async fn signed_webhooks_refuse_missing_or_wrong_signatures() {
+    let secret = "0123456789abcdef-webhook";
+    let app = spawn_app_with(Some(secret)).await;
+    let line = sentinel_line();
+    let (status, body) = call_with(&app, "/v1/alerts", &line, None).await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::UNAUTHORIZED, Some(SIGNATURE_HEADER)));
+    let (status, body) = call_with(&app, "/v1/alerts", &line, Some(sign("another-secret-entirely", &line))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["reason"], "signature does not match the body");
+    let (status, _) = call_with(&app, "/v1/alerts", &line, Some("sha256=zz".to_owned())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = call_with(&app, "/v1/alerts", &line, Some(sign(secret, &line))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 }

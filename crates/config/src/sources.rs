@@ -132,14 +132,19 @@ fn validate_source(name: &str, raw: RawSource, env: &HashMap<String, String>, er
             let workspace_id = required("workspace_id", raw.workspace_id.as_ref(), errors);
             let client_id = required("client_id", raw.client_id.as_ref(), errors);
             let client_secret = required("client_secret", raw.client_secret.as_ref(), errors);
-            let token_url = match (text("token_url", raw.token_url.as_ref(), errors), text("azure_tenant_id", raw.azure_tenant_id.as_ref(), errors)) {
-                (Some(url), _) => Some(url),
-                (None, Some(tenant)) => Some(format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")),
-                (None, None) => {
-                    errors.push(format!("`{}` or `{}` is required for kind = \"sentinel\"", field("azure_tenant_id"), field("token_url")));
-                    None
-                }
-            };
+            let token_url =
+                match (text("token_url", raw.token_url.as_ref(), errors), text("azure_tenant_id", raw.azure_tenant_id.as_ref(), errors)) {
+                    (Some(url), _) => Some(url),
+                    (None, Some(tenant)) => Some(format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")),
+                    (None, None) => {
+                        errors.push(format!(
+                            "`{}` or `{}` is required for kind = \"sentinel\"",
+                            field("azure_tenant_id"),
+                            field("token_url")
+                        ));
+                        None
+                    }
+                };
             let api_url = text("api_url", raw.api_url.as_ref(), errors).unwrap_or_else(|| "https://api.loganalytics.io".to_owned());
             let scope = text("scope", raw.scope.as_ref(), errors).unwrap_or_else(|| "https://api.loganalytics.io/.default".to_owned());
             check_url(&field("token_url"), token_url.as_deref(), errors);
@@ -195,9 +200,10 @@ fn validate_source(name: &str, raw: RawSource, env: &HashMap<String, String>, er
             (30, None)
         }
     };
-    let tenant = raw.tenant.as_deref().and_then(|tenant| {
-        TenantId::parse(tenant).map_err(|error| errors.push(format!("`{}`: {error}", field("tenant")))).ok()
-    });
+    let tenant = raw
+        .tenant
+        .as_deref()
+        .and_then(|tenant| TenantId::parse(tenant).map_err(|error| errors.push(format!("`{}`: {error}", field("tenant")))).ok());
     let poll_interval_secs = raw.poll_interval_secs.unwrap_or(default_poll);
     if !(1..=86_400).contains(&poll_interval_secs) {
         errors.push(format!("`{}`: {poll_interval_secs} must be 1..=86400", field("poll_interval_secs")));

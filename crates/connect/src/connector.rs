@@ -63,7 +63,9 @@ impl Connector {
     pub async fn checkpoint(&self, now: DateTime<Utc>) -> Result<Checkpoint, PollError> {
         let saved = self.store.load_checkpoint(&self.config.name).await.map_err(|error| self.local(error.into()))?;
         match saved {
-            Some(value) => serde_json::from_value(value).map_err(|error| self.local(anyhow::anyhow!("saved checkpoint is unreadable: {error}"))),
+            Some(value) => {
+                serde_json::from_value(value).map_err(|error| self.local(anyhow::anyhow!("saved checkpoint is unreadable: {error}")))
+            }
             None => Ok(Checkpoint::starting_at(now - self.config.initial_lookback)),
         }
     }
@@ -116,11 +118,8 @@ impl Connector {
                     report.duplicates += 1;
                     continue;
                 }
-                let outcome = self
-                    .sink
-                    .accept(&origin(&name, &id), payload, self.config.tenant.clone())
-                    .await
-                    .map_err(|error| self.local(error))?;
+                let outcome =
+                    self.sink.accept(&origin(&name, &id), payload, self.config.tenant.clone()).await.map_err(|error| self.local(error))?;
                 let (counter, reason) = match outcome {
                     SinkOutcome::Published => {
                         report.published += 1;

@@ -151,7 +151,9 @@ pub fn page_of(response: &[u8], limit: u32) -> Page {
                 reason: format!("row has no parseable {INGESTED_COLUMN}"),
                 original: record,
             }),
-            (_, None) => page.malformed.push(Malformed { location: row.location, reason: "row has no SystemAlertId".to_owned(), original: record }),
+            (_, None) => {
+                page.malformed.push(Malformed { location: row.location, reason: "row has no SystemAlertId".to_owned(), original: record })
+            }
         }
     }
     page

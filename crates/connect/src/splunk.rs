@@ -88,7 +88,11 @@ pub fn page_of(body: &[u8], limit: u32) -> Result<Page, VendorError> {
         let id = ["event_id", "_cd"].iter().find_map(|field| result.get(*field).and_then(Value::as_str)).map(str::to_owned);
         match (time, id) {
             (Some(time), Some(id)) => page.records.push(Fetched { time, id, payload: result.clone() }),
-            _ => page.malformed.push(Malformed { location, reason: "result has no parseable _time or no event_id".to_owned(), original: result.clone() }),
+            _ => page.malformed.push(Malformed {
+                location,
+                reason: "result has no parseable _time or no event_id".to_owned(),
+                original: result.clone(),
+            }),
         }
     }
     page.more = results >= limit as usize;

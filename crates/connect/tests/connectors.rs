@@ -192,7 +192,10 @@ async fn sentinel_poll_pages_through_throttling_and_outages_and_resumes_from_its
     // A late sibling at the checkpoint's exact time and a newer alert: both fetched, once.
     let last_time = again.checkpoint.expect("checkpoint").time;
     fake.add_row(last_time, json!({"SystemAlertId": "late-sibling", "AlertName": "Suspicious LDAP query", "AlertSeverity": "Medium"}));
-    fake.add_row(last_time + chrono::Duration::seconds(1), json!({"SystemAlertId": "newer", "AlertName": "Password Spray", "AlertSeverity": "High"}));
+    fake.add_row(
+        last_time + chrono::Duration::seconds(1),
+        json!({"SystemAlertId": "newer", "AlertName": "Password Spray", "AlertSeverity": "High"}),
+    );
     let newer = restarted.poll_once().await.expect("poll");
     assert_eq!(newer.published, 2, "{newer:?}");
     assert_eq!(world.bus.len(Topic::AlertsRaw), 28);
@@ -243,7 +246,8 @@ async fn kill_mid_page_and_restart(config: SourceConfig, expected: BTreeSet<Stri
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let world = world(dir.path()).await;
-        let sink = Arc::new(Freezing { inner: world.pipeline.clone(), limit: published, accepted: AtomicUsize::new(0), frozen: Notify::new() });
+        let sink =
+            Arc::new(Freezing { inner: world.pipeline.clone(), limit: published, accepted: AtomicUsize::new(0), frozen: Notify::new() });
         let mut doomed = connector(&world, &config, sink.clone());
         let task = tokio::spawn(async move { doomed.poll_once().await });
         tokio::time::timeout(Duration::from_secs(30), sink.frozen.notified()).await.expect("the connector reaches the freeze");

@@ -130,7 +130,9 @@ mod tests {
 
     #[test]
     fn real_detections_mentioning_tests_are_kept() {
-        for name in ["Penetration testing tool detected", "Suspicious PowerShell command line", "Attestation failure", "Contest winner phish"] {
+        for name in
+            ["Penetration testing tool detected", "Suspicious PowerShell command line", "Attestation failure", "Contest winner phish"]
+        {
             assert_eq!(identify(&sentinel(name), Utc::now()).expect("identifies").noise, None, "{name}");
         }
     }

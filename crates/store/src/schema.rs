@@ -5,9 +5,9 @@
 /// (version, statements) shared by every dialect.
 pub const MIGRATIONS: &[(i64, &[&str])] = &[
     (
-    1,
-    &[
-        "CREATE TABLE IF NOT EXISTS raw_inbox (
+        1,
+        &[
+            "CREATE TABLE IF NOT EXISTS raw_inbox (
             ingest_id TEXT PRIMARY KEY,
             origin TEXT NOT NULL,
             received_at TEXT NOT NULL,
@@ -16,8 +16,8 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             error TEXT,
             updated_at TEXT NOT NULL
         )",
-        "CREATE INDEX IF NOT EXISTS raw_inbox_status ON raw_inbox (status, received_at)",
-        "CREATE TABLE IF NOT EXISTS alerts (
+            "CREATE INDEX IF NOT EXISTS raw_inbox_status ON raw_inbox (status, received_at)",
+            "CREATE TABLE IF NOT EXISTS alerts (
             tenant_id TEXT NOT NULL,
             alert_id TEXT NOT NULL,
             source TEXT NOT NULL,
@@ -28,8 +28,8 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             inserted_at TEXT NOT NULL,
             PRIMARY KEY (tenant_id, alert_id)
         )",
-        "CREATE INDEX IF NOT EXISTS alerts_time ON alerts (tenant_id, alert_time)",
-        "CREATE TABLE IF NOT EXISTS investigations (
+            "CREATE INDEX IF NOT EXISTS alerts_time ON alerts (tenant_id, alert_time)",
+            "CREATE TABLE IF NOT EXISTS investigations (
             investigation_id TEXT PRIMARY KEY,
             tenant_id TEXT NOT NULL,
             alert_id TEXT NOT NULL,
@@ -41,9 +41,9 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             graph_state TEXT NOT NULL,
             UNIQUE (tenant_id, alert_id)
         )",
-        "CREATE INDEX IF NOT EXISTS investigations_state ON investigations (state, updated_at)",
-        "CREATE INDEX IF NOT EXISTS investigations_updated ON investigations (tenant_id, updated_at)",
-        "CREATE TABLE IF NOT EXISTS investigation_versions (
+            "CREATE INDEX IF NOT EXISTS investigations_state ON investigations (state, updated_at)",
+            "CREATE INDEX IF NOT EXISTS investigations_updated ON investigations (tenant_id, updated_at)",
+            "CREATE TABLE IF NOT EXISTS investigation_versions (
             investigation_id TEXT NOT NULL,
             version BIGINT NOT NULL,
             state TEXT NOT NULL,
@@ -51,7 +51,7 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             graph_state TEXT NOT NULL,
             PRIMARY KEY (investigation_id, version)
         )",
-        "CREATE TABLE IF NOT EXISTS incidents (
+            "CREATE TABLE IF NOT EXISTS incidents (
             incident_id TEXT PRIMARY KEY,
             tenant_id TEXT NOT NULL,
             first_seen TEXT NOT NULL,
@@ -60,8 +60,8 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             body TEXT NOT NULL,
             updated_at TEXT NOT NULL
         )",
-        "CREATE INDEX IF NOT EXISTS incidents_window ON incidents (tenant_id, last_seen)",
-        "CREATE TABLE IF NOT EXISTS dead_letters (
+            "CREATE INDEX IF NOT EXISTS incidents_window ON incidents (tenant_id, last_seen)",
+            "CREATE TABLE IF NOT EXISTS dead_letters (
             id TEXT PRIMARY KEY,
             topic TEXT NOT NULL,
             origin TEXT NOT NULL,
@@ -69,7 +69,7 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             original TEXT NOT NULL,
             recorded_at TEXT NOT NULL
         )",
-        "CREATE TABLE IF NOT EXISTS audit_records (
+            "CREATE TABLE IF NOT EXISTS audit_records (
             tenant_id TEXT NOT NULL,
             sequence_number BIGINT NOT NULL,
             audit_id TEXT NOT NULL UNIQUE,
@@ -92,7 +92,7 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             record_version TEXT NOT NULL,
             PRIMARY KEY (tenant_id, sequence_number)
         )",
-    ],
+        ],
     ),
     (
         2,

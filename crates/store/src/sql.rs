@@ -12,8 +12,7 @@ use crate::model::parse_time_text;
 pub(crate) const INSERT_RAW: &str = "INSERT INTO raw_inbox (ingest_id, origin, received_at, payload, status, error, updated_at, tenant_id)
      VALUES ($1, $2, $3, $4, 'pending', NULL, $5, $6) ON CONFLICT (ingest_id) DO NOTHING";
 pub(crate) const MARK_RAW: &str = "UPDATE raw_inbox SET status = $2, error = $3, updated_at = $4 WHERE ingest_id = $1";
-pub(crate) const PENDING_RAW: &str =
-    "SELECT ingest_id, origin, received_at, payload, tenant_id FROM raw_inbox WHERE status = 'pending' ORDER BY received_at, ingest_id LIMIT $1";
+pub(crate) const PENDING_RAW: &str = "SELECT ingest_id, origin, received_at, payload, tenant_id FROM raw_inbox WHERE status = 'pending' ORDER BY received_at, ingest_id LIMIT $1";
 pub(crate) const SELECT_CHECKPOINT: &str = "SELECT checkpoint FROM connector_checkpoints WHERE source_name = $1";
 pub(crate) const UPSERT_CHECKPOINT: &str = "INSERT INTO connector_checkpoints (source_name, checkpoint, updated_at) VALUES ($1, $2, $3)
      ON CONFLICT (source_name) DO UPDATE SET checkpoint = excluded.checkpoint, updated_at = excluded.updated_at";
@@ -276,9 +275,11 @@ macro_rules! impl_stores {
                         let received_at: String = row.try_get("received_at")?;
                         let tenant: Option<String> = row.try_get("tenant_id")?;
                         Ok($crate::RawRecord {
-                            tenant: tenant.as_deref().map(aluskort_core::TenantId::parse).transpose().map_err(|error| {
-                                $crate::StoreError::invalid(format!("raw_inbox.tenant_id: {error}"))
-                            })?,
+                            tenant: tenant
+                                .as_deref()
+                                .map(aluskort_core::TenantId::parse)
+                                .transpose()
+                                .map_err(|error| $crate::StoreError::invalid(format!("raw_inbox.tenant_id: {error}")))?,
                             ingest_id: row.try_get("ingest_id")?,
                             origin: row.try_get("origin")?,
                             received_at: $crate::model::parse_time_text(&received_at)?,

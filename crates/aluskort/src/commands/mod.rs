@@ -5,6 +5,7 @@ pub mod bench;
 pub mod config;
 pub mod extract;
 pub mod serve;
+pub mod sources;
 pub mod triage;
 
 use std::io::Read;

@@ -31,8 +31,15 @@ pub async fn run(
         warn!(replayed, "replayed raw records left pending by a previous run");
     }
 
-    let state =
-        AppState { pipeline: Arc::clone(&running.pipeline), store: Arc::clone(&backends.case_store), bus: running.bus.clone(), metrics };
+    let state = AppState {
+        pipeline: Arc::clone(&running.pipeline),
+        store: Arc::clone(&backends.case_store),
+        bus: running.bus.clone(),
+        metrics,
+        webhook_secret: config.webhook_secret.clone(),
+    };
+    let connectors_shutdown = tokio_util::sync::CancellationToken::new();
+    let connectors = crate::commands::sources::start_connectors(&config, &backends, &running, &connectors_shutdown)?;
     let app = aluskort_api::router(state, config.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(listen_addr).await.with_context(|| format!("cannot listen on {listen_addr}"))?;
     info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "aluskort serving");
@@ -44,6 +51,12 @@ pub async fn run(
         }
     });
     let served = server.await;
+    connectors_shutdown.cancel();
+    for connector in connectors {
+        if let Err(error) = connector.await {
+            warn!(%error, "connector task ended abnormally");
+        }
+    }
     if let Err(error) = running.stop().await {
         warn!(error = %format!("{error:#}"), "pipeline stage failed");
     }

@@ -25,8 +25,13 @@ use crate::wiring::{Backends, Running, load_config};
 const CLI_GROUP: &str = "aluskort.cli";
 
 enum Submitted {
-    Alert { location: String, ingest_id: String },
+    Alert {
+        location: String,
+        ingest_id: String,
+    },
     Unreadable,
+    /// Heartbeat/test/health alert: not investigated (FR-ING-001).
+    Dropped,
 }
 
 pub async fn run(
@@ -53,6 +58,16 @@ pub async fn run(
         for record in aluskort_ingest::read_records(name, bytes) {
             match record.record {
                 Ok(payload) => {
+                    if let Ok(identity) = aluskort_ingest::identify(&payload, chrono::Utc::now())
+                        && let Some(reason) = identity.noise
+                    {
+                        eprintln!(
+                            "note: {}: dropped {reason} {:?} ({}): not investigated",
+                            record.location, identity.title, identity.alert_id
+                        );
+                        submitted.push(Submitted::Dropped);
+                        continue;
+                    }
                     let ingest_id = pipeline.submit(&record.location, payload).await?;
                     submitted.push(Submitted::Alert { location: record.location, ingest_id });
                 }
@@ -94,11 +109,15 @@ pub async fn run(
     }
     let mut states: BTreeMap<String, usize> = BTreeMap::new();
     let mut incidents: HashSet<String> = HashSet::new();
-    let (mut rejected, mut duplicates, mut investigated) = (0_usize, 0_usize, 0_usize);
+    let (mut rejected, mut duplicates, mut investigated, mut dropped) = (0_usize, 0_usize, 0_usize, 0_usize);
     for entry in &submitted {
         let (location, ingest_id) = match entry {
             Submitted::Unreadable => {
                 rejected += 1;
+                continue;
+            }
+            Submitted::Dropped => {
+                dropped += 1;
                 continue;
             }
             Submitted::Alert { location, ingest_id } => (location, ingest_id),
@@ -158,10 +177,11 @@ pub async fn run(
     };
     let state_summary = states.iter().map(|(state, count)| format!("{count} {state}")).collect::<Vec<_>>().join(", ");
     eprintln!(
-        "triage: {} record(s) in {:.2}s: {investigated} investigated ({state_summary}{}), {rejected} rejected; {} incident(s); degradation level deterministic; {audit_summary}",
+        "triage: {} record(s) in {:.2}s: {investigated} investigated ({state_summary}{}), {rejected} rejected{}; {} incident(s); degradation level deterministic; {audit_summary}",
         submitted.len(),
         elapsed.as_secs_f64(),
         if duplicates > 0 { format!("; {duplicates} already investigated before") } else { String::new() },
+        if dropped > 0 { format!(", {dropped} dropped (heartbeat/test)") } else { String::new() },
         incidents.len(),
     );
     backends.close().await;

@@ -62,7 +62,12 @@ fn authorised(headers: &HeaderMap) -> bool {
 }
 
 fn es_error(status: StatusCode, kind: &str, reason: &str) -> Response {
-    (status, Json(json!({"error": {"root_cause": [{"type": kind, "reason": reason}], "type": kind, "reason": reason}, "status": status.as_u16()})))
+    (
+        status,
+        Json(
+            json!({"error": {"root_cause": [{"type": kind, "reason": reason}], "type": kind, "reason": reason}, "status": status.as_u16()}),
+        ),
+    )
         .into_response()
 }
 
@@ -97,7 +102,8 @@ async fn search(State(state): State<AppState>, headers: HeaderMap, Json(body): J
         return es_error(StatusCode::NOT_FOUND, "search_context_missing_exception", "No search context found for id");
     };
     let range = body.pointer("/query/bool/filter/0/range/@timestamp");
-    let (Some(gte), Some(lt)) = (range.and_then(|r| r.get("gte")).and_then(time_of), range.and_then(|r| r.get("lt")).and_then(time_of)) else {
+    let (Some(gte), Some(lt)) = (range.and_then(|r| r.get("gte")).and_then(time_of), range.and_then(|r| r.get("lt")).and_then(time_of))
+    else {
         return es_error(StatusCode::BAD_REQUEST, "parsing_exception", "expected a range on @timestamp with gte and lt");
     };
     let excluded: Vec<String> = body

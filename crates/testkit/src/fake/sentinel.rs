@@ -140,9 +140,7 @@ struct ParsedQuery {
 }
 
 fn parse_query(kql: &str) -> Option<ParsedQuery> {
-    let capture = |pattern: &str| -> Option<String> {
-        Regex::new(pattern).ok()?.captures(kql)?.get(1).map(|m| m.as_str().to_owned())
-    };
+    let capture = |pattern: &str| -> Option<String> { Regex::new(pattern).ok()?.captures(kql)?.get(1).map(|m| m.as_str().to_owned()) };
     let time = |text: String| DateTime::parse_from_rfc3339(&text).ok().map(|t| t.with_timezone(&Utc));
     if !kql.contains("SecurityAlert") || !kql.contains("ingestion_time()") {
         return None;

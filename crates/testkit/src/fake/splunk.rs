@@ -52,7 +52,8 @@ async fn export(State(handle): State<Handle>, headers: HeaderMap, Form(form): Fo
     }
     let search = form.get("search").cloned().unwrap_or_default();
     let (Some(earliest), Some(latest)) = (epoch(form.get("earliest_time")), epoch(form.get("latest_time"))) else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"messages": [{"type": "FATAL", "text": "bad earliest_time/latest_time"}]}))).into_response();
+        return (StatusCode::BAD_REQUEST, Json(json!({"messages": [{"type": "FATAL", "text": "bad earliest_time/latest_time"}]})))
+            .into_response();
     };
     if form.get("output_mode").map(String::as_str) != Some("json") || !search.starts_with("search index=notable") {
         return (StatusCode::BAD_REQUEST, Json(json!({"messages": [{"type": "FATAL", "text": "unsupported search"}]}))).into_response();
