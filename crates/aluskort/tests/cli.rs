@@ -225,12 +225,15 @@ fn http(address: &str, request: &str) -> String {
     response
 }
 
-#[test]
-fn serve_binds_loopback_answers_and_shuts_down_gracefully() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = aluskort()
+/// Starts `aluskort serve` on an ephemeral loopback port; returns the child and its address.
+fn spawn_serve(data_dir: &Path, config: Option<&Path>) -> (std::process::Child, String) {
+    let mut command = aluskort();
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
+        .arg(data_dir)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -247,7 +250,15 @@ fn serve_binds_loopback_answers_and_shuts_down_gracefully() {
             break;
         }
     }
-    assert!(address.starts_with("127.0.0.1:"), "bound {address:?}");
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (child, address)
+}
+
+#[test]
+fn serve_binds_loopback_answers_and_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, address) = spawn_serve(dir.path(), None);
     let health = http(&address, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     let body = std::fs::read_to_string(sentinel_file()).expect("alerts").lines().next().expect("line").to_owned();
@@ -267,6 +278,49 @@ fn serve_binds_loopback_answers_and_shuts_down_gracefully() {
     assert!(exit.success(), "graceful exit, got {exit:?}");
     let verify = run(aluskort().args(["audit", "verify", "--data-dir"]).arg(dir.path()));
     assert!(verify.status.success(), "{}", text(&verify.stdout));
+}
+
+/// `serve` polls every enabled source: a fake Splunk's notables are investigated, the per-source
+/// counters show on /metrics, and SIGTERM still exits cleanly with a connector running.
+#[test]
+fn serve_polls_configured_sources_and_exports_per_source_metrics() {
+    use aluskort_testkit::fake::splunk::{FakeSplunk, TOKEN};
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let fake = runtime.block_on(FakeSplunk::start());
+    let now = chrono::Utc::now();
+    for index in 0..3 {
+        let time = now - chrono::Duration::minutes(30 - index);
+        let id = format!("SERVE-{index}@@notable@@abc");
+        let notable = serde_json::json!({"_time": time.to_rfc3339(), "event_id": id, "rule_name": "Brute Force - Rule",
+            "urgency": "high", "src": format!("203.0.113.{}", index + 10), "dest": "vpn-gw-01", "user": "j.doe"});
+        fake.handle.add(time, &id, notable);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("aluskort.toml");
+    let text = format!(
+        "[sources.splunk-es]\nkind = \"splunk\"\nurl = \"{}\"\ntoken = \"{TOKEN}\"\npoll_interval_secs = 1\nsettle_secs = 0\n",
+        fake.url()
+    );
+    std::fs::write(&config, text).expect("config");
+    let (mut child, address) = spawn_serve(&dir.path().join("data"), Some(&config));
+    assert!(address.starts_with("127.0.0.1:"), "bound {address:?}");
+    let mut investigated = Value::Null;
+    for _ in 0..200 {
+        let response = http(&address, "GET /v1/investigations HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+        investigated = serde_json::from_str(body).unwrap_or(Value::Null);
+        if investigated["count"] == 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(investigated["count"], 3, "{investigated}");
+    let metrics = http(&address, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(metrics.contains("aluskort_source_published_total{source=\"splunk-es\"} 3"), "{metrics}");
+    assert!(metrics.contains("aluskort_source_lag_seconds{source=\"splunk-es\"}"), "{metrics}");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    assert!(child.wait().expect("wait").success(), "graceful exit with a connector running");
 }
 
 #[test]

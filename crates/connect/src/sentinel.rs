@@ -129,9 +129,12 @@ pub fn page_query(from: &Checkpoint, until: DateTime<Utc>, limit: u32) -> String
 }
 
 /// Turns a query response into records; a row without its ingestion time or id is malformed.
-pub fn page_of(response: &[u8], limit: u32) -> Page {
+pub fn page_of(response: Value, limit: u32) -> Result<Page, VendorError> {
+    if response.get("tables").and_then(Value::as_array).is_none() {
+        return Err(VendorError::Malformed("query response has no tables".to_owned()));
+    }
     let mut page = Page::default();
-    let rows = aluskort_ingest::read_records("query", response);
+    let rows = aluskort_ingest::reader::from_document("query", response);
     page.more = rows.len() >= limit as usize;
     for row in rows {
         let mut record = match row.record {
@@ -156,7 +159,7 @@ pub fn page_of(response: &[u8], limit: u32) -> Page {
             }
         }
     }
-    page
+    Ok(page)
 }
 
 #[async_trait]
@@ -169,11 +172,7 @@ impl Source for SentinelConnector {
     async fn next_page(&mut self, position: &Checkpoint, limit: u32) -> Result<Page, VendorError> {
         let until = self.until.unwrap_or_else(Utc::now);
         let response = self.query(&page_query(position, until, limit)).await?;
-        if response.get("tables").and_then(Value::as_array).is_none() {
-            return Err(VendorError::Malformed("query response has no tables".to_owned()));
-        }
-        let bytes = serde_json::to_vec(&response).map_err(|error| VendorError::Malformed(error.to_string()))?;
-        Ok(page_of(&bytes, limit))
+        page_of(response, limit)
     }
 
     async fn end(&mut self) {
@@ -200,10 +199,11 @@ mod tests {
         let body = json!({"tables": [{"name": "PrimaryResult",
             "columns": [{"name": "SystemAlertId", "type": "string"}, {"name": INGESTED_COLUMN, "type": "datetime"}],
             "rows": [["a-1", "2024-01-01T00:00:01Z"], ["", "2024-01-01T00:00:02Z"], ["a-3", null], ["a-4"]]}]});
-        let page = page_of(&serde_json::to_vec(&body).expect("json"), 4);
+        let page = page_of(body, 4).expect("a query response");
         assert_eq!(page.records.len(), 1);
         assert_eq!(page.records[0].payload, json!({"SystemAlertId": "a-1"}), "the helper column is removed");
         assert_eq!(page.malformed.len(), 3);
         assert!(page.more);
+        assert!(page_of(json!({"error": {"code": "BadArgumentError"}}), 4).is_err());
     }
 }

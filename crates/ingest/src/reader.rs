@@ -47,7 +47,8 @@ pub fn read_records(name: &str, bytes: &[u8]) -> Vec<InputRecord> {
     records
 }
 
-fn from_document(name: &str, document: Value) -> Vec<InputRecord> {
+/// The records of an already-parsed document (same shapes as [`read_records`] minus JSON Lines).
+pub fn from_document(name: &str, document: Value) -> Vec<InputRecord> {
     match document {
         Value::Array(items) => items
             .into_iter()

@@ -74,8 +74,11 @@ impl Handle {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Adds an alert, keeping the list sorted by `(time, id)`.
     pub fn add(&self, time: DateTime<Utc>, id: &str, document: Value) {
-        self.lock().alerts.push(StoredAlert { time, id: id.to_owned(), document });
+        let mut shared = self.lock();
+        let at = shared.alerts.partition_point(|a| (a.time, a.id.as_str()) <= (time, id));
+        shared.alerts.insert(at, StoredAlert { time, id: id.to_owned(), document });
     }
 
     pub fn fail_next(&self, fault: Fault) {
@@ -96,9 +99,12 @@ impl Handle {
 
     /// Alerts sorted by `(time, id)`.
     pub(crate) fn sorted(&self) -> Vec<StoredAlert> {
-        let mut alerts = self.lock().alerts.clone();
-        alerts.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
-        alerts
+        self.lock().alerts.clone()
+    }
+
+    /// The first `limit` alerts, in `(time, id)` order, that `keep` accepts; only those are cloned.
+    pub(crate) fn select(&self, keep: impl Fn(&StoredAlert) -> bool, limit: usize) -> Vec<StoredAlert> {
+        self.lock().alerts.iter().filter(|a| keep(a)).take(limit).cloned().collect()
     }
 }
 

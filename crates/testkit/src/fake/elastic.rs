@@ -98,7 +98,8 @@ async fn search(State(state): State<AppState>, headers: HeaderMap, Json(body): J
     {
         return response;
     }
-    let Some(snapshot) = state.pits.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&pit_id).cloned() else {
+    let pits = state.pits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(snapshot) = pits.get(&pit_id) else {
         return es_error(StatusCode::NOT_FOUND, "search_context_missing_exception", "No search context found for id");
     };
     let range = body.pointer("/query/bool/filter/0/range/@timestamp");

@@ -104,13 +104,10 @@ async fn query(State(state): State<AppState>, Path(workspace): Path<String>, hea
     {
         return response;
     }
-    let rows: Vec<_> = state
-        .handle
-        .sorted()
-        .into_iter()
-        .filter(|a| a.time >= parsed.from && a.time < parsed.until && !(a.time == parsed.from && parsed.seen.contains(&a.id)))
-        .take(parsed.limit)
-        .collect();
+    let rows = state.handle.select(
+        |a| a.time >= parsed.from && a.time < parsed.until && !(a.time == parsed.from && parsed.seen.contains(&a.id)),
+        parsed.limit,
+    );
     let mut columns: Vec<String> = Vec::new();
     for alert in &rows {
         for key in alert.document.as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {

@@ -72,8 +72,8 @@ async fn export(State(handle): State<Handle>, headers: HeaderMap, Form(form): Fo
         .unwrap_or_default();
     handle.log(format!("POST export earliest={} excluded={} head={limit}", earliest.to_rfc3339(), excluded.len()));
     let mut body = String::new();
-    let selected = handle.sorted().into_iter().filter(|a| a.time >= earliest && a.time < latest && !excluded.contains(&a.id)).take(limit);
-    for (offset, alert) in selected.enumerate() {
+    let selected = handle.select(|a| a.time >= earliest && a.time < latest && !excluded.contains(&a.id), limit);
+    for (offset, alert) in selected.into_iter().enumerate() {
         body.push_str(&json!({"preview": false, "offset": offset, "result": alert.document}).to_string());
         body.push('\n');
     }
