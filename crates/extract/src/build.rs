@@ -93,6 +93,7 @@ pub fn dedup_entities(entities: &mut aluskort_core::AlertEntities) {
         *items = unique;
     }
     merge_hosts(&mut entities.hosts);
+    merge_accounts(&mut entities.accounts);
     retain_unique(&mut entities.accounts);
     retain_unique(&mut entities.ips);
     retain_unique(&mut entities.files);
@@ -102,6 +103,29 @@ pub fn dedup_entities(entities: &mut aluskort_core::AlertEntities) {
     retain_unique(&mut entities.dns);
     retain_unique(&mut entities.mailboxes);
     retain_unique(&mut entities.other);
+}
+
+/// Merges accounts with the same SID (one user read from two fields), keeping every attribute
+/// either had; accounts without a SID are left as they are.
+fn merge_accounts(accounts: &mut Vec<aluskort_core::entity::Account>) {
+    let mut merged: Vec<aluskort_core::entity::Account> = Vec::with_capacity(accounts.len());
+    for account in accounts.drain(..) {
+        let same = merged.iter_mut().find(|existing| {
+            existing.sid.is_some()
+                && existing.sid.as_deref().map(str::to_ascii_uppercase) == account.sid.as_deref().map(str::to_ascii_uppercase)
+        });
+        match same {
+            Some(existing) => {
+                existing.name = existing.name.take().or(account.name);
+                existing.upn = existing.upn.take().or(account.upn);
+                existing.domain = existing.domain.take().or(account.domain);
+                existing.aad_user_id = existing.aad_user_id.take().or(account.aad_user_id);
+                existing.display_name = existing.display_name.take().or(account.display_name);
+            }
+            None => merged.push(account),
+        }
+    }
+    *accounts = merged;
 }
 
 /// Merges hosts that name the same machine (same short name), keeping every attribute either had.

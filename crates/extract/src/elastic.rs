@@ -41,12 +41,38 @@ pub fn parse_entities(document: &Value, report: &mut SanitizeReport) -> AlertEnt
         let domain = flat.first(&[&format!("{prefix}.domain")]);
         for name in flat.strings(&format!("{prefix}.name")) {
             if let Some(mut account) = build::account(&format!("{prefix}.name"), &name, domain.as_deref(), report) {
-                account.aad_user_id = flat.first(&[&format!("{prefix}.id")]).filter(|_| prefix == "user");
+                // `user.id` is whatever the source calls an id: a Windows SID, an Entra object id
+                // (a GUID), a POSIX uid. Only the first two identify the account across alerts.
+                match flat.first(&[&format!("{prefix}.id")]) {
+                    Some(id) if id.to_ascii_uppercase().starts_with("S-1-") => account.sid = account.sid.or(Some(id)),
+                    Some(id) if is_guid(&id) => account.aad_user_id = Some(id),
+                    _ => {}
+                }
                 account.upn = account.upn.or_else(|| flat.first(&[&format!("{prefix}.email")]));
                 account.display_name = flat.first(&[&format!("{prefix}.full_name")]);
                 out.accounts.push(account);
             }
         }
+    }
+    // Windows Security events (`winlog.event_data`): who acted (Subject*) and on whom (Target*).
+    for role in ["Subject", "Target"] {
+        let field = |name: &str| format!("winlog.event_data.{role}{name}");
+        let Some(name) = flat.first(&[&field("UserName")]) else { continue };
+        let domain = flat.first(&[&field("DomainName")]);
+        if let Some(mut account) = build::account(&field("UserName"), &name, domain.as_deref(), report) {
+            account.sid = flat.first(&[&field("UserSid")]).filter(|sid| sid.to_ascii_uppercase().starts_with("S-1-"));
+            out.accounts.push(account);
+        }
+    }
+    if let Some(object) = flat.first(&["winlog.event_data.ObjectDN"]) {
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("DistinguishedName".to_owned(), Value::String(object));
+        for (field, key) in [("winlog.event_data.AttributeLDAPDisplayName", "Attribute"), ("winlog.event_data.AttributeValue", "Value")] {
+            if let Some(value) = flat.first(&[field]) {
+                attributes.insert(key.to_owned(), Value::String(value));
+            }
+        }
+        out.other.push(OtherEntity { entity_type: "directory-object".to_owned(), attributes });
     }
     for side in ["source", "destination", "client", "server"] {
         for address in flat.strings(&format!("{side}.ip")) {
@@ -60,8 +86,15 @@ pub fn parse_entities(document: &Value, report: &mut SanitizeReport) -> AlertEnt
             }
         }
         for domain in flat.strings(&format!("{side}.domain")) {
-            if let Ok(domain) = Domain::parse(&domain) {
-                out.dns.push(DnsEntity { domain: domain.into(), resolved_ips: Vec::new() });
+            match Domain::parse(&domain) {
+                Ok(domain) => out.dns.push(DnsEntity { domain: domain.into(), resolved_ips: Vec::new() }),
+                // A single label ("WORKSTATION", a NetBIOS name in Windows logon events) is a host.
+                Err(_) if !domain.contains(['.', ' ']) && domain != "-" => {
+                    if let Some(host) = build::host(&format!("{side}.domain"), &domain, report) {
+                        out.hosts.push(host);
+                    }
+                }
+                Err(_) => {}
             }
         }
     }
@@ -126,6 +159,7 @@ pub fn parse_entities(document: &Value, report: &mut SanitizeReport) -> AlertEnt
         }
         out.other.push(OtherEntity { entity_type: "registry-key".to_owned(), attributes });
     }
+    threat_indicators(&flat, &mut out, report);
     for address in flat.strings("related.ip") {
         if let Some(address) = build::ip(&address)
             && !out.ips.iter().any(|ip| ip.address == address)
@@ -151,6 +185,47 @@ pub fn parse_entities(document: &Value, report: &mut SanitizeReport) -> AlertEnt
     }
     build::dedup_entities(&mut out);
     out
+}
+
+fn is_guid(text: &str) -> bool {
+    let text = text.trim_matches(['{', '}']);
+    text.len() == 36 && text.chars().enumerate().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
+}
+
+/// Indicator-match alerts: what matched, from `threat.enrichments[].indicator.*` (8.x) or
+/// `threat.indicator.*` (ECS threat fields).
+fn threat_indicators(flat: &Flat<'_>, out: &mut AlertEntities, report: &mut SanitizeReport) {
+    let enrichments: Vec<Flat<'_>> = match flat.get("threat.enrichments") {
+        Some(Value::Array(items)) => items.iter().map(Flat::new).collect(),
+        _ => Vec::new(),
+    };
+    let sources = enrichments.iter().map(|enrichment| (enrichment, "indicator")).chain(std::iter::once((flat, "threat.indicator")));
+    for (source, prefix) in sources {
+        let field = |name: &str| format!("{prefix}.{name}");
+        for url in source.strings(&field("url.full")).into_iter().chain(source.strings(&field("url.original"))) {
+            if let Ok(url) = Url::parse(&url) {
+                out.urls.push(UrlEntity { url: url.into() });
+            }
+        }
+        for domain in source.strings(&field("url.domain")).into_iter().chain(source.strings(&field("domain"))) {
+            if let Ok(domain) = Domain::parse(&domain) {
+                out.dns.push(DnsEntity { domain: domain.into(), resolved_ips: Vec::new() });
+            }
+        }
+        for address in source.strings(&field("ip")) {
+            if let Some(address) = build::ip(&address)
+                && !out.ips.iter().any(|ip| ip.address == address)
+            {
+                out.ips.push(IpEntity { address, ..IpEntity::default() });
+            }
+        }
+        out.file_hashes.extend(hashes(source, &field("file.hash"), report));
+        for address in source.strings(&field("email.address")) {
+            if let Ok(address) = Email::parse(&address) {
+                out.mailboxes.push(Mailbox { address: Some(address.as_str().to_ascii_lowercase()), ..Mailbox::default() });
+            }
+        }
+    }
 }
 
 fn process(flat: &Flat<'_>, prefix: &str, report: &mut SanitizeReport) -> Option<ProcessEntity> {
@@ -230,10 +305,14 @@ pub fn attack_mapping(document: &Value) -> (Vec<String>, Vec<String>) {
             }
         }
     }
-    tactics.extend(flat.strings("threat.tactic.name"));
-    techniques.extend(flat.strings("threat.technique.id"));
-    techniques.extend(flat.strings("threat.technique.subtechnique.id"));
-    (unique(tactics), unique(techniques))
+    // The same, flattened to dotted keys of arrays (a hit read with the fields API).
+    for prefix in ["threat", "kibana.alert.rule.threat", "signal.rule.threat"] {
+        tactics.extend(flat.strings(&format!("{prefix}.tactic.name")));
+        tactics.extend(flat.strings(&format!("{prefix}.tactic.id")));
+        techniques.extend(flat.strings(&format!("{prefix}.technique.id")));
+        techniques.extend(flat.strings(&format!("{prefix}.technique.subtechnique.id")));
+    }
+    (crate::attack::normalise_tactics(tactics), unique(techniques))
 }
 
 /// `items` without repeats, first occurrence kept.

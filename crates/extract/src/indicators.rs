@@ -17,6 +17,10 @@ pub fn entity_iocs(entities: &AlertEntities) -> Vec<Ioc> {
         }
     };
     for ip in &entities.ips {
+        // A host's own loopback or unspecified address is not an indicator of anything.
+        if ip.address.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback() || a.is_unspecified()) {
+            continue;
+        }
         if let Ok(ioc) = Ioc::parse(IocType::Ipv4, &ip.address).or_else(|_| Ioc::parse(IocType::Ipv6, &ip.address)) {
             push(ioc);
         }
@@ -58,14 +62,32 @@ pub fn entity_iocs(entities: &AlertEntities) -> Vec<Ioc> {
         }
     }
     for file in &entities.files {
-        if let (Some(directory), Some(name)) = (&file.directory, &file.name)
-            && let Ok(ioc) = Ioc::parse(IocType::FilePath, &format!("{}\\{name}", directory.trim_end_matches('\\')))
-        {
-            push(ioc);
+        if let (Some(directory), Some(name)) = (&file.directory, &file.name) {
+            // POSIX directories join with '/', Windows ones with '\'.
+            let separator = if directory.contains('/') && !directory.contains('\\') { '/' } else { '\\' };
+            if let Ok(ioc) = Ioc::parse(IocType::FilePath, &format!("{}{separator}{name}", directory.trim_end_matches(separator))) {
+                push(ioc);
+            }
         }
     }
     for other in &entities.other {
         let kind = crate::sentinel::normalise_type(&other.entity_type);
+        let typed = match kind.as_str() {
+            "vulnerability" => other.attributes.get("Cve").and_then(|v| v.as_str()).map(|v| (IocType::Cve, v)),
+            "macaddress" => other.attributes.get("Address").and_then(|v| v.as_str()).map(|v| (IocType::Mac, v)),
+            _ => None,
+        };
+        if let Some((ioc_type, value)) = typed
+            && let Ok(ioc) = Ioc::parse(ioc_type, value)
+        {
+            push(ioc);
+        }
+        if let Some(path) = other.attributes.get("Path").and_then(|v| v.as_str())
+            && (kind == "registrykey" || kind == "registryvalue")
+            && let Ok(ioc) = Ioc::parse(IocType::RegistryKey, path)
+        {
+            push(ioc);
+        }
         if kind == "registrykey" || kind == "registryvalue" {
             let hive = other.attributes.get("Hive").and_then(|v| v.as_str()).unwrap_or_default();
             let key = other.attributes.get("Key").and_then(|v| v.as_str()).unwrap_or_default();
@@ -120,5 +142,20 @@ mod tests {
             iocs,
             vec!["ipv4:203.0.113.5", "md5:9d8e30daf21108092d5980c931876b7e", "file_path:C:\\Temp\\x.exe", "url:http://203.0.113.5/payload",]
         );
+    }
+
+    #[test]
+    fn posix_paths_join_with_slashes_and_loopback_addresses_are_not_indicators() {
+        let entities = AlertEntities {
+            ips: vec![
+                IpEntity { address: "127.0.0.1".into(), ..Default::default() },
+                IpEntity { address: "::1".into(), ..Default::default() },
+                IpEntity { address: "10.1.2.3".into(), ..Default::default() },
+            ],
+            files: vec![FileEntity { name: Some("bash".into()), directory: Some("/tmp".into()), hashes: Vec::new() }],
+            ..Default::default()
+        };
+        let iocs: Vec<String> = entity_iocs(&entities).iter().map(|i| format!("{}:{}", i.kind().as_str(), i.value())).collect();
+        assert_eq!(iocs, vec!["ipv4:10.1.2.3", "file_path:/tmp/bash"]);
     }
 }

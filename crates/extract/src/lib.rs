@@ -9,8 +9,10 @@
 //! - [`elastic`], [`splunk`]: ECS alert documents and CIM notable events into [`AlertEntities`].
 //! - [`flat`], [`build`]: dotted-path access to mixed dotted/nested documents; entity builders.
 //! - [`sanitize`]: FR-ENR-003 field caps and character stripping, with counted rejections.
+//! - [`attack`]: ATT&CK tactic spellings (ids, names, kebab case) normalised.
 //! - [`indicators`]: the indicators implied by structured entities (IPs, hashes, URLs, mailboxes...).
 
+pub mod attack;
 pub mod build;
 pub mod elastic;
 pub mod flat;

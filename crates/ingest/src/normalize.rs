@@ -186,6 +186,12 @@ mod properties {
         }
 
         #[test]
+        fn stash_notables_never_panic(raw in "\\PC{0,80}", quoted in "[a-z]{1,4}=\"[^\"]{0,6}(\\\\)?\"?") {
+            let notable = serde_json::json!({"index": "notable", "_raw": format!("{raw}, {quoted}, {raw}")});
+            let _ = crate::reader::unwrap_envelope(notable);
+        }
+
+        #[test]
         fn reader_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
             let _ = crate::reader::read_records("prop", &bytes);
         }

@@ -30,6 +30,16 @@ pub fn read_records(name: &str, bytes: &[u8]) -> Vec<InputRecord> {
         };
         return vec![InputRecord { location: name.to_owned(), record: Err(reason) }];
     }
+    let records = jsonl_records(name, bytes);
+    if records.iter().any(|r| r.record.is_err())
+        && let Some(concatenated) = concatenated_records(name, bytes)
+    {
+        return concatenated;
+    }
+    records
+}
+
+fn jsonl_records(name: &str, bytes: &[u8]) -> Vec<InputRecord> {
     let mut records = Vec::new();
     for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
         let line = trim_ascii_start(line);
@@ -45,6 +55,27 @@ pub fn read_records(name: &str, bytes: &[u8]) -> Vec<InputRecord> {
         records.push(InputRecord { location, record });
     }
     records
+}
+
+/// JSON objects written back to back, pretty-printed (`jq '.hits.hits[]._source'` output, es_archiver
+/// files): used only when line-by-line reading fails and every value parses, each located by the
+/// line it starts on.
+fn concatenated_records(name: &str, bytes: &[u8]) -> Option<Vec<InputRecord>> {
+    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
+    let mut records = Vec::new();
+    loop {
+        let rest = &bytes[stream.byte_offset()..];
+        let skipped = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        let start = stream.byte_offset() + skipped;
+        let Some(value) = stream.next() else { break };
+        let line = bytes[..start].iter().filter(|b| **b == b'\n').count() + 1;
+        let record = match value.ok()? {
+            value @ Value::Object(_) => Ok(unwrap_envelope(value)),
+            other => Err(format!("expected a JSON object, found {}", kind_of(&other))),
+        };
+        records.push(InputRecord { location: format!("{name}:{line}"), record });
+    }
+    (records.len() > 1).then_some(records)
 }
 
 /// The records of an already-parsed document (same shapes as [`read_records`] minus JSON Lines).
@@ -114,6 +145,39 @@ fn log_analytics_rows(name: &str, response: &Map<String, Value>) -> Vec<InputRec
 /// Splunk HEC event (`{"time", "event": {...}}`, only the HEC keys present).
 pub fn unwrap_envelope(value: Value) -> Value {
     let Value::Object(mut map) = value else { return value };
+    // es_archiver / Kibana test fixtures: `{"type": "doc", "value": {"id", "index", "source": {...}}}`.
+    if map.get("type").and_then(Value::as_str) == Some("doc")
+        && let Some(Value::Object(mut inner)) = map.remove("value")
+        && let Some(source) = inner.remove("source")
+    {
+        let mut hit = serde_json::Map::new();
+        hit.insert("_source".to_owned(), source);
+        if let Some(id) = inner.remove("id") {
+            hit.insert("_id".to_owned(), id);
+        }
+        return unwrap_envelope(Value::Object(hit));
+    }
+    // A hit read with the fields API: no `_source`, `fields` of dotted keys whose values are arrays.
+    if !map.contains_key("_source")
+        && (map.contains_key("_id") || map.contains_key("_index"))
+        && let Some(Value::Object(fields)) = map.remove("fields")
+    {
+        let mut source: serde_json::Map<String, Value> = fields
+            .into_iter()
+            .map(|(key, value)| match value {
+                Value::Array(mut items) if items.len() == 1 => (key, items.pop().unwrap_or(Value::Null)),
+                other => (key, other),
+            })
+            .collect();
+        if let Some(id) = map.get("_id").cloned() {
+            source.entry("_id".to_owned()).or_insert(id);
+        }
+        let has_id = source.contains_key("kibana.alert.uuid");
+        if has_id {
+            source.remove("_id");
+        }
+        return Value::Object(source);
+    }
     if let Some(Value::Object(mut source)) = map.remove("_source") {
         let has_id = source.contains_key("kibana.alert.uuid")
             || source.get("kibana").and_then(|k| k.get("alert")).and_then(|a| a.get("uuid")).is_some();
@@ -141,6 +205,21 @@ pub fn unwrap_envelope(value: Value) -> Value {
             return Value::Object(result);
         }
     }
+    // A notable as indexed (`index=notable`, `sourcetype=stash`): its fields live in `_raw` as
+    // `key="value"` pairs; lift them beside the indexed ones (which win).
+    let is_stash =
+        map.get("sourcetype").and_then(Value::as_str) == Some("stash") || map.get("index").and_then(Value::as_str) == Some("notable");
+    if is_stash && let Some(raw) = map.get("_raw").and_then(Value::as_str).map(str::to_owned) {
+        for (key, values) in stash_fields(&raw) {
+            if !map.contains_key(&key) {
+                let value = match <[String; 1]>::try_from(values) {
+                    Ok([one]) => Value::String(one),
+                    Err(many) => Value::Array(many.into_iter().map(Value::String).collect()),
+                };
+                map.insert(key, value);
+            }
+        }
+    }
     const HEC_KEYS: [&str; 7] = ["time", "host", "source", "sourcetype", "index", "event", "fields"];
     if map.get("event").is_some_and(Value::is_object) && map.keys().all(|k| HEC_KEYS.contains(&k.as_str())) {
         let time = map.get("time").cloned();
@@ -154,6 +233,62 @@ pub fn unwrap_envelope(value: Value) -> Value {
         }
     }
     Value::Object(map)
+}
+
+/// `key="value", key=value` pairs of a Splunk stash `_raw` (the leading epoch is skipped); quoted
+/// values may contain `\"` and `\\`. A key seen twice is multi-valued.
+fn stash_fields(raw: &str) -> Vec<(String, Vec<String>)> {
+    let mut fields: Vec<(String, Vec<String>)> = Vec::new();
+    let bytes = raw.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        // A key: letters, digits, `_`, `.`, `:`, `-`, directly followed by `=`.
+        let key_start = at;
+        while at < bytes.len() && (bytes[at].is_ascii_alphanumeric() || matches!(bytes[at], b'_' | b'.' | b':' | b'-')) {
+            at += 1;
+        }
+        if at == key_start || at >= bytes.len() || bytes[at] != b'=' {
+            // Not a pair (the leading timestamp, stray text): skip to the next separator.
+            let resume = if at > key_start { at } else { key_start + raw[key_start..].chars().next().map_or(1, char::len_utf8) };
+            at = raw[resume..].find(", ").map_or(bytes.len(), |i| resume + i + 2);
+            continue;
+        }
+        let key = raw[key_start..at].to_owned();
+        at += 1;
+        let mut value = String::new();
+        if bytes.get(at) == Some(&b'"') {
+            at += 1;
+            let mut chars = raw[at..].char_indices();
+            let mut end = raw.len() - at;
+            while let Some((offset, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, escaped)) = chars.next() {
+                            value.push(escaped);
+                        }
+                    }
+                    '"' => {
+                        end = offset + 1;
+                        break;
+                    }
+                    c => value.push(c),
+                }
+            }
+            at += end;
+        } else {
+            let end = raw[at..].find(',').map_or(raw.len(), |i| at + i);
+            value.push_str(raw[at..end].trim());
+            at = end;
+        }
+        while at < bytes.len() && matches!(bytes[at], b',' | b' ') {
+            at += 1;
+        }
+        match fields.iter_mut().find(|(existing, _)| *existing == key) {
+            Some((_, values)) => values.push(value),
+            None => fields.push((key, vec![value])),
+        }
+    }
+    fields
 }
 
 fn kind_of(value: &Value) -> &'static str {
@@ -202,6 +337,39 @@ mod tests {
         let records = read_records("la.json", response);
         assert_eq!(records[0].record, Ok(serde_json::json!({"SystemAlertId": "id-1", "AlertSeverity": "High"})));
         assert!(records[1].record.is_err());
+    }
+
+    #[test]
+    fn concatenated_pretty_objects_archives_and_fields_api_hits_are_read() {
+        let concatenated = b"{\n  \"kibana.alert.uuid\": \"a\"\n}\n{\n  \"kibana.alert.uuid\": \"b\"\n}\n";
+        let records = read_records("jq.json", concatenated);
+        let locations: Vec<&str> = records.iter().map(|r| r.location.as_str()).collect();
+        assert_eq!(locations, vec!["jq.json:1", "jq.json:4"]);
+        assert!(records.iter().all(|r| r.record.is_ok()));
+
+        let archive = br#"{"type":"doc","value":{"id":"x1","index":".alerts-security.alerts-default","source":{"@timestamp":"2024-01-01T00:00:00Z"}}}"#;
+        let records = read_records("archive.json", archive);
+        assert_eq!(records[0].record, Ok(serde_json::json!({"@timestamp": "2024-01-01T00:00:00Z", "_id": "x1"})));
+
+        let fields = br#"{"_index":"i","_id":"h1","fields":{"kibana.alert.rule.name":["Rule"],"host.ip":["10.0.0.1","10.0.0.2"]}}"#;
+        let records = read_records("fields.json", fields);
+        assert_eq!(
+            records[0].record,
+            Ok(serde_json::json!({"kibana.alert.rule.name": "Rule", "host.ip": ["10.0.0.1", "10.0.0.2"], "_id": "h1"}))
+        );
+    }
+
+    #[test]
+    fn stash_notables_lift_their_raw_fields() {
+        let raw = r#"1700000000, search_name="Endpoint - Malware - Rule", src="89.160.20.112", user="a \"quoted\" name", dest=ws-1, mitre="T1059", mitre="T1105""#;
+        let notable = serde_json::json!({"index": "notable", "sourcetype": "stash", "source": "Endpoint - Malware - Rule", "_raw": raw});
+        let lifted = unwrap_envelope(notable);
+        assert_eq!(lifted["search_name"], "Endpoint - Malware - Rule");
+        assert_eq!(lifted["src"], "89.160.20.112");
+        assert_eq!(lifted["user"], "a \"quoted\" name");
+        assert_eq!(lifted["dest"], "ws-1");
+        assert_eq!(lifted["mitre"], serde_json::json!(["T1059", "T1105"]));
+        assert_eq!(stash_fields("garbage without pairs"), Vec::new());
     }
 
     #[test]

@@ -80,12 +80,12 @@ fn check_directory(source: &str) -> usize {
 
 #[test]
 fn elastic_mapping_matches_goldens() {
-    assert_eq!(check_directory("elastic"), 3);
+    assert_eq!(check_directory("elastic"), 4);
 }
 
 #[test]
 fn splunk_mapping_matches_goldens() {
-    assert_eq!(check_directory("splunk"), 2);
+    assert_eq!(check_directory("splunk"), 3);
 }
 
 #[test]
