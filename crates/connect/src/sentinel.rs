@@ -27,6 +27,12 @@ use crate::http::{Http, json_body};
 use crate::retry::VendorError;
 use crate::source::{Fetched, Malformed, Page, Source};
 
+/// How far before the checkpoint the query scans by `TimeGenerated` (the table's partition key,
+/// so the service can skip older data): an alert's `TimeGenerated` precedes its ingestion by
+/// minutes, and Azure Monitor does not keep `TimeGenerated` values more than 2 days older than
+/// ingestion, so a week is a wide margin.
+pub const SCAN_MARGIN_DAYS: u32 = 7;
+
 /// Column our query adds with each row's ingestion time; removed before the row is published.
 pub const INGESTED_COLUMN: &str = "AluskortIngestedAt";
 
@@ -118,6 +124,7 @@ pub fn page_query(from: &Checkpoint, until: DateTime<Utc>, limit: u32) -> String
     format!(
         "let aluskort_from = {from};\nlet aluskort_until = {until};\nlet aluskort_seen = dynamic([{seen}]);\nlet aluskort_limit = {limit};\n\
          SecurityAlert\n\
+         | where TimeGenerated >= aluskort_from - {SCAN_MARGIN_DAYS}d\n\
          | extend {INGESTED_COLUMN} = ingestion_time()\n\
          | where {INGESTED_COLUMN} >= aluskort_from and {INGESTED_COLUMN} < aluskort_until\n\
          | where not({INGESTED_COLUMN} == aluskort_from and SystemAlertId in (aluskort_seen))\n\

@@ -6,8 +6,11 @@
 //! (<https://docs.splunk.com/Documentation/Splunk/latest/RESTREF/RESTsearch#search.2Fv2.2Fjobs.2Fexport>).
 //! Auth is a Splunk authentication token: `Authorization: Bearer <token>`.
 //!
-//! Pages are keyset searches: from the checkpoint's `_time` (inclusive), excluding the
-//! `event_id`s already published at that time, sorted by `(_time, event_id)`, `head`-limited.
+//! Pages are keyset searches: from the checkpoint's `_time` (inclusive), excluding the ids already
+//! published at that time, sorted by `(_time, id)`, `head`-limited. The id is `event_id` when the
+//! search yields it (the ES `notable` macro computes it) and the index position `_cd` otherwise
+//! (plain `index=notable`), computed in the search as [`ID_FIELD`] so that the exclusion and the
+//! checkpoint always use the same value.
 
 use aluskort_config::SplunkSource;
 use async_trait::async_trait;
@@ -18,6 +21,9 @@ use crate::checkpoint::Checkpoint;
 use crate::http::Http;
 use crate::retry::VendorError;
 use crate::source::{Fetched, Malformed, Page, Source};
+
+/// Field our search adds with each result's id; removed before the result is published.
+pub const ID_FIELD: &str = "aluskort_id";
 
 pub struct SplunkConnector {
     config: SplunkSource,
@@ -43,12 +49,12 @@ pub fn epoch(time: DateTime<Utc>) -> String {
 
 /// The SPL of one page.
 pub fn page_search(base: &str, from: &Checkpoint, limit: u32) -> String {
-    let mut search = base.trim().to_owned();
+    let mut search = format!("{} | eval {ID_FIELD}=coalesce(event_id, _cd)", base.trim());
     if !from.ids.is_empty() {
         let seen = from.ids.iter().map(|id| spl_string(id)).collect::<Vec<_>>().join(", ");
-        search.push_str(&format!(" | search NOT event_id IN ({seen})"));
+        search.push_str(&format!(" | search NOT {ID_FIELD} IN ({seen})"));
     }
-    search.push_str(&format!(" | sort 0 +_time, +event_id | head {limit}"));
+    search.push_str(&format!(" | sort 0 +_time, +{ID_FIELD} | head {limit}"));
     search
 }
 
@@ -79,19 +85,27 @@ pub fn page_of(body: &[u8], limit: u32) -> Result<Page, VendorError> {
                 return Err(VendorError::Rejected { status: 200, detail: fatal.join("; ") });
             }
         }
-        let Some(result) = value.get("result").filter(|r| r.is_object()) else { continue };
         if value.get("preview").and_then(Value::as_bool) == Some(true) {
             continue;
         }
+        let Some(Value::Object(mut result)) = value.get("result").cloned() else { continue };
         results += 1;
+        let added = result.remove(ID_FIELD);
         let time = result.get("_time").and_then(aluskort_ingest::time::parse_timestamp);
-        let id = ["event_id", "_cd"].iter().find_map(|field| result.get(*field).and_then(Value::as_str)).map(str::to_owned);
+        let id = added
+            .as_ref()
+            .and_then(Value::as_str)
+            .or_else(|| ["event_id", "_cd"].iter().find_map(|field| result.get(*field).and_then(Value::as_str)))
+            .map(str::to_owned);
         match (time, id) {
-            (Some(time), Some(id)) => page.records.push(Fetched { time, id, payload: result.clone() }),
+            // A stash notable's fields are lifted from `_raw` as for any other input.
+            (Some(time), Some(id)) => {
+                page.records.push(Fetched { time, id, payload: aluskort_ingest::reader::unwrap_envelope(Value::Object(result)) });
+            }
             _ => page.malformed.push(Malformed {
                 location,
-                reason: "result has no parseable _time or no event_id".to_owned(),
-                original: result.clone(),
+                reason: "result has no parseable _time or no event_id/_cd".to_owned(),
+                original: Value::Object(result),
             }),
         }
     }
@@ -137,18 +151,22 @@ mod tests {
     #[test]
     fn page_search_excludes_published_ids_and_sorts_ascending() {
         let mut from = Checkpoint::starting_at(Utc::now());
-        assert_eq!(page_search("search index=notable", &from, 10), "search index=notable | sort 0 +_time, +event_id | head 10");
+        assert_eq!(
+            page_search("search index=notable", &from, 10),
+            "search index=notable | eval aluskort_id=coalesce(event_id, _cd) | sort 0 +_time, +aluskort_id | head 10"
+        );
         from.ids.insert("E\"1".to_owned());
-        assert!(page_search("search index=notable", &from, 10).contains(r#"| search NOT event_id IN ("E\"1") |"#));
+        assert!(page_search("search index=notable", &from, 10).contains(r#"| search NOT aluskort_id IN ("E\"1") |"#));
     }
 
     #[test]
     fn export_lines_are_read_and_errors_surface() {
-        let body = b"{\"preview\":false,\"offset\":0,\"result\":{\"event_id\":\"E1\",\"_time\":\"2024-01-01T00:00:01.000+00:00\"}}\n\
+        let body = b"{\"preview\":false,\"offset\":0,\"result\":{\"event_id\":\"E1\",\"aluskort_id\":\"E1\",\"_time\":\"2024-01-01T00:00:01.000+00:00\"}}\n\
 not json\n{\"preview\":false,\"offset\":1,\"result\":{\"rule_name\":\"x\"}}\n{\"lastrow\":true,\"preview\":false}\n";
         let page = page_of(body, 5).expect("page");
         assert_eq!(page.records.len(), 1);
         assert_eq!(page.records[0].id, "E1");
+        assert!(page.records[0].payload.get(ID_FIELD).is_none(), "the helper field is removed");
         assert_eq!(page.malformed.len(), 2);
         assert!(!page.more);
         let failed = page_of(br#"{"messages":[{"type":"FATAL","text":"Error in 'search' command"}]}"#, 5);

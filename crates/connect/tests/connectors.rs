@@ -370,3 +370,28 @@ async fn connector_tenant_overrides_the_source_tenant() {
     .expect("normalises");
     assert_eq!(normalized.alert.tenant_id.as_str(), "acme");
 }
+
+/// More records at one instant than fit a page: pages continue by excluding the ids already
+/// published at that instant, so none is skipped and none repeated (Splunk stash notables without
+/// `event_id` are keyed by `_cd`; Sentinel rows by `SystemAlertId`).
+#[tokio::test]
+async fn a_burst_at_one_instant_larger_than_a_page_is_fetched_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let world = world(dir.path()).await;
+    let instant = time_of(0);
+    let splunk = FakeSplunk::start().await;
+    let sentinel = FakeSentinel::start().await;
+    for index in 0..10 {
+        let cd = format!("71:{index}");
+        let raw = format!("1795299990, search_name=\"Burst - Rule\", urgency=\"low\", src=\"198.51.100.{index}\"");
+        let notable = json!({"_cd": cd, "_time": instant.to_rfc3339(), "index": "notable", "sourcetype": "stash", "_raw": raw});
+        splunk.handle.add(instant, &cd, notable);
+        sentinel.add_row(instant, json!({"SystemAlertId": format!("burst-{index}"), "AlertName": "Burst", "AlertSeverity": "Low"}));
+    }
+    for config in [splunk_config(&splunk), sentinel_config(&sentinel, sentinel::CLIENT_SECRET)] {
+        let report = connector(&world, &config, world.pipeline.clone()).poll_once().await.expect("poll");
+        assert_eq!((report.published, report.duplicates), (10, 0), "{}: {report:?}", config.name);
+        assert_eq!(report.checkpoint.expect("checkpoint").ids.len(), 10, "{}", config.name);
+    }
+    assert_eq!(world.bus.len(Topic::AlertsRaw), 20);
+}

@@ -2,7 +2,8 @@
 //!
 //! Evaluates what the Splunk connector sends: `earliest_time`/`latest_time` (epoch seconds),
 //! `output_mode=json`, and a search of the form
-//! `search index=notable [| search NOT event_id IN ("a", ...)] | sort 0 +_time, +event_id | head N`.
+//! `search index=notable | eval aluskort_id=coalesce(event_id, _cd) [| search NOT aluskort_id IN ("a", ...)]
+//! | sort 0 +_time, +aluskort_id | head N`; each result carries `aluskort_id` (its stored id).
 //! Answers JSON lines `{"preview":false,"offset":i,"result":{...}}`; a [`Fault::CutAfter`] cuts
 //! the stream mid-answer.
 
@@ -64,7 +65,10 @@ async fn export(State(handle): State<Handle>, headers: HeaderMap, Form(form): Fo
         .and_then(|c| c.get(1))
         .and_then(|m| m.as_str().parse().ok())
         .unwrap_or(usize::MAX);
-    let excluded: Vec<String> = Regex::new(r"NOT event_id IN \((.*?)\) \|")
+    if !search.contains("| eval aluskort_id=coalesce(event_id, _cd)") {
+        return (StatusCode::BAD_REQUEST, Json(json!({"messages": [{"type": "FATAL", "text": "unsupported search"}]}))).into_response();
+    }
+    let excluded: Vec<String> = Regex::new(r"NOT aluskort_id IN \((.*?)\) \|")
         .ok()
         .and_then(|re| re.captures(&search))
         .and_then(|c| c.get(1))
@@ -74,7 +78,11 @@ async fn export(State(handle): State<Handle>, headers: HeaderMap, Form(form): Fo
     let mut body = String::new();
     let selected = handle.select(|a| a.time >= earliest && a.time < latest && !excluded.contains(&a.id), limit);
     for (offset, alert) in selected.into_iter().enumerate() {
-        body.push_str(&json!({"preview": false, "offset": offset, "result": alert.document}).to_string());
+        let mut result = alert.document.clone();
+        if let Some(map) = result.as_object_mut() {
+            map.insert("aluskort_id".to_owned(), json!(alert.id));
+        }
+        body.push_str(&json!({"preview": false, "offset": offset, "result": result}).to_string());
         body.push('\n');
     }
     match handle.next_fault() {
