@@ -1,0 +1,11 @@
+//! What ALUSKORT knows without being told: the MITRE ATT&CK Enterprise and ATLAS taxonomies
+//! (FR-RSN-004), embedded as compact tables derived from MITRE's data by
+//! `scripts/gen_attack_table.py` (ids, names, tactics, parents, status; no descriptions), so
+//! technique ids are validated offline, with no import step.
+//!
+//! # Layout
+//! - [`taxonomy`]: the tables, lookups and validation.
+
+pub mod taxonomy;
+
+pub use taxonomy::{Framework, Taxonomy, Technique, TechniqueError, TechniqueStatus};
