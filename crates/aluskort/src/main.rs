@@ -69,6 +69,16 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// MITRE ATT&CK: technique suggestions from text.
+    Attack {
+        #[command(subcommand)]
+        command: AttackCommand,
+    },
+    /// Knowledge base data.
+    Knowledge {
+        #[command(subcommand)]
+        command: KnowledgeCommand,
+    },
     /// SIEM connectors configured as [sources.<name>].
     Sources {
         #[command(subcommand)]
@@ -95,6 +105,38 @@ enum BenchCommand {
         /// Template alerts (default: the bundled demo alerts).
         #[arg(long)]
         source: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AttackCommand {
+    /// Techniques a text describes: plain input prints the top K `{"id","name","score"}` lines;
+    /// `--jsonl` reads `{"id","text"}` lines and prints `{"id","techniques":[{"id","score"}]}` each.
+    Suggest {
+        /// Input file; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        #[arg(long)]
+        jsonl: bool,
+        /// ATT&CK STIX bundle (default: the imported one, then $ALUSKORT_ATTACK_BUNDLE, then ../shared/data).
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+    },
+    /// Top-1/3/5 accuracy on procedure examples held out of the model.
+    Eval {
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KnowledgeCommand {
+    /// Import a data set: `attack FILE` (an ATT&CK STIX bundle such as enterprise-attack.json).
+    Import {
+        #[arg(value_parser = ["attack"])]
+        kind: String,
+        file: PathBuf,
     },
 }
 
@@ -146,6 +188,19 @@ fn main() -> ExitCode {
             Command::Config { command: ConfigCommand::Check } => commands::config::check(cli.config.as_deref(), cli.data_dir, &env),
             Command::Bench { command: BenchCommand::Triage { alerts, group, source } } => {
                 commands::bench::triage(alerts, group, source).await
+            }
+            Command::Attack { command } => {
+                let config = wiring::load_config(cli.config.as_deref(), cli.data_dir, &env)?;
+                match command {
+                    AttackCommand::Suggest { file, top, jsonl, bundle } => {
+                        commands::attack::suggest(&config.data_dir, &env, bundle.as_deref(), file.as_deref(), top, jsonl)
+                    }
+                    AttackCommand::Eval { bundle } => commands::attack::eval(&config.data_dir, &env, bundle.as_deref()),
+                }
+            }
+            Command::Knowledge { command: KnowledgeCommand::Import { kind: _, file } } => {
+                let config = wiring::load_config(cli.config.as_deref(), cli.data_dir, &env)?;
+                commands::attack::import_attack(&config.data_dir, &file)
             }
             Command::Sources { command: SourcesCommand::List } => commands::sources::list(cli.config.as_deref(), cli.data_dir, &env).await,
             Command::Sources { command: SourcesCommand::Test { name, limit } } => {

@@ -422,3 +422,47 @@ fn sources_commands_test_poll_and_list_a_sentinel_workspace() {
     let unknown = sources(sentinel::CLIENT_SECRET, &["test", "qradar"]);
     assert!(text(&unknown.stderr).contains("no source named \"qradar\" (configured: sentinel-prod)"), "{}", text(&unknown.stderr));
 }
+
+/// `attack suggest` (plain and --jsonl), `knowledge import attack` then suggest without --bundle,
+/// and `attack eval` on the held-out procedure examples.
+#[test]
+fn attack_suggest_import_and_eval() {
+    let bundle = aluskort_testkit::shared_data("mitre/enterprise-attack-v18.1.json");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut suggest = aluskort();
+    suggest.args(["attack", "suggest", "--top", "3", "--bundle"]).arg(&bundle).arg("--data-dir").arg(dir.path());
+    let output = run_with_stdin(&mut suggest, b"Operators used Mimikatz to dump credentials from LSASS process memory");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let lines: Vec<Value> = text(&output.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["id"], "T1003.001", "{lines:?}");
+    assert_eq!(lines[0]["name"], "LSASS Memory");
+
+    let imported = run(aluskort().args(["knowledge", "import", "attack"]).arg(&bundle).arg("--data-dir").arg(dir.path()));
+    assert!(text(&imported.stdout).contains("imported 691 active techniques"), "{}", text(&imported.stdout));
+    let mut jsonl = aluskort();
+    jsonl
+        .args(["attack", "suggest", "--jsonl", "--data-dir"])
+        .arg(dir.path())
+        .env("ALUSKORT_ATTACK_BUNDLE", "/nonexistent")
+        .current_dir(dir.path());
+    let output = run_with_stdin(
+        &mut jsonl,
+        b"{\"id\": \"r1\", \"text\": \"The actor sent spearphishing emails with malicious Word attachments\"}\n{\"text\": 5}\n",
+    );
+    assert_eq!(output.status.code(), Some(2), "the bad line is named: {}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("stdin:2: missing string field \"text\""), "{}", text(&output.stderr));
+    let first: Value = serde_json::from_str(text(&output.stdout).lines().next().expect("a line")).expect("JSON");
+    assert_eq!(first["id"], "r1");
+    assert_eq!(first["techniques"][0]["id"], "T1566.001", "{first}");
+    assert_eq!(first["techniques"].as_array().map(Vec::len), Some(5));
+
+    let eval = run(aluskort().args(["attack", "eval", "--bundle"]).arg(&bundle).arg("--data-dir").arg(dir.path()));
+    assert!(text(&eval.stdout).contains("held-out procedure examples"), "{}", text(&eval.stdout));
+}
+
+fn run_with_stdin(command: &mut Command, input: &[u8]) -> Output {
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    child.stdin.take().expect("stdin").write_all(input).expect("write stdin");
+    child.wait_with_output().expect("output")
+}

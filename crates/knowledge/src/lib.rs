@@ -5,7 +5,9 @@
 //!
 //! # Layout
 //! - [`taxonomy`]: the tables, lookups and validation.
+//! - [`suggest`]: techniques from text (BM25 over ATT&CK's own text and procedure examples).
 
+pub mod suggest;
 pub mod taxonomy;
 
 pub use taxonomy::{Framework, Taxonomy, Technique, TechniqueError, TechniqueStatus};

@@ -1,0 +1,125 @@
+//! `aluskort attack suggest|eval` and `aluskort knowledge import attack FILE`.
+//!
+//! The suggestion model is built from an ATT&CK STIX bundle at start (a second or two in release).
+//! The bundle is found, in order: `--bundle FILE`; `<data_dir>/knowledge/enterprise-attack.json`
+//! (written by `knowledge import attack`); `$ALUSKORT_ATTACK_BUNDLE`; and
+//! `../shared/data/mitre/enterprise-attack-v18.1.json` next to the working directory.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use aluskort_knowledge::suggest::{Accuracy, Corpus};
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::commands::read_input;
+
+const IMPORTED: &str = "knowledge/enterprise-attack.json";
+
+fn bundle_path(explicit: Option<&Path>, data_dir: &Path, env: &HashMap<String, String>) -> anyhow::Result<PathBuf> {
+    let candidates: Vec<PathBuf> = explicit
+        .map(Path::to_path_buf)
+        .into_iter()
+        .chain(std::iter::once(data_dir.join(IMPORTED)))
+        .chain(env.get("ALUSKORT_ATTACK_BUNDLE").map(PathBuf::from))
+        .chain(std::iter::once(PathBuf::from("../shared/data/mitre/enterprise-attack-v18.1.json")))
+        .collect();
+    if let Some(path) = explicit {
+        anyhow::ensure!(path.is_file(), "--bundle {}: no such file", path.display());
+    }
+    candidates.into_iter().find(|path| path.is_file()).with_context(|| {
+        format!(
+            "no ATT&CK STIX bundle found: run `aluskort knowledge import attack enterprise-attack.json` (writes {}), \
+             pass --bundle FILE, or set ALUSKORT_ATTACK_BUNDLE",
+            data_dir.join(IMPORTED).display()
+        )
+    })
+}
+
+fn load(path: &Path, hold_out: bool) -> anyhow::Result<Corpus> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bundle: Value = serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))?;
+    Corpus::from_stix(&bundle, hold_out).with_context(|| format!("{}", path.display()))
+}
+
+pub fn suggest(
+    data_dir: &Path,
+    env: &HashMap<String, String>,
+    bundle: Option<&Path>,
+    input: Option<&Path>,
+    top: usize,
+    jsonl: bool,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!((1..=100).contains(&top), "--top {top}: must be 1..=100");
+    let corpus = load(&bundle_path(bundle, data_dir, env)?, false)?;
+    let (name, bytes) = read_input(input.unwrap_or(Path::new("-")))?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if !jsonl {
+        let text = String::from_utf8_lossy(&bytes);
+        for suggestion in corpus.suggest(&text, top) {
+            writeln!(out, "{}", json!({"id": suggestion.id, "name": suggestion.name, "score": suggestion.score}))?;
+        }
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut bad = 0_usize;
+    for (index, line) in bytes.lines().enumerate() {
+        let line = line.with_context(|| format!("{name}:{}: not UTF-8", index + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: Value = match serde_json::from_str(&line) {
+            Ok(record) => record,
+            Err(error) => {
+                eprintln!("error: {name}:{}: invalid JSON: {error}", index + 1);
+                bad += 1;
+                continue;
+            }
+        };
+        let Some(text) = record.get("text").and_then(Value::as_str) else {
+            eprintln!("error: {name}:{}: missing string field \"text\"", index + 1);
+            bad += 1;
+            continue;
+        };
+        let techniques: Vec<Value> = corpus.suggest(text, top).into_iter().map(|s| json!({"id": s.id, "score": s.score})).collect();
+        writeln!(out, "{}", json!({"id": record.get("id").cloned().unwrap_or(Value::Null), "techniques": techniques}))?;
+    }
+    out.flush()?;
+    Ok(if bad > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+pub fn eval(data_dir: &Path, env: &HashMap<String, String>, bundle: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let path = bundle_path(bundle, data_dir, env)?;
+    let corpus = load(&path, true)?;
+    let accuracy = corpus.evaluate();
+    let total = accuracy.examples;
+    println!(
+        "{}: {} techniques; {total} held-out procedure examples (1 in 5 by relationship id, not indexed): \
+         top-1 {:.3}, top-3 {:.3}, top-5 {:.3}",
+        path.display(),
+        corpus.techniques().len(),
+        Accuracy::rate(accuracy.top1, total),
+        Accuracy::rate(accuracy.top3, total),
+        Accuracy::rate(accuracy.top5, total)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Validates a STIX bundle (it must build a model) and stores it under the data directory.
+pub fn import_attack(data_dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
+    let corpus = load(file, false)?;
+    anyhow::ensure!(!corpus.techniques().is_empty(), "{}: the bundle holds no ATT&CK techniques", file.display());
+    let target = data_dir.join(IMPORTED);
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    // Write beside, then rename: a crash never leaves a half-written bundle in place.
+    let partial = target.with_extension("json.partial");
+    std::fs::copy(file, &partial).with_context(|| format!("cannot write {}", partial.display()))?;
+    std::fs::rename(&partial, &target).with_context(|| format!("cannot move {} into place", partial.display()))?;
+    println!("imported {} active techniques from {} into {}", corpus.techniques().len(), file.display(), target.display());
+    Ok(ExitCode::SUCCESS)
+}
