@@ -121,7 +121,7 @@ impl Corpus {
             };
             let Some(text) = relationship.get("description").and_then(Value::as_str).map(clean).filter(|t| !t.is_empty()) else { continue };
             let relationship_id = relationship.get("id").and_then(Value::as_str).unwrap_or_default();
-            if hold_out && stable_hash(relationship_id) % 5 == 0 {
+            if hold_out && stable_hash(relationship_id).is_multiple_of(5) {
                 corpus.held_out.push(Example { technique: corpus.techniques[technique].id.clone(), text });
             } else {
                 corpus.add(technique, 1.0, &text);
