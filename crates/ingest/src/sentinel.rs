@@ -111,7 +111,14 @@ pub(crate) fn techniques_of(raw: Vec<String>, field: &str, warnings: &mut Vec<St
     let mut techniques: Vec<String> = Vec::new();
     for item in raw {
         match TechniqueId::parse(&item) {
-            Ok(id) if !techniques.contains(&id.to_string()) => techniques.push(id.to_string()),
+            Ok(id) if !techniques.contains(&id.to_string()) => {
+                // Kept either way (the source said so), but an id ATT&CK/ATLAS does not know, or has
+                // retired, is worth a warning (FR-RSN-004: validated offline, no import needed).
+                if let Err(problem) = aluskort_knowledge::Taxonomy::embedded().validate(id.as_str()) {
+                    warnings.push(format!("{field}: {problem}"));
+                }
+                techniques.push(id.to_string());
+            }
             Ok(_) => {}
             Err(error) => warnings.push(format!("{field}: dropped {item:?}: {error}")),
         }
@@ -136,6 +143,20 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn unknown_and_retired_techniques_are_kept_with_a_warning() {
+        let mut warnings = Vec::new();
+        let raw = vec!["T1059.001".to_owned(), "T9999".to_owned(), "T1002".to_owned(), "AML.T0051".to_owned()];
+        assert_eq!(techniques_of(raw, "Techniques", &mut warnings), vec!["T1059.001", "T9999", "T1002", "AML.T0051"]);
+        assert_eq!(
+            warnings,
+            vec![
+                "Techniques: T9999 is not an ATT&CK or ATLAS technique id".to_owned(),
+                "Techniques: T1002 (Data Compressed) is revoked".to_owned()
+            ]
+        );
+    }
 
     #[test]
     fn maps_a_security_alert_row() {
