@@ -252,8 +252,10 @@ impl Pipeline {
 
     async fn forward_normalized(&self, normalized: &NormalizedAlert) -> anyhow::Result<()> {
         let payload = Bytes::from(serde_json::to_vec(normalized)?);
+        // The raw record stays pending until its investigation settles (see `investigate`): with
+        // an in-process bus a normalised message dies with the process, and the pending record is
+        // what a restart replays.
         self.bus.publish(Topic::AlertsNormalized, normalized.alert.alert_id.as_str(), payload).await?;
-        self.store.mark_raw(&normalized.ingest_id, RawStatus::Done, None).await?;
         Ok(())
     }
 
@@ -389,6 +391,7 @@ impl Pipeline {
             original: Value::Null,
         };
         self.bus.publish(Topic::IncidentsEnriched, alert.alert_id.as_str(), Bytes::from(serde_json::to_vec(&outcome)?)).await?;
+        self.store.mark_raw(&normalized.ingest_id, RawStatus::Done, None).await?;
         Ok(())
     }
 }

@@ -304,7 +304,7 @@ mod tests {
     fn markdown_links_and_citations_are_reduced_to_text() {
         let text = "[APT29](https://attack.mitre.org/groups/G0016) has used <code>powershell.exe</code> to run scripts.(Citation: Mandiant No Easy Breach)";
         assert_eq!(clean(text), "APT29 has used  powershell.exe  to run scripts.");
-        assert_eq!(tokens("Adversaries used scheduled tasks"), vec!["adversari", "schedul", "task"]);
+        assert_eq!(tokens("Adversaries used scheduled tasks"), vec!["adversary", "schedul", "task"]);
     }
 }
 

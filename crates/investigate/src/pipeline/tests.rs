@@ -133,3 +133,42 @@ async fn a_crash_mid_investigation_resumes_from_the_saved_state() {
     assert_eq!(history.iter().filter(|s| s.state == InvestigationState::Parsing).count(), 1, "no step repeated");
     harness.stop().await;
 }
+
+/// A record parsed but not yet investigated when the process stops (its normalised message lived
+/// only in the in-process bus) stays pending in the raw inbox, and a restart's replay
+/// investigates it: nothing is lost between stages.
+#[tokio::test]
+async fn a_stop_between_parse_and_investigate_is_replayed() {
+    let store = Arc::new(SqliteStore::in_memory().await.expect("store"));
+    let first_bus = Arc::new(MemoryBus::new());
+    let audit = Arc::new(AuditLog::new(store.clone()));
+    let first = Pipeline::new(first_bus.clone(), store.clone(), audit.clone(), PipelineSettings::default());
+    let shutdown = CancellationToken::new();
+    let parse = tokio::spawn(Arc::clone(&first).run_parse_stage(shutdown.clone()));
+    let record = sentinel_records().remove(0);
+    first.submit("test:1", record).await.expect("submit");
+    for _ in 0..200 {
+        if first_bus.len(Topic::AlertsNormalized) == 1 {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(10)).await;
+    }
+    assert_eq!(first_bus.len(Topic::AlertsNormalized), 1, "parsed");
+    shutdown.cancel();
+    parse.await.expect("joined").expect("parse stage");
+    assert_eq!(store.pending_raw(10).await.expect("pending").len(), 1, "not investigated yet: still pending");
+
+    let second = Pipeline::new(Arc::new(MemoryBus::new()), store.clone(), audit, PipelineSettings::default());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(Arc::clone(&second).run_parse_stage(shutdown.clone()));
+    tokio::spawn(Arc::clone(&second).run_investigate_stage(shutdown.clone()));
+    let pending: HashSet<String> = store.pending_raw(10).await.expect("pending").into_iter().map(|r| r.ingest_id).collect();
+    assert_eq!(second.replay_pending().await.expect("replay"), 1);
+    let outcomes = tokio::time::timeout(StdDuration::from_secs(30), second.await_outcomes(pending, "test-replay", |_| {}))
+        .await
+        .expect("in time")
+        .expect("outcomes");
+    assert!(outcomes[0].investigation_id.is_some(), "{outcomes:?}");
+    assert!(store.pending_raw(10).await.expect("pending").is_empty(), "done once investigated");
+    shutdown.cancel();
+}
