@@ -384,7 +384,7 @@ fn sources_commands_test_poll_and_list_a_sentinel_workspace() {
         &config,
         format!(
             "[sources.sentinel-prod]\nkind = \"sentinel\"\nworkspace_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"${{FAKE_SENTINEL_SECRET}}\"\n\
-             token_url = \"{}\"\napi_url = \"{}\"\nsettle_secs = 0\npage_size = 10\nretry_base_ms = 10\n",
+             token_url = \"{}\"\napi_url = \"{}\"\nsettle_secs = 0\npage_size = 10\nretry_base_ms = 10\nrequest_timeout_secs = 10\n",
             sentinel::WORKSPACE_ID,
             sentinel::CLIENT_ID,
             fake.token_url(),
