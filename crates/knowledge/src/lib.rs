@@ -5,8 +5,10 @@
 //!
 //! # Layout
 //! - [`taxonomy`]: the tables, lookups and validation.
+//! - [`memory`]: incident-memory scoring (§3.3 dual decay, rare-important floor).
 //! - [`suggest`]: techniques from text (BM25 over ATT&CK's own text and procedure examples).
 
+pub mod memory;
 pub mod suggest;
 pub mod taxonomy;
 
