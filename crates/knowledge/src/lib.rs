@@ -5,11 +5,15 @@
 //!
 //! # Layout
 //! - [`taxonomy`]: the tables, lookups and validation.
+//! - [`vector`]: the vector index trait, the embedded exact index (persisted), the conformance suite.
+//! - [`embed`]: embedders (built-in hashing, OpenAI-compatible `/v1/embeddings`).
 //! - [`memory`]: incident-memory scoring (§3.3 dual decay, rare-important floor).
 //! - [`suggest`]: techniques from text (BM25 over ATT&CK's own text and procedure examples).
 
+pub mod embed;
 pub mod memory;
 pub mod suggest;
 pub mod taxonomy;
+pub mod vector;
 
 pub use taxonomy::{Framework, Taxonomy, Technique, TechniqueError, TechniqueStatus};

@@ -6,6 +6,7 @@
 //! the next data requests (`429` with `Retry-After`, `5xx`, a cut stream).
 
 pub mod elastic;
+pub mod openai;
 pub mod sentinel;
 pub mod splunk;
 
