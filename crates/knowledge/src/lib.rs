@@ -6,12 +6,16 @@
 //! # Layout
 //! - [`taxonomy`]: the tables, lookups and validation.
 //! - [`vector`]: the vector index trait, the embedded exact index (persisted), the conformance suite.
+//! - [`context`]: token-budgeted, de-duplicated, attributed context assembly per tier.
 //! - [`embed`]: embedders (built-in hashing, OpenAI-compatible `/v1/embeddings`).
 //! - [`memory`]: incident-memory scoring (§3.3 dual decay, rare-important floor).
+//! - [`reports`]: threat-intel report chunking and the IOC → report reverse index.
 //! - [`suggest`]: techniques from text (BM25 over ATT&CK's own text and procedure examples).
 
+pub mod context;
 pub mod embed;
 pub mod memory;
+pub mod reports;
 pub mod suggest;
 pub mod taxonomy;
 pub mod vector;
