@@ -5,6 +5,11 @@
 //! dual-decay recency `0.7·e^(−0.023·d) + 0.3 / (1 + ln(1 + d/365))` (a fast decay for the usual case,
 //! a slow one so that old incidents never vanish entirely), floored at 0.1 for incidents marked rare
 //! and important. A missing age counts as 30 days (the enricher's default).
+//!
+//! [`IncidentMemory`] stores closed investigations (vector + lexical copy) and recalls the most
+//! similar ones of a tenant, falling back to word overlap when vectors are unavailable (NFR-REL-004).
+
+use std::collections::HashMap;
 
 /// Weights of the composite score.
 pub const WEIGHT_SIMILARITY: f64 = 0.4;
@@ -112,5 +117,195 @@ mod tests {
         assert_eq!(ranked.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
         assert!((technique_jaccard(&["T1".into(), "T2".into()], &["T2".into(), "T3".into()]) - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(technique_jaccard(&[], &[]), 0.0);
+    }
+}
+
+/// A closed investigation as incident memory keeps it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PastIncident {
+    pub id: String,
+    pub tenant: String,
+    /// What happened, as text (title, verdict, key entities): what similarity is measured on.
+    pub summary: String,
+    pub techniques: Vec<String>,
+    pub classification: String,
+    pub closed_at: chrono::DateTime<chrono::Utc>,
+    /// Rare but important (a confirmed intrusion): recency never drops below the floor.
+    pub rare_important: bool,
+}
+
+/// One ranked match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Similar {
+    pub incident: PastIncident,
+    pub similarity: f64,
+    pub score: f64,
+}
+
+/// The answer, and whether it came from the lexical fallback (NFR-REL-004: the vector index or the
+/// embedder was unavailable).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recall {
+    pub similar: Vec<Similar>,
+    pub fallback: Option<String>,
+}
+
+/// Incident memory over an embedder and a vector index, with a lexical fallback over the same
+/// incidents kept in memory.
+pub struct IncidentMemory {
+    embedder: std::sync::Arc<dyn crate::embed::Embedder>,
+    index: std::sync::Arc<dyn crate::vector::VectorIndex>,
+    incidents: tokio::sync::RwLock<HashMap<String, PastIncident>>,
+}
+
+impl IncidentMemory {
+    pub fn new(embedder: std::sync::Arc<dyn crate::embed::Embedder>, index: std::sync::Arc<dyn crate::vector::VectorIndex>) -> Self {
+        IncidentMemory { embedder, index, incidents: tokio::sync::RwLock::new(HashMap::new()) }
+    }
+
+    /// Stores a closed investigation. The lexical copy is kept even when the vector write fails
+    /// (the error is returned so the caller can retry the vector part).
+    pub async fn remember(&self, incident: PastIncident) -> anyhow::Result<()> {
+        self.incidents.write().await.insert(incident.id.clone(), incident.clone());
+        let vectors = self.embedder.embed(std::slice::from_ref(&incident.summary)).await?;
+        let vector = vectors.into_iter().next().ok_or_else(|| anyhow::anyhow!("the embedder returned no vector"))?;
+        let record = crate::vector::VectorRecord {
+            id: incident.id.clone(),
+            model: self.embedder.model().id.clone(),
+            vector,
+            payload: crate::vector::Payload {
+                tenant: incident.tenant.clone(),
+                kind: "incident".to_owned(),
+                time: incident.closed_at,
+                extra: serde_json::Value::Null,
+            },
+        };
+        self.index.upsert(vec![record]).await?;
+        Ok(())
+    }
+
+    /// Past incidents of `tenant` most like `summary`, ranked by the composite score, at most
+    /// [`TOP_K`]. Falls back to word overlap when vectors cannot be used, and says so.
+    pub async fn recall(&self, tenant: &str, summary: &str, techniques: &[String], now: chrono::DateTime<chrono::Utc>) -> Recall {
+        let incidents = self.incidents.read().await;
+        let (similarities, fallback): (Vec<(String, f64)>, Option<String>) = match self.vector_candidates(tenant, summary).await {
+            Ok(found) => (found, None),
+            Err(error) => {
+                let query: std::collections::BTreeSet<String> = crate::suggest::tokens(summary).into_iter().collect();
+                let lexical = incidents
+                    .values()
+                    .filter(|incident| incident.tenant == tenant)
+                    .map(|incident| {
+                        let words: std::collections::BTreeSet<String> = crate::suggest::tokens(&incident.summary).into_iter().collect();
+                        let union = query.union(&words).count();
+                        let overlap = if union == 0 { 0.0 } else { query.intersection(&words).count() as f64 / union as f64 };
+                        (incident.id.clone(), overlap)
+                    })
+                    .filter(|(_, overlap)| *overlap > 0.0)
+                    .collect();
+                (lexical, Some(format!("vector search unavailable ({error:#}); ranked by word overlap")))
+            }
+        };
+        let candidates: Vec<(PastIncident, Candidate)> = similarities
+            .into_iter()
+            .filter_map(|(id, similarity)| incidents.get(&id).map(|incident| (incident.clone(), similarity)))
+            .map(|(incident, similarity)| {
+                let age = (now - incident.closed_at).num_seconds() as f64 / 86_400.0;
+                let candidate = Candidate {
+                    similarity,
+                    age_days: Some(age),
+                    same_tenant: incident.tenant == tenant,
+                    technique_overlap: technique_jaccard(techniques, &incident.techniques),
+                    rare_important: incident.rare_important,
+                };
+                (incident, candidate)
+            })
+            .collect();
+        let with_similarity: Vec<((PastIncident, f64), Candidate)> =
+            candidates.into_iter().map(|(incident, candidate)| ((incident, candidate.similarity), candidate)).collect();
+        let similar =
+            rank(with_similarity).into_iter().map(|((incident, similarity), score)| Similar { incident, similarity, score }).collect();
+        Recall { similar, fallback }
+    }
+
+    async fn vector_candidates(&self, tenant: &str, summary: &str) -> anyhow::Result<Vec<(String, f64)>> {
+        let vectors = self.embedder.embed(&[summary.to_owned()]).await?;
+        let vector = vectors.into_iter().next().ok_or_else(|| anyhow::anyhow!("the embedder returned no vector"))?;
+        let filter = crate::vector::Filter { tenant: Some(tenant.to_owned()), kind: Some("incident".to_owned()), ..Default::default() };
+        let hits = self.index.search(&self.embedder.model().id, &vector, &filter, 50).await?;
+        Ok(hits.into_iter().map(|hit| (hit.id, f64::from(hit.score.max(0.0)))).collect())
+    }
+}
+
+#[cfg(test)]
+mod recall_tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use chrono::{Duration, Utc};
+
+    use super::*;
+    use crate::embed::HashingEmbedder;
+    use crate::vector::{Filter, FlatIndex, Hit, VectorError, VectorIndex, VectorRecord};
+
+    struct DownIndex;
+
+    #[async_trait]
+    impl VectorIndex for DownIndex {
+        async fn upsert(&self, _: Vec<VectorRecord>) -> Result<(), VectorError> {
+            Err(VectorError::Io(std::io::Error::other("connection refused")))
+        }
+        async fn delete(&self, _: &[String]) -> Result<(), VectorError> {
+            Err(VectorError::Io(std::io::Error::other("connection refused")))
+        }
+        async fn search(&self, _: &str, _: &[f32], _: &Filter, _: usize) -> Result<Vec<Hit>, VectorError> {
+            Err(VectorError::Io(std::io::Error::other("connection refused")))
+        }
+        async fn count(&self) -> usize {
+            0
+        }
+    }
+
+    fn past(id: &str, tenant: &str, summary: &str, days_ago: i64) -> PastIncident {
+        PastIncident {
+            id: id.to_owned(),
+            tenant: tenant.to_owned(),
+            summary: summary.to_owned(),
+            techniques: vec!["T1003.001".to_owned()],
+            classification: "true_positive".to_owned(),
+            closed_at: Utc::now() - Duration::days(days_ago),
+            rare_important: false,
+        }
+    }
+
+    async fn seed(memory: &IncidentMemory) {
+        for incident in [
+            past("i-1", "acme", "mimikatz dumped lsass credentials on ws-01", 3),
+            past("i-2", "acme", "phishing email with invoice attachment to finance", 1),
+            past("i-3", "other", "mimikatz dumped lsass credentials on dc-02", 1),
+        ] {
+            let _ = memory.remember(incident).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn recall_ranks_similar_incidents_of_the_tenant_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Arc::new(FlatIndex::open(dir.path()).await.expect("index"));
+        let memory = IncidentMemory::new(Arc::new(HashingEmbedder::default()), index);
+        seed(&memory).await;
+        let recall = memory.recall("acme", "lsass credential dumping with mimikatz on ws-07", &["T1003.001".to_owned()], Utc::now()).await;
+        assert_eq!(recall.fallback, None);
+        assert_eq!(recall.similar.first().map(|s| s.incident.id.as_str()), Some("i-1"), "{recall:?}");
+        assert!(recall.similar.iter().all(|s| s.incident.tenant == "acme"), "tenant-isolated");
+    }
+
+    #[tokio::test]
+    async fn recall_falls_back_to_word_overlap_when_the_index_is_down() {
+        let memory = IncidentMemory::new(Arc::new(HashingEmbedder::default()), Arc::new(DownIndex));
+        seed(&memory).await;
+        let recall = memory.recall("acme", "mimikatz lsass credentials", &[], Utc::now()).await;
+        assert!(recall.fallback.as_deref().is_some_and(|f| f.contains("connection refused")), "{recall:?}");
+        assert_eq!(recall.similar.iter().map(|s| s.incident.id.as_str()).collect::<Vec<_>>(), vec!["i-1"]);
     }
 }
