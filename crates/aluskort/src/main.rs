@@ -132,12 +132,15 @@ enum AttackCommand {
 
 #[derive(Subcommand)]
 enum KnowledgeCommand {
-    /// Import a data set: `attack FILE` (an ATT&CK STIX bundle such as enterprise-attack.json).
+    /// Import a data set: `attack FILE` (an ATT&CK STIX bundle such as enterprise-attack.json) or
+    /// `atlas FILE` (ATLAS.yaml).
     Import {
-        #[arg(value_parser = ["attack"])]
+        #[arg(value_parser = ["attack", "atlas"])]
         kind: String,
         file: PathBuf,
     },
+    /// A technique: name, tactics, parent, status; with an import, mitigations and procedure examples.
+    Show { id: String },
 }
 
 #[derive(Subcommand)]
@@ -198,9 +201,12 @@ fn main() -> ExitCode {
                     AttackCommand::Eval { bundle } => commands::attack::eval(&config.data_dir, &env, bundle.as_deref()),
                 }
             }
-            Command::Knowledge { command: KnowledgeCommand::Import { kind: _, file } } => {
+            Command::Knowledge { command } => {
                 let config = wiring::load_config(cli.config.as_deref(), cli.data_dir, &env)?;
-                commands::attack::import_attack(&config.data_dir, &file)
+                match command {
+                    KnowledgeCommand::Import { kind, file } => commands::attack::import(&config.data_dir, &kind, &file),
+                    KnowledgeCommand::Show { id } => commands::attack::show(&config.data_dir, &id),
+                }
             }
             Command::Sources { command: SourcesCommand::List } => commands::sources::list(cli.config.as_deref(), cli.data_dir, &env).await,
             Command::Sources { command: SourcesCommand::Test { name, limit } } => {

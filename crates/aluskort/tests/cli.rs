@@ -439,7 +439,7 @@ fn attack_suggest_import_and_eval() {
     assert_eq!(lines[0]["name"], "LSASS Memory");
 
     let imported = run(aluskort().args(["knowledge", "import", "attack"]).arg(&bundle).arg("--data-dir").arg(dir.path()));
-    assert!(text(&imported.stdout).contains("imported 691 active techniques"), "{}", text(&imported.stdout));
+    assert!(text(&imported.stdout).contains("14 tactics, 691 active techniques"), "{}", text(&imported.stdout));
     let mut jsonl = aluskort();
     jsonl
         .args(["attack", "suggest", "--jsonl", "--data-dir"])
@@ -456,6 +456,20 @@ fn attack_suggest_import_and_eval() {
     assert_eq!(first["id"], "r1");
     assert_eq!(first["techniques"][0]["id"], "T1566.001", "{first}");
     assert_eq!(first["techniques"].as_array().map(Vec::len), Some(5));
+
+    let atlas = aluskort_testkit::shared_data("mitre/ATLAS.yaml");
+    let imported_atlas = run(aluskort().args(["knowledge", "import", "atlas"]).arg(&atlas).arg("--data-dir").arg(dir.path()));
+    let atlas_out = text(&imported_atlas.stdout);
+    assert!(atlas_out.contains("imported atlas 5.6.0") && atlas_out.contains("16 tactics, 170 active techniques"), "{atlas_out}");
+    let shown = run(aluskort().args(["knowledge", "show", "t1059.001", "--data-dir"]).arg(dir.path()));
+    let stdout = text(&shown.stdout);
+    assert!(
+        stdout.starts_with("T1059.001 PowerShell [Active]") && stdout.contains("Execution (TA0002)") && stdout.contains("M1049"),
+        "{stdout}"
+    );
+    let unknown = run(aluskort().args(["knowledge", "show", "AML.T0999", "--data-dir"]).arg(dir.path()));
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(text(&unknown.stderr).contains("AML.T0999 is not an ATT&CK or ATLAS technique id"));
 
     let eval = run(aluskort().args(["attack", "eval", "--bundle"]).arg(&bundle).arg("--data-dir").arg(dir.path()));
     assert!(text(&eval.stdout).contains("held-out procedure examples"), "{}", text(&eval.stdout));

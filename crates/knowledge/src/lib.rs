@@ -8,12 +8,15 @@
 //! - [`vector`]: the vector index trait, the embedded exact index (persisted), the conformance suite.
 //! - [`context`]: token-budgeted, de-duplicated, attributed context assembly per tier.
 //! - [`embed`]: embedders (built-in hashing, OpenAI-compatible `/v1/embeddings`).
+//! - [`import`]: full ATT&CK (STIX) and ATLAS (YAML) imports: descriptions, mitigations, groups,
+//!   software, `uses` relationships with procedure text, retired flags.
 //! - [`memory`]: incident-memory scoring (§3.3 dual decay, rare-important floor).
 //! - [`reports`]: threat-intel report chunking and the IOC → report reverse index.
 //! - [`suggest`]: techniques from text (BM25 over ATT&CK's own text and procedure examples).
 
 pub mod context;
 pub mod embed;
+pub mod import;
 pub mod memory;
 pub mod reports;
 pub mod suggest;

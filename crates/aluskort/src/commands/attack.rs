@@ -10,6 +10,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use aluskort_knowledge::import::KnowledgeImport;
 use aluskort_knowledge::suggest::{Accuracy, Corpus};
 use anyhow::Context;
 use serde_json::{Value, json};
@@ -108,18 +109,93 @@ pub fn eval(data_dir: &Path, env: &HashMap<String, String>, bundle: Option<&Path
     Ok(ExitCode::SUCCESS)
 }
 
-/// Validates a STIX bundle (it must build a model) and stores it under the data directory.
-pub fn import_attack(data_dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
-    let corpus = load(file, false)?;
-    anyhow::ensure!(!corpus.techniques().is_empty(), "{}: the bundle holds no ATT&CK techniques", file.display());
-    let target = data_dir.join(IMPORTED);
+/// Writes `bytes` to `target` through a temporary file and a rename (never half-written).
+fn write_atomically(target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    // Write beside, then rename: a crash never leaves a half-written bundle in place.
-    let partial = target.with_extension("json.partial");
-    std::fs::copy(file, &partial).with_context(|| format!("cannot write {}", partial.display()))?;
-    std::fs::rename(&partial, &target).with_context(|| format!("cannot move {} into place", partial.display()))?;
-    println!("imported {} active techniques from {} into {}", corpus.techniques().len(), file.display(), target.display());
+    let partial = target.with_extension("partial");
+    std::fs::write(&partial, bytes).with_context(|| format!("cannot write {}", partial.display()))?;
+    std::fs::rename(&partial, target).with_context(|| format!("cannot move {} into place", partial.display()))?;
+    Ok(())
+}
+
+fn import_path(data_dir: &Path, framework: &str) -> PathBuf {
+    data_dir.join(format!("knowledge/{framework}.import.json"))
+}
+
+/// `knowledge import attack|atlas FILE`: validates the file, stores the full import (and, for
+/// ATT&CK, the bundle the suggestion model is built from) under the data directory.
+pub fn import(data_dir: &Path, kind: &str, file: &Path) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let import = match kind {
+        "attack" => {
+            let bundle: Value = serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", file.display()))?;
+            let import = KnowledgeImport::from_stix(&bundle).with_context(|| format!("{}", file.display()))?;
+            write_atomically(&data_dir.join(IMPORTED), &bytes)?;
+            import
+        }
+        "atlas" => {
+            let text = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", file.display()))?;
+            KnowledgeImport::from_atlas_yaml(&text).with_context(|| format!("{}", file.display()))?
+        }
+        other => anyhow::bail!("unknown import kind {other:?} (expected attack or atlas)"),
+    };
+    write_atomically(&import_path(data_dir, kind), &serde_json::to_vec(&import)?)?;
+    let retired = import.entries.iter().filter(|e| e.kind == "technique" && (e.revoked || e.deprecated)).count();
+    println!(
+        "imported {kind} {} from {}: {} tactics, {} active techniques ({retired} revoked/deprecated kept, flagged), {} mitigations, {} groups, {} software, {} relationships",
+        import.version,
+        file.display(),
+        import.count("tactic"),
+        import.count("technique"),
+        import.count("mitigation"),
+        import.count("group"),
+        import.count("malware") + import.count("tool"),
+        import.relations.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `knowledge show ID`: a technique as the embedded table and the imports know it.
+pub fn show(data_dir: &Path, id: &str) -> anyhow::Result<ExitCode> {
+    let taxonomy = aluskort_knowledge::Taxonomy::embedded();
+    let Some(technique) = taxonomy.get(id) else {
+        eprintln!("error: {}", aluskort_knowledge::TechniqueError::Unknown(id.to_owned()));
+        return Ok(ExitCode::from(1));
+    };
+    let tactics: Vec<String> = technique
+        .tactics
+        .iter()
+        .map(|t| taxonomy.tactic(t).map_or_else(|| t.clone(), |tactic| format!("{} ({})", tactic.name, tactic.id)))
+        .collect();
+    println!("{} {} [{:?}]", technique.id, technique.name, technique.status);
+    println!("  tactics: {}", if tactics.is_empty() { "-".to_owned() } else { tactics.join(", ") });
+    if let Some(parent) = &technique.parent {
+        println!("  sub-technique of {parent} {}", taxonomy.get(parent).map(|p| p.name.as_str()).unwrap_or_default());
+    }
+    let framework = match technique.framework {
+        aluskort_knowledge::Framework::Attack => "attack",
+        aluskort_knowledge::Framework::Atlas => "atlas",
+    };
+    let path = import_path(data_dir, framework);
+    if !path.is_file() {
+        println!("  (run `aluskort knowledge import {framework} FILE` for descriptions, mitigations and procedure examples)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let import: KnowledgeImport =
+        serde_json::from_slice(&std::fs::read(&path)?).with_context(|| format!("{} is unreadable", path.display()))?;
+    let name_of = |id: &str| import.entry(id).map(|e| e.name.clone()).unwrap_or_default();
+    let mitigations: Vec<String> = import
+        .relations_of(&technique.id)
+        .filter(|r| r.kind == "mitigates")
+        .map(|r| format!("{} {}", r.source, name_of(&r.source)))
+        .collect();
+    let users: Vec<&aluskort_knowledge::import::Relation> = import.relations_of(&technique.id).filter(|r| r.kind == "uses").collect();
+    println!("  mitigations: {}", if mitigations.is_empty() { "-".to_owned() } else { mitigations.join("; ") });
+    println!("  procedure examples: {}", users.len());
+    for relation in users.iter().take(3) {
+        println!("    {} {}: {}", relation.source, name_of(&relation.source), relation.text.chars().take(160).collect::<String>());
+    }
     Ok(ExitCode::SUCCESS)
 }
