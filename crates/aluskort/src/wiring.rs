@@ -84,6 +84,7 @@ impl Running {
         let bus = Arc::new(MemoryBus::new());
         let audit = Arc::new(AuditLog::new(Arc::clone(&backends.audit_store)));
         let settings = PipelineSettings {
+            technique_suggester: load_suggester(&config.data_dir),
             // No model provider is wired into this build: reasoning is deterministic (NFR-REL-003).
             degradation: DegradationLevel::Deterministic,
             grouping_window: chrono::Duration::hours(i64::from(config.grouping_window_hours)),
@@ -116,6 +117,26 @@ impl Running {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// The technique suggester, when an ATT&CK bundle was imported (`aluskort knowledge import attack`).
+/// A bundle that cannot be read is reported and skipped: suggestions are an aid, not a dependency.
+fn load_suggester(data_dir: &Path) -> Option<Arc<aluskort_knowledge::suggest::Corpus>> {
+    let path = data_dir.join("knowledge/enterprise-attack.json");
+    if !path.is_file() {
+        return None;
+    }
+    let loaded = std::fs::read(&path)
+        .map_err(anyhow::Error::from)
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).map_err(anyhow::Error::from))
+        .and_then(|bundle| aluskort_knowledge::suggest::Corpus::from_stix(&bundle, false).map_err(anyhow::Error::from));
+    match loaded {
+        Ok(corpus) => Some(Arc::new(corpus)),
+        Err(error) => {
+            tracing::warn!(path = %path.display(), error = %format!("{error:#}"), "imported ATT&CK bundle unreadable; no technique suggestions");
+            None
+        }
     }
 }
 

@@ -457,6 +457,15 @@ fn attack_suggest_import_and_eval() {
     assert_eq!(first["techniques"][0]["id"], "T1566.001", "{first}");
     assert_eq!(first["techniques"].as_array().map(Vec::len), Some(5));
 
+    // With a bundle imported, triage suggests techniques for an alert that names none.
+    let alert = dir.path().join("bare.json");
+    std::fs::write(&alert, r#"{"SystemAlertId":"bare-1","AlertName":"Credential dumping from LSASS memory with Mimikatz","AlertSeverity":"High","TimeGenerated":"2026-11-01T00:00:00Z"}"#)
+        .expect("alert");
+    let triaged = triage(dir.path(), &[&alert]);
+    let record: Value = serde_json::from_str(text(&triaged.stdout).lines().next().expect("a record")).expect("JSON");
+    assert_eq!(record["techniques"], serde_json::json!([]));
+    assert_eq!(record["suggested_techniques"][0]["id"], "T1003.001", "{record}");
+
     let atlas = aluskort_testkit::shared_data("mitre/ATLAS.yaml");
     let imported_atlas = run(aluskort().args(["knowledge", "import", "atlas"]).arg(&atlas).arg("--data-dir").arg(dir.path()));
     let atlas_out = text(&imported_atlas.stdout);

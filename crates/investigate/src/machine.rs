@@ -28,6 +28,9 @@ pub enum StepError {
     Permanent(String),
 }
 
+/// Technique suggestions scoring below this fraction of the best one are not kept.
+const SUGGESTION_MIN_SCORE: f64 = 0.5;
+
 impl From<StoreError> for StepError {
     fn from(error: StoreError) -> Self {
         if error.is_retryable() { StepError::Transient(error.to_string()) } else { StepError::Permanent(error.to_string()) }
@@ -102,6 +105,25 @@ impl Pipeline {
         }
         let summary = format!("{} entities, {} indicators extracted", normalized.entities.len(), normalized.iocs.len());
         state.record_decision("ioc_extractor", "extracted", &summary, None, Utc::now());
+        if state.techniques.is_empty()
+            && let Some(suggester) = &self.settings.technique_suggester
+        {
+            // FR-RSN-004: an alert without techniques gets suggestions from its own text, kept
+            // apart from the source's techniques (they are a model's guess, not the SIEM's).
+            let text = format!("{} {}", normalized.alert.title, normalized.alert.description);
+            let suggestions: Vec<_> = suggester
+                .suggest(&text, 3)
+                .into_iter()
+                .filter(|s| s.score >= SUGGESTION_MIN_SCORE)
+                .map(|s| json!({"id": s.id, "name": s.name, "score": s.score}))
+                .collect();
+            if !suggestions.is_empty() {
+                let ids: Vec<&str> = suggestions.iter().filter_map(|s| s["id"].as_str()).collect();
+                let note = format!("the alert names no technique; its text suggests {}", ids.join(", "));
+                state.record_decision("technique_mapper", "suggested", &note, None, Utc::now());
+                state.case_facts.insert("suggested_techniques".to_owned(), json!(suggestions));
+            }
+        }
         self.transition(state, InvestigationState::Parsing, "ioc_extractor", &summary).await
     }
 

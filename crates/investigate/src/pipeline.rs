@@ -31,8 +31,11 @@ use tracing::{info, warn};
 use crate::machine::StepError;
 
 /// Tunables of the pipeline.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PipelineSettings {
+    /// Suggests ATT&CK techniques for alerts that carry none (FR-RSN-004); present when an ATT&CK
+    /// bundle has been imported into the data directory.
+    pub technique_suggester: Option<Arc<aluskort_knowledge::suggest::Corpus>>,
     pub degradation: DegradationLevel,
     /// Incident grouping window (default 24 h).
     pub grouping_window: Duration,
@@ -42,9 +45,22 @@ pub struct PipelineSettings {
     pub retry_backoff: StdDuration,
 }
 
+impl std::fmt::Debug for PipelineSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineSettings")
+            .field("technique_suggester", &self.technique_suggester.as_ref().map(|c| c.techniques().len()))
+            .field("degradation", &self.degradation)
+            .field("grouping_window", &self.grouping_window)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_backoff", &self.retry_backoff)
+            .finish()
+    }
+}
+
 impl Default for PipelineSettings {
     fn default() -> Self {
         PipelineSettings {
+            technique_suggester: None,
             degradation: DegradationLevel::Deterministic,
             grouping_window: crate::grouping::DEFAULT_WINDOW,
             max_attempts: 5,

@@ -40,6 +40,9 @@ pub struct TriageRecord {
     pub classification: Option<String>,
     pub confidence: f64,
     pub techniques: Vec<String>,
+    /// For alerts that name no technique: `{"id", "name", "score"}` suggested from the alert's text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggested_techniques: Vec<serde_json::Value>,
     pub tactics: Vec<String>,
     pub entities: AlertEntities,
     pub iocs: Vec<Ioc>,
@@ -81,6 +84,11 @@ impl TriageRecord {
             classification: state.classification.map(|c| c.as_str().to_owned()),
             confidence: state.confidence,
             techniques: state.techniques.clone(),
+            suggested_techniques: state
+                .case_facts
+                .get("suggested_techniques")
+                .and_then(|value| value.as_array().cloned())
+                .unwrap_or_default(),
             tactics: state.tactics.clone(),
             entities: state.entities.clone(),
             iocs: state.iocs.clone(),

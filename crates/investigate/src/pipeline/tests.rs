@@ -172,3 +172,57 @@ async fn a_stop_between_parse_and_investigate_is_replayed() {
     assert!(store.pending_raw(10).await.expect("pending").is_empty(), "done once investigated");
     shutdown.cancel();
 }
+
+/// A two-technique STIX bundle, enough for the suggester to tell them apart.
+fn tiny_bundle() -> Value {
+    let pattern = |stix: &str, id: &str, name: &str, description: &str| {
+        json!({"type": "attack-pattern", "id": stix, "name": name, "description": description,
+               "external_references": [{"source_name": "mitre-attack", "external_id": id}],
+               "kill_chain_phases": [{"kill_chain_name": "mitre-attack", "phase_name": "credential-access"}]})
+    };
+    json!({"type": "bundle", "objects": [
+        {"type": "x-mitre-tactic", "id": "x-mitre-tactic--1", "name": "Credential Access", "x_mitre_shortname": "credential-access",
+         "external_references": [{"source_name": "mitre-attack", "external_id": "TA0006"}]},
+        pattern("attack-pattern--1", "T1003.001", "LSASS Memory", "Adversaries may access credential material stored in the memory of LSASS, for example with Mimikatz."),
+        pattern("attack-pattern--2", "T1110.003", "Password Spraying", "Adversaries may use a single common password against many accounts."),
+    ]})
+}
+
+/// FR-RSN-004: an alert that names no technique gets suggestions from its text, kept apart from
+/// the source's techniques; an alert that names some gets none.
+#[tokio::test]
+async fn alerts_without_techniques_get_suggestions() {
+    let store = Arc::new(SqliteStore::in_memory().await.expect("store"));
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let audit = Arc::new(AuditLog::new(store.clone()));
+    let corpus = aluskort_knowledge::suggest::Corpus::from_stix(&tiny_bundle(), false).expect("corpus");
+    let settings = PipelineSettings { technique_suggester: Some(Arc::new(corpus)), ..PipelineSettings::default() };
+    let pipeline = Pipeline::new(bus, store.clone(), audit, settings);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone()));
+    tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone()));
+    let bare = json!({"SystemAlertId": "s-1", "AlertName": "Mimikatz read LSASS memory on ws-01", "AlertSeverity": "High",
+                      "TimeGenerated": "2026-11-01T00:00:00Z"});
+    let named = json!({"SystemAlertId": "s-2", "AlertName": "Mimikatz read LSASS memory on ws-02", "AlertSeverity": "High",
+                       "TimeGenerated": "2026-11-01T00:00:00Z", "Techniques": "[\"T1003\"]"});
+    let mut expected = HashSet::new();
+    expected.insert(pipeline.submit("t:1", bare).await.expect("submit"));
+    expected.insert(pipeline.submit("t:2", named).await.expect("submit"));
+    let outcomes = tokio::time::timeout(StdDuration::from_secs(30), pipeline.await_outcomes(expected, "suggest", |_| {}))
+        .await
+        .expect("in time")
+        .expect("outcomes");
+    for outcome in outcomes {
+        let id = aluskort_core::InvestigationId::parse(outcome.investigation_id.as_deref().expect("investigated")).expect("uuid");
+        let state = store.investigation(id).await.expect("load").expect("exists");
+        let record = TriageRecord::load(store.as_ref(), &state).await.expect("load").expect("record");
+        if record.alert_id == "s-1" {
+            assert!(record.techniques.is_empty(), "the source named none");
+            assert_eq!(record.suggested_techniques.first().and_then(|s| s["id"].as_str()), Some("T1003.001"), "{record:?}");
+        } else {
+            assert_eq!(record.techniques, vec!["T1003"]);
+            assert!(record.suggested_techniques.is_empty());
+        }
+    }
+    shutdown.cancel();
+}
