@@ -11,6 +11,7 @@
 //! - [`import`]: full ATT&CK (STIX) and ATLAS (YAML) imports: descriptions, mitigations, groups,
 //!   software, `uses` relationships with procedure text, retired flags.
 //! - [`memory`]: incident-memory scoring (§3.3 dual decay, rare-important floor).
+//! - [`qdrant`]: the vector index on a Qdrant server (REST API).
 //! - [`reports`]: threat-intel report chunking and the IOC → report reverse index.
 //! - [`suggest`]: techniques from text (BM25 over ATT&CK's own text and procedure examples).
 
@@ -18,6 +19,7 @@ pub mod context;
 pub mod embed;
 pub mod import;
 pub mod memory;
+pub mod qdrant;
 pub mod reports;
 pub mod suggest;
 pub mod taxonomy;

@@ -7,6 +7,7 @@
 
 pub mod elastic;
 pub mod openai;
+pub mod qdrant;
 pub mod sentinel;
 pub mod splunk;
 
