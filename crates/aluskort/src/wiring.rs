@@ -6,9 +6,13 @@ use std::sync::Arc;
 
 use aluskort_audit::AuditLog;
 use aluskort_bus::{Bus, MemoryBus};
-use aluskort_config::{CaseStoreConfig, Config};
+use aluskort_config::{CaseStoreConfig, Config, EmbedderConfig, VectorIndexConfig};
 use aluskort_core::DegradationLevel;
 use aluskort_investigate::{Pipeline, PipelineSettings};
+use aluskort_knowledge::embed::{Embedder, HashingEmbedder, OpenAiCompatible};
+use aluskort_knowledge::memory::IncidentMemory;
+use aluskort_knowledge::qdrant::QdrantIndex;
+use aluskort_knowledge::vector::{FlatIndex, VectorIndex};
 use aluskort_store::{AuditStore, CaseStore, SqliteStore};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +35,8 @@ pub fn load_config(path: Option<&Path>, data_dir: Option<PathBuf>, env: &HashMap
 pub struct Backends {
     pub case_store: Arc<dyn CaseStore>,
     pub audit_store: Arc<dyn AuditStore>,
+    /// Incident memory (`[knowledge]`), unless disabled.
+    pub incident_memory: Option<Arc<IncidentMemory>>,
     closer: Closer,
 }
 
@@ -47,14 +53,24 @@ impl Backends {
                 let store = SqliteStore::open(&config.data_dir)
                     .await
                     .with_context(|| format!("cannot open the embedded store under {}", config.data_dir.display()))?;
-                Ok(Backends { case_store: Arc::new(store.clone()), audit_store: Arc::new(store.clone()), closer: Closer::Sqlite(store) })
+                Ok(Backends {
+                    case_store: Arc::new(store.clone()),
+                    audit_store: Arc::new(store.clone()),
+                    incident_memory: open_memory(config).await?,
+                    closer: Closer::Sqlite(store),
+                })
             }
             #[cfg(feature = "postgres")]
             CaseStoreConfig::Postgres { url, schema, max_connections } => {
                 let store = aluskort_store::PostgresStore::connect(url.expose(), schema.as_deref(), *max_connections)
                     .await
                     .context("cannot connect to the PostgreSQL case store")?;
-                Ok(Backends { case_store: Arc::new(store.clone()), audit_store: Arc::new(store.clone()), closer: Closer::Postgres(store) })
+                Ok(Backends {
+                    case_store: Arc::new(store.clone()),
+                    audit_store: Arc::new(store.clone()),
+                    incident_memory: open_memory(config).await?,
+                    closer: Closer::Postgres(store),
+                })
             }
             #[cfg(not(feature = "postgres"))]
             CaseStoreConfig::Postgres { .. } => anyhow::bail!("aluskort was built without the `postgres` feature"),
@@ -85,6 +101,7 @@ impl Running {
         let audit = Arc::new(AuditLog::new(Arc::clone(&backends.audit_store)));
         let settings = PipelineSettings {
             technique_suggester: load_suggester(&config.data_dir),
+            incident_memory: backends.incident_memory.clone(),
             // No model provider is wired into this build: reasoning is deterministic (NFR-REL-003).
             degradation: DegradationLevel::Deterministic,
             grouping_window: chrono::Duration::hours(i64::from(config.grouping_window_hours)),
@@ -118,6 +135,34 @@ impl Running {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// Incident memory per `[knowledge]`: the embedder and the vector index it names.
+async fn open_memory(config: &Config) -> anyhow::Result<Option<Arc<IncidentMemory>>> {
+    let knowledge = &config.knowledge;
+    if !knowledge.incident_memory {
+        return Ok(None);
+    }
+    let timeout = std::time::Duration::from_secs(30);
+    let embedder: Arc<dyn Embedder> = match &knowledge.embedder {
+        EmbedderConfig::Hashing => Arc::new(HashingEmbedder::default()),
+        EmbedderConfig::OpenAiCompatible { url, model, dimensions, api_key } => Arc::new(
+            OpenAiCompatible::new(url, api_key.as_ref().map(|k| k.expose().to_owned()), model, *dimensions, timeout)
+                .context("cannot set up the embedding provider")?,
+        ),
+    };
+    let index: Arc<dyn VectorIndex> = match &knowledge.vector_index {
+        VectorIndexConfig::Embedded => Arc::new(
+            FlatIndex::open(&config.data_dir.join("vectors"))
+                .await
+                .with_context(|| format!("cannot open the vector index under {}", config.data_dir.join("vectors").display()))?,
+        ),
+        VectorIndexConfig::Qdrant { url, api_key, collection_prefix } => Arc::new(
+            QdrantIndex::new(url, api_key.as_ref().map(|k| k.expose().to_owned()), collection_prefix, timeout)
+                .context("cannot set up the Qdrant client")?,
+        ),
+    };
+    Ok(Some(Arc::new(IncidentMemory::new(embedder, index))))
 }
 
 /// The technique suggester, when an ATT&CK bundle was imported (`aluskort knowledge import attack`).

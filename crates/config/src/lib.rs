@@ -5,6 +5,7 @@
 //! Without a file everything is embedded under `./aluskort-data`, the HTTP server binds
 //! 127.0.0.1, and reasoning is deterministic.
 
+pub mod knowledge;
 mod raw;
 mod secret;
 pub mod sources;
@@ -13,6 +14,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use knowledge::{EmbedderConfig, KnowledgeConfig, VectorIndexConfig};
 pub use raw::{RawCaseStore, RawConfig};
 pub use secret::SecretString;
 pub use sources::{ElasticSource, SentinelSource, SourceConfig, SourceKind, SplunkSource};
@@ -48,6 +50,7 @@ pub struct Config {
     pub webhook_secret: Option<SecretString>,
     /// Configured SIEM connectors, by name.
     pub sources: Vec<SourceConfig>,
+    pub knowledge: KnowledgeConfig,
 }
 
 impl Config {

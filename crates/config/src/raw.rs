@@ -26,6 +26,8 @@ pub struct RawConfig {
     pub api: RawApi,
     #[serde(default)]
     pub sources: std::collections::BTreeMap<String, crate::sources::RawSource>,
+    #[serde(default)]
+    pub knowledge: crate::knowledge::RawKnowledge,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -157,6 +159,7 @@ impl RawConfig {
             errors.push("`api.webhook_secret` must be at least 16 characters".to_owned());
         }
         let sources = crate::sources::validate_sources(self.sources, env, &mut errors);
+        let knowledge = crate::knowledge::validate_knowledge(self.knowledge, env, &mut errors);
         match (errors.is_empty(), listen_addr, case_store) {
             (true, Some(listen_addr), Some(case_store)) => Ok(Config {
                 data_dir: PathBuf::from(data_dir),
@@ -167,6 +170,7 @@ impl RawConfig {
                 max_body_bytes,
                 webhook_secret: webhook_secret.map(SecretString::new),
                 sources,
+                knowledge,
             }),
             _ => Err(ConfigErrors(errors)),
         }

@@ -134,3 +134,27 @@ fn bad_sources_name_each_field() {
     }
     assert_eq!(errors.len(), expected.len(), "{errors:#?}");
 }
+
+#[test]
+fn knowledge_defaults_need_nothing_and_providers_are_validated() {
+    let config = load(None, &HashMap::new()).expect("defaults");
+    assert_eq!(config.knowledge, KnowledgeConfig::default());
+    let text = r#"
+        [knowledge]
+        embedder = "openai_compatible"
+        embedding_url = "http://127.0.0.1:11434"
+        embedding_model = "nomic-embed-text"
+        embedding_dimensions = 768
+        embedding_api_key = "${EMBED_KEY}"
+        vector_index = "qdrant"
+        qdrant_url = "http://127.0.0.1:6333"
+    "#;
+    let config = load(Some(text), &env(&[("EMBED_KEY", "k")])).expect("valid");
+    assert!(matches!(config.knowledge.embedder, EmbedderConfig::OpenAiCompatible { dimensions: 768, .. }));
+    assert!(
+        matches!(config.knowledge.vector_index, VectorIndexConfig::Qdrant { ref collection_prefix, .. } if collection_prefix == "aluskort")
+    );
+    let errors =
+        load(Some("[knowledge]\nembedder = \"openai_compatible\"\nvector_index = \"faiss\"\n"), &HashMap::new()).expect_err("invalid").0;
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+}

@@ -141,6 +141,29 @@ impl Pipeline {
             "incident".to_owned(),
             json!({"incident_id": decision.incident.incident_id, "alerts": decision.incident.alert_ids.len(), "reason": decision.reason}),
         );
+        if let Some(memory) = &self.settings.incident_memory {
+            // FR-RSN-004: similar closed incidents of this tenant, by the §3.3 composite score.
+            let summary = format!("{} {} {}", normalized.alert.title, normalized.alert.description, normalized.alert.product);
+            state.case_facts.insert("memory_summary".to_owned(), json!(summary));
+            let recall =
+                memory.recall(state.tenant_id.as_str(), &summary, &state.techniques, state.incident_id.as_deref(), Utc::now()).await;
+            if let Some(fallback) = &recall.fallback {
+                state.case_facts.insert("memory_fallback".to_owned(), json!(fallback));
+            }
+            if !recall.similar.is_empty() {
+                let similar: Vec<_> = recall
+                    .similar
+                    .iter()
+                    .map(|s| {
+                        json!({"investigation_id": s.incident.id, "incident_id": s.incident.incident_id, "classification": s.incident.classification,
+                               "closed_at": s.incident.closed_at, "similarity": s.similarity, "score": s.score, "summary": s.incident.summary})
+                    })
+                    .collect();
+                let note = format!("{} similar past incident(s); best {:.2}", similar.len(), recall.similar[0].score);
+                state.record_decision("context_enricher", "recalled", &note, None, Utc::now());
+                state.case_facts.insert("similar_incidents".to_owned(), json!(similar));
+            }
+        }
         // UEBA/CTEM/TI are not connected in the embedded build: absent data is `no_baseline`, never `low` (FR-ENR-005).
         state.risk_state = "no_baseline".to_owned();
         state.record_decision("context_enricher", "grouped", &decision.reason, None, Utc::now());
@@ -292,7 +315,31 @@ impl Pipeline {
         event.outcome = json!({"outcome_status": "success"});
         self.audit.append(event).await?;
         state.close_reason = state.classification.map(|c| c.as_str().to_owned());
-        self.transition(state, InvestigationState::Closed, "response_agent", "closed automatically: confident non-malicious verdict").await
+        self.transition(state, InvestigationState::Closed, "response_agent", "closed automatically: confident non-malicious verdict")
+            .await?;
+        self.remember(state).await;
+        Ok(())
+    }
+
+    /// A closed investigation joins incident memory. Failure to store it is logged, never fatal:
+    /// the investigation itself is complete and saved.
+    pub(crate) async fn remember(&self, state: &GraphState) {
+        let Some(memory) = &self.settings.incident_memory else { return };
+        let summary = state.case_facts.get("memory_summary").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        let incident = aluskort_knowledge::memory::PastIncident {
+            id: state.investigation_id.to_string(),
+            tenant: state.tenant_id.to_string(),
+            incident_id: state.incident_id.clone(),
+            summary,
+            techniques: state.techniques.clone(),
+            classification: state.classification.map_or("unknown", |c| c.as_str()).to_owned(),
+            closed_at: Utc::now(),
+            rare_important: matches!(state.classification, Some(aluskort_core::Classification::TruePositive))
+                && matches!(state.severity.as_str(), "critical" | "high"),
+        };
+        if let Err(error) = memory.remember(incident).await {
+            tracing::warn!(investigation_id = %state.investigation_id, error = %format!("{error:#}"), "could not store the investigation in incident memory");
+        }
     }
 
     /// Puts an investigation into FAILED with the reason (kept, visible, retryable).

@@ -36,6 +36,8 @@ pub struct PipelineSettings {
     /// Suggests ATT&CK techniques for alerts that carry none (FR-RSN-004); present when an ATT&CK
     /// bundle has been imported into the data directory.
     pub technique_suggester: Option<Arc<aluskort_knowledge::suggest::Corpus>>,
+    /// Similar closed incidents for enrichment; closed investigations are remembered.
+    pub incident_memory: Option<Arc<aluskort_knowledge::memory::IncidentMemory>>,
     pub degradation: DegradationLevel,
     /// Incident grouping window (default 24 h).
     pub grouping_window: Duration,
@@ -49,6 +51,7 @@ impl std::fmt::Debug for PipelineSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PipelineSettings")
             .field("technique_suggester", &self.technique_suggester.as_ref().map(|c| c.techniques().len()))
+            .field("incident_memory", &self.incident_memory.is_some())
             .field("degradation", &self.degradation)
             .field("grouping_window", &self.grouping_window)
             .field("max_attempts", &self.max_attempts)
@@ -61,6 +64,7 @@ impl Default for PipelineSettings {
     fn default() -> Self {
         PipelineSettings {
             technique_suggester: None,
+            incident_memory: None,
             degradation: DegradationLevel::Deterministic,
             grouping_window: crate::grouping::DEFAULT_WINDOW,
             max_attempts: 5,

@@ -44,6 +44,9 @@ pub struct TriageRecord {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suggested_techniques: Vec<serde_json::Value>,
     pub tactics: Vec<String>,
+    /// Similar closed incidents of the tenant (incident memory), best first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub similar_incidents: Vec<serde_json::Value>,
     pub entities: AlertEntities,
     pub iocs: Vec<Ioc>,
     pub incident_id: Option<String>,
@@ -90,6 +93,7 @@ impl TriageRecord {
                 .and_then(|value| value.as_array().cloned())
                 .unwrap_or_default(),
             tactics: state.tactics.clone(),
+            similar_incidents: state.case_facts.get("similar_incidents").and_then(|value| value.as_array().cloned()).unwrap_or_default(),
             entities: state.entities.clone(),
             iocs: state.iocs.clone(),
             incident_id: incident.map(|i| i.incident_id.clone()).or_else(|| state.incident_id.clone()),

@@ -125,6 +125,9 @@ mod tests {
 pub struct PastIncident {
     pub id: String,
     pub tenant: String,
+    /// The incident the investigation belonged to: recall skips the current incident's own members.
+    #[serde(default)]
+    pub incident_id: Option<String>,
     /// What happened, as text (title, verdict, key entities): what similarity is measured on.
     pub summary: String,
     pub techniques: Vec<String>,
@@ -177,7 +180,8 @@ impl IncidentMemory {
                 tenant: incident.tenant.clone(),
                 kind: "incident".to_owned(),
                 time: incident.closed_at,
-                extra: serde_json::Value::Null,
+                // The whole record rides along, so recall works after a restart.
+                extra: serde_json::to_value(&incident)?,
             },
         };
         self.index.upsert(vec![record]).await?;
@@ -186,9 +190,16 @@ impl IncidentMemory {
 
     /// Past incidents of `tenant` most like `summary`, ranked by the composite score, at most
     /// [`TOP_K`]. Falls back to word overlap when vectors cannot be used, and says so.
-    pub async fn recall(&self, tenant: &str, summary: &str, techniques: &[String], now: chrono::DateTime<chrono::Utc>) -> Recall {
+    pub async fn recall(
+        &self,
+        tenant: &str,
+        summary: &str,
+        techniques: &[String],
+        exclude_incident: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Recall {
         let incidents = self.incidents.read().await;
-        let (similarities, fallback): (Vec<(String, f64)>, Option<String>) = match self.vector_candidates(tenant, summary).await {
+        let (found, fallback): (Vec<(PastIncident, f64)>, Option<String>) = match self.vector_candidates(tenant, summary).await {
             Ok(found) => (found, None),
             Err(error) => {
                 let query: std::collections::BTreeSet<String> = crate::suggest::tokens(summary).into_iter().collect();
@@ -199,16 +210,16 @@ impl IncidentMemory {
                         let words: std::collections::BTreeSet<String> = crate::suggest::tokens(&incident.summary).into_iter().collect();
                         let union = query.union(&words).count();
                         let overlap = if union == 0 { 0.0 } else { query.intersection(&words).count() as f64 / union as f64 };
-                        (incident.id.clone(), overlap)
+                        (incident.clone(), overlap)
                     })
                     .filter(|(_, overlap)| *overlap > 0.0)
                     .collect();
                 (lexical, Some(format!("vector search unavailable ({error:#}); ranked by word overlap")))
             }
         };
-        let candidates: Vec<(PastIncident, Candidate)> = similarities
+        let candidates: Vec<(PastIncident, Candidate)> = found
             .into_iter()
-            .filter_map(|(id, similarity)| incidents.get(&id).map(|incident| (incident.clone(), similarity)))
+            .filter(|(incident, _)| exclude_incident.is_none_or(|current| incident.incident_id.as_deref() != Some(current)))
             .map(|(incident, similarity)| {
                 let age = (now - incident.closed_at).num_seconds() as f64 / 86_400.0;
                 let candidate = Candidate {
@@ -228,12 +239,18 @@ impl IncidentMemory {
         Recall { similar, fallback }
     }
 
-    async fn vector_candidates(&self, tenant: &str, summary: &str) -> anyhow::Result<Vec<(String, f64)>> {
+    async fn vector_candidates(&self, tenant: &str, summary: &str) -> anyhow::Result<Vec<(PastIncident, f64)>> {
         let vectors = self.embedder.embed(&[summary.to_owned()]).await?;
         let vector = vectors.into_iter().next().ok_or_else(|| anyhow::anyhow!("the embedder returned no vector"))?;
         let filter = crate::vector::Filter { tenant: Some(tenant.to_owned()), kind: Some("incident".to_owned()), ..Default::default() };
         let hits = self.index.search(&self.embedder.model().id, &vector, &filter, 50).await?;
-        Ok(hits.into_iter().map(|hit| (hit.id, f64::from(hit.score.max(0.0)))).collect())
+        Ok(hits
+            .into_iter()
+            .filter_map(|hit| {
+                let incident = serde_json::from_value::<PastIncident>(hit.payload.extra).ok()?;
+                Some((incident, f64::from(hit.score.max(0.0))))
+            })
+            .collect())
     }
 }
 
@@ -270,6 +287,7 @@ mod recall_tests {
         PastIncident {
             id: id.to_owned(),
             tenant: tenant.to_owned(),
+            incident_id: Some(format!("inc-{id}")),
             summary: summary.to_owned(),
             techniques: vec!["T1003.001".to_owned()],
             classification: "true_positive".to_owned(),
@@ -294,17 +312,26 @@ mod recall_tests {
         let index = Arc::new(FlatIndex::open(dir.path()).await.expect("index"));
         let memory = IncidentMemory::new(Arc::new(HashingEmbedder::default()), index);
         seed(&memory).await;
-        let recall = memory.recall("acme", "lsass credential dumping with mimikatz on ws-07", &["T1003.001".to_owned()], Utc::now()).await;
+        let recall =
+            memory.recall("acme", "lsass credential dumping with mimikatz on ws-07", &["T1003.001".to_owned()], None, Utc::now()).await;
         assert_eq!(recall.fallback, None);
         assert_eq!(recall.similar.first().map(|s| s.incident.id.as_str()), Some("i-1"), "{recall:?}");
         assert!(recall.similar.iter().all(|s| s.incident.tenant == "acme"), "tenant-isolated");
+        let without_own = memory.recall("acme", "lsass credential dumping with mimikatz", &[], Some("inc-i-1"), Utc::now()).await;
+        assert!(without_own.similar.iter().all(|s| s.incident.id != "i-1"), "the current incident's own members are skipped");
+
+        // After a restart (new memory over the same index) the vector path still resolves incidents.
+        let reopened = Arc::new(FlatIndex::open(dir.path()).await.expect("reopen"));
+        let restarted = IncidentMemory::new(Arc::new(HashingEmbedder::default()), reopened);
+        let recall = restarted.recall("acme", "lsass credential dumping with mimikatz", &[], None, Utc::now()).await;
+        assert_eq!(recall.similar.first().map(|s| s.incident.id.as_str()), Some("i-1"), "{recall:?}");
     }
 
     #[tokio::test]
     async fn recall_falls_back_to_word_overlap_when_the_index_is_down() {
         let memory = IncidentMemory::new(Arc::new(HashingEmbedder::default()), Arc::new(DownIndex));
         seed(&memory).await;
-        let recall = memory.recall("acme", "mimikatz lsass credentials", &[], Utc::now()).await;
+        let recall = memory.recall("acme", "mimikatz lsass credentials", &[], None, Utc::now()).await;
         assert!(recall.fallback.as_deref().is_some_and(|f| f.contains("connection refused")), "{recall:?}");
         assert_eq!(recall.similar.iter().map(|s| s.incident.id.as_str()).collect::<Vec<_>>(), vec!["i-1"]);
     }

@@ -226,3 +226,48 @@ async fn alerts_without_techniques_get_suggestions() {
     }
     shutdown.cancel();
 }
+
+/// FR-RSN-004: enrichment recalls similar closed incidents of the same tenant from incident memory.
+#[tokio::test]
+async fn enrichment_recalls_similar_closed_incidents() {
+    use aluskort_knowledge::embed::HashingEmbedder;
+    use aluskort_knowledge::memory::{IncidentMemory, PastIncident};
+    use aluskort_knowledge::vector::FlatIndex;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let memory =
+        Arc::new(IncidentMemory::new(Arc::new(HashingEmbedder::default()), Arc::new(FlatIndex::open(dir.path()).await.expect("index"))));
+    let past = |id: &str, tenant: &str, summary: &str| PastIncident {
+        id: id.to_owned(),
+        tenant: tenant.to_owned(),
+        incident_id: Some(format!("inc-old-{id}")),
+        summary: summary.to_owned(),
+        techniques: vec!["T1003.001".to_owned()],
+        classification: "true_positive".to_owned(),
+        closed_at: Utc::now() - Duration::days(3),
+        rare_important: true,
+    };
+    memory.remember(past("old-1", "default", "Mimikatz read LSASS memory on ws-09")).await.expect("remember");
+    memory.remember(past("old-2", "someone-else", "Mimikatz read LSASS memory on ws-09")).await.expect("remember");
+
+    let store = Arc::new(SqliteStore::in_memory().await.expect("store"));
+    let settings = PipelineSettings { incident_memory: Some(memory), ..PipelineSettings::default() };
+    let pipeline = Pipeline::new(Arc::new(MemoryBus::new()), store.clone(), Arc::new(AuditLog::new(store.clone())), settings);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone()));
+    tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone()));
+    let alert = json!({"SystemAlertId": "m-1", "AlertName": "Mimikatz read LSASS memory on ws-01", "AlertSeverity": "High",
+                       "TimeGenerated": "2026-11-01T00:00:00Z"});
+    let expected = HashSet::from([pipeline.submit("t:1", alert).await.expect("submit")]);
+    let outcomes = tokio::time::timeout(StdDuration::from_secs(30), pipeline.await_outcomes(expected, "memory", |_| {}))
+        .await
+        .expect("in time")
+        .expect("outcomes");
+    let id = aluskort_core::InvestigationId::parse(outcomes[0].investigation_id.as_deref().expect("investigated")).expect("uuid");
+    let state = store.investigation(id).await.expect("load").expect("exists");
+    let record = TriageRecord::load(store.as_ref(), &state).await.expect("load").expect("record");
+    let recalled: Vec<&str> = record.similar_incidents.iter().filter_map(|s| s["investigation_id"].as_str()).collect();
+    assert_eq!(recalled, vec!["old-1"], "same tenant only: {:?}", record.similar_incidents);
+    assert!(state.decision_chain.iter().any(|d| d.agent == "context_enricher" && d.action == "recalled"), "{:?}", state.decision_chain);
+    shutdown.cancel();
+}
