@@ -127,6 +127,9 @@ enum AttackCommand {
     Eval {
         #[arg(long)]
         bundle: Option<PathBuf>,
+        /// Also score the built-in hashing embedder on the same split (a full scan per example; slow).
+        #[arg(long)]
+        embedder: bool,
     },
 }
 
@@ -198,7 +201,7 @@ fn main() -> ExitCode {
                     AttackCommand::Suggest { file, top, jsonl, bundle } => {
                         commands::attack::suggest(&config.data_dir, &env, bundle.as_deref(), file.as_deref(), top, jsonl)
                     }
-                    AttackCommand::Eval { bundle } => commands::attack::eval(&config.data_dir, &env, bundle.as_deref()),
+                    AttackCommand::Eval { bundle, embedder } => commands::attack::eval(&config.data_dir, &env, bundle.as_deref(), embedder),
                 }
             }
             Command::Knowledge { command } => {

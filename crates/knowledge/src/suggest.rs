@@ -59,6 +59,8 @@ pub struct Corpus {
     postings: HashMap<String, Vec<(u32, u16)>>,
     average_length: f64,
     held_out: Vec<Example>,
+    /// Indexed procedure examples (technique index, text), for evaluating embedders on the same split.
+    indexed_examples: Vec<(usize, String)>,
 }
 
 const K1: f64 = 1.2;
@@ -79,8 +81,14 @@ impl Corpus {
                 tactic_names.insert(short, name);
             }
         }
-        let mut corpus =
-            Corpus { techniques: Vec::new(), docs: Vec::new(), postings: HashMap::new(), average_length: 0.0, held_out: Vec::new() };
+        let mut corpus = Corpus {
+            techniques: Vec::new(),
+            docs: Vec::new(),
+            postings: HashMap::new(),
+            average_length: 0.0,
+            held_out: Vec::new(),
+            indexed_examples: Vec::new(),
+        };
         let mut by_ref: HashMap<&str, usize> = HashMap::new();
         for pattern in objects.iter().filter(|o| o.get("type").and_then(Value::as_str) == Some("attack-pattern")) {
             let retired = pattern.get("revoked").and_then(Value::as_bool) == Some(true)
@@ -125,6 +133,7 @@ impl Corpus {
                 corpus.held_out.push(Example { technique: corpus.techniques[technique].id.clone(), text });
             } else {
                 corpus.add(technique, 1.0, &text);
+                corpus.indexed_examples.push((technique, text));
             }
         }
         let total: f64 = corpus.docs.iter().map(|d| d.length).sum();
@@ -208,6 +217,33 @@ impl Corpus {
         }
         accuracy
     }
+}
+
+/// How well `embed` separates techniques: each held-out example's nearest indexed examples (cosine)
+/// vote for their techniques (weighted by similarity), scored top-1/3/5 like [`Corpus::evaluate`].
+/// `sample` limits the held-out examples used (every n-th), since this is a full scan per query.
+pub fn evaluate_embedder(corpus: &Corpus, embed: &dyn Fn(&str) -> Vec<f32>, sample: usize) -> Accuracy {
+    let indexed: Vec<(usize, Vec<f32>)> = corpus.indexed_examples.iter().map(|(t, text)| (*t, embed(text))).collect();
+    let step = (corpus.held_out.len() / sample.max(1)).max(1);
+    let mut accuracy = Accuracy::default();
+    for example in corpus.held_out.iter().step_by(step) {
+        accuracy.examples += 1;
+        let query = embed(&example.text);
+        let mut scored: Vec<(f32, usize)> = indexed.iter().map(|(t, v)| (crate::embed::cosine(&query, v), *t)).collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut votes: HashMap<usize, f32> = HashMap::new();
+        for (similarity, technique) in scored.into_iter().take(VOTERS) {
+            *votes.entry(technique).or_default() += similarity.max(0.0);
+        }
+        let mut ranked: Vec<(usize, f32)> = votes.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        if let Some(position) = ranked.iter().take(5).position(|(t, _)| corpus.techniques[*t].id == example.technique) {
+            accuracy.top1 += usize::from(position < 1);
+            accuracy.top3 += usize::from(position < 3);
+            accuracy.top5 += 1;
+        }
+    }
+    accuracy
 }
 
 /// Hits among `examples` at each cut-off.

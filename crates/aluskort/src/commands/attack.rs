@@ -92,7 +92,7 @@ pub fn suggest(
     Ok(if bad > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
-pub fn eval(data_dir: &Path, env: &HashMap<String, String>, bundle: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub fn eval(data_dir: &Path, env: &HashMap<String, String>, bundle: Option<&Path>, embedder: bool) -> anyhow::Result<ExitCode> {
     let path = bundle_path(bundle, data_dir, env)?;
     let corpus = load(&path, true)?;
     let accuracy = corpus.evaluate();
@@ -105,6 +105,20 @@ pub fn eval(data_dir: &Path, env: &HashMap<String, String>, bundle: Option<&Path
         Accuracy::rate(accuracy.top1, total),
         Accuracy::rate(accuracy.top3, total),
         Accuracy::rate(accuracy.top5, total)
+    );
+    if !embedder {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // The built-in embedder on the same split (nearest indexed examples vote): how good incident
+    // memory's default vectors are at telling techniques apart.
+    let embedder = aluskort_knowledge::embed::HashingEmbedder::default();
+    let embedded = aluskort_knowledge::suggest::evaluate_embedder(&corpus, &|text| embedder.embed_one(text), 500);
+    println!(
+        "built-in hashing embedder (kNN over indexed examples, {} sampled held-out examples): top-1 {:.3}, top-3 {:.3}, top-5 {:.3}",
+        embedded.examples,
+        Accuracy::rate(embedded.top1, embedded.examples),
+        Accuracy::rate(embedded.top3, embedded.examples),
+        Accuracy::rate(embedded.top5, embedded.examples)
     );
     Ok(ExitCode::SUCCESS)
 }
