@@ -200,7 +200,8 @@ impl VectorIndex for FlatIndex {
 }
 
 /// The behaviour every [`VectorIndex`] must have; each implementation's tests call it.
-pub mod conformance {
+#[cfg(test)]
+pub(crate) mod conformance {
     use super::*;
 
     fn record(id: &str, tenant: &str, kind: &str, day: u32, vector: Vec<f32>) -> VectorRecord {
