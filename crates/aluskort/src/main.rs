@@ -144,6 +144,11 @@ enum KnowledgeCommand {
     },
     /// A technique: name, tactics, parent, status; with an import, mitigations and procedure examples.
     Show { id: String },
+    /// Import threat-intel reports (text or Markdown): chunked by section, indexed by indicator;
+    /// triage then notes alerts whose indicators a report names.
+    Reports { files: Vec<PathBuf> },
+    /// Reports naming the indicators in TEXT (an IP, domain, hash, URL...; defanged is fine).
+    Lookup { text: String },
 }
 
 #[derive(Subcommand)]
@@ -209,6 +214,8 @@ fn main() -> ExitCode {
                 match command {
                     KnowledgeCommand::Import { kind, file } => commands::attack::import(&config.data_dir, &kind, &file),
                     KnowledgeCommand::Show { id } => commands::attack::show(&config.data_dir, &id),
+                    KnowledgeCommand::Reports { files } => commands::attack::import_reports(&config.data_dir, &files),
+                    KnowledgeCommand::Lookup { text } => commands::attack::lookup(&config.data_dir, &text),
                 }
             }
             Command::Sources { command: SourcesCommand::List } => commands::sources::list(cli.config.as_deref(), cli.data_dir, &env).await,

@@ -102,6 +102,7 @@ impl Running {
         let settings = PipelineSettings {
             technique_suggester: load_suggester(&config.data_dir),
             incident_memory: backends.incident_memory.clone(),
+            report_index: load_reports(&config.data_dir),
             // No model provider is wired into this build: reasoning is deterministic (NFR-REL-003).
             degradation: DegradationLevel::Deterministic,
             grouping_window: chrono::Duration::hours(i64::from(config.grouping_window_hours)),
@@ -163,6 +164,22 @@ async fn open_memory(config: &Config) -> anyhow::Result<Option<Arc<IncidentMemor
         ),
     };
     Ok(Some(Arc::new(IncidentMemory::new(embedder, index))))
+}
+
+/// Imported threat-intel reports (`aluskort knowledge reports`), if any; an unreadable file is
+/// reported and skipped.
+fn load_reports(data_dir: &Path) -> Option<Arc<aluskort_knowledge::reports::ReportIndex>> {
+    let path = crate::commands::attack::reports_path(data_dir);
+    if !path.is_file() {
+        return None;
+    }
+    match aluskort_knowledge::reports::ReportIndex::load(&path) {
+        Ok(index) => Some(Arc::new(index)),
+        Err(error) => {
+            tracing::warn!(%error, "imported threat-intel reports unreadable; no report matches");
+            None
+        }
+    }
 }
 
 /// The technique suggester, when an ATT&CK bundle was imported (`aluskort knowledge import attack`).

@@ -489,3 +489,30 @@ fn run_with_stdin(command: &mut Command, input: &[u8]) -> Output {
     child.stdin.take().expect("stdin").write_all(input).expect("write stdin");
     child.wait_with_output().expect("output")
 }
+
+/// FR-ENR-007: imported threat-intel reports are chunked by section and indexed by indicator;
+/// `knowledge lookup` finds them from a defanged value, and triage attaches exact matches.
+#[test]
+fn threat_intel_reports_enrich_matching_alerts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("op-example.md");
+    std::fs::write(&report, "# Operation Example\n\n## Infrastructure\nBeacons to update-check[.]sync-cdn[.]net and 198.51.100.23.\n")
+        .expect("report");
+    let imported = run(aluskort().args(["knowledge", "reports"]).arg(&report).arg("--data-dir").arg(dir.path()));
+    assert!(
+        text(&imported.stdout).contains("op-example.md: \"Operation Example\", 1 chunk(s), 2 indicator(s)"),
+        "{}",
+        text(&imported.stdout)
+    );
+    let found = run(aluskort().args(["knowledge", "lookup", "update-check[.]sync-cdn[.]net", "--data-dir"]).arg(dir.path()));
+    let line: Value = serde_json::from_str(text(&found.stdout).lines().next().expect("a match")).expect("JSON");
+    assert_eq!((line["report_id"].as_str(), line["section"].as_str()), (Some("op-example.md"), Some("Operation Example > Infrastructure")));
+
+    let alert = dir.path().join("alert.jsonl");
+    std::fs::write(&alert, r#"{"SystemAlertId":"ti-1","AlertName":"Beacon","AlertSeverity":"High","TimeGenerated":"2026-11-01T00:00:00Z","Description":"connection to 198.51.100.23"}"#)
+        .expect("alert");
+    let triaged = triage(dir.path(), &[&alert]);
+    let record: Value = serde_json::from_str(text(&triaged.stdout).lines().next().expect("a record")).expect("JSON");
+    assert_eq!(record["ti_matches"][0]["ioc"]["value"], "198.51.100.23", "{record}");
+    assert_eq!(record["ti_matches"][0]["title"], "Operation Example");
+}

@@ -164,7 +164,15 @@ impl Pipeline {
                 state.case_facts.insert("similar_incidents".to_owned(), json!(similar));
             }
         }
-        // UEBA/CTEM/TI are not connected in the embedded build: absent data is `no_baseline`, never `low` (FR-ENR-005).
+        if let Some(reports) = &self.settings.report_index {
+            let matches = reports.matches(&state.iocs);
+            if !matches.is_empty() {
+                let note = format!("{} indicator match(es) in imported threat-intel reports", matches.len());
+                state.record_decision("context_enricher", "ti_matched", &note, None, Utc::now());
+                state.case_facts.insert("ti_matches".to_owned(), json!(matches));
+            }
+        }
+        // UEBA/CTEM are not connected in the embedded build: absent data is `no_baseline`, never `low` (FR-ENR-005).
         state.risk_state = "no_baseline".to_owned();
         state.record_decision("context_enricher", "grouped", &decision.reason, None, Utc::now());
         self.transition(

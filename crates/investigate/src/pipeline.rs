@@ -38,6 +38,8 @@ pub struct PipelineSettings {
     pub technique_suggester: Option<Arc<aluskort_knowledge::suggest::Corpus>>,
     /// Similar closed incidents for enrichment; closed investigations are remembered.
     pub incident_memory: Option<Arc<aluskort_knowledge::memory::IncidentMemory>>,
+    /// Imported threat-intel reports: exact IOC matches enrich the alert (FR-ENR-007).
+    pub report_index: Option<Arc<aluskort_knowledge::reports::ReportIndex>>,
     pub degradation: DegradationLevel,
     /// Incident grouping window (default 24 h).
     pub grouping_window: Duration,
@@ -52,6 +54,7 @@ impl std::fmt::Debug for PipelineSettings {
         f.debug_struct("PipelineSettings")
             .field("technique_suggester", &self.technique_suggester.as_ref().map(|c| c.techniques().len()))
             .field("incident_memory", &self.incident_memory.is_some())
+            .field("report_index", &self.report_index.as_ref().map(|r| r.reports().count()))
             .field("degradation", &self.degradation)
             .field("grouping_window", &self.grouping_window)
             .field("max_attempts", &self.max_attempts)
@@ -65,6 +68,7 @@ impl Default for PipelineSettings {
         PipelineSettings {
             technique_suggester: None,
             incident_memory: None,
+            report_index: None,
             degradation: DegradationLevel::Deterministic,
             grouping_window: crate::grouping::DEFAULT_WINDOW,
             max_attempts: 5,

@@ -47,6 +47,9 @@ pub struct TriageRecord {
     /// Similar closed incidents of the tenant (incident memory), best first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub similar_incidents: Vec<serde_json::Value>,
+    /// The alert's indicators found in imported threat-intel reports: `{ioc, report_id, title, section}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ti_matches: Vec<serde_json::Value>,
     pub entities: AlertEntities,
     pub iocs: Vec<Ioc>,
     pub incident_id: Option<String>,
@@ -94,6 +97,7 @@ impl TriageRecord {
                 .unwrap_or_default(),
             tactics: state.tactics.clone(),
             similar_incidents: state.case_facts.get("similar_incidents").and_then(|value| value.as_array().cloned()).unwrap_or_default(),
+            ti_matches: state.case_facts.get("ti_matches").and_then(|value| value.as_array().cloned()).unwrap_or_default(),
             entities: state.entities.clone(),
             iocs: state.iocs.clone(),
             incident_id: incident.map(|i| i.incident_id.clone()).or_else(|| state.incident_id.clone()),

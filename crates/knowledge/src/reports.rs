@@ -154,6 +154,64 @@ impl ReportIndex {
     pub fn reports(&self) -> impl Iterator<Item = &Report> {
         self.reports.values()
     }
+
+    /// Loads the reports stored by [`ReportIndex::save`] (one JSON report a line); a missing file is
+    /// an empty index, an unreadable line an error naming it.
+    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+        let mut index = ReportIndex::default();
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(index),
+            Err(error) => return Err(format!("{}: {error}", path.display())),
+        };
+        for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let report: Report = serde_json::from_str(line).map_err(|error| format!("{}:{}: {error}", path.display(), number + 1))?;
+            index.add(report);
+        }
+        Ok(index)
+    }
+
+    /// Writes every report, one JSON line each, through a temporary file and a rename.
+    pub fn save(&self, path: &std::path::Path) -> Result<(), String> {
+        let mut out = String::new();
+        for report in self.reports.values() {
+            out.push_str(&serde_json::to_string(report).map_err(|e| e.to_string())?);
+            out.push('\n');
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, out).map_err(|e| format!("{}: {e}", partial.display()))?;
+        std::fs::rename(&partial, path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Exact matches of `iocs` (FR-ENR-007): each indicator with the reports and sections naming it.
+    pub fn matches(&self, iocs: &[Ioc]) -> Vec<IocMatch> {
+        let mut out = Vec::new();
+        for ioc in iocs {
+            for mention in self.lookup(ioc) {
+                if let Some(report) = self.reports.get(&mention.report_id) {
+                    out.push(IocMatch {
+                        ioc: ioc.clone(),
+                        report_id: report.id.clone(),
+                        title: report.title.clone(),
+                        section: report.chunks.get(mention.chunk).map(|c| c.section.clone()).unwrap_or_default(),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One indicator found in one report section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IocMatch {
+    pub ioc: Ioc,
+    pub report_id: String,
+    pub title: String,
+    pub section: String,
 }
 
 #[cfg(test)]
@@ -188,6 +246,15 @@ mod tests {
         assert_eq!(reports, vec!["r1", "r2"]);
         let domain = Ioc::parse(IocType::Domain, "update-check.sync-cdn.net").expect("domain");
         assert_eq!(index.lookup(&domain).len(), 1, "defanged in the report, canonical in the lookup");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("reports.jsonl");
+        index.save(&path).expect("save");
+        let loaded = ReportIndex::load(&path).expect("load");
+        let matches = loaded.matches(std::slice::from_ref(&ip));
+        assert_eq!(
+            matches.iter().map(|m| (m.report_id.as_str(), m.section.as_str())).collect::<Vec<_>>(),
+            vec![("r1", "C2"), ("r2", "Delivery")]
+        );
         index.add(Report::new("r1", "Campaign X v2", "# C2\nnothing here now\n"));
         assert_eq!(
             index.lookup(&ip).iter().map(|m| m.report_id.as_str()).collect::<Vec<_>>(),

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use aluskort_knowledge::import::KnowledgeImport;
+use aluskort_knowledge::reports::{Report, ReportIndex};
 use aluskort_knowledge::suggest::{Accuracy, Corpus};
 use anyhow::Context;
 use serde_json::{Value, json};
@@ -168,6 +169,50 @@ pub fn import(data_dir: &Path, kind: &str, file: &Path) -> anyhow::Result<ExitCo
         import.count("malware") + import.count("tool"),
         import.relations.len()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where imported threat-intel reports live.
+pub fn reports_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("knowledge/reports.jsonl")
+}
+
+/// `knowledge import report FILE...`: each text/Markdown file becomes a report (id = file name,
+/// title = its first heading or the file name), chunked and indexed by indicator; a report with
+/// the same id is replaced.
+pub fn import_reports(data_dir: &Path, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let path = reports_path(data_dir);
+    let mut index = ReportIndex::load(&path).map_err(|e| anyhow::anyhow!(e))?;
+    for file in files {
+        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {} as UTF-8 text", file.display()))?;
+        let id = file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let title = text
+            .lines()
+            .find_map(|line| line.trim().strip_prefix('#').map(|h| h.trim_start_matches('#').trim().to_owned()))
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| id.clone());
+        let report = Report::new(&id, &title, &text);
+        let indicators: std::collections::BTreeSet<_> = report.chunk_iocs.iter().flatten().collect();
+        println!("{id}: {:?}, {} chunk(s), {} indicator(s)", title, report.chunks.len(), indicators.len());
+        index.add(report);
+    }
+    index.save(&path).map_err(|e| anyhow::anyhow!(e))?;
+    println!("{} report(s) in {}", index.reports().count(), path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `knowledge lookup TEXT`: the reports naming the indicators found in `TEXT` (defanged is fine).
+pub fn lookup(data_dir: &Path, text: &str) -> anyhow::Result<ExitCode> {
+    let index = ReportIndex::load(&reports_path(data_dir)).map_err(|e| anyhow::anyhow!(e))?;
+    let iocs = aluskort_extract::extract_iocs(text);
+    anyhow::ensure!(!iocs.is_empty(), "no indicator found in {text:?}");
+    let matches = index.matches(&iocs);
+    for found in &matches {
+        println!("{}", json!({"ioc": found.ioc, "report_id": found.report_id, "title": found.title, "section": found.section}));
+    }
+    if matches.is_empty() {
+        eprintln!("no imported report names {}", iocs.iter().map(|i| i.value().to_owned()).collect::<Vec<_>>().join(", "));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
