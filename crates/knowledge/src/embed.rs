@@ -7,7 +7,7 @@
 //!   types, ATT&CK wording) land close; paraphrases with no shared words do not. It keeps incident
 //!   memory and report search working with no provider configured. Measured with `aluskort attack
 //!   eval --embedder` (nearest held-out ATT&CK procedure examples vote for their technique): top-1
-//!   0.463, top-3 0.667, top-5 0.750 over 531 sampled examples, against 0.606/0.773/0.837 for the
+//!   0.452, top-3 0.659, top-5 0.753 over 531 sampled examples, against 0.649/0.824/0.880 for the
 //!   BM25 suggester on the full split.
 //! - [`OpenAiCompatible`]: `POST {base_url}/v1/embeddings` as OpenAI, Azure OpenAI, Ollama, vLLM and
 //!   TEI serve it (`{"model", "input": [...]}` → `{"data": [{"index", "embedding"}], "model"}`,

@@ -18,7 +18,8 @@ use serde_json::Value;
 #[derive(Debug, Clone)]
 struct Doc {
     technique: usize,
-    /// Profile documents weigh a little more than a single example.
+    /// A profile weighs as much as six examples (tuned on the held-out split: the profile speaks
+    /// for the technique as a whole, an example for one use of it).
     weight: f64,
     length: f64,
 }
@@ -64,7 +65,8 @@ pub struct Corpus {
 }
 
 const K1: f64 = 1.2;
-const B: f64 = 0.75;
+/// Length normalisation, lower than the usual 0.75: profiles are long, examples short (tuned on the split).
+const B: f64 = 0.5;
 /// Documents that vote for a query's techniques.
 const VOTERS: usize = 160;
 
@@ -121,13 +123,19 @@ impl Corpus {
                 clean(pattern.get("description").and_then(Value::as_str).unwrap_or_default()),
                 clean(pattern.get("x_mitre_detection").and_then(Value::as_str).unwrap_or_default()),
             );
-            corpus.add(index, 1.5, &text);
+            corpus.add(index, 6.0, &text);
         }
         for relationship in objects.iter().filter(|o| o.get("relationship_type").and_then(Value::as_str) == Some("uses")) {
             let Some(&technique) = relationship.get("target_ref").and_then(Value::as_str).and_then(|target| by_ref.get(target)) else {
                 continue;
             };
-            let Some(text) = relationship.get("description").and_then(Value::as_str).map(clean).filter(|t| !t.is_empty()) else { continue };
+            let Some(raw) = relationship.get("description").and_then(Value::as_str) else { continue };
+            // The example's subject ("[APT29](...) has used ...") names who, not what: left out of
+            // the indexed text so an actor's name does not vote for every technique it uses.
+            let text = clean(without_leading_link(raw));
+            if text.trim().is_empty() {
+                continue;
+            }
             let relationship_id = relationship.get("id").and_then(Value::as_str).unwrap_or_default();
             if hold_out && stable_hash(relationship_id).is_multiple_of(5) {
                 corpus.held_out.push(Example { technique: corpus.techniques[technique].id.clone(), text });
@@ -274,6 +282,18 @@ fn attack_id(object: &Value) -> Option<&str> {
 /// FNV-1a: a stable split that does not depend on the platform's hasher.
 fn stable_hash(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// `raw` without a Markdown link at its very start.
+fn without_leading_link(raw: &str) -> &str {
+    let trimmed = raw.trim_start();
+    if trimmed.starts_with('[')
+        && let Some(close) = trimmed.find("](")
+        && let Some(end) = trimmed[close..].find(')')
+    {
+        return &trimmed[close + end + 1..];
+    }
+    raw
 }
 
 /// Markdown links become their text; `(Citation: ...)` markers and `<code>` tags go.
