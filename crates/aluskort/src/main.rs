@@ -69,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// The LLM context gateway: injection screening of untrusted text.
+    Gateway {
+        #[command(subcommand)]
+        command: GatewayCommand,
+    },
     /// MITRE ATT&CK: technique suggestions from text.
     Attack {
         #[command(subcommand)]
@@ -105,6 +110,17 @@ enum BenchCommand {
         /// Template alerts (default: the bundled demo alerts).
         #[arg(long)]
         source: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum GatewayCommand {
+    /// Verdict (benign, suspicious, malicious) with reasons: one text, or `{"id","text"}` lines with --jsonl.
+    Screen {
+        /// Input file; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+        #[arg(long)]
+        jsonl: bool,
     },
 }
 
@@ -200,6 +216,7 @@ fn main() -> ExitCode {
             Command::Bench { command: BenchCommand::Triage { alerts, group, source } } => {
                 commands::bench::triage(alerts, group, source).await
             }
+            Command::Gateway { command: GatewayCommand::Screen { file, jsonl } } => commands::gateway::screen(file.as_deref(), jsonl),
             Command::Attack { command } => {
                 let config = wiring::load_config(cli.config.as_deref(), cli.data_dir, &env)?;
                 match command {

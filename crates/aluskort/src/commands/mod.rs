@@ -5,6 +5,7 @@ pub mod audit;
 pub mod bench;
 pub mod config;
 pub mod extract;
+pub mod gateway;
 pub mod serve;
 pub mod sources;
 pub mod triage;

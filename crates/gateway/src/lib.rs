@@ -1,0 +1,9 @@
+//! The LLM context gateway (NFR-SEC-001..004). This crate starts with the injection screen every
+//! piece of untrusted text passes before it may reach a model.
+//!
+//! # Layout
+//! - [`screen`]: injection screening with a verdict (benign, suspicious, malicious) and reasons.
+
+pub mod screen;
+
+pub use screen::{Screening, Verdict, screen};
