@@ -185,15 +185,11 @@ fn load_reports(data_dir: &Path) -> Option<Arc<aluskort_knowledge::reports::Repo
 /// The technique suggester, when an ATT&CK bundle was imported (`aluskort knowledge import attack`).
 /// A bundle that cannot be read is reported and skipped: suggestions are an aid, not a dependency.
 fn load_suggester(data_dir: &Path) -> Option<Arc<aluskort_knowledge::suggest::Corpus>> {
-    let path = data_dir.join("knowledge/enterprise-attack.json");
+    let path = data_dir.join(crate::commands::attack::IMPORTED);
     if !path.is_file() {
         return None;
     }
-    let loaded = std::fs::read(&path)
-        .map_err(anyhow::Error::from)
-        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).map_err(anyhow::Error::from))
-        .and_then(|bundle| aluskort_knowledge::suggest::Corpus::from_stix(&bundle, false).map_err(anyhow::Error::from));
-    match loaded {
+    match crate::commands::attack::load(&path, false) {
         Ok(corpus) => Some(Arc::new(corpus)),
         Err(error) => {
             tracing::warn!(path = %path.display(), error = %format!("{error:#}"), "imported ATT&CK bundle unreadable; no technique suggestions");

@@ -57,7 +57,7 @@ impl HashingEmbedder {
         let dimensions = self.model.dimensions;
         let mut counts: std::collections::HashMap<usize, f32> = std::collections::HashMap::new();
         let mut add = |feature: &str, weight: f32| {
-            let hash = fnv(feature.as_bytes());
+            let hash = crate::stix::fnv1a(feature.as_bytes(), crate::stix::FNV_OFFSET);
             // Low bits choose the bucket, one high bit the sign (collisions cancel out on average).
             let bucket = (hash % dimensions as u64) as usize;
             let sign = if hash >> 63 == 0 { 1.0 } else { -1.0 };
@@ -93,10 +93,6 @@ impl Embedder for HashingEmbedder {
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         Ok(texts.iter().map(|text| self.embed_one(text)).collect())
     }
-}
-
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// Scales `vector` to unit length (a zero vector stays zero).

@@ -93,11 +93,11 @@ impl KnowledgeImport {
         let mut by_ref: HashMap<&str, String> = HashMap::new();
         let mut tactic_ids: HashMap<String, String> = HashMap::new();
         for object in objects {
-            if let (Some(stix), Some(id)) = (object.get("id").and_then(Value::as_str), external_id(object)) {
+            if let (Some(stix), Some(id)) = (object.get("id").and_then(Value::as_str), crate::stix::external_id(object)) {
                 by_ref.insert(stix, id.to_owned());
             }
             if object.get("type").and_then(Value::as_str) == Some("x-mitre-tactic")
-                && let Some(id) = external_id(object)
+                && let Some(id) = crate::stix::external_id(object)
             {
                 tactic_ids.insert(text(object, "x_mitre_shortname"), id.to_owned());
             }
@@ -118,18 +118,8 @@ impl KnowledgeImport {
                 }
                 _ => continue,
             };
-            let Some(id) = external_id(object) else { continue };
-            let tactics = object
-                .get("kill_chain_phases")
-                .and_then(Value::as_array)
-                .map(|phases| {
-                    phases
-                        .iter()
-                        .filter_map(|p| p.get("phase_name").and_then(Value::as_str))
-                        .filter_map(|p| tactic_ids.get(p).cloned())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let Some(id) = crate::stix::external_id(object) else { continue };
+            let tactics = crate::stix::phase_names(object).filter_map(|p| tactic_ids.get(p).cloned()).collect();
             let aliases = object
                 .get("aliases")
                 .or_else(|| object.get("x_mitre_aliases"))
@@ -227,16 +217,6 @@ impl KnowledgeImport {
         }
         Ok(KnowledgeImport { framework: "atlas".to_owned(), version: string(&data, "version"), entries, relations })
     }
-}
-
-fn external_id(object: &Value) -> Option<&str> {
-    object
-        .get("external_references")?
-        .as_array()?
-        .iter()
-        .find(|r| r.get("source_name").and_then(Value::as_str) == Some("mitre-attack"))?
-        .get("external_id")?
-        .as_str()
 }
 
 #[cfg(test)]

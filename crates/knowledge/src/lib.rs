@@ -13,6 +13,7 @@
 //! - [`memory`]: incident-memory scoring (§3.3 dual decay, rare-important floor).
 //! - [`qdrant`]: the vector index on a Qdrant server (REST API).
 //! - [`reports`]: threat-intel report chunking and the IOC → report reverse index.
+//! - [`stix`]: STIX readers and the stable hash shared by the modules above.
 //! - [`suggest`]: techniques from text (BM25 over ATT&CK's own text and procedure examples).
 
 pub mod context;
@@ -21,6 +22,7 @@ pub mod import;
 pub mod memory;
 pub mod qdrant;
 pub mod reports;
+pub mod stix;
 pub mod suggest;
 pub mod taxonomy;
 pub mod vector;

@@ -34,14 +34,10 @@ fn remote(error: impl std::fmt::Display) -> VectorError {
 
 /// A stable UUID (RFC 4122 layout, version 8 "custom") from our string id.
 pub fn point_id(id: &str) -> String {
-    let a = fnv(id.as_bytes(), 0xcbf2_9ce4_8422_2325);
-    let b = fnv(id.as_bytes(), 0x8422_2325_cbf2_9ce4);
+    let a = crate::stix::fnv1a(id.as_bytes(), crate::stix::FNV_OFFSET);
+    let b = crate::stix::fnv1a(id.as_bytes(), 0x8422_2325_cbf2_9ce4);
     let hex = format!("{a:016x}{b:016x}");
     format!("{}-{}-8{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
-}
-
-fn fnv(bytes: &[u8], seed: u64) -> u64 {
-    bytes.iter().fold(seed, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 impl QdrantIndex {

@@ -155,7 +155,7 @@ impl ReportIndex {
         self.reports.values()
     }
 
-    /// Loads the reports stored by [`ReportIndex::save`] (one JSON report a line); a missing file is
+    /// Loads the reports written from [`ReportIndex::to_jsonl`] (one JSON report a line); a missing file is
     /// an empty index, an unreadable line an error naming it.
     pub fn load(path: &std::path::Path) -> Result<Self, String> {
         let mut index = ReportIndex::default();
@@ -171,19 +171,14 @@ impl ReportIndex {
         Ok(index)
     }
 
-    /// Writes every report, one JSON line each, through a temporary file and a rename.
-    pub fn save(&self, path: &std::path::Path) -> Result<(), String> {
+    /// Every report, one JSON line each: what [`ReportIndex::load`] reads back.
+    pub fn to_jsonl(&self) -> Result<String, serde_json::Error> {
         let mut out = String::new();
         for report in self.reports.values() {
-            out.push_str(&serde_json::to_string(report).map_err(|e| e.to_string())?);
+            out.push_str(&serde_json::to_string(report)?);
             out.push('\n');
         }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-        }
-        let partial = path.with_extension("partial");
-        std::fs::write(&partial, out).map_err(|e| format!("{}: {e}", partial.display()))?;
-        std::fs::rename(&partial, path).map_err(|e| format!("{}: {e}", path.display()))
+        Ok(out)
     }
 
     /// Exact matches of `iocs` (FR-ENR-007): each indicator with the reports and sections naming it.
@@ -248,7 +243,7 @@ mod tests {
         assert_eq!(index.lookup(&domain).len(), 1, "defanged in the report, canonical in the lookup");
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("reports.jsonl");
-        index.save(&path).expect("save");
+        std::fs::write(&path, index.to_jsonl().expect("serialises")).expect("save");
         let loaded = ReportIndex::load(&path).expect("load");
         let matches = loaded.matches(std::slice::from_ref(&ip));
         assert_eq!(

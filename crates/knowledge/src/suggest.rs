@@ -96,7 +96,7 @@ impl Corpus {
             let retired = pattern.get("revoked").and_then(Value::as_bool) == Some(true)
                 || pattern.get("x_mitre_deprecated").and_then(Value::as_bool) == Some(true);
             let (Some(stix_id), Some(id), Some(name)) =
-                (pattern.get("id").and_then(Value::as_str), attack_id(pattern), pattern.get("name").and_then(Value::as_str))
+                (pattern.get("id").and_then(Value::as_str), crate::stix::external_id(pattern), pattern.get("name").and_then(Value::as_str))
             else {
                 continue;
             };
@@ -106,17 +106,7 @@ impl Corpus {
             let index = corpus.techniques.len();
             corpus.techniques.push(TechniqueEntry { id: id.to_owned(), name: name.to_owned() });
             by_ref.insert(stix_id, index);
-            let tactics: Vec<&str> = pattern
-                .get("kill_chain_phases")
-                .and_then(Value::as_array)
-                .map(|phases| {
-                    phases
-                        .iter()
-                        .filter_map(|p| p.get("phase_name").and_then(Value::as_str))
-                        .filter_map(|p| tactic_names.get(p).copied())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let tactics: Vec<&str> = crate::stix::phase_names(pattern).filter_map(|p| tactic_names.get(p).copied()).collect();
             let text = format!(
                 "{name} {name} {name} {} {} {}",
                 tactics.join(" "),
@@ -137,7 +127,7 @@ impl Corpus {
                 continue;
             }
             let relationship_id = relationship.get("id").and_then(Value::as_str).unwrap_or_default();
-            if hold_out && stable_hash(relationship_id).is_multiple_of(5) {
+            if hold_out && crate::stix::fnv1a(relationship_id.as_bytes(), crate::stix::FNV_OFFSET).is_multiple_of(5) {
                 corpus.held_out.push(Example { technique: corpus.techniques[technique].id.clone(), text });
             } else {
                 corpus.add(technique, 1.0, &text);
@@ -267,21 +257,6 @@ impl Accuracy {
     pub fn rate(hits: usize, total: usize) -> f64 {
         if total == 0 { 0.0 } else { hits as f64 / total as f64 }
     }
-}
-
-fn attack_id(object: &Value) -> Option<&str> {
-    object
-        .get("external_references")?
-        .as_array()?
-        .iter()
-        .find(|r| r.get("source_name").and_then(Value::as_str) == Some("mitre-attack"))?
-        .get("external_id")?
-        .as_str()
-}
-
-/// FNV-1a: a stable split that does not depend on the platform's hasher.
-fn stable_hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// `raw` without a Markdown link at its very start.

@@ -6,7 +6,7 @@
 //! `../shared/data/mitre/enterprise-attack-v18.1.json` next to the working directory.
 
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -16,9 +16,10 @@ use aluskort_knowledge::suggest::{Accuracy, Corpus};
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::commands::read_input;
+use crate::commands::{answer_jsonl, read_input};
 
-const IMPORTED: &str = "knowledge/enterprise-attack.json";
+/// Where `knowledge import attack` keeps the bundle (the suggester reads it from here too).
+pub const IMPORTED: &str = "knowledge/enterprise-attack.json";
 
 fn bundle_path(explicit: Option<&Path>, data_dir: &Path, env: &HashMap<String, String>) -> anyhow::Result<PathBuf> {
     let candidates: Vec<PathBuf> = explicit
@@ -40,7 +41,7 @@ fn bundle_path(explicit: Option<&Path>, data_dir: &Path, env: &HashMap<String, S
     })
 }
 
-fn load(path: &Path, hold_out: bool) -> anyhow::Result<Corpus> {
+pub fn load(path: &Path, hold_out: bool) -> anyhow::Result<Corpus> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let bundle: Value = serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))?;
     Corpus::from_stix(&bundle, hold_out).with_context(|| format!("{}", path.display()))
@@ -67,30 +68,11 @@ pub fn suggest(
         out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut bad = 0_usize;
-    for (index, line) in bytes.lines().enumerate() {
-        let line = line.with_context(|| format!("{name}:{}: not UTF-8", index + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let record: Value = match serde_json::from_str(&line) {
-            Ok(record) => record,
-            Err(error) => {
-                eprintln!("error: {name}:{}: invalid JSON: {error}", index + 1);
-                bad += 1;
-                continue;
-            }
-        };
-        let Some(text) = record.get("text").and_then(Value::as_str) else {
-            eprintln!("error: {name}:{}: missing string field \"text\"", index + 1);
-            bad += 1;
-            continue;
-        };
+    drop(out);
+    answer_jsonl(&name, &bytes, |id, text| {
         let techniques: Vec<Value> = corpus.suggest(text, top).into_iter().map(|s| json!({"id": s.id, "score": s.score})).collect();
-        writeln!(out, "{}", json!({"id": record.get("id").cloned().unwrap_or(Value::Null), "techniques": techniques}))?;
-    }
-    out.flush()?;
-    Ok(if bad > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+        json!({"id": id, "techniques": techniques})
+    })
 }
 
 pub fn eval(data_dir: &Path, env: &HashMap<String, String>, bundle: Option<&Path>, embedder: bool) -> anyhow::Result<ExitCode> {
@@ -196,7 +178,7 @@ pub fn import_reports(data_dir: &Path, files: &[PathBuf]) -> anyhow::Result<Exit
         println!("{id}: {:?}, {} chunk(s), {} indicator(s)", title, report.chunks.len(), indicators.len());
         index.add(report);
     }
-    index.save(&path).map_err(|e| anyhow::anyhow!(e))?;
+    write_atomically(&path, index.to_jsonl()?.as_bytes())?;
     println!("{} report(s) in {}", index.reports().count(), path.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use aluskort_extract::extract_iocs;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::commands::read_input;
+use crate::commands::{answer_jsonl, read_input};
 
 pub async fn run(file: Option<&Path>, jsonl: bool) -> anyhow::Result<ExitCode> {
     let path = file.map_or_else(|| PathBuf::from("-"), Path::to_path_buf);
@@ -23,29 +23,6 @@ pub async fn run(file: Option<&Path>, jsonl: bool) -> anyhow::Result<ExitCode> {
         out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut failures = 0_usize;
-    for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let parsed: Result<Value, String> = serde_json::from_slice(line).map_err(|error| error.to_string());
-        let (id, text) = match &parsed {
-            Ok(value) => match value.get("text").and_then(Value::as_str) {
-                Some(text) => (value.get("id").cloned().unwrap_or(Value::Null), text),
-                None => {
-                    eprintln!("error: {name}:{}: missing string field \"text\"", index + 1);
-                    failures += 1;
-                    continue;
-                }
-            },
-            Err(error) => {
-                eprintln!("error: {name}:{}: invalid JSON: {error}", index + 1);
-                failures += 1;
-                continue;
-            }
-        };
-        writeln!(out, "{}", json!({"id": id, "iocs": extract_iocs(text)}))?;
-    }
-    out.flush()?;
-    Ok(if failures > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    drop(out);
+    answer_jsonl(&name, &bytes, |id, text| json!({"id": id, "iocs": extract_iocs(text)}))
 }
