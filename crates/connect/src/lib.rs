@@ -5,15 +5,14 @@
 //! - [`source`]: the trait a vendor adapter implements (pages in ascending time order).
 //! - [`connector`]: the shared loop: checkpoint, pages, sink, metrics, backoff between polls.
 //! - [`checkpoint`]: `(time, ids at that time)`, so nothing is skipped or repeated.
-//! - [`retry`], [`http`]: vendor error classes, exponential backoff with jitter, `Retry-After`.
+//! - [`retry`], [`http`] (re-exported from `aluskort-http`): vendor error classes, exponential
+//!   backoff with jitter, `Retry-After`, the retrying client.
 //! - [`sentinel`], [`elastic`], [`splunk`]: the vendor adapters.
 //! - [`sink`]: where records go ([`aluskort_investigate::Pipeline::accept`]).
 
 pub mod checkpoint;
 pub mod connector;
 pub mod elastic;
-pub mod http;
-pub mod retry;
 pub mod sentinel;
 pub mod sink;
 pub mod source;
@@ -25,6 +24,8 @@ use aluskort_config::{SourceConfig, SourceKind};
 use aluskort_store::CaseStore;
 use tokio_util::sync::CancellationToken;
 
+pub use aluskort_http::client as http;
+pub use aluskort_http::retry;
 pub use checkpoint::Checkpoint;
 pub use connector::{Connector, PollError, PollReport};
 pub use retry::{RetryPolicy, VendorError};

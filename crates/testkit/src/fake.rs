@@ -5,8 +5,10 @@
 //! orders them by, checks credentials, records the requests it served, and can be told to fail
 //! the next data requests (`429` with `Retry-After`, `5xx`, a cut stream).
 
+pub mod anthropic;
 pub mod elastic;
 pub mod openai;
+pub mod openai_chat;
 pub mod qdrant;
 pub mod sentinel;
 pub mod splunk;

@@ -1,5 +1,5 @@
-//! One HTTP client per connector: timeouts, TLS verification always on, and every request retried
-//! per [`RetryPolicy`]; a pause can be cut short by shutdown.
+//! One HTTP client per connector or model provider: timeouts, TLS verification always on, and every
+//! request retried per [`RetryPolicy`]; a pause can be cut short by shutdown.
 
 use std::time::Duration;
 
@@ -14,8 +14,10 @@ use crate::retry::{RetryPolicy, VendorError};
 pub struct Http {
     pub client: reqwest::Client,
     pub policy: RetryPolicy,
-    /// Connector name, for logs and metrics.
+    /// Connector or provider name, for logs and metrics.
     pub source: String,
+    /// Counter incremented (labels `source`, `kind`) on every failed attempt.
+    pub errors_metric: &'static str,
     pub cancel: CancellationToken,
 }
 
@@ -27,7 +29,7 @@ impl Http {
             .user_agent(concat!("aluskort/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|error| VendorError::Network(format!("HTTP client: {error}")))?;
-        Ok(Http { client, policy, source: source.to_owned(), cancel })
+        Ok(Http { client, policy, source: source.to_owned(), errors_metric: "aluskort_source_errors_total", cancel })
     }
 
     /// Sends the request `build` makes (rebuilt per attempt), retrying what is retryable.
@@ -46,7 +48,7 @@ impl Http {
                 Err(error) => VendorError::from(error),
             };
             retry += 1;
-            metrics::counter!("aluskort_source_errors_total", "source" => self.source.clone(), "kind" => error.kind()).increment(1);
+            metrics::counter!(self.errors_metric, "source" => self.source.clone(), "kind" => error.kind()).increment(1);
             let Some(delay) = self.policy.delay(retry, &error) else { return Err(error) };
             warn!(source = %self.source, call = what, %error, retry, delay_ms = delay.as_millis(), "vendor call failed; retrying");
             self.pause(delay).await?;

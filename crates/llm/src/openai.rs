@@ -1,0 +1,1 @@
+//! OpenAI-compatible chat-completions provider (being written).

@@ -1,0 +1,1 @@
+//! Fake Anthropic Messages API (being written).
