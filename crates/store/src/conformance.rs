@@ -7,7 +7,9 @@ use aluskort_core::{
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use crate::{AuditStore, CaseStore, DeadLetter, InsertOutcome, InvestigationFilter, RawRecord, RawStatus, StoreErrorKind};
+use crate::{
+    AuditStore, CaseStore, DeadLetter, InsertOutcome, InvestigationFilter, LlmCall, RawRecord, RawStatus, StoreErrorKind, UsageStore,
+};
 
 fn base_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 7, 4, 22, 35, 0).single().unwrap_or_default()
@@ -162,6 +164,55 @@ pub async fn connector_checkpoints_round_trip(store: &dyn CaseStore) {
     assert_eq!(store.load_checkpoint("elastic").await.expect("load"), Some(first));
 }
 
+fn llm_call(id: &str, minutes: i64, tenant: &str, task: &str, outcome: &str, cost_micros: u64) -> LlmCall {
+    LlmCall {
+        call_id: id.to_owned(),
+        called_at: base_time() + Duration::minutes(minutes),
+        tenant_id: tenant.to_owned(),
+        task: task.to_owned(),
+        tier: "tier_1".to_owned(),
+        provider: "anthropic".to_owned(),
+        model: "claude-sonnet-4-5-20250929".to_owned(),
+        outcome: outcome.to_owned(),
+        input_tokens: 1_000,
+        output_tokens: 200,
+        cache_read_tokens: 50,
+        cache_write_tokens: 10,
+        cost_micros,
+        latency_ms: 900,
+    }
+}
+
+/// Spend limits, hourly quotas (FR-ING-007) and the usage report read the call ledger; a call
+/// recorded twice (a retried write) counts once.
+pub async fn llm_calls_are_accounted(store: &dyn UsageStore) {
+    let calls = [
+        llm_call("c1", 0, "acme", "investigation", "ok", 6_000),
+        llm_call("c2", 10, "acme", "investigation", "throttled", 0),
+        llm_call("c3", 20, "globex", "ioc_extraction", "ok", 1_500),
+        llm_call("c4", 24 * 60 + 5, "acme", "investigation", "ok", 3_000),
+    ];
+    for call in &calls {
+        store.record_llm_call(call).await.expect("record");
+    }
+    store.record_llm_call(&calls[0]).await.expect("idempotent");
+
+    assert_eq!(store.llm_cost_since(base_time()).await.expect("cost"), 10_500);
+    assert_eq!(store.llm_cost_since(base_time() + Duration::minutes(15)).await.expect("cost"), 4_500);
+    assert_eq!(store.llm_calls_since("acme", base_time()).await.expect("count"), 3);
+    assert_eq!(store.llm_calls_since("acme", base_time() + Duration::minutes(5)).await.expect("count"), 2);
+    assert_eq!(store.llm_calls_since("initech", base_time()).await.expect("count"), 0);
+
+    let rows = store.llm_usage(base_time(), base_time() + Duration::days(2)).await.expect("usage");
+    let keys: Vec<(&str, &str)> = rows.iter().map(|row| (row.day.as_str(), row.task.as_str())).collect();
+    assert_eq!(keys, [("2024-07-04", "investigation"), ("2024-07-04", "ioc_extraction"), ("2024-07-05", "investigation")]);
+    assert_eq!((rows[0].calls, rows[0].failures, rows[0].cost_micros), (2, 1, 6_000));
+    assert_eq!((rows[0].input_tokens, rows[0].output_tokens, rows[0].cache_read_tokens, rows[0].cache_write_tokens), (2_000, 400, 100, 20));
+    assert_eq!(rows[0].latency_ms, 1_800);
+    let first_day = store.llm_usage(base_time(), base_time() + Duration::hours(2)).await.expect("usage");
+    assert_eq!(first_day.len(), 2, "the window's end is exclusive");
+}
+
 pub async fn incidents_and_dead_letters_round_trip(store: &dyn CaseStore) {
     let tenant = TenantId::default_tenant();
     let incident = Incident {
@@ -257,6 +308,11 @@ macro_rules! case_store_suite {
             async fn connector_checkpoints_round_trip() {
                 let store = $make;
                 $crate::conformance::connector_checkpoints_round_trip(&store).await;
+            }
+            #[tokio::test]
+            async fn llm_calls_are_accounted() {
+                let store = $make;
+                $crate::conformance::llm_calls_are_accounted(&store).await;
             }
             #[tokio::test]
             async fn incidents_and_dead_letters_round_trip() {

@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};
-pub use model::{DeadLetter, InsertOutcome, InvestigationFilter, RawRecord, RawStatus};
+pub use model::{DeadLetter, InsertOutcome, InvestigationFilter, LlmCall, LlmUsageRow, RawRecord, RawStatus};
 pub use sqlite::SqliteStore;
 
 #[cfg(feature = "postgres")]
@@ -88,4 +88,17 @@ pub trait AuditStore: Send + Sync + 'static {
     /// Records of `tenant` with sequence ≥ `from_sequence`, in order, at most `limit`.
     async fn audit_records(&self, tenant: &str, from_sequence: u64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
     async fn audit_tenants(&self) -> StoreResult<Vec<String>>;
+}
+
+/// The ledger of model calls the gateway keeps (spend limits, tenant quotas, usage reports).
+#[async_trait]
+pub trait UsageStore: Send + Sync + 'static {
+    /// Idempotent on `call_id`.
+    async fn record_llm_call(&self, call: &LlmCall) -> StoreResult<()>;
+    /// Total cost in micro-dollars of calls at or after `since`.
+    async fn llm_cost_since(&self, since: DateTime<Utc>) -> StoreResult<u64>;
+    /// Model calls of `tenant` at or after `since` (hourly quotas); deterministic answers do not count.
+    async fn llm_calls_since(&self, tenant: &str, since: DateTime<Utc>) -> StoreResult<u64>;
+    /// Calls in `[from, to)` summed by (day, tier, task), ordered by day, tier, task.
+    async fn llm_usage(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> StoreResult<Vec<LlmUsageRow>>;
 }

@@ -76,3 +76,43 @@ pub fn parse_time_text(text: &str) -> Result<DateTime<Utc>, crate::StoreError> {
         .map(|time| time.with_timezone(&Utc))
         .map_err(|error| crate::StoreError::invalid(format!("stored time {text:?}: {error}")))
 }
+
+/// One model call, as the gateway accounts for it (FR-ING-007 quotas, spend limits, NFR-OBS-002).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LlmCall {
+    /// Unique per call; recording the same call twice stores it once.
+    pub call_id: String,
+    pub called_at: DateTime<Utc>,
+    pub tenant_id: String,
+    pub task: String,
+    /// `tier_0`, `tier_1`, `tier_1_plus`, `tier_2`.
+    pub tier: String,
+    pub provider: String,
+    pub model: String,
+    /// `ok`, or the failure kind (`throttled`, `server`, `schema`, ...).
+    pub outcome: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    /// Cost in millionths of a US dollar.
+    pub cost_micros: u64,
+    pub latency_ms: u64,
+}
+
+/// Model calls summed over one (day, tier, task).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LlmUsageRow {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    pub tier: String,
+    pub task: String,
+    pub calls: u64,
+    pub failures: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub cost_micros: u64,
+    pub latency_ms: u64,
+}

@@ -107,6 +107,31 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             )",
         ],
     ),
+    (
+        3,
+        &[
+            // One row per model call through the gateway: spend limits, tenant quotas and
+            // `aluskort llm usage` read it. Cost in micro-dollars keeps sums exact in both databases.
+            "CREATE TABLE IF NOT EXISTS llm_calls (
+                call_id TEXT PRIMARY KEY,
+                called_at TEXT NOT NULL,
+                tenant_id TEXT NOT NULL,
+                task TEXT NOT NULL,
+                tier TEXT NOT NULL,
+                provider TEXT NOT NULL,
+                model TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                input_tokens BIGINT NOT NULL,
+                output_tokens BIGINT NOT NULL,
+                cache_read_tokens BIGINT NOT NULL,
+                cache_write_tokens BIGINT NOT NULL,
+                cost_micros BIGINT NOT NULL,
+                latency_ms BIGINT NOT NULL
+            )",
+            "CREATE INDEX IF NOT EXISTS llm_calls_time ON llm_calls (called_at)",
+            "CREATE INDEX IF NOT EXISTS llm_calls_tenant_time ON llm_calls (tenant_id, called_at)",
+        ],
+    ),
 ];
 
 /// PostgreSQL-only statements run after version 1: the audit table refuses UPDATE and DELETE.

@@ -16,6 +16,18 @@ pub(crate) const PENDING_RAW: &str = "SELECT ingest_id, origin, received_at, pay
 pub(crate) const SELECT_CHECKPOINT: &str = "SELECT checkpoint FROM connector_checkpoints WHERE source_name = $1";
 pub(crate) const UPSERT_CHECKPOINT: &str = "INSERT INTO connector_checkpoints (source_name, checkpoint, updated_at) VALUES ($1, $2, $3)
      ON CONFLICT (source_name) DO UPDATE SET checkpoint = excluded.checkpoint, updated_at = excluded.updated_at";
+pub(crate) const INSERT_LLM_CALL: &str = "INSERT INTO llm_calls (call_id, called_at, tenant_id, task, tier, provider, model, outcome,
+     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_micros, latency_ms)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (call_id) DO NOTHING";
+pub(crate) const LLM_COST_SINCE: &str = "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM llm_calls WHERE called_at >= $1";
+pub(crate) const LLM_CALLS_SINCE: &str =
+    "SELECT COUNT(*) FROM llm_calls WHERE tenant_id = $1 AND called_at >= $2 AND provider <> 'deterministic'";
+pub(crate) const LLM_USAGE: &str = "SELECT substr(called_at, 1, 10) AS day, tier, task, COUNT(*) AS calls,
+     CAST(SUM(CASE WHEN outcome = 'ok' THEN 0 ELSE 1 END) AS BIGINT) AS failures,
+     CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT), CAST(SUM(cache_read_tokens) AS BIGINT),
+     CAST(SUM(cache_write_tokens) AS BIGINT), CAST(SUM(cost_micros) AS BIGINT), CAST(SUM(latency_ms) AS BIGINT)
+     FROM llm_calls WHERE called_at >= $1 AND called_at < $2
+     GROUP BY substr(called_at, 1, 10), tier, task ORDER BY day, tier, task";
 pub(crate) const INSERT_ALERT: &str = "INSERT INTO alerts (tenant_id, alert_id, source, alert_time, severity, title, body, inserted_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, alert_id) DO NOTHING";
 pub(crate) const SELECT_ALERT: &str = "SELECT body FROM alerts WHERE tenant_id = $1 AND alert_id = $2";
@@ -593,6 +605,78 @@ macro_rules! impl_stores {
 
             async fn audit_tenants(&self) -> $crate::StoreResult<Vec<String>> {
                 Ok(sqlx::query_scalar($crate::sql::AUDIT_TENANTS).fetch_all(&self.pool).await?)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::UsageStore for $store {
+            async fn record_llm_call(&self, call: &$crate::LlmCall) -> $crate::StoreResult<()> {
+                use $crate::sql::i64_of;
+                sqlx::query($crate::sql::INSERT_LLM_CALL)
+                    .bind(&call.call_id)
+                    .bind($crate::model::time_text(call.called_at))
+                    .bind(&call.tenant_id)
+                    .bind(&call.task)
+                    .bind(&call.tier)
+                    .bind(&call.provider)
+                    .bind(&call.model)
+                    .bind(&call.outcome)
+                    .bind(i64_of(call.input_tokens, "input_tokens")?)
+                    .bind(i64_of(call.output_tokens, "output_tokens")?)
+                    .bind(i64_of(call.cache_read_tokens, "cache_read_tokens")?)
+                    .bind(i64_of(call.cache_write_tokens, "cache_write_tokens")?)
+                    .bind(i64_of(call.cost_micros, "cost_micros")?)
+                    .bind(i64_of(call.latency_ms, "latency_ms")?)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn llm_cost_since(&self, since: chrono::DateTime<chrono::Utc>) -> $crate::StoreResult<u64> {
+                let total: i64 =
+                    sqlx::query_scalar($crate::sql::LLM_COST_SINCE).bind($crate::model::time_text(since)).fetch_one(&self.pool).await?;
+                $crate::sql::u64_of(total, "llm cost")
+            }
+
+            async fn llm_calls_since(&self, tenant: &str, since: chrono::DateTime<chrono::Utc>) -> $crate::StoreResult<u64> {
+                let count: i64 = sqlx::query_scalar($crate::sql::LLM_CALLS_SINCE)
+                    .bind(tenant)
+                    .bind($crate::model::time_text(since))
+                    .fetch_one(&self.pool)
+                    .await?;
+                $crate::sql::u64_of(count, "llm call count")
+            }
+
+            async fn llm_usage(
+                &self,
+                from: chrono::DateTime<chrono::Utc>,
+                to: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<Vec<$crate::LlmUsageRow>> {
+                use sqlx::Row;
+                use $crate::sql::u64_of;
+                let rows = sqlx::query($crate::sql::LLM_USAGE)
+                    .bind($crate::model::time_text(from))
+                    .bind($crate::model::time_text(to))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        let number = |index: usize, name: &str| -> $crate::StoreResult<u64> { u64_of(row.try_get::<i64, _>(index)?, name) };
+                        Ok($crate::LlmUsageRow {
+                            day: row.try_get(0)?,
+                            tier: row.try_get(1)?,
+                            task: row.try_get(2)?,
+                            calls: number(3, "calls")?,
+                            failures: number(4, "failures")?,
+                            input_tokens: number(5, "input_tokens")?,
+                            output_tokens: number(6, "output_tokens")?,
+                            cache_read_tokens: number(7, "cache_read_tokens")?,
+                            cache_write_tokens: number(8, "cache_write_tokens")?,
+                            cost_micros: number(9, "cost_micros")?,
+                            latency_ms: number(10, "latency_ms")?,
+                        })
+                    })
+                    .collect()
             }
         }
     };
