@@ -12,12 +12,16 @@ pub enum Topic {
     JobsLlmPriorityHigh,
     JobsLlmPriorityNormal,
     JobsLlmPriorityLow,
+    JobsLlmPriorityCriticalDlq,
+    JobsLlmPriorityHighDlq,
+    JobsLlmPriorityNormalDlq,
+    JobsLlmPriorityLowDlq,
     ActionsPending,
     AuditEvents,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 10] = [
+    pub const ALL: [Topic; 14] = [
         Topic::AlertsRaw,
         Topic::AlertsRawDlq,
         Topic::AlertsNormalized,
@@ -26,6 +30,10 @@ impl Topic {
         Topic::JobsLlmPriorityHigh,
         Topic::JobsLlmPriorityNormal,
         Topic::JobsLlmPriorityLow,
+        Topic::JobsLlmPriorityCriticalDlq,
+        Topic::JobsLlmPriorityHighDlq,
+        Topic::JobsLlmPriorityNormalDlq,
+        Topic::JobsLlmPriorityLowDlq,
         Topic::ActionsPending,
         Topic::AuditEvents,
     ];
@@ -40,6 +48,10 @@ impl Topic {
             Topic::JobsLlmPriorityHigh => "jobs.llm.priority.high",
             Topic::JobsLlmPriorityNormal => "jobs.llm.priority.normal",
             Topic::JobsLlmPriorityLow => "jobs.llm.priority.low",
+            Topic::JobsLlmPriorityCriticalDlq => "jobs.llm.priority.critical.dlq",
+            Topic::JobsLlmPriorityHighDlq => "jobs.llm.priority.high.dlq",
+            Topic::JobsLlmPriorityNormalDlq => "jobs.llm.priority.normal.dlq",
+            Topic::JobsLlmPriorityLowDlq => "jobs.llm.priority.low.dlq",
             Topic::ActionsPending => "actions.pending",
             Topic::AuditEvents => "audit.events",
         }
@@ -58,6 +70,8 @@ pub mod group {
     pub const ORCHESTRATOR: &str = "aluskort.orchestrator";
     pub const AUDIT_SERVICE: &str = "aluskort.audit-service";
     pub const RESPONSE_AGENT: &str = "aluskort.response-agent";
+    /// Workers draining the LLM priority queues (`priority-router` in the design).
+    pub const PRIORITY_ROUTER: &str = "aluskort.priority-router";
 }
 
 #[cfg(test)]

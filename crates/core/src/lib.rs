@@ -29,6 +29,6 @@ pub use entity::AlertEntities;
 pub use graph_state::{DecisionEntry, GraphState, InvestigationId};
 pub use incident::{Incident, IncidentLink, IncidentMember};
 pub use ioc::{Ioc, IocError, IocType};
-pub use severity::Severity;
+pub use severity::{QueuePriority, Severity};
 pub use state::InvestigationState;
 pub use verdict::{ActionKind, Classification, RecommendedAction, Verdict};
