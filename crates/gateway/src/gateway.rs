@@ -132,9 +132,6 @@ impl GatewayError {
     }
 }
 
-/// Prices by model id, overriding [`default_price`].
-pub type PriceTable = HashMap<String, crate::spend::Price>;
-
 pub struct Gateway {
     pub router: Router,
     ledger: Arc<dyn UsageStore>,

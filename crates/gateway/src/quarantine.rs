@@ -6,6 +6,7 @@
 use std::sync::LazyLock;
 
 use aluskort_knowledge::Taxonomy;
+use aluskort_knowledge::taxonomy::TechniqueError;
 use regex::Regex;
 use serde_json::Value;
 
@@ -21,9 +22,16 @@ pub trait TechniqueCatalog: Send + Sync {
     fn is_known(&self, id: &str) -> bool;
 }
 
+/// Known means current or deprecated; a revoked or absent ID is quarantined.
 impl TechniqueCatalog for Taxonomy {
     fn is_known(&self, id: &str) -> bool {
-        self.get(id).is_some()
+        matches!(self.validate(id), Ok(_) | Err(TechniqueError::Deprecated { .. }))
+    }
+}
+
+impl<T: TechniqueCatalog + ?Sized> TechniqueCatalog for &T {
+    fn is_known(&self, id: &str) -> bool {
+        (**self).is_known(id)
     }
 }
 

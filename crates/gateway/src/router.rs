@@ -14,7 +14,7 @@ use aluskort_llm::deterministic::DeterministicProvider;
 use aluskort_llm::{BatchProvider, Provider, ProviderKind};
 use serde::Serialize;
 
-use crate::breaker::{BreakerState, CircuitBreaker};
+use crate::breaker::{BreakerState, CircuitBreaker, FAILURE_THRESHOLD, OPEN_FOR};
 use crate::spend::Price;
 use crate::tier::Tier;
 
@@ -69,12 +69,22 @@ impl Router {
     /// `tiers` may leave tiers out (no model configured for them); `deterministic` answers what it
     /// can when no model route is available.
     pub fn new(tiers: HashMap<Tier, TierRoutes>, deterministic: Option<Arc<DeterministicProvider>>) -> Self {
+        Router::with_breakers(tiers, deterministic, FAILURE_THRESHOLD, OPEN_FOR)
+    }
+
+    /// As [`Router::new`], with breakers that open after `threshold` failures for `open_for`.
+    pub fn with_breakers(
+        tiers: HashMap<Tier, TierRoutes>,
+        deterministic: Option<Arc<DeterministicProvider>>,
+        threshold: u32,
+        open_for: std::time::Duration,
+    ) -> Self {
         let mut breakers = BTreeMap::new();
         let mut kinds = BTreeMap::new();
         for routes in tiers.values() {
             for route in std::iter::once(&routes.primary).chain(&routes.fallbacks) {
                 let name = route.provider.name().to_owned();
-                breakers.entry(name.clone()).or_insert_with(|| Arc::new(CircuitBreaker::default()));
+                breakers.entry(name.clone()).or_insert_with(|| Arc::new(CircuitBreaker::new(threshold, open_for)));
                 kinds.insert(name, route.provider.kind());
             }
         }
