@@ -3,9 +3,10 @@
 //! environment is passed in as a map; this crate never reads it.
 //!
 //! Without a file everything is embedded under `./aluskort-data`, the HTTP server binds
-//! 127.0.0.1, and reasoning is deterministic.
+//! 127.0.0.1, and reasoning is deterministic unless a model key is in the environment ([`llm`]).
 
 pub mod knowledge;
+pub mod llm;
 mod raw;
 mod secret;
 pub mod sources;
@@ -15,6 +16,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use knowledge::{EmbedderConfig, KnowledgeConfig, VectorIndexConfig};
+pub use llm::{LlmConfig, LlmProviderConfig, OpenAiFlavorConfig};
 pub use raw::{RawCaseStore, RawConfig};
 pub use secret::SecretString;
 pub use sources::{ElasticSource, SentinelSource, SourceConfig, SourceKind, SplunkSource};
@@ -51,6 +53,7 @@ pub struct Config {
     /// Configured SIEM connectors, by name.
     pub sources: Vec<SourceConfig>,
     pub knowledge: KnowledgeConfig,
+    pub llm: LlmConfig,
 }
 
 impl Config {

@@ -21,7 +21,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub pipeline: RawPipeline,
     #[serde(default)]
-    pub llm: RawLlm,
+    pub llm: crate::llm::RawLlm,
     #[serde(default)]
     pub api: RawApi,
     #[serde(default)]
@@ -45,13 +45,6 @@ pub struct RawCaseStore {
 pub struct RawPipeline {
     pub grouping_window_hours: Option<u32>,
     pub max_attempts: Option<u32>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawLlm {
-    /// `deterministic` (default).
-    pub provider: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -142,14 +135,6 @@ impl RawConfig {
         if max_attempts == 0 {
             errors.push("`pipeline.max_attempts` must be > 0".to_owned());
         }
-        match self.llm.provider.as_deref().unwrap_or("deterministic") {
-            "deterministic" => {}
-            "anthropic" | "openai_compatible" => errors.push(format!(
-                "`llm.provider`: {:?} is not available in this build yet; use \"deterministic\"",
-                self.llm.provider.as_deref().unwrap_or_default()
-            )),
-            other => errors.push(format!("`llm.provider`: unknown provider {other:?} (expected \"deterministic\")")),
-        }
         let max_body_bytes = self.api.max_body_bytes.unwrap_or(10 * 1024 * 1024);
         if max_body_bytes < 1024 {
             errors.push("`api.max_body_bytes` must be at least 1024".to_owned());
@@ -160,6 +145,7 @@ impl RawConfig {
         }
         let sources = crate::sources::validate_sources(self.sources, env, &mut errors);
         let knowledge = crate::knowledge::validate_knowledge(self.knowledge, env, &mut errors);
+        let llm = crate::llm::validate_llm(self.llm, env, &mut errors);
         match (errors.is_empty(), listen_addr, case_store) {
             (true, Some(listen_addr), Some(case_store)) => Ok(Config {
                 data_dir: PathBuf::from(data_dir),
@@ -171,6 +157,7 @@ impl RawConfig {
                 webhook_secret: webhook_secret.map(SecretString::new),
                 sources,
                 knowledge,
+                llm,
             }),
             _ => Err(ConfigErrors(errors)),
         }

@@ -252,7 +252,7 @@ fn validate_source(name: &str, raw: RawSource, env: &HashMap<String, String>, er
 
 /// Vendor URLs are https; plain http only to this machine (a local proxy or a test server), so a
 /// credential never crosses a network in clear text.
-fn check_url(field: &str, url: Option<&str>, errors: &mut Vec<String>) {
+pub(crate) fn check_url(field: &str, url: Option<&str>, errors: &mut Vec<String>) {
     let Some(url) = url else { return };
     if url.starts_with("https://") {
         return;
