@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use aluskort_audit::{AuditEvent, AuditLog};
 use aluskort_core::{DegradationLevel, Severity};
-use aluskort_llm::{Provider, ProviderKind, ProviderRequest, ProviderResponse, SystemBlock, ToolSpec, Usage, VendorError};
+use aluskort_llm::{
+    BatchItem, BatchProvider, BatchOutcome, BatchStatus, Provider, ProviderKind, ProviderRequest, ProviderResponse, SystemBlock, ToolSpec, Usage, VendorError,
+};
 use aluskort_store::{LlmCall, StoreError, UsageStore};
 use chrono::Utc;
 use serde::Serialize;
@@ -109,6 +111,8 @@ pub enum GatewayError {
     SchemaInvalid { provider: String, errors: Vec<String> },
     #[error("provider {provider}: {source}")]
     Provider { provider: String, source: VendorError },
+    #[error("batch request failed: {reason}")]
+    BatchFailed { reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("audit: {0}")]
@@ -126,6 +130,7 @@ impl GatewayError {
             GatewayError::NoRoute { .. } => "no_route",
             GatewayError::SchemaInvalid { .. } => "schema",
             GatewayError::Provider { source, .. } => source.kind(),
+            GatewayError::BatchFailed { .. } => "batch",
             GatewayError::Store(_) => "store",
             GatewayError::Audit(_) => "audit",
         }
@@ -452,6 +457,135 @@ impl Gateway {
             }
         }
         self.answer_deterministically(request, tier, reasons, prepared, last_error).await
+    }
+
+    /// Tier-2 work through the primary route's batch API (half price, answers within 24 h),
+    /// polled every `poll_every` until `deadline`. Each request passes the same checks as
+    /// [`Gateway::call`]; results come back in request order. Without a batch-capable route the
+    /// requests are made one by one with [`Gateway::call`] (the responses name the route).
+    pub async fn call_batch(
+        &self,
+        requests: &[GatewayRequest],
+        poll_every: Duration,
+        deadline: Duration,
+    ) -> Vec<Result<GatewayResponse, GatewayError>> {
+        let route = self.router.routes(Tier::T2).map(|routes| routes.primary.clone()).filter(|route| route.batch.is_some());
+        let Some((route, batch)) = route.and_then(|route| route.batch.clone().map(|batch| (route, batch))) else {
+            let mut results = Vec::with_capacity(requests.len());
+            for request in requests {
+                results.push(self.call(request).await);
+            }
+            return results;
+        };
+        let mut results: Vec<Option<Result<GatewayResponse, GatewayError>>> = requests.iter().map(|_| None).collect();
+        let mut prepared: Vec<Option<(Schema, Prepared)>> = Vec::with_capacity(requests.len());
+        let mut items = Vec::new();
+        for (index, request) in requests.iter().enumerate() {
+            let ready = async {
+                let schema = schema_of(request)?;
+                let prepared = self.prepare(request).await?;
+                self.check_quota(request).await?;
+                self.check_spend(request).await?;
+                Ok::<_, GatewayError>((schema, prepared))
+            }
+            .await;
+            match ready {
+                Ok((schema, ready)) => {
+                    let mut provider_request = self.provider_request(request, Tier::T2, &route, &ready);
+                    provider_request.stream = false;
+                    items.push(BatchItem { custom_id: format!("req-{index}"), request: provider_request });
+                    prepared.push(Some((schema, ready)));
+                }
+                Err(error) => {
+                    results[index] = Some(Err(error));
+                    prepared.push(None);
+                }
+            }
+        }
+        let started = Instant::now();
+        let outcomes = match self.run_batch(batch.as_ref(), &items, poll_every, deadline).await {
+            Ok(outcomes) => outcomes,
+            Err(error) => {
+                warn!(%error, items = items.len(), "batch failed");
+                let reason = error.to_string();
+                return results
+                    .into_iter()
+                    .map(|result| result.unwrap_or_else(|| Err(GatewayError::BatchFailed { reason: reason.clone() })))
+                    .collect();
+            }
+        };
+        let latency = started.elapsed();
+        let name = route.provider.name().to_owned();
+        for (custom_id, outcome) in outcomes {
+            let Some(index) = custom_id.strip_prefix("req-").and_then(|n| n.parse::<usize>().ok()).filter(|i| *i < requests.len()) else {
+                warn!(custom_id, "batch returned a result for a request it was not sent");
+                continue;
+            };
+            let (Some(request), Some(Some((schema, ready)))) = (requests.get(index), prepared.get(index)) else { continue };
+            let result = match outcome {
+                BatchOutcome::Succeeded { response } => {
+                    let cost = route.price.cost_micros(&response.usage, true);
+                    let finished = self.finish(request, schema, &response, Some(&ready.pseudonyms), &name).await;
+                    let outcome = finished.as_ref().map_or_else(GatewayError::kind, |_| "ok");
+                    match self.account(request, Tier::T2, route.provider.as_ref(), &response.model, outcome, response.usage, cost, latency).await {
+                        Err(error) => Err(error),
+                        Ok(()) => finished.map(|(output, quarantined)| GatewayResponse {
+                            output,
+                            tier: Tier::T2,
+                            route_reasons: vec!["batch".to_owned()],
+                            provider: name.clone(),
+                            provider_kind: route.provider.kind(),
+                            model: response.model,
+                            usage: response.usage,
+                            cost_usd: cost as f64 / 1_000_000.0,
+                            latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+                            screening: ready.screening,
+                            screening_reasons: ready.screening_reasons.clone(),
+                            quarantined_techniques: quarantined,
+                            degradation: DegradationLevel::Full,
+                            thinking: response.thinking,
+                        }),
+                    }
+                }
+                BatchOutcome::Errored { reason } => Err(GatewayError::BatchFailed { reason }),
+                BatchOutcome::Canceled => Err(GatewayError::BatchFailed { reason: "canceled".to_owned() }),
+                BatchOutcome::Expired => Err(GatewayError::BatchFailed { reason: "expired before it ran".to_owned() }),
+            };
+            if let Some(slot) = results.get_mut(index) {
+                *slot = Some(result);
+            }
+        }
+        results
+            .into_iter()
+            .map(|result| result.unwrap_or_else(|| Err(GatewayError::BatchFailed { reason: "no result returned for this request".to_owned() })))
+            .collect()
+    }
+
+    async fn run_batch(
+        &self,
+        batch: &dyn BatchProvider,
+        items: &[BatchItem],
+        poll_every: Duration,
+        deadline: Duration,
+    ) -> Result<Vec<(String, BatchOutcome)>, VendorError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let started = Instant::now();
+        let id = batch.submit_batch(items).await?;
+        info!(batch = %id, items = items.len(), "batch submitted");
+        loop {
+            match batch.batch_status(&id).await? {
+                BatchStatus::Ended => return batch.batch_results(&id).await,
+                BatchStatus::InProgress { processing, succeeded, errored } => {
+                    if started.elapsed() >= deadline {
+                        return Err(VendorError::Network(format!("batch {id} still running after {} s ({processing} processing)", deadline.as_secs())));
+                    }
+                    tracing::debug!(batch = %id, processing, succeeded, errored, "batch in progress");
+                }
+            }
+            tokio::time::sleep(poll_every).await;
+        }
     }
 
     fn can_answer_deterministically(&self, request: &GatewayRequest) -> bool {

@@ -10,6 +10,7 @@
 //! - [`spend`]: prices, costs, daily and monthly limits.
 //! - [`schema`]: JSON Schema (subset) validation of answers; [`quarantine`]: unknown technique IDs.
 //! - [`queue`]: priority queues with per-class concurrency and dead letters.
+//! - [`setup`]: the gateway a `[llm]` configuration describes.
 
 pub mod breaker;
 pub mod gateway;
@@ -19,6 +20,7 @@ pub mod queue;
 pub mod router;
 pub mod schema;
 pub mod screen;
+pub mod setup;
 pub mod spend;
 pub mod tier;
 
