@@ -79,6 +79,11 @@ enum Command {
         #[command(subcommand)]
         command: AttackCommand,
     },
+    /// The model layer: providers, routes and usage.
+    Llm {
+        #[command(subcommand)]
+        command: LlmCommand,
+    },
     /// Knowledge base data.
     Knowledge {
         #[command(subcommand)]
@@ -110,6 +115,21 @@ enum BenchCommand {
         /// Template alerts (default: the bundled demo alerts).
         #[arg(long)]
         source: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LlmCommand {
+    /// Providers, the model of every tier, fallbacks, spend limits and queue concurrency.
+    Status,
+    /// Model calls, tokens, cost and latency by day, tier and task; spend against the limits.
+    Usage {
+        /// Days back, today included.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -234,6 +254,10 @@ fn main() -> ExitCode {
                     KnowledgeCommand::Reports { files } => commands::attack::import_reports(&config.data_dir, &files),
                     KnowledgeCommand::Lookup { text } => commands::attack::lookup(&config.data_dir, &text),
                 }
+            }
+            Command::Llm { command: LlmCommand::Status } => commands::llm::status(cli.config.as_deref(), cli.data_dir, &env),
+            Command::Llm { command: LlmCommand::Usage { days, json } } => {
+                commands::llm::usage(cli.config.as_deref(), cli.data_dir, &env, days, json).await
             }
             Command::Sources { command: SourcesCommand::List } => commands::sources::list(cli.config.as_deref(), cli.data_dir, &env).await,
             Command::Sources { command: SourcesCommand::Test { name, limit } } => {

@@ -13,7 +13,7 @@ use aluskort_knowledge::embed::{Embedder, HashingEmbedder, OpenAiCompatible};
 use aluskort_knowledge::memory::IncidentMemory;
 use aluskort_knowledge::qdrant::QdrantIndex;
 use aluskort_knowledge::vector::{FlatIndex, VectorIndex};
-use aluskort_store::{AuditStore, CaseStore, SqliteStore};
+use aluskort_store::{AuditStore, CaseStore, SqliteStore, UsageStore};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +35,8 @@ pub fn load_config(path: Option<&Path>, data_dir: Option<PathBuf>, env: &HashMap
 pub struct Backends {
     pub case_store: Arc<dyn CaseStore>,
     pub audit_store: Arc<dyn AuditStore>,
+    /// The model-call ledger (spend limits, quotas, `aluskort llm usage`).
+    pub usage_store: Arc<dyn UsageStore>,
     /// Incident memory (`[knowledge]`), unless disabled.
     pub incident_memory: Option<Arc<IncidentMemory>>,
     closer: Closer,
@@ -56,6 +58,7 @@ impl Backends {
                 Ok(Backends {
                     case_store: Arc::new(store.clone()),
                     audit_store: Arc::new(store.clone()),
+                    usage_store: Arc::new(store.clone()),
                     incident_memory: open_memory(config).await?,
                     closer: Closer::Sqlite(store),
                 })
@@ -68,6 +71,7 @@ impl Backends {
                 Ok(Backends {
                     case_store: Arc::new(store.clone()),
                     audit_store: Arc::new(store.clone()),
+                    usage_store: Arc::new(store.clone()),
                     incident_memory: open_memory(config).await?,
                     closer: Closer::Postgres(store),
                 })

@@ -10,6 +10,8 @@ use serde_json::Value;
 fn aluskort() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_aluskort"));
     command.env_remove("ALUSKORT_CONFIG").env_remove("ALUSKORT_DATA_DIR").env_remove("RUST_LOG");
+    // A developer's model keys must not change what the tests see.
+    command.env_remove("ANTHROPIC_API_KEY").env_remove("OPENAI_API_KEY").env_remove("OPENAI_BASE_URL");
     command
 }
 
@@ -532,4 +534,80 @@ fn gateway_screen_jsonl() {
     assert!(lines[0]["reasons"].as_array().is_some_and(|r| r.len() >= 2), "{}", lines[0]);
     assert_eq!(lines[1]["verdict"], "benign", "{}", lines[1]);
     assert!(text(&output.stderr).contains("stdin:3: invalid JSON"));
+}
+
+fn llm_call(id: &str, hours_ago: i64, task: &str, tier: &str, outcome: &str, cost_micros: u64) -> aluskort_store::LlmCall {
+    aluskort_store::LlmCall {
+        call_id: id.to_owned(),
+        called_at: chrono::Utc::now() - chrono::Duration::hours(hours_ago),
+        tenant_id: "acme".to_owned(),
+        task: task.to_owned(),
+        tier: tier.to_owned(),
+        provider: "anthropic".to_owned(),
+        model: "claude-sonnet-4-5-20250929".to_owned(),
+        outcome: outcome.to_owned(),
+        input_tokens: 2_000,
+        output_tokens: 300,
+        cache_read_tokens: 1_500,
+        cache_write_tokens: 0,
+        cost_micros,
+        latency_ms: 1_200,
+    }
+}
+
+#[test]
+fn llm_usage_reports_calls_tokens_and_cost_by_day_tier_and_task() {
+    use aluskort_store::UsageStore;
+    let dir = tempfile::tempdir().expect("tempdir");
+    tokio_runtime().block_on(async {
+        let store = aluskort_store::SqliteStore::open(dir.path()).await.expect("store");
+        for call in [
+            llm_call("a", 0, "investigation", "tier_1", "ok", 10_950),
+            llm_call("b", 0, "investigation", "tier_1", "server", 0),
+            llm_call("c", 0, "ioc_extraction", "tier_0", "ok", 2_650),
+            llm_call("d", 24 * 40, "investigation", "tier_1", "ok", 99_000_000),
+        ] {
+            store.record_llm_call(&call).await.expect("record");
+        }
+        store.close().await;
+    });
+    let output = run(aluskort().args(["llm", "usage", "--days", "1", "--json", "--data-dir"]).arg(dir.path()));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let rows = report["rows"].as_array().expect("rows");
+    let tasks: Vec<(&str, &str, u64, u64)> = rows
+        .iter()
+        .map(|row| {
+            let field = |name: &str| row[name].as_u64().unwrap_or(u64::MAX);
+            (row["tier"].as_str().unwrap_or(""), row["task"].as_str().unwrap_or(""), field("calls"), field("failures"))
+        })
+        .collect();
+    assert!(tasks.contains(&("tier_1", "investigation", 2, 1)), "{tasks:?}");
+    assert!(tasks.iter().any(|(tier, task, _, _)| *tier == "tier_0" && *task == "ioc_extraction"), "{tasks:?}");
+    assert!(!tasks.iter().any(|(_, _, calls, _)| *calls > 2), "the 40-day-old call is outside --days 1: {tasks:?}");
+    assert!((report["spend"]["today_usd"].as_f64().unwrap_or(0.0) - 0.0136).abs() < 1e-9, "{report}");
+    assert_eq!(report["spend"]["limits"]["daily_hard_usd"], 50.0);
+
+    let table = run(aluskort().args(["llm", "usage", "--days", "2", "--data-dir"]).arg(dir.path()));
+    let table = text(&table.stdout);
+    assert!(table.contains("investigation") && table.contains("ioc_extraction") && table.contains("total"), "{table}");
+    assert!(table.contains("spend today $"), "{table}");
+}
+
+#[test]
+fn llm_status_shows_routes_without_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let none = run(aluskort().args(["llm", "status", "--data-dir"]).arg(dir.path()));
+    let none = text(&none.stdout);
+    assert!(none.contains("primary provider: deterministic") && none.contains("degradation level: deterministic"), "{none}");
+
+    let keyed = run(aluskort()
+        .args(["llm", "status", "--data-dir"])
+        .arg(dir.path())
+        .env("ANTHROPIC_API_KEY", "sk-ant-secret-value")
+        .env("OPENAI_API_KEY", "sk-openai-secret-value"));
+    let keyed = text(&keyed.stdout);
+    assert!(keyed.contains("tier_1_plus  anthropic claude-opus-4-6 +thinking, fallback openai_compatible gpt-4o"), "{keyed}");
+    assert!(keyed.contains("tier_2       anthropic claude-sonnet-4-5-20250929 +batch"), "{keyed}");
+    assert!(!keyed.contains("secret-value"), "keys never print: {keyed}");
 }

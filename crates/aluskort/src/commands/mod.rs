@@ -6,6 +6,7 @@ pub mod bench;
 pub mod config;
 pub mod extract;
 pub mod gateway;
+pub mod llm;
 pub mod serve;
 pub mod sources;
 pub mod triage;
