@@ -35,7 +35,19 @@ impl Http {
     /// Sends the request `build` makes (rebuilt per attempt), retrying what is retryable.
     /// `what` names the call in logs ("query", "open point in time").
     pub async fn send(&self, what: &str, build: impl Fn(&reqwest::Client) -> RequestBuilder) -> Result<Response, VendorError> {
-        let mut retry = 0;
+        let mut retries = 0;
+        self.send_counting(what, &mut retries, build).await
+    }
+
+    /// As [`Http::send`], counting retries in `retries`, which the caller carries across its own
+    /// re-calls (a body that broke off after the status line), so one logical call never makes
+    /// more than `policy.max_retries + 1` attempts in all.
+    pub async fn send_counting(
+        &self,
+        what: &str,
+        retries: &mut u32,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response, VendorError> {
         loop {
             let error = match build(&self.client).send().await {
                 Ok(response) if response.status().is_success() => return Ok(response),
@@ -47,7 +59,8 @@ impl Http {
                 }
                 Err(error) => VendorError::from(error),
             };
-            retry += 1;
+            *retries += 1;
+            let retry = *retries;
             metrics::counter!(self.errors_metric, "source" => self.source.clone(), "kind" => error.kind()).increment(1);
             let Some(delay) = self.policy.delay(retry, &error) else { return Err(error) };
             warn!(source = %self.source, call = what, %error, retry, delay_ms = delay.as_millis(), "vendor call failed; retrying");

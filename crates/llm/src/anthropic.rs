@@ -186,7 +186,8 @@ impl AnthropicProvider {
     async fn call(&self, body: &Value, stream: bool, pick: ToolPick<'_>) -> Result<ProviderResponse, VendorError> {
         let mut retry = 0;
         loop {
-            let response = self.http.send("messages", |client| self.post(client, "/v1/messages", body)).await?;
+            // One retry budget for the whole call: HTTP-level retries and re-calls after a broken body.
+            let response = self.http.send_counting("messages", &mut retry, |client| self.post(client, "/v1/messages", body)).await?;
             let answer = if stream && is_event_stream(&response) {
                 read_stream(response, pick).await
             } else {

@@ -247,10 +247,10 @@ impl OpenAiProvider {
     }
 
     /// One call: the request (its statuses retried by [`Http::send`]) and the body read.
-    async fn attempt(&self, url: &Url, body: &[u8], stream: bool) -> Result<Answer, Failure> {
+    async fn attempt(&self, url: &Url, body: &[u8], stream: bool, retries: &mut u32) -> Result<Answer, Failure> {
         let response = self
             .http
-            .send("chat completion", |client| {
+            .send_counting("chat completion", retries, |client| {
                 let mut builder = client.post(url.clone()).header(CONTENT_TYPE, "application/json").body(body.to_vec());
                 if let Some((name, value)) = &self.auth {
                     builder = builder.header(name.clone(), value.clone());
@@ -338,11 +338,11 @@ impl Provider for OpenAiProvider {
         let url = self.url(&request.model);
         let body = serde_json::to_vec(&self.body(request))
             .map_err(|error| VendorError::Malformed(format!("chat completion request not serialisable: {error}")))?;
-        // `Http::send` retries statuses and failed connections; a body that breaks off (a cut
-        // stream, a truncated JSON) is retried here, with the same policy.
+        // `Http::send_counting` retries statuses and failed connections; a body that breaks off
+        // (a cut stream, a truncated JSON) is retried here. Both draw on one retry budget.
         let mut retry = 0;
         let answer = loop {
-            match self.attempt(&url, &body, request.stream).await {
+            match self.attempt(&url, &body, request.stream, &mut retry).await {
                 Ok(answer) => break answer,
                 Err(Failure::Send(error)) => return Err(self.explain(error)),
                 Err(Failure::Read(error)) => {

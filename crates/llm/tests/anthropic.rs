@@ -246,6 +246,24 @@ async fn server_errors_give_up_after_three_retries() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn overload_and_cut_streams_share_one_budget_of_three_retries() {
+    let fake = FakeAnthropic::start().await;
+    for fault in [anthropic::overloaded(), Fault::CutAfter { bytes: 400 }, anthropic::overloaded(), Fault::CutAfter { bytes: 400 }] {
+        fake.handle.fail_next(fault);
+    }
+    for verdict in ["cut", "cut", "would have succeeded"] {
+        fake.reply(Reply::tool_use(json!({"verdict": verdict, "confidence": 0.5})));
+    }
+    let provider = provider(&fake);
+    let mut streamed = request();
+    streamed.stream = true;
+
+    let error = provider.complete(&streamed).await.expect_err("four failed attempts");
+    assert!(matches!(error, VendorError::Network(_)), "the last failure was a cut stream: {error}");
+    assert_eq!(messages_requests(&fake), 4, "NFR-REL-007: 3 retries in all, not 3 per failure kind");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_refused_key_is_not_retried_and_never_printed() {
     let fake = FakeAnthropic::start().await;
     let provider = provider_with_key(&fake, "sk-ant-wrong-secret-key");
