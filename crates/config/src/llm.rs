@@ -206,7 +206,8 @@ pub(crate) fn validate_llm(raw: RawLlm, env: &HashMap<String, String>, errors: &
         flavor: flavor.clone(),
         json_object,
     });
-    let anthropic = anthropic_key.clone().map(|key| LlmProviderConfig::Anthropic { url: anthropic_url.clone(), api_key: SecretString::new(key) });
+    let anthropic =
+        anthropic_key.clone().map(|key| LlmProviderConfig::Anthropic { url: anthropic_url.clone(), api_key: SecretString::new(key) });
 
     let primary = match raw.provider.as_deref().unwrap_or("auto") {
         "auto" => anthropic.clone().or_else(|| openai.clone()).unwrap_or(LlmProviderConfig::Deterministic),
@@ -216,7 +217,8 @@ pub(crate) fn validate_llm(raw: RawLlm, env: &HashMap<String, String>, errors: &
             LlmProviderConfig::Deterministic
         }),
         "openai_compatible" => openai.clone().unwrap_or_else(|| {
-            errors.push("`llm.openai_url` (or OPENAI_BASE_URL / OPENAI_API_KEY) is required for provider = \"openai_compatible\"".to_owned());
+            errors
+                .push("`llm.openai_url` (or OPENAI_BASE_URL / OPENAI_API_KEY) is required for provider = \"openai_compatible\"".to_owned());
             LlmProviderConfig::Deterministic
         }),
         other => {

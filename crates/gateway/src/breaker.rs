@@ -40,8 +40,12 @@ pub enum Transition {
 
 #[derive(Debug)]
 enum Inner {
-    Closed { failures: u32 },
-    Open { until: Instant },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
     /// A probe is out; nothing else passes until it reports.
     HalfOpen,
 }

@@ -14,7 +14,8 @@ use std::time::Duration;
 use aluskort_audit::{AuditEvent, AuditLog};
 use aluskort_core::{DegradationLevel, Severity};
 use aluskort_llm::{
-    BatchItem, BatchProvider, BatchOutcome, BatchStatus, Provider, ProviderKind, ProviderRequest, ProviderResponse, SystemBlock, ToolSpec, Usage, VendorError,
+    BatchItem, BatchOutcome, BatchProvider, BatchStatus, Provider, ProviderKind, ProviderRequest, ProviderResponse, SystemBlock, ToolSpec,
+    Usage, VendorError,
 };
 use aluskort_store::{LlmCall, StoreError, UsageStore};
 use chrono::Utc;
@@ -362,7 +363,8 @@ impl Gateway {
         }
         let quarantined = quarantine(&mut output, self.catalog.as_ref());
         if !quarantined.is_empty() {
-            metrics::counter!("aluskort_llm_quarantined_techniques_total", "task" => request.task.clone()).increment(quarantined.len() as u64);
+            metrics::counter!("aluskort_llm_quarantined_techniques_total", "task" => request.task.clone())
+                .increment(quarantined.len() as u64);
             let decision = json!({"technique_ids": quarantined, "provider": provider, "handling": "removed from the answer"});
             self.audit(request, "technique.quarantined", "warning", json!({"task": request.task}), decision).await;
         }
@@ -377,7 +379,8 @@ impl Gateway {
         let schema = Schema::compile(&request.tool.input_schema)
             .map_err(|problems| GatewayError::BadToolSchema { task: request.task.clone(), problems })?;
         let prepared = self.prepare(request).await?;
-        let context_tokens = prepared.system.iter().map(|block| estimate_tokens(&block.text)).sum::<u64>() + estimate_tokens(&prepared.user);
+        let context_tokens =
+            prepared.system.iter().map(|block| estimate_tokens(&block.text)).sum::<u64>() + estimate_tokens(&prepared.user);
         let Selection { tier, reasons } = select(&RouteInput {
             task: &request.task,
             severity: request.severity,
@@ -421,7 +424,8 @@ impl Gateway {
                         let cost = price.cost_micros(&response.usage, false);
                         let finished = self.finish(request, &schema, &response, Some(&prepared.pseudonyms), &name).await;
                         let outcome = finished.as_ref().map_or_else(GatewayError::kind, |_| "ok");
-                        self.account(request, tier, route.provider.as_ref(), &response.model, outcome, response.usage, cost, latency).await?;
+                        self.account(request, tier, route.provider.as_ref(), &response.model, outcome, response.usage, cost, latency)
+                            .await?;
                         let (output, quarantined) = finished?;
                         info!(task = %request.task, tier = tier.as_str(), provider = %name, model = %response.model, latency_ms = latency.as_millis(), "model call answered");
                         return Ok(GatewayResponse {
@@ -444,7 +448,8 @@ impl Gateway {
                     Err(error) => {
                         let transition = if error.is_retryable() { breaker.record_failure() } else { breaker.record_success() };
                         self.note_breaker(request, &name, transition).await;
-                        self.account(request, tier, route.provider.as_ref(), &route.model, error.kind(), Usage::default(), 0, latency).await?;
+                        self.account(request, tier, route.provider.as_ref(), &route.model, error.kind(), Usage::default(), 0, latency)
+                            .await?;
                         warn!(task = %request.task, provider = %name, %error, "model call failed");
                         let retryable = error.is_retryable();
                         last_error = Some(GatewayError::Provider { provider: name, source: error });
@@ -527,7 +532,10 @@ impl Gateway {
                     let cost = route.price.cost_micros(&response.usage, true);
                     let finished = self.finish(request, schema, &response, Some(&ready.pseudonyms), &name).await;
                     let outcome = finished.as_ref().map_or_else(GatewayError::kind, |_| "ok");
-                    match self.account(request, Tier::T2, route.provider.as_ref(), &response.model, outcome, response.usage, cost, latency).await {
+                    match self
+                        .account(request, Tier::T2, route.provider.as_ref(), &response.model, outcome, response.usage, cost, latency)
+                        .await
+                    {
                         Err(error) => Err(error),
                         Ok(()) => finished.map(|(output, quarantined)| GatewayResponse {
                             output,
@@ -557,7 +565,9 @@ impl Gateway {
         }
         results
             .into_iter()
-            .map(|result| result.unwrap_or_else(|| Err(GatewayError::BatchFailed { reason: "no result returned for this request".to_owned() })))
+            .map(|result| {
+                result.unwrap_or_else(|| Err(GatewayError::BatchFailed { reason: "no result returned for this request".to_owned() }))
+            })
             .collect()
     }
 
@@ -579,7 +589,10 @@ impl Gateway {
                 BatchStatus::Ended => return batch.batch_results(&id).await,
                 BatchStatus::InProgress { processing, succeeded, errored } => {
                     if started.elapsed() >= deadline {
-                        return Err(VendorError::Network(format!("batch {id} still running after {} s ({processing} processing)", deadline.as_secs())));
+                        return Err(VendorError::Network(format!(
+                            "batch {id} still running after {} s ({processing} processing)",
+                            deadline.as_secs()
+                        )));
                     }
                     tracing::debug!(batch = %id, processing, succeeded, errored, "batch in progress");
                 }
@@ -623,7 +636,17 @@ impl Gateway {
         let response = match result {
             Ok(response) => response,
             Err(error) => {
-                self.account(request, tier, provider.as_ref(), aluskort_llm::deterministic::MODEL, error.kind(), Usage::default(), 0, latency).await?;
+                self.account(
+                    request,
+                    tier,
+                    provider.as_ref(),
+                    aluskort_llm::deterministic::MODEL,
+                    error.kind(),
+                    Usage::default(),
+                    0,
+                    latency,
+                )
+                .await?;
                 return Err(GatewayError::Provider { provider: provider.name().to_owned(), source: error });
             }
         };

@@ -91,7 +91,8 @@ pub struct DeadJob {
 
 /// Publishes `job` to its priority topic, keyed by tenant.
 pub async fn submit(bus: &dyn Bus, job: &LlmJob) -> Result<u64, BusError> {
-    let payload = serde_json::to_vec(job).map_err(|error| BusError::Unavailable(format!("job {} does not serialise: {error}", job.job_id)))?;
+    let payload =
+        serde_json::to_vec(job).map_err(|error| BusError::Unavailable(format!("job {} does not serialise: {error}", job.job_id)))?;
     bus.publish(topic(job.priority), &job.tenant, Bytes::from(payload)).await
 }
 
@@ -188,7 +189,12 @@ impl Shared {
 
 /// Drains the four queues until `cancel`; jobs not yet started are left unacknowledged (the bus
 /// redelivers them) and running jobs are finished first.
-pub async fn run(bus: Arc<dyn Bus>, handler: Arc<dyn JobHandler>, settings: QueueSettings, cancel: CancellationToken) -> Result<(), BusError> {
+pub async fn run(
+    bus: Arc<dyn Bus>,
+    handler: Arc<dyn JobHandler>,
+    settings: QueueSettings,
+    cancel: CancellationToken,
+) -> Result<(), BusError> {
     let shared = Arc::new(Shared { dispatch: Mutex::new(Dispatch::new(settings.concurrency)), wake: Notify::new() });
     let mut pumps = Vec::new();
     for priority in CLASSES {
@@ -250,7 +256,8 @@ async fn work(bus: &dyn Bus, handler: &dyn JobHandler, settings: &QueueSettings,
         Ok(job) => job,
         Err(error) => {
             let raw = String::from_utf8_lossy(&delivery.message.payload).chars().take(4_096).collect();
-            let dead = DeadJob { job: None, raw: Some(raw), reason: format!("unreadable job: {error}"), attempts: 0, failed_at: Utc::now() };
+            let dead =
+                DeadJob { job: None, raw: Some(raw), reason: format!("unreadable job: {error}"), attempts: 0, failed_at: Utc::now() };
             let key = delivery.message.key.clone();
             dead_letter(bus, priority, &key, dead, delivery).await;
             return;

@@ -42,7 +42,12 @@ struct Built {
     thinking: bool,
 }
 
-fn build_provider(config: &LlmConfig, provider: &LlmProviderConfig, name: &str, cancel: &CancellationToken) -> Result<Option<Built>, VendorError> {
+fn build_provider(
+    config: &LlmConfig,
+    provider: &LlmProviderConfig,
+    name: &str,
+    cancel: &CancellationToken,
+) -> Result<Option<Built>, VendorError> {
     let retry = RetryPolicy { max_retries: config.max_retries, base: config.retry_base };
     Ok(match provider {
         LlmProviderConfig::Deterministic => None,

@@ -95,9 +95,19 @@ impl Period {
 pub enum SpendDecision {
     Allow,
     /// Allowed, but over a soft limit; `first` is true the first time in this period (audit it).
-    OverSoft { period: Period, spent_usd: f64, limit_usd: f64, first: bool },
+    OverSoft {
+        period: Period,
+        spent_usd: f64,
+        limit_usd: f64,
+        first: bool,
+    },
     /// Refused; `first` as above.
-    Refuse { period: Period, spent_usd: f64, limit_usd: f64, first: bool },
+    Refuse {
+        period: Period,
+        spent_usd: f64,
+        limit_usd: f64,
+        first: bool,
+    },
 }
 
 pub fn day_start(now: DateTime<Utc>) -> DateTime<Utc> {
@@ -185,7 +195,10 @@ mod tests {
             "critical work is exempt from the daily cap"
         );
         let tomorrow = now + chrono::Duration::days(1);
-        assert!(matches!(guard.decide(tomorrow, 30 * USD, 80 * USD, false), SpendDecision::OverSoft { first: true, .. }), "a new day warns again");
+        assert!(
+            matches!(guard.decide(tomorrow, 30 * USD, 80 * USD, false), SpendDecision::OverSoft { first: true, .. }),
+            "a new day warns again"
+        );
         assert!(matches!(guard.decide(now, 0, 600 * USD, false), SpendDecision::OverSoft { period: Period::Monthly, .. }));
         assert!(
             matches!(guard.decide(now, 0, 1_000 * USD, true), SpendDecision::Refuse { period: Period::Monthly, .. }),

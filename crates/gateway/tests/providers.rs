@@ -77,7 +77,9 @@ async fn gateway(anthropic_url: &str, openai_url: Option<&str>, extra: &str) -> 
 #[tokio::test]
 async fn tier_one_calls_send_a_cached_safety_prefix_and_a_forced_tool_and_are_costed() {
     let fake = FakeAnthropic::start().await;
-    fake.reply(Reply::tool_use(json!({"classification": "true_positive", "confidence": 0.93, "summary": "USER_001 dumped credentials on HOST_001"})));
+    fake.reply(Reply::tool_use(
+        json!({"classification": "true_positive", "confidence": 0.93, "summary": "USER_001 dumped credentials on HOST_001"}),
+    ));
     let (gateway, store) = gateway(&fake.base_url(), None, "").await;
     let response = gateway.call(&request("investigation", Severity::High)).await.expect("answer");
 
@@ -100,7 +102,9 @@ async fn tier_one_calls_send_a_cached_safety_prefix_and_a_forced_tool_and_are_co
 #[tokio::test]
 async fn low_confidence_on_a_critical_alert_escalates_to_opus_with_thinking() {
     let fake = FakeAnthropic::start().await;
-    fake.reply(Reply::tool_use(json!({"classification": "true_positive", "confidence": 0.8})).with_thinking("DC-01 is a domain controller."));
+    fake.reply(
+        Reply::tool_use(json!({"classification": "true_positive", "confidence": 0.8})).with_thinking("DC-01 is a domain controller."),
+    );
     let (gateway, _) = gateway(&fake.base_url(), None, "").await;
     let escalation = GatewayRequest { previous_confidence: Some(0.45), ..request("investigation", Severity::Critical) };
     let response = gateway.call(&escalation).await.expect("answer");
@@ -136,7 +140,9 @@ async fn batch_tier_work_goes_through_the_batch_api_at_half_price() {
     let fake = FakeAnthropic::start().await;
     fake.set_batch_polls(1);
     fake.batch_item("req-1", ItemFate::Errored("invalid_request_error".to_owned()));
-    fake.reply(Reply::tool_use(json!({"classification": "benign_true_positive", "confidence": 0.7, "techniques": ["T1003.001", "T1003.999"]})));
+    fake.reply(Reply::tool_use(
+        json!({"classification": "benign_true_positive", "confidence": 0.7, "techniques": ["T1003.001", "T1003.999"]}),
+    ));
     fake.reply(Reply::tool_use(json!({"classification": "x", "confidence": 0.1})));
     let (gateway, store) = gateway(&fake.base_url(), None, "").await;
     let requests = [request("fp_pattern_training", Severity::Low), request("fp_pattern_training", Severity::Low)];
@@ -145,7 +151,11 @@ async fn batch_tier_work_goes_through_the_batch_api_at_half_price() {
     let first = results[0].as_ref().expect("first succeeded");
     assert_eq!((first.tier, first.model.as_str()), (Tier::T2, "claude-sonnet-4-5-20250929"));
     assert_eq!(first.quarantined_techniques, ["T1003.999"]);
-    assert!(matches!(&results[1], Err(GatewayError::BatchFailed { reason }) if reason.contains("invalid_request_error")), "{:?}", results[1]);
+    assert!(
+        matches!(&results[1], Err(GatewayError::BatchFailed { reason }) if reason.contains("invalid_request_error")),
+        "{:?}",
+        results[1]
+    );
 
     let sonnet = aluskort_gateway::spend::default_price("claude-sonnet-4-5-20250929");
     let (full, half) = (sonnet.cost_micros(&first.usage, false), sonnet.cost_micros(&first.usage, true));

@@ -63,10 +63,8 @@ impl Provider for DeterministicProvider {
             status: 501,
             detail: format!("the deterministic provider has no answer for task `{}`", request.task),
         })?;
-        let output = handler(&request.facts).map_err(|reason| VendorError::Rejected {
-            status: 422,
-            detail: format!("deterministic `{}`: {reason}", request.task),
-        })?;
+        let output = handler(&request.facts)
+            .map_err(|reason| VendorError::Rejected { status: 422, detail: format!("deterministic `{}`: {reason}", request.task) })?;
         Ok(ProviderResponse {
             model: MODEL.to_owned(),
             output: Some(output),

@@ -16,6 +16,6 @@ pub mod provider;
 
 pub use aluskort_http::{RetryPolicy, VendorError};
 pub use provider::{
-    BatchItem, BatchOutcome, BatchProvider, BatchStatus, Provider, ProviderKind, ProviderRequest, ProviderResponse, SystemBlock,
-    ToolSpec, Usage,
+    BatchItem, BatchOutcome, BatchProvider, BatchStatus, Provider, ProviderKind, ProviderRequest, ProviderResponse, SystemBlock, ToolSpec,
+    Usage,
 };

@@ -58,7 +58,8 @@ pub fn status(path: Option<&Path>, data_dir: Option<PathBuf>, env: &HashMap<Stri
         match router.routes(tier) {
             None => writeln!(out, "{:<12} deterministic only", tier.as_str())?,
             Some(routes) => {
-                let fallbacks: Vec<String> = routes.fallbacks.iter().map(|route| format!("{} {}", route.provider.name(), route.model)).collect();
+                let fallbacks: Vec<String> =
+                    routes.fallbacks.iter().map(|route| format!("{} {}", route.provider.name(), route.model)).collect();
                 writeln!(
                     out,
                     "{:<12} {} {}{}{}{}",
@@ -74,7 +75,11 @@ pub fn status(path: Option<&Path>, data_dir: Option<PathBuf>, env: &HashMap<Stri
     }
     print_limits(&mut out, llm)?;
     let concurrency = llm.queue_concurrency;
-    writeln!(out, "queue concurrency: critical {}, high {}, normal {}, low {}", concurrency[0], concurrency[1], concurrency[2], concurrency[3])?;
+    writeln!(
+        out,
+        "queue concurrency: critical {}, high {}, normal {}, low {}",
+        concurrency[0], concurrency[1], concurrency[2], concurrency[3]
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -82,7 +87,13 @@ fn usd(micros: u64) -> f64 {
     micros as f64 / 1_000_000.0
 }
 
-pub async fn usage(path: Option<&Path>, data_dir: Option<PathBuf>, env: &HashMap<String, String>, days: u32, as_json: bool) -> anyhow::Result<ExitCode> {
+pub async fn usage(
+    path: Option<&Path>,
+    data_dir: Option<PathBuf>,
+    env: &HashMap<String, String>,
+    days: u32,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
     if days == 0 {
         anyhow::bail!("--days must be at least 1");
     }
