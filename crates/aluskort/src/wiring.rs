@@ -8,11 +8,15 @@ use aluskort_audit::AuditLog;
 use aluskort_bus::{Bus, MemoryBus};
 use aluskort_config::{CaseStoreConfig, Config, EmbedderConfig, VectorIndexConfig};
 use aluskort_core::DegradationLevel;
+use aluskort_gateway::Gateway;
+use aluskort_gateway::setup::{GatewayParts, build_gateway};
 use aluskort_investigate::{Pipeline, PipelineSettings};
 use aluskort_knowledge::embed::{Embedder, HashingEmbedder, OpenAiCompatible};
 use aluskort_knowledge::memory::IncidentMemory;
 use aluskort_knowledge::qdrant::QdrantIndex;
+use aluskort_knowledge::taxonomy::Taxonomy;
 use aluskort_knowledge::vector::{FlatIndex, VectorIndex};
+use aluskort_llm::deterministic::DeterministicProvider;
 use aluskort_store::{AuditStore, CaseStore, SqliteStore, UsageStore};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -94,15 +98,25 @@ impl Backends {
 /// The pipeline over `backends` with an in-process bus, its parse and investigate stages running.
 pub struct Running {
     pub pipeline: Arc<Pipeline>,
+    /// The only path to a model (`[llm]`); the investigation engine does not call it yet.
+    pub gateway: Arc<Gateway>,
     pub bus: Arc<MemoryBus>,
     shutdown: CancellationToken,
     stages: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl Running {
-    pub fn start(config: &Config, backends: &Backends) -> Self {
+    pub fn start(config: &Config, backends: &Backends) -> anyhow::Result<Self> {
         let bus = Arc::new(MemoryBus::new());
         let audit = Arc::new(AuditLog::new(Arc::clone(&backends.audit_store)));
+        let shutdown = CancellationToken::new();
+        let parts = GatewayParts {
+            ledger: Arc::clone(&backends.usage_store),
+            audit: Arc::clone(&audit),
+            catalog: Arc::new(Taxonomy::embedded()),
+            deterministic: DeterministicProvider::new(),
+        };
+        let gateway = Arc::new(build_gateway(&config.llm, parts, &shutdown).context("cannot set up the model providers")?);
         let settings = PipelineSettings {
             technique_suggester: load_suggester(&config.data_dir),
             incident_memory: backends.incident_memory.clone(),
@@ -115,12 +129,11 @@ impl Running {
         };
         let shared_bus: Arc<dyn Bus> = bus.clone();
         let pipeline = Pipeline::new(shared_bus, Arc::clone(&backends.case_store), audit, settings);
-        let shutdown = CancellationToken::new();
         let stages = vec![
             tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone())),
             tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone())),
         ];
-        Running { pipeline, bus, shutdown, stages }
+        Ok(Running { pipeline, gateway, bus, shutdown, stages })
     }
 
     /// Stops the stages after the message each is handling, closes the bus, and reports the first

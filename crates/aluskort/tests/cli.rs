@@ -263,6 +263,8 @@ fn serve_binds_loopback_answers_and_shuts_down_gracefully() {
     let (mut child, address) = spawn_serve(dir.path(), None);
     let health = http(&address, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let ready = http(&address, "GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(ready.contains(r#""llm":{"degradation_level":"deterministic","providers":[]}"#), "no key, no model: {ready}");
     let body = std::fs::read_to_string(sentinel_file()).expect("alerts").lines().next().expect("line").to_owned();
     let post = http(
         &address,
@@ -610,4 +612,55 @@ fn llm_status_shows_routes_without_keys() {
     assert!(keyed.contains("tier_1_plus  anthropic claude-opus-4-6 +thinking, fallback openai_compatible gpt-4o"), "{keyed}");
     assert!(keyed.contains("tier_2       anthropic claude-sonnet-4-5-20250929 +batch"), "{keyed}");
     assert!(!keyed.contains("secret-value"), "keys never print: {keyed}");
+}
+
+#[test]
+fn serve_reports_model_providers_and_their_breakers_in_ready() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("aluskort.toml");
+    std::fs::write(
+        &config,
+        "[llm]\nprovider = \"anthropic\"\nanthropic_url = \"http://127.0.0.1:9\"\nanthropic_api_key = \"${TEST_ANTHROPIC_KEY}\"\n",
+    )
+    .expect("config");
+    let mut command = aluskort();
+    command.env("TEST_ANTHROPIC_KEY", "sk-ant-never-printed");
+    let data = dir.path().join("data");
+    let mut child = command
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut address = String::new();
+    let mut logs = String::new();
+    for _ in 0..50 {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).expect("read") == 0 {
+            break;
+        }
+        logs.push_str(&line);
+        if let Some(rest) = line.trim().strip_prefix("aluskort serving on http://") {
+            address = rest.to_owned();
+            break;
+        }
+    }
+    assert!(!address.is_empty(), "serve did not start: {logs}");
+    let ready = http(&address, "GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(
+        ready
+            .contains(r#""llm":{"degradation_level":"full","providers":[{"provider":"anthropic","kind":"anthropic","breaker":"closed"}]}"#),
+        "{ready}"
+    );
+    assert!(!ready.contains("sk-ant") && !logs.contains("sk-ant"), "the key is never shown");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).expect("drain");
+    assert!(child.wait().expect("wait").success());
+    assert!(!rest.contains("sk-ant"), "the key is never logged: {rest}");
 }

@@ -26,6 +26,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// `api.webhook_secret`: when set, `POST /v1/alerts` bodies must be signed.
     pub webhook_secret: Option<SecretString>,
+    /// The model gateway, for its providers' health in `/ready`.
+    pub gateway: Option<Arc<aluskort_gateway::Gateway>>,
 }
 
 /// The application router (STYLE ex. 13: `app() -> Router`, tested with `oneshot`).

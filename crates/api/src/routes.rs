@@ -22,6 +22,18 @@ pub async fn health() -> Json<Value> {
 }
 
 /// Ready when every backend answers.
+/// The gateway's providers and breakers; a degraded model layer leaves the service ready (it
+/// falls back to deterministic reasoning) but shows here.
+fn llm_health(state: &AppState) -> serde_json::Value {
+    match &state.gateway {
+        None => json!({"degradation_level": "deterministic", "providers": []}),
+        Some(gateway) => json!({
+            "degradation_level": gateway.router.degradation().as_str(),
+            "providers": gateway.router.health(),
+        }),
+    }
+}
+
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let store = state.store.check_connectivity().await;
     let bus = state.bus.check_connectivity().await;
@@ -34,7 +46,12 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let degradation = state.pipeline.settings().degradation.as_str();
     (
         status,
-        Json(json!({"ready": ready, "degradation_level": degradation, "checks": {"case_store": describe(&store), "bus": describe(&bus)}})),
+        Json(json!({
+            "ready": ready,
+            "degradation_level": degradation,
+            "checks": {"case_store": describe(&store), "bus": describe(&bus)},
+            "llm": llm_health(&state),
+        })),
     )
 }
 

@@ -44,6 +44,7 @@ async fn spawn_app_with(secret: Option<&str>) -> TestApp {
         store,
         bus: Arc::new(bus.clone()),
         metrics,
+        gateway: None,
         webhook_secret: secret.map(|s| aluskort_config::SecretString::new(s.to_owned())),
     };
     TestApp { router: router(state, 1024 * 1024), bus, shutdown }

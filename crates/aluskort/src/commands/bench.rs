@@ -34,7 +34,7 @@ pub async fn triage(alerts: usize, group: usize, source: Option<PathBuf>) -> any
     let env = std::collections::HashMap::new();
     let config = crate::wiring::load_config(None, Some(data_dir.clone()), &env)?;
     let backends = Backends::open(&config).await?;
-    let running = Running::start(&config, &backends);
+    let running = Running::start(&config, &backends)?;
     let pipeline = Arc::clone(&running.pipeline);
     let started = Instant::now();
     let mut expected = HashSet::new();

@@ -14,8 +14,11 @@ pub fn check(path: Option<&Path>, data_dir: Option<PathBuf>, env: &HashMap<Strin
                 CaseStoreConfig::Postgres { schema, .. } => format!("postgres (schema {})", schema.as_deref().unwrap_or("public")),
             };
             eprintln!(
-                "configuration is valid: case store {store}; listen {}; reasoning deterministic; grouping window {} h",
-                config.listen_addr, config.grouping_window_hours
+                "configuration is valid: case store {store}; listen {}; model provider {}{}; grouping window {} h",
+                config.listen_addr,
+                config.llm.primary.name(),
+                config.llm.fallback.as_ref().map(|fallback| format!(" (fallback {})", fallback.name())).unwrap_or_default(),
+                config.grouping_window_hours
             );
             Ok(ExitCode::SUCCESS)
         }

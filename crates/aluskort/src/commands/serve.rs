@@ -25,7 +25,7 @@ pub async fn run(
     let listen_addr = listen.unwrap_or(config.listen_addr);
     let metrics = PrometheusBuilder::new().install_recorder().context("cannot install the metrics recorder")?;
     let backends = Backends::open(&config).await?;
-    let running = Running::start(&config, &backends);
+    let running = Running::start(&config, &backends)?;
     let replayed = running.pipeline.replay_pending().await?;
     if replayed > 0 {
         warn!(replayed, "replayed raw records left pending by a previous run");
@@ -37,6 +37,7 @@ pub async fn run(
         bus: running.bus.clone(),
         metrics,
         webhook_secret: config.webhook_secret.clone(),
+        gateway: Some(Arc::clone(&running.gateway)),
     };
     let connectors_shutdown = tokio_util::sync::CancellationToken::new();
     let connectors = crate::commands::sources::start_connectors(&config, &backends, &running, &connectors_shutdown)?;
