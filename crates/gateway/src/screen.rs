@@ -21,7 +21,7 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -297,12 +297,27 @@ fn printable(bytes: Vec<u8>) -> Option<String> {
 }
 
 /// Matches `text` against the rules; descriptive context reduces a match's weight.
+/// All rule patterns in one automaton: one pass says which rules can match at all.
+static RULE_SET: LazyLock<RegexSet> = LazyLock::new(|| {
+    #[allow(clippy::expect_used)]
+    RegexSet::new(RULES.iter().map(|rule| rule.pattern.as_str())).expect("screen patterns compile as a set")
+});
+
+static ADDRESSED: LazyLock<Regex> = LazyLock::new(|| {
+    #[allow(clippy::expect_used)]
+    Regex::new(r"(?i)\b(you|your|yourself|please)\b").expect("addressing pattern compiles")
+});
+
 fn score_text(text: &str, origin: &str, reasons: &mut Vec<String>) -> f64 {
+    let hits = RULE_SET.matches(text);
+    if !hits.matched_any() {
+        return 0.0;
+    }
     let descriptive = DESCRIPTIVE.is_match(text);
-    let addressed = Regex::new(r"(?i)\b(you|your|yourself|please)\b").map(|re| re.is_match(text)).unwrap_or(false);
+    let addressed = ADDRESSED.is_match(text);
     let mut score = 0.0;
     let mut seen = std::collections::BTreeSet::new();
-    for rule in RULES.iter() {
+    for rule in hits.iter().filter_map(|index| RULES.get(index)) {
         if let Some(found) = rule.pattern.find(text) {
             // One rule per category counts fully; further ones add less.
             let first_of_category = seen.insert(rule.category);
