@@ -7,7 +7,6 @@ use std::sync::Arc;
 use aluskort_audit::AuditLog;
 use aluskort_bus::{Bus, MemoryBus};
 use aluskort_config::{CaseStoreConfig, Config, EmbedderConfig, VectorIndexConfig};
-use aluskort_core::DegradationLevel;
 use aluskort_gateway::Gateway;
 use aluskort_gateway::setup::{GatewayParts, build_gateway};
 use aluskort_investigate::{Pipeline, PipelineSettings};
@@ -121,8 +120,9 @@ impl Running {
             technique_suggester: load_suggester(&config.data_dir),
             incident_memory: backends.incident_memory.clone(),
             report_index: load_reports(&config.data_dir),
-            // No model provider is wired into this build: reasoning is deterministic (NFR-REL-003).
-            degradation: DegradationLevel::Deterministic,
+            // Without a reachable model, reasoning is deterministic (NFR-REL-003).
+            degradation: gateway.router.degradation(),
+            gateway: Some(Arc::clone(&gateway)),
             grouping_window: chrono::Duration::hours(i64::from(config.grouping_window_hours)),
             max_attempts: config.max_attempts,
             ..PipelineSettings::default()

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`grouping`]: alert → incident grouping with recorded reasons.
 //! - [`reasoner`]: the deterministic reasoner (verdict without a model).
+//! - [`model`]: the reasoning agent's request to the model gateway and the reading of its answer.
 //! - [`machine`]: one alert's investigation, advanced state by state, persisted and audited at
 //!   every transition (resumable after a crash from whatever state was saved last).
 //! - [`pipeline`]: the parse and investigate stages (bus consumers) and submission of raw records.
@@ -11,6 +12,7 @@
 
 pub mod grouping;
 pub mod machine;
+pub mod model;
 pub mod pipeline;
 pub mod reasoner;
 pub mod report;

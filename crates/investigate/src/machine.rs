@@ -11,6 +11,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use crate::grouping::{self, GroupingDecision};
+use crate::model;
 use crate::pipeline::Pipeline;
 use crate::reasoner::{self, IncidentContext, ReasoningInput};
 
@@ -222,15 +223,21 @@ impl Pipeline {
             Some(id) => crate::report::resolve_incident(self.store.as_ref(), id).await?,
             None => None,
         };
-        let verdict = reasoner::reason(&ReasoningInput {
+        let baseline = reasoner::reason(&ReasoningInput {
             alert: &normalized.alert,
             entities: &normalized.entities,
             iocs: &normalized.iocs,
             incident: incident.as_ref(),
         });
+        let (verdict, basis) = match self.model_verdict(state, normalized, incident.as_ref(), &baseline).await {
+            Some(verdict) => (verdict, "model"),
+            None => (baseline, "deterministic_rules"),
+        };
         apply_verdict(state, &verdict, incident.as_ref());
         state.record_decision("reasoning_agent", "classified", verdict.reasoning.join("; "), Some(verdict.confidence), Utc::now());
-        self.audit.append(self.classified_event(state, &verdict, None)).await?;
+        let mut classified = self.classified_event(state, &verdict, None);
+        classified.decision["confidence_basis"] = json!(basis);
+        self.audit.append(classified).await?;
         if let Some(incident) = &incident {
             self.reassess_members(incident, &state.alert_id).await?;
         }
@@ -261,6 +268,91 @@ impl Pipeline {
         self.transition(state, InvestigationState::AwaitingHuman, "reasoning_agent", why).await
     }
 
+    /// The model's verdict through the gateway, escalated once to tier 1+ when it is unsure about a
+    /// critical or high alert. `None` (with the reason recorded on the investigation, whose
+    /// degradation level becomes `deterministic`) when no model is configured or reachable, the
+    /// evidence was quarantined as an injection attempt, or the answer was unusable.
+    async fn model_verdict(
+        &self,
+        state: &mut GraphState,
+        normalized: &NormalizedAlert,
+        incident: Option<&Incident>,
+        baseline: &Verdict,
+    ) -> Option<Verdict> {
+        let gateway = self.settings.gateway.as_ref()?;
+        if !aluskort_gateway::Tier::ALL.iter().any(|tier| gateway.router.routes(*tier).is_some()) {
+            // Deterministic by configuration: nothing to report per alert.
+            return None;
+        }
+        if gateway.router.degradation() != DegradationLevel::Full {
+            state.degradation_level = DegradationLevel::Deterministic;
+            state
+                .case_facts
+                .insert("model_unavailable".to_owned(), json!("no model provider reachable (breakers open or none configured)"));
+            return None;
+        }
+        let enrichment = json!({
+            "similar_incidents": state.case_facts.get("similar_incidents"),
+            "ti_matches": state.case_facts.get("ti_matches"),
+            "suggested_techniques": state.case_facts.get("suggested_techniques"),
+            "user_risk": state.risk_state,
+        });
+        let mut ask = model::Ask {
+            alert: &normalized.alert,
+            entities: &normalized.entities,
+            iocs: &normalized.iocs,
+            incident_context: incident.map(|incident| json!(IncidentContext::of(incident))),
+            enrichment,
+            baseline,
+            investigation_id: state.investigation_id.to_string(),
+            previous_confidence: None,
+        };
+        let mut escalated = false;
+        loop {
+            let request = model::request(&ask);
+            let answer = gateway.call(&request).await;
+            let response = match answer {
+                Ok(response) => response,
+                Err(error) => {
+                    let kind = error.kind();
+                    if kind == "injection" {
+                        // The alert carries text aimed at the model: a finding in itself, and a human must look.
+                        state.case_facts.insert("prompt_injection".to_owned(), json!(error.to_string()));
+                        state.record_decision("reasoning_agent", "injection_quarantined", error.to_string(), None, Utc::now());
+                    } else {
+                        state.case_facts.insert("model_unavailable".to_owned(), json!(error.to_string()));
+                        state.record_decision("reasoning_agent", "model_failed", error.to_string(), None, Utc::now());
+                    }
+                    state.degradation_level = DegradationLevel::Deterministic;
+                    return None;
+                }
+            };
+            state.llm_calls += 1;
+            state.total_cost_usd += response.cost_usd;
+            if !response.quarantined_techniques.is_empty() {
+                state.case_facts.insert("quarantined_techniques".to_owned(), json!(response.quarantined_techniques));
+            }
+            let verdict = match model::verdict(&response, &normalized.alert, baseline) {
+                Ok(verdict) => verdict,
+                Err(reason) => {
+                    state.record_decision("reasoning_agent", "model_answer_unusable", &reason, None, Utc::now());
+                    state.degradation_level = DegradationLevel::Deterministic;
+                    return None;
+                }
+            };
+            let note =
+                format!("{} via {} {} ({})", verdict.classification.as_str(), response.provider, response.model, response.tier.as_str());
+            state.record_decision("reasoning_agent", "model_answered", note, Some(verdict.confidence), Utc::now());
+            if model::should_escalate(normalized.alert.severity, verdict.confidence, escalated) {
+                escalated = true;
+                ask.previous_confidence = Some(verdict.confidence);
+                continue;
+            }
+            state.degradation_level = response.degradation;
+            return Some(verdict);
+        }
+    }
+
     fn classified_event(&self, state: &GraphState, verdict: &Verdict, reassessed: Option<&str>) -> AuditEvent {
         let mut event = self.state_event(state, "alert.classified", "reasoning_agent");
         event.decision = json!({
@@ -282,7 +374,12 @@ impl Pipeline {
         let context = IncidentContext::of(incident);
         for member in incident.alert_ids.iter().filter(|id| *id != current) {
             let Some(mut member_state) = self.store.investigation_for_alert(&incident.tenant_id, member).await? else { continue };
-            if member_state.state != InvestigationState::AwaitingHuman || recorded_context(&member_state) == Some(context) {
+            // A member judged by the model keeps that verdict: rules do not overwrite it.
+            let judged_by_model = member_state.llm_calls > 0 && !member_state.case_facts.contains_key("model_unavailable");
+            if member_state.state != InvestigationState::AwaitingHuman
+                || recorded_context(&member_state) == Some(context)
+                || judged_by_model
+            {
                 continue;
             }
             let Some(alert) = self.store.alert(&incident.tenant_id, member).await? else { continue };

@@ -41,6 +41,8 @@ pub struct PipelineSettings {
     /// Imported threat-intel reports: exact IOC matches enrich the alert (FR-ENR-007).
     pub report_index: Option<Arc<aluskort_knowledge::reports::ReportIndex>>,
     pub degradation: DegradationLevel,
+    /// The model gateway for the reasoning agent; `None` reasons deterministically.
+    pub gateway: Option<Arc<aluskort_gateway::Gateway>>,
     /// Incident grouping window (default 24 h).
     pub grouping_window: Duration,
     /// Deliveries of one message before it is dead-lettered / its investigation failed.
@@ -56,6 +58,7 @@ impl std::fmt::Debug for PipelineSettings {
             .field("incident_memory", &self.incident_memory.is_some())
             .field("report_index", &self.report_index.as_ref().map(|r| r.reports().count()))
             .field("degradation", &self.degradation)
+            .field("gateway", &self.gateway.is_some())
             .field("grouping_window", &self.grouping_window)
             .field("max_attempts", &self.max_attempts)
             .field("retry_backoff", &self.retry_backoff)
@@ -70,6 +73,7 @@ impl Default for PipelineSettings {
             incident_memory: None,
             report_index: None,
             degradation: DegradationLevel::Deterministic,
+            gateway: None,
             grouping_window: crate::grouping::DEFAULT_WINDOW,
             max_attempts: 5,
             retry_backoff: StdDuration::from_millis(200),

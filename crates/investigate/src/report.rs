@@ -57,6 +57,13 @@ pub struct TriageRecord {
     pub recommended_actions: Vec<RecommendedAction>,
     pub requires_approval: bool,
     pub degradation_level: String,
+    /// Model calls made for this alert and their cost.
+    pub llm_calls: u32,
+    pub llm_cost_usd: f64,
+    /// Why the model did not decide, when it did not: evidence quarantined as a prompt injection,
+    /// or the model unavailable or unusable (the verdict is then the deterministic reasoner's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_issue: Option<String>,
     pub investigation_id: String,
     pub reasoning: Vec<String>,
     pub close_reason: Option<String>,
@@ -105,6 +112,11 @@ impl TriageRecord {
             recommended_actions: state.recommended_actions.clone(),
             requires_approval: state.requires_human_approval,
             degradation_level: state.degradation_level.as_str().to_owned(),
+            llm_calls: state.llm_calls,
+            llm_cost_usd: state.total_cost_usd,
+            model_issue: ["prompt_injection", "model_unavailable"]
+                .iter()
+                .find_map(|key| state.case_facts.get(*key).map(|value| format!("{key}: {}", value.as_str().unwrap_or_default()))),
             investigation_id: state.investigation_id.to_string(),
             reasoning,
             close_reason: state.close_reason.clone(),
