@@ -104,8 +104,10 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
-    /// End-to-end triage throughput on embedded backends in a scratch directory.
-    Triage {
+    /// Synthetic alerts through the whole embedded pipeline (deterministic reasoner) in a scratch
+    /// directory: alerts/s and p50/p99 alert-to-verdict latency.
+    #[command(alias = "triage")]
+    Pipeline {
         /// Number of alerts.
         #[arg(long, default_value_t = 2000)]
         alerts: usize,
@@ -115,6 +117,9 @@ enum BenchCommand {
         /// Template alerts (default: the bundled demo alerts).
         #[arg(long)]
         source: Option<PathBuf>,
+        /// Offered load in alerts per second (default: submit as fast as accepted).
+        #[arg(long)]
+        rate: Option<f64>,
     },
 }
 
@@ -233,8 +238,8 @@ fn main() -> ExitCode {
             Command::Extract { file, jsonl } => commands::extract::run(file.as_deref(), jsonl).await,
             Command::Audit { command: AuditCommand::Verify } => commands::audit::verify(cli.config.as_deref(), cli.data_dir, &env).await,
             Command::Config { command: ConfigCommand::Check } => commands::config::check(cli.config.as_deref(), cli.data_dir, &env),
-            Command::Bench { command: BenchCommand::Triage { alerts, group, source } } => {
-                commands::bench::triage(alerts, group, source).await
+            Command::Bench { command: BenchCommand::Pipeline { alerts, group, source, rate } } => {
+                commands::bench::run(commands::bench::BenchOptions { alerts, group, source, rate }).await
             }
             Command::Gateway { command: GatewayCommand::Screen { file, jsonl } } => commands::gateway::screen(file.as_deref(), jsonl),
             Command::Attack { command } => {

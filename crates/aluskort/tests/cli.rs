@@ -736,3 +736,15 @@ fn triage_reasons_through_the_model_gateway_and_escalates_unsure_answers() {
     let verify = run(aluskort().args(["audit", "verify", "--data-dir"]).arg(dir.path().join("data")));
     assert!(verify.status.success(), "{}", text(&verify.stdout));
 }
+
+#[test]
+fn bench_pipeline_reports_throughput_and_latency_percentiles() {
+    let output = run(aluskort().args(["bench", "pipeline", "--alerts", "40", "--rate", "400"]));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let line = text(&output.stdout);
+    assert!(line.starts_with("bench pipeline: 40 alerts in "), "{line}");
+    assert!(line.contains("offered 400/s") && line.contains("alert-to-verdict p50 ") && line.contains("0 rejected"), "{line}");
+    assert!(line.contains("audit chain valid"), "{line}");
+    let bad = run(aluskort().args(["bench", "pipeline", "--alerts", "0"]));
+    assert!(!bad.status.success() && text(&bad.stderr).contains("--alerts must be at least 1"));
+}

@@ -133,13 +133,13 @@ impl Pipeline {
 
     /// Accepts one record: durable in the raw inbox first, then on `alerts.raw`. Returns its ingest id.
     pub async fn submit(&self, origin: &str, payload: Value) -> anyhow::Result<String> {
-        let record = RawRecord {
-            ingest_id: uuid::Uuid::now_v7().to_string(),
-            origin: origin.to_owned(),
-            received_at: Utc::now(),
-            payload,
-            tenant: None,
-        };
+        self.submit_as(uuid::Uuid::now_v7().to_string(), origin, payload).await
+    }
+
+    /// As [`Pipeline::submit`], under an ingest id the caller chose (unique per record; a
+    /// repeated id is a repeated submission and is stored once).
+    pub async fn submit_as(&self, ingest_id: String, origin: &str, payload: Value) -> anyhow::Result<String> {
+        let record = RawRecord { ingest_id, origin: origin.to_owned(), received_at: Utc::now(), payload, tenant: None };
         self.store.insert_raw(&record).await?;
         self.publish_raw(&record).await?;
         metrics::counter!("aluskort_alerts_received_total").increment(1);

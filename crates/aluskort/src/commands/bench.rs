@@ -1,14 +1,16 @@
-//! `aluskort bench triage`: end-to-end pipeline throughput on the embedded backends.
+//! `aluskort bench pipeline` (alias `bench triage`): end-to-end pipeline throughput and
+//! alert-to-verdict latency on the embedded backends.
 //!
 //! Builds N alerts from templates (the bundled demo alerts, or `--source FILE`), giving each a
-//! unique id, a shifted time and, every `--group` alerts, its own host and account names (so
+//! unique id and, every `--group` alerts, its own host and account names (so
 //! incidents stay realistic in size), runs them through the full pipeline in a scratch data
-//! directory, verifies the audit chain, and reports alerts/s and peak memory.
+//! directory at a given rate or as a burst, verifies the audit chain, and reports alerts/s,
+//! alert-to-verdict percentiles and peak memory.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -18,7 +20,25 @@ use crate::wiring::{Backends, Running};
 
 const DEMO_ALERTS: &str = include_str!("../../../../examples/sentinel-demo.jsonl");
 
-pub async fn triage(alerts: usize, group: usize, source: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+/// Load shape of a benchmark run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub alerts: usize,
+    pub group: usize,
+    pub source: Option<PathBuf>,
+    /// Submissions per second; `None` submits as fast as the pipeline accepts (a burst).
+    pub rate: Option<f64>,
+}
+
+/// `bench triage` / `bench pipeline`: synthetic alerts through the whole embedded pipeline with
+/// the deterministic reasoner; prints throughput and alert-to-verdict latency (submit → the
+/// investigation's outcome on `incidents.enriched`), p50/p99/max.
+pub async fn run(options: BenchOptions) -> anyhow::Result<ExitCode> {
+    let BenchOptions { alerts, group, source, rate } = options;
+    anyhow::ensure!(alerts > 0, "--alerts must be at least 1");
+    if let Some(rate) = rate {
+        anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate must be a positive number of alerts per second");
+    }
     let templates: Vec<Value> = match &source {
         Some(path) => {
             let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -28,7 +48,9 @@ pub async fn triage(alerts: usize, group: usize, source: Option<PathBuf>) -> any
     };
     anyhow::ensure!(!templates.is_empty(), "no alert templates");
     let group = group.max(1);
-    let records: Vec<Value> = (0..alerts).map(|index| variant(&templates[index % templates.len()], index, index / group)).collect();
+    let records: Vec<(String, Value)> = (0..alerts)
+        .map(|index| (format!("bench-{}-{index}", std::process::id()), variant(&templates[index % templates.len()], index, index / group)))
+        .collect();
 
     let data_dir = std::env::temp_dir().join(format!("aluskort-bench-{}", uuid_like()));
     let env = std::collections::HashMap::new();
@@ -36,23 +58,53 @@ pub async fn triage(alerts: usize, group: usize, source: Option<PathBuf>) -> any
     let backends = Backends::open(&config).await?;
     let running = Running::start(&config, &backends)?;
     let pipeline = Arc::clone(&running.pipeline);
+    let expected: HashSet<String> = records.iter().map(|(id, _)| id.clone()).collect();
+    let submitted: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::with_capacity(alerts)));
     let started = Instant::now();
-    let mut expected = HashSet::new();
-    for (index, record) in records.into_iter().enumerate() {
-        expected.insert(pipeline.submit(&format!("bench:{}", index + 1), record).await?);
-    }
-    let outcomes = pipeline.await_outcomes(expected, "aluskort.bench", |_| {}).await?;
+    let submitter = {
+        let (pipeline, submitted) = (Arc::clone(&pipeline), Arc::clone(&submitted));
+        tokio::spawn(async move {
+            for (index, (id, record)) in records.into_iter().enumerate() {
+                if let Some(rate) = rate {
+                    let due = started + std::time::Duration::from_secs_f64(index as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                submitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), Instant::now());
+                pipeline.submit_as(id, "bench", record).await?;
+            }
+            anyhow::Ok(())
+        })
+    };
+    let mut latencies = Vec::with_capacity(alerts);
+    let outcomes = pipeline
+        .await_outcomes(expected, "aluskort.bench", |outcome| {
+            let at = submitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&outcome.ingest_id).copied();
+            if let Some(at) = at {
+                latencies.push(at.elapsed());
+            }
+        })
+        .await?;
     let elapsed = started.elapsed();
+    submitter.await.context("submitter panicked")??;
     running.stop().await?;
     let report = aluskort_audit::verify_store(backends.audit_store.as_ref()).await?;
     backends.close().await;
     let _ = std::fs::remove_dir_all(&data_dir);
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    latencies.sort();
+    let percentile = |p: f64| -> f64 {
+        let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len().max(1)) - 1;
+        latencies.get(index).map_or(0.0, |d| d.as_secs_f64() * 1_000.0)
+    };
     println!(
-        "bench triage: {alerts} alerts in {:.2}s = {:.0} alerts/s end to end (embedded SQLite, deterministic); {failed} rejected; \
-         audit chain {} ({} records); peak RSS {}",
+        "bench pipeline: {alerts} alerts in {:.2}s = {:.0} alerts/s end to end ({}; embedded SQLite, deterministic); \
+         alert-to-verdict p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {failed} rejected; audit chain {} ({} records); peak RSS {}",
         elapsed.as_secs_f64(),
         alerts as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
+        rate.map_or_else(|| "burst".to_owned(), |rate| format!("offered {rate:.0}/s")),
+        percentile(0.50),
+        percentile(0.99),
+        latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1_000.0),
         if report.first_break.is_none() { "valid" } else { "BROKEN" },
         report.records,
         peak_rss().unwrap_or_else(|| "unknown".to_owned()),
@@ -60,7 +112,7 @@ pub async fn triage(alerts: usize, group: usize, source: Option<PathBuf>) -> any
     Ok(if failed == 0 && report.first_break.is_none() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// A copy of `template` with a unique id, its time shifted by `index` seconds, and host/account
+/// A copy of `template` with a unique id and host/account
 /// names suffixed with `group` (Sentinel rows; other formats only get the id).
 fn variant(template: &Value, index: usize, group: usize) -> Value {
     let mut record = template.clone();
