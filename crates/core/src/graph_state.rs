@@ -52,7 +52,15 @@ pub struct DecisionEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
     pub timestamp: DateTime<Utc>,
+    /// The ATT&CK/ATLAS release technique ids were judged against ([`TAXONOMY_VERSION`]); empty in
+    /// entries recorded before it was kept.
+    #[serde(default)]
+    pub taxonomy_version: String,
 }
+
+/// The embedded technique taxonomy (ATT&CK Enterprise and ATLAS releases) decisions are made
+/// against; `aluskort-knowledge` checks its tables are this release.
+pub const TAXONOMY_VERSION: &str = "attack-enterprise-18.1+atlas-5.6.0";
 
 /// One recorded state change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -210,6 +218,7 @@ impl GraphState {
             reasoning: reasoning.into(),
             confidence,
             timestamp: now,
+            taxonomy_version: TAXONOMY_VERSION.to_owned(),
         });
     }
 }
@@ -244,6 +253,21 @@ mod tests {
         assert!(graph.history.is_empty());
         graph.transition(InvestigationState::Parsing, "start", Utc::now()).expect("legal");
         assert_eq!(graph.history.len(), 1);
+    }
+
+    /// FR-CSM-001: `{step, agent, action, reasoning, confidence, taxonomy_version}`; entries
+    /// stored before the version was kept still read.
+    #[test]
+    fn decision_entries_are_numbered_and_name_the_taxonomy_release() {
+        let mut graph = state();
+        graph.record_decision("ioc_extractor", "extracted", "3 entities", None, Utc::now());
+        graph.record_decision("reasoning_agent", "classified", "rules", Some(0.7), Utc::now());
+        let entry = &graph.decision_chain[1];
+        assert_eq!((entry.step, entry.agent.as_str(), entry.confidence), (2, "reasoning_agent", Some(0.7)));
+        assert_eq!(entry.taxonomy_version, TAXONOMY_VERSION);
+        let old = r#"{"step":1,"agent":"a","action":"b","reasoning":"c","timestamp":"2024-07-04T22:35:00Z"}"#;
+        let old: DecisionEntry = serde_json::from_str(old).expect("an entry without taxonomy_version reads");
+        assert_eq!(old.taxonomy_version, "");
     }
 
     #[test]

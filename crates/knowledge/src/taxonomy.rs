@@ -159,6 +159,21 @@ mod tests {
         Taxonomy::embedded().techniques(framework).filter(|t| t.status == TechniqueStatus::Active).collect()
     }
 
+    /// Decision-chain entries name the taxonomy release (FR-CSM-001); it must be the embedded one.
+    #[test]
+    fn the_recorded_taxonomy_version_is_the_embedded_release() {
+        let release = |table: &str| {
+            table
+                .lines()
+                .find_map(|line| line.strip_prefix("# Source: ").and_then(|rest| rest.split("(version ").nth(1)))
+                .and_then(|rest| rest.split(')').next())
+                .map(str::to_owned)
+        };
+        let expected =
+            format!("attack-enterprise-{}+atlas-{}", release(ATTACK_TABLE).unwrap_or_default(), release(ATLAS_TABLE).unwrap_or_default());
+        assert_eq!(aluskort_core::graph_state::TAXONOMY_VERSION, expected);
+    }
+
     #[test]
     fn attack_v18_1_counts_match_mitre() {
         let taxonomy = Taxonomy::embedded();
