@@ -370,8 +370,17 @@ impl Pipeline {
     /// An incident is judged as a whole: when it grows enough to change what the reasoner sees
     /// (multi-stage, higher severity), the verdicts of its other members still waiting for a human
     /// are recomputed, audited and saved as new versions.
+    ///
+    /// Members already carry the context of the incident as it was before this alert joined (each
+    /// earlier alert's reasoning brought them up to date), so when this alert neither changed the
+    /// context nor merged incidents there is nothing to read: this keeps a large incident from
+    /// costing a read per member for every new alert.
     async fn reassess_members(&self, incident: &Incident, current: &aluskort_core::AlertId) -> Result<(), StepError> {
         let context = IncidentContext::of(incident);
+        let merged_now = incident.links.iter().any(|link| link.alert_id == *current && link.reason.starts_with("merged "));
+        if !merged_now && context_without(incident, current) == Some(context) {
+            return Ok(());
+        }
         for member in incident.alert_ids.iter().filter(|id| *id != current) {
             let Some(mut member_state) = self.store.investigation_for_alert(&incident.tenant_id, member).await? else { continue };
             // A member judged by the model keeps that verdict: rules do not overwrite it.
@@ -456,6 +465,20 @@ impl Pipeline {
 
 fn recorded_context(state: &GraphState) -> Option<IncidentContext> {
     state.case_facts.get("incident_context").and_then(|value| serde_json::from_value(value.clone()).ok())
+}
+
+/// The context of `incident` without the alert `current` (as it was before that alert joined);
+/// `None` when `current` is its only member.
+fn context_without(incident: &Incident, current: &aluskort_core::AlertId) -> Option<IncidentContext> {
+    let members: Vec<IncidentMember> = incident.members.iter().filter(|member| member.alert_id != *current).cloned().collect();
+    let severity = members.iter().map(|member| member.severity).max()?;
+    let before = Incident {
+        alert_ids: incident.alert_ids.iter().filter(|id| *id != current).cloned().collect(),
+        members,
+        severity,
+        ..incident.clone()
+    };
+    Some(IncidentContext::of(&before))
 }
 
 fn apply_verdict(state: &mut GraphState, verdict: &Verdict, incident: Option<&Incident>) {
