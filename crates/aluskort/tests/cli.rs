@@ -748,3 +748,55 @@ fn bench_pipeline_reports_throughput_and_latency_percentiles() {
     let bad = run(aluskort().args(["bench", "pipeline", "--alerts", "0"]));
     assert!(!bad.status.success() && text(&bad.stderr).contains("--alerts must be at least 1"));
 }
+
+/// With a model, a confident benign verdict closes an ordinary alert automatically, but never a
+/// safety-relevant one (a credential-access alert here): that one waits for a human.
+#[test]
+fn a_confident_model_closes_ordinary_alerts_but_never_dismisses_safety_relevant_ones() {
+    use aluskort_testkit::fake::anthropic::{API_KEY, FakeAnthropic, Reply};
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let fake = runtime.block_on(FakeAnthropic::start());
+    let benign = serde_json::json!({
+        "classification": "false_positive", "confidence": 0.95, "techniques": [],
+        "reasoning": ["the activity matches the admin's scheduled inventory script"], "recommended_actions": []
+    });
+    fake.reply(Reply::tool_use(benign.clone()));
+    fake.reply(Reply::tool_use(benign));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines: Vec<String> = std::fs::read_to_string(sentinel_file()).expect("alerts").lines().map(str::to_owned).collect();
+    let mut ordinary: Value = serde_json::from_str(&lines[0]).expect("alert");
+    ordinary["AlertSeverity"] = "Low".into();
+    let mut critical: Value = serde_json::from_str(&lines[0]).expect("alert");
+    critical["AlertSeverity"] = "High".into();
+    critical["SystemAlertId"] = "aaaaaaaa-0000-4000-8000-000000000001".into();
+    critical["TenantId"] = "0f0f0f0f-0000-4000-8000-00000000000c".into();
+    critical["Tactics"] = "CredentialAccess".into();
+    let input = dir.path().join("alerts.jsonl");
+    std::fs::write(&input, format!("{ordinary}\n{critical}\n")).expect("write");
+    let config = dir.path().join("aluskort.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[llm]\nprovider = \"anthropic\"\nanthropic_url = \"{}\"\nanthropic_api_key = \"{API_KEY}\"\nmax_retries = 0\n",
+            fake.base_url()
+        ),
+    )
+    .expect("config");
+
+    let output = run(aluskort().arg("--config").arg(&config).arg("--data-dir").arg(dir.path().join("data")).arg("triage").arg(&input));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let records: Vec<Value> = text(&output.stdout).lines().map(|line| serde_json::from_str(line).expect("record")).collect();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(
+        (records[0]["state"].as_str(), records[0]["close_reason"].as_str()),
+        (Some("closed"), Some("false_positive")),
+        "{}",
+        records[0]
+    );
+    assert_eq!(records[0]["requires_approval"], false);
+    let held = &records[1];
+    assert_eq!((held["state"].as_str(), held["classification"].as_str()), (Some("awaiting_human"), Some("false_positive")), "{held}");
+    assert_eq!(held["requires_approval"], true);
+    assert_eq!(fake.bodies().len(), 2);
+}

@@ -244,8 +244,22 @@ impl Pipeline {
 
         let destructive = verdict.has_destructive_action();
         let dismissible = matches!(verdict.classification, Classification::FalsePositive | Classification::BenignTruePositive);
-        let auto_close =
-            dismissible && !destructive && verdict.confidence >= AUTO_CLOSE_CONFIDENCE && state.degradation_level.allows_auto_close();
+        let safety = safety_relevance(state, &normalized.alert, incident.as_ref());
+        let auto_close = dismissible
+            && !destructive
+            && verdict.confidence >= AUTO_CLOSE_CONFIDENCE
+            && state.degradation_level.allows_auto_close()
+            && safety.is_none();
+        if let (true, Some(why)) = (dismissible, &safety) {
+            state.record_decision(
+                "reasoning_agent",
+                "dismissal_blocked",
+                format!("safety-relevant alert, never dismissed automatically: {why}"),
+                None,
+                Utc::now(),
+            );
+            state.case_facts.insert("safety_relevant".to_owned(), json!(why));
+        }
         if auto_close {
             state.requires_human_approval = false;
             return self
@@ -257,6 +271,8 @@ impl Pipeline {
             "destructive actions proposed: human approval required (FR-RSP-002)"
         } else if state.degradation_level == DegradationLevel::Deterministic {
             "deterministic mode: every alert is queued for a human (NFR-REL-003)"
+        } else if dismissible && safety.is_some() {
+            "safety-relevant alert: a benign verdict is confirmed by a human, never applied automatically"
         } else {
             "verdict needs a human decision"
         };
@@ -465,6 +481,37 @@ impl Pipeline {
 
 fn recorded_context(state: &GraphState) -> Option<IncidentContext> {
     state.case_facts.get("incident_context").and_then(|value| serde_json::from_value(value.clone()).ok())
+}
+
+/// Tactics whose alerts are never dismissed without a human, whatever the confidence.
+const SAFETY_TACTICS: &[&str] = &["credentialaccess", "lateralmovement", "exfiltration", "impact", "commandandcontrol"];
+
+/// Why an alert must not be closed automatically, if it must not: critical severity, a
+/// high-impact tactic, a threat-intel match, a prompt-injection attempt in its evidence, a
+/// high-severity incident around it, or a destructive-action safety floor of the source.
+fn safety_relevance(state: &GraphState, alert: &aluskort_core::CanonicalAlert, incident: Option<&Incident>) -> Option<String> {
+    if alert.severity == aluskort_core::Severity::Critical {
+        return Some("critical severity".to_owned());
+    }
+    let normalise = |tactic: &str| tactic.to_ascii_lowercase().replace([' ', '_', '-'], "");
+    if let Some(tactic) = alert.tactics.iter().chain(&state.tactics).find(|tactic| SAFETY_TACTICS.contains(&normalise(tactic).as_str())) {
+        return Some(format!("high-impact tactic {tactic}"));
+    }
+    if state.case_facts.contains_key("ti_matches") {
+        return Some("its indicators appear in threat-intel reports".to_owned());
+    }
+    if state.case_facts.contains_key("prompt_injection") {
+        return Some("its evidence carries a prompt-injection attempt".to_owned());
+    }
+    if let Some(incident) = incident.filter(|incident| incident.alert_ids.len() > 1 && incident.severity >= aluskort_core::Severity::High) {
+        return Some(format!(
+            "part of {} ({} alerts, {} severity)",
+            incident.incident_id,
+            incident.alert_ids.len(),
+            incident.severity.as_str()
+        ));
+    }
+    None
 }
 
 /// The context of `incident` without the alert `current` (as it was before that alert joined);
