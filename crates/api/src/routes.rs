@@ -1,6 +1,6 @@
 //! Route handlers.
 
-use aluskort_core::{InvestigationId, InvestigationState, TenantId};
+use aluskort_core::{DegradationLevel, InvestigationId, InvestigationState, TenantId};
 use aluskort_investigate::{Accepted, TriageRecord};
 use aluskort_store::InvestigationFilter;
 use axum::Json;
@@ -21,7 +21,6 @@ pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when every backend answers.
 /// The gateway's providers and breakers; a degraded model layer leaves the service ready (it
 /// falls back to deterministic reasoning) but shows here.
 fn llm_health(state: &AppState) -> serde_json::Value {
@@ -34,6 +33,8 @@ fn llm_health(state: &AppState) -> serde_json::Value {
     }
 }
 
+/// Ready when every backend answers. The degradation level is the pipeline's, lowered to
+/// `deterministic` while no model provider is reachable.
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let store = state.store.check_connectivity().await;
     let bus = state.bus.check_connectivity().await;
@@ -43,7 +44,10 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     };
     let ready = store.is_ok() && bus.is_ok();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let degradation = state.pipeline.settings().degradation.as_str();
+    let configured = state.pipeline.settings().degradation;
+    let models_down = state.gateway.as_ref().is_some_and(|gateway| gateway.router.degradation() == DegradationLevel::Deterministic);
+    let degradation =
+        if configured == DegradationLevel::Full && models_down { DegradationLevel::Deterministic } else { configured }.as_str();
     (
         status,
         Json(json!({
