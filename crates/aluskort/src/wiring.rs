@@ -123,6 +123,7 @@ impl Running {
             // Without a reachable model, reasoning is deterministic (NFR-REL-003).
             degradation: gateway.router.degradation(),
             gateway: Some(Arc::clone(&gateway)),
+            kill_switches: config.kill_switches.clone(),
             grouping_window: chrono::Duration::hours(i64::from(config.grouping_window_hours)),
             max_attempts: config.max_attempts,
             ..PipelineSettings::default()

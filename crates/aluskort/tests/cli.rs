@@ -801,3 +801,48 @@ fn a_confident_model_closes_ordinary_alerts_but_never_dismisses_safety_relevant_
     assert_eq!(held["requires_approval"], true);
     assert_eq!(fake.bodies().len(), 2);
 }
+
+/// `[pipeline.kill_switches]`: an alert naming a switched-off technique (here through one of its
+/// sub-techniques) is not closed however confident the model is; the same verdict elsewhere is.
+#[test]
+fn kill_switches_keep_their_scope_from_automatic_closure() {
+    use aluskort_testkit::fake::anthropic::{API_KEY, FakeAnthropic, Reply};
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let fake = runtime.block_on(FakeAnthropic::start());
+    let benign = serde_json::json!({
+        "classification": "benign_true_positive", "confidence": 0.97, "techniques": [],
+        "reasoning": ["an approved red-team exercise"], "recommended_actions": []
+    });
+    fake.reply(Reply::tool_use(benign.clone()));
+    fake.reply(Reply::tool_use(benign));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let line = std::fs::read_to_string(sentinel_file()).expect("alerts").lines().next().expect("line").to_owned();
+    let mut switched: Value = serde_json::from_str(&line).expect("alert");
+    switched["AlertSeverity"] = "Low".into();
+    switched["Techniques"] = "[]".into();
+    switched["SubTechniques"] = "[\"T1518.001\"]".into();
+    let mut other = switched.clone();
+    other["SystemAlertId"] = "bbbbbbbb-0000-4000-8000-000000000002".into();
+    other["TenantId"] = "0f0f0f0f-0000-4000-8000-00000000000d".into();
+    other["SubTechniques"] = "[\"T1010\"]".into();
+    let input = dir.path().join("alerts.jsonl");
+    std::fs::write(&input, format!("{switched}\n{other}\n")).expect("write");
+    let config = dir.path().join("aluskort.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[pipeline.kill_switches]\ntechniques = [\"T1518\"]\n[llm]\nprovider = \"anthropic\"\nanthropic_url = \"{}\"\nanthropic_api_key = \"{API_KEY}\"\nmax_retries = 0\n",
+            fake.base_url()
+        ),
+    )
+    .expect("config");
+
+    let output = run(aluskort().arg("--config").arg(&config).arg("--data-dir").arg(dir.path().join("data")).arg("triage").arg(&input));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let records: Vec<Value> = text(&output.stdout).lines().map(|line| serde_json::from_str(line).expect("record")).collect();
+    assert_eq!(records.len(), 2);
+    assert!(records[0]["techniques"].as_array().is_some_and(|t| t.contains(&"T1518.001".into())), "{}", records[0]);
+    assert_eq!(records[0]["state"], "awaiting_human", "the kill switch on T1518 holds T1518.001: {}", records[0]);
+    assert_eq!(records[1]["state"], "closed", "{}", records[1]);
+}

@@ -38,6 +38,16 @@ pub enum CaseStoreConfig {
     },
 }
 
+/// Scopes in which automation is switched off (FR-RSN-006 kill switches): alerts of these
+/// tenants or sources, or naming these techniques (or their sub-techniques), always wait for a
+/// human.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KillSwitches {
+    pub tenants: Vec<String>,
+    pub sources: Vec<String>,
+    pub techniques: Vec<String>,
+}
+
 /// Validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -45,6 +55,8 @@ pub struct Config {
     pub listen_addr: SocketAddr,
     pub case_store: CaseStoreConfig,
     pub grouping_window_hours: u32,
+    /// `[pipeline.kill_switches]`: scopes where nothing is closed or acted on automatically.
+    pub kill_switches: KillSwitches,
     pub max_attempts: u32,
     /// Largest request body `POST /v1/alerts` accepts, in bytes.
     pub max_body_bytes: usize,

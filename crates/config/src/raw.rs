@@ -45,6 +45,22 @@ pub struct RawCaseStore {
 pub struct RawPipeline {
     pub grouping_window_hours: Option<u32>,
     pub max_attempts: Option<u32>,
+    #[serde(default)]
+    pub kill_switches: RawKillSwitches,
+}
+
+/// Scopes in which nothing is closed or acted on automatically: every alert waits for a human.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKillSwitches {
+    #[serde(default)]
+    pub tenants: Vec<String>,
+    /// `sentinel`, `elastic`, `splunk`, `webhook`, `atlas`, `canonical`.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// ATT&CK/ATLAS ids; a technique also covers its sub-techniques.
+    #[serde(default)]
+    pub techniques: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -127,6 +143,7 @@ impl RawConfig {
                 None
             }
         };
+        let kill_switches = validate_kill_switches(&self.pipeline.kill_switches, &mut errors);
         let grouping_window_hours = self.pipeline.grouping_window_hours.unwrap_or(24);
         if !(1..=720).contains(&grouping_window_hours) {
             errors.push(format!("`pipeline.grouping_window_hours`: {grouping_window_hours} must be 1..=720"));
@@ -152,6 +169,7 @@ impl RawConfig {
                 listen_addr,
                 case_store,
                 grouping_window_hours,
+                kill_switches,
                 max_attempts,
                 max_body_bytes,
                 webhook_secret: webhook_secret.map(SecretString::new),
@@ -162,4 +180,28 @@ impl RawConfig {
             _ => Err(ConfigErrors(errors)),
         }
     }
+}
+
+const SOURCES: &[&str] = &["sentinel", "elastic", "splunk", "webhook", "atlas", "canonical"];
+
+fn is_technique_id(id: &str) -> bool {
+    let id = id.strip_prefix("AML.").unwrap_or(id);
+    let Some(digits) = id.strip_prefix('T') else { return false };
+    let (main, sub) = digits.split_once('.').map_or((digits, None), |(main, sub)| (main, Some(sub)));
+    main.len() == 4
+        && main.chars().all(|c| c.is_ascii_digit())
+        && sub.is_none_or(|sub| sub.len() == 3 && sub.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn validate_kill_switches(raw: &RawKillSwitches, errors: &mut Vec<String>) -> crate::KillSwitches {
+    for tenant in raw.tenants.iter().filter(|tenant| tenant.trim().is_empty()) {
+        errors.push(format!("`pipeline.kill_switches.tenants`: {tenant:?} is empty"));
+    }
+    for source in raw.sources.iter().filter(|source| !SOURCES.contains(&source.as_str())) {
+        errors.push(format!("`pipeline.kill_switches.sources`: unknown source {source:?} (expected one of {})", SOURCES.join(", ")));
+    }
+    for technique in raw.techniques.iter().filter(|technique| !is_technique_id(technique)) {
+        errors.push(format!("`pipeline.kill_switches.techniques`: {technique:?} is not a technique id (T1078, T1078.004, AML.T0051)"));
+    }
+    crate::KillSwitches { tenants: raw.tenants.clone(), sources: raw.sources.clone(), techniques: raw.techniques.clone() }
 }

@@ -158,3 +158,17 @@ fn knowledge_defaults_need_nothing_and_providers_are_validated() {
         load(Some("[knowledge]\nembedder = \"openai_compatible\"\nvector_index = \"faiss\"\n"), &HashMap::new()).expect_err("invalid").0;
     assert_eq!(errors.len(), 4, "{errors:#?}");
 }
+
+#[test]
+fn kill_switches_are_validated_and_kept() {
+    let text = "[pipeline.kill_switches]\ntenants = [\"acme\"]\nsources = [\"splunk\", \"qradar\"]\ntechniques = [\"T1078\", \"AML.T0051\", \"T10\"]\n";
+    let errors = load(Some(text), &HashMap::new()).expect_err("two bad entries").0;
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(errors[0].contains("unknown source \"qradar\""), "{errors:?}");
+    assert!(errors[1].contains("\"T10\" is not a technique id"), "{errors:?}");
+    let good = "[pipeline.kill_switches]\ntenants = [\"acme\"]\ntechniques = [\"T1078.004\"]\n";
+    let config = load(Some(good), &HashMap::new()).expect("valid");
+    assert_eq!(config.kill_switches.tenants, ["acme"]);
+    assert_eq!(config.kill_switches.techniques, ["T1078.004"]);
+    assert!(load(None, &HashMap::new()).expect("defaults").kill_switches.techniques.is_empty(), "none by default");
+}

@@ -244,7 +244,8 @@ impl Pipeline {
 
         let destructive = verdict.has_destructive_action();
         let dismissible = matches!(verdict.classification, Classification::FalsePositive | Classification::BenignTruePositive);
-        let safety = safety_relevance(state, &normalized.alert, incident.as_ref());
+        let safety = kill_switch(&self.settings.kill_switches, &normalized.alert, &verdict)
+            .or_else(|| safety_relevance(state, &normalized.alert, incident.as_ref()));
         let auto_close = dismissible
             && !destructive
             && verdict.confidence >= AUTO_CLOSE_CONFIDENCE
@@ -272,7 +273,7 @@ impl Pipeline {
         } else if state.degradation_level == DegradationLevel::Deterministic {
             "deterministic mode: every alert is queued for a human (NFR-REL-003)"
         } else if dismissible && safety.is_some() {
-            "safety-relevant alert: a benign verdict is confirmed by a human, never applied automatically"
+            "a benign verdict on this alert is confirmed by a human, never applied automatically (safety rule or kill switch)"
         } else {
             "verdict needs a human decision"
         };
@@ -481,6 +482,28 @@ impl Pipeline {
 
 fn recorded_context(state: &GraphState) -> Option<IncidentContext> {
     state.case_facts.get("incident_context").and_then(|value| serde_json::from_value(value.clone()).ok())
+}
+
+/// The kill switch covering `alert`, if one does: its tenant, its source, or a technique it or its
+/// verdict names (a switched-off technique covers its sub-techniques).
+fn kill_switch(switches: &aluskort_config::KillSwitches, alert: &aluskort_core::CanonicalAlert, verdict: &Verdict) -> Option<String> {
+    if switches.tenants.iter().any(|tenant| tenant == alert.tenant_id.as_str()) {
+        return Some(format!("kill switch on tenant {}", alert.tenant_id.as_str()));
+    }
+    if switches.sources.iter().any(|source| source == alert.source.as_str()) {
+        return Some(format!("kill switch on source {}", alert.source.as_str()));
+    }
+    let covered = |id: &String| {
+        switches
+            .techniques
+            .iter()
+            .find(|switched| *id == **switched || id.strip_prefix(switched.as_str()).is_some_and(|rest| rest.starts_with('.')))
+    };
+    alert
+        .techniques
+        .iter()
+        .chain(&verdict.techniques)
+        .find_map(|id| covered(id).map(|switched| format!("kill switch on technique {switched} ({id})")))
 }
 
 /// Tactics whose alerts are never dismissed without a human, whatever the confidence.

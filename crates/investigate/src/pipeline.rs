@@ -43,6 +43,8 @@ pub struct PipelineSettings {
     pub degradation: DegradationLevel,
     /// The model gateway for the reasoning agent; `None` reasons deterministically.
     pub gateway: Option<Arc<aluskort_gateway::Gateway>>,
+    /// Scopes where nothing is closed automatically.
+    pub kill_switches: aluskort_config::KillSwitches,
     /// Incident grouping window (default 24 h).
     pub grouping_window: Duration,
     /// Deliveries of one message before it is dead-lettered / its investigation failed.
@@ -59,6 +61,7 @@ impl std::fmt::Debug for PipelineSettings {
             .field("report_index", &self.report_index.as_ref().map(|r| r.reports().count()))
             .field("degradation", &self.degradation)
             .field("gateway", &self.gateway.is_some())
+            .field("kill_switches", &self.kill_switches)
             .field("grouping_window", &self.grouping_window)
             .field("max_attempts", &self.max_attempts)
             .field("retry_backoff", &self.retry_backoff)
@@ -74,6 +77,7 @@ impl Default for PipelineSettings {
             report_index: None,
             degradation: DegradationLevel::Deterministic,
             gateway: None,
+            kill_switches: aluskort_config::KillSwitches::default(),
             grouping_window: crate::grouping::DEFAULT_WINDOW,
             max_attempts: 5,
             retry_backoff: StdDuration::from_millis(200),
