@@ -7,6 +7,11 @@
 //! merges them (the older survives; the other records `merged_into`). The result does not depend on
 //! the order alerts arrive in.
 //!
+//! Shared infrastructure is weighted out: a host or client IP seen with more than
+//! [`HUB_ACCOUNTS`] distinct accounts in the window (a domain controller, a proxy) is not a link
+//! key, and the decision says so. Hub status is judged from the alerts seen so far, so alerts
+//! linked through a host before it became a hub stay linked.
+//!
 //! IP addresses on endpoint alerts (alerts with a host) are the device's own (often a shared NAT
 //! egress address, as in the Sentinel sample data where two unrelated endpoints report the same
 //! public IP), so they are not link keys there; on identity and mail alerts they are the client's.
@@ -121,13 +126,54 @@ fn gap(a: (DateTime<Utc>, DateTime<Utc>), b: (DateTime<Utc>, DateTime<Utc>)) -> 
     }
 }
 
-/// The first member of `incident` related to `member`, with the shared key.
-fn related_member<'a>(incident: &'a Incident, member: &IncidentMember, window: Duration) -> Option<(&'a IncidentMember, &'a str)> {
+/// A host, or an identity alert's client IP, seen in the window with more distinct accounts than
+/// this is shared infrastructure (a domain controller, a file server, a proxy or VPN egress): it
+/// links nothing by itself, so it cannot glue unrelated alerts into one incident.
+pub const HUB_ACCOUNTS: usize = 8;
+
+fn is_account_key(key: &str) -> bool {
+    ["sid:", "aad:", "upn:", "name:"].iter().any(|prefix| key.starts_with(prefix))
+}
+
+fn is_infrastructure_key(key: &str) -> bool {
+    ["host:", "device:", "ip:"].iter().any(|prefix| key.starts_with(prefix))
+}
+
+/// The keys of `member` that are hubs among `candidates` plus `member` itself, with the number of
+/// distinct accounts seen with each (an account counted by its first identity key in each alert).
+fn hub_keys(candidates: &[Incident], member: &IncidentMember) -> BTreeMap<String, usize> {
+    let mut hubs = BTreeMap::new();
+    for key in member.keys.iter().filter(|key| is_infrastructure_key(key)) {
+        let accounts: std::collections::BTreeSet<&str> = candidates
+            .iter()
+            .flat_map(|incident| incident.members.iter())
+            .chain(std::iter::once(member))
+            .filter(|m| m.keys.binary_search(key).is_ok())
+            .filter_map(|m| m.keys.iter().find(|k| is_account_key(k)).map(String::as_str))
+            .collect();
+        if accounts.len() > HUB_ACCOUNTS {
+            hubs.insert(key.clone(), accounts.len());
+        }
+    }
+    hubs
+}
+
+/// The first member of `incident` related to `member`, with the shared key (hub keys excluded).
+fn related_member<'a>(
+    incident: &'a Incident,
+    member: &IncidentMember,
+    window: Duration,
+    hubs: &BTreeMap<String, usize>,
+) -> Option<(&'a IncidentMember, &'a str)> {
     incident.members.iter().find_map(|existing| {
         if gap((existing.activity_start, existing.activity_end), (member.activity_start, member.activity_end)) > window {
             return None;
         }
-        existing.keys.iter().find(|key| member.keys.binary_search(key).is_ok()).map(|key| (existing, key.as_str()))
+        existing
+            .keys
+            .iter()
+            .find(|key| !hubs.contains_key(key.as_str()) && member.keys.binary_search(key).is_ok())
+            .map(|key| (existing, key.as_str()))
     })
 }
 
@@ -157,16 +203,17 @@ pub fn group(
         return GroupingDecision { incident: existing.clone(), merged: Vec::new(), reason: "already grouped".to_owned() };
     }
     let mut related: Vec<(Incident, AlertId, String)> = Vec::new();
+    let hubs = hub_keys(&candidates, &member);
     candidates.sort_by(|a, b| (a.first_seen, &a.incident_id).cmp(&(b.first_seen, &b.incident_id)));
     let mut full: Option<String> = None;
     for incident in candidates {
         if incident.alert_ids.len() >= MAX_INCIDENT_ALERTS {
-            if full.is_none() && related_member(&incident, &member, window).is_some() {
+            if full.is_none() && related_member(&incident, &member, window, &hubs).is_some() {
                 full = Some(incident.incident_id.clone());
             }
             continue;
         }
-        if let Some((existing, key)) = related_member(&incident, &member, window) {
+        if let Some((existing, key)) = related_member(&incident, &member, window, &hubs) {
             let (existing_id, key) = (existing.alert_id.clone(), key.to_owned());
             related.push((incident, existing_id, key));
         }
@@ -191,9 +238,14 @@ pub fn group(
             members: vec![member],
             merged_into: None,
         };
-        return GroupingDecision { incident, merged: Vec::new(), reason: "opened a new incident".to_owned() };
+        let reason =
+            if hubs.is_empty() { "opened a new incident".to_owned() } else { format!("opened a new incident; {}", describe_hubs(&hubs)) };
+        return GroupingDecision { incident, merged: Vec::new(), reason };
     };
-    let reason = format!("shared {key} with {linked_to} within {}h", window.num_hours());
+    let mut reason = format!("shared {key} with {linked_to} within {}h", window.num_hours());
+    if !hubs.is_empty() {
+        reason.push_str(&format!("; {}", describe_hubs(&hubs)));
+    }
     survivor.links.push(IncidentLink { alert_id: member.alert_id.clone(), linked_to: Some(linked_to), reason: reason.clone() });
     add_member(&mut survivor, member.clone());
     let mut merged = Vec::new();
@@ -212,6 +264,11 @@ pub fn group(
     }
     survivor.title = incident_title(&survivor, title);
     GroupingDecision { incident: survivor, merged, reason }
+}
+
+fn describe_hubs(hubs: &BTreeMap<String, usize>) -> String {
+    let names: Vec<String> = hubs.iter().map(|(key, accounts)| format!("{key} ({accounts} accounts)")).collect();
+    format!("shared infrastructure not used as a link: {}", names.join(", "))
 }
 
 fn add_member(incident: &mut Incident, member: IncidentMember) {

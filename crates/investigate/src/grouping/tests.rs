@@ -136,3 +136,41 @@ fn a_full_incident_takes_no_more_alerts() {
     assert_eq!(decision.incident.incident_id, "inc-next");
     assert!(decision.incident.links[0].reason.contains("inc-full is full"), "{}", decision.incident.links[0].reason);
 }
+
+/// A domain controller seen with many accounts is shared infrastructure: it stops linking alerts
+/// once more than HUB_ACCOUNTS accounts were seen on it, while a shared account still links.
+#[test]
+fn a_host_seen_with_many_accounts_does_not_glue_everything_together() {
+    let tenant = TenantId::default_tenant();
+    let start = Utc::now();
+    let member = |index: usize, keys: &[String]| {
+        let mut keys = keys.to_vec();
+        keys.sort();
+        IncidentMember {
+            alert_id: AlertId::parse(&format!("dc-{index}")).expect("id"),
+            severity: aluskort_core::Severity::Medium,
+            activity_start: start,
+            activity_end: start,
+            keys,
+            tactics: vec!["Discovery".to_owned()],
+        }
+    };
+    let mut incidents: Vec<Incident> = Vec::new();
+    let mut reasons = Vec::new();
+    for index in 0..12 {
+        let keys = ["host:dc01".to_owned(), format!("upn:user{index}@corp.example")];
+        let decision = group(&tenant, "LDAP query", member(index, &keys), incidents.clone(), DEFAULT_WINDOW, format!("inc-{index}"));
+        reasons.push(decision.reason.clone());
+        incidents.retain(|incident| incident.incident_id != decision.incident.incident_id);
+        incidents.push(decision.incident);
+    }
+    let sizes: Vec<usize> = incidents.iter().map(|incident| incident.alert_ids.len()).collect();
+    assert_eq!(sizes, [HUB_ACCOUNTS, 1, 1, 1, 1], "the first {HUB_ACCOUNTS} accounts linked before dc01 was a hub");
+    assert!(reasons[HUB_ACCOUNTS].contains("shared infrastructure not used as a link: host:dc01 (9 accounts)"), "{reasons:?}");
+
+    // The same account on the hub still links: accounts are never hubs.
+    let keys = ["host:dc01".to_owned(), "upn:user11@corp.example".to_owned()];
+    let decision = group(&tenant, "LDAP query", member(99, &keys), incidents.clone(), DEFAULT_WINDOW, "inc-new".into());
+    assert_eq!(decision.incident.incident_id, "inc-11", "{}", decision.reason);
+    assert!(decision.reason.starts_with("shared upn:user11@corp.example"), "{}", decision.reason);
+}
