@@ -8,7 +8,7 @@ use aluskort_core::{
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::{
-    AuditStore, CaseStore, DeadLetter, InsertOutcome, InvestigationFilter, LlmCall, RawRecord, RawStatus, StoreErrorKind, UsageStore,
+    AuditStore, CaseStore, DeadLetter, InsertOutcome, InvestigationFilter, LlmCall, RawRecord, RawStatus, StoreErrorKind, ThreatIntelStore, TiIndicator, UsageStore,
 };
 
 fn base_time() -> DateTime<Utc> {
@@ -213,6 +213,39 @@ pub async fn llm_calls_are_accounted(store: &dyn UsageStore) {
     assert_eq!(first_day.len(), 2, "the window's end is exclusive");
 }
 
+/// FR-ENR-004: exact matches of unexpired indicators, the tenant's own and every tenant's feeds;
+/// a re-import replaces an indicator.
+pub async fn threat_intel_matches_exactly_and_expires(store: &dyn ThreatIntelStore) {
+    let now = base_time();
+    let indicator = |tenant: &str, value: &str, confidence: u8, days: i64| TiIndicator {
+        tenant_id: tenant.to_owned(),
+        indicator: value.to_owned(),
+        confidence,
+        source: "feed".to_owned(),
+        description: format!("{value} seen in a campaign"),
+        expires_at: now + Duration::days(days),
+    };
+    let written = store
+        .upsert_indicators(&[
+            indicator("", "ipv4:203.0.113.7", 90, 30),
+            indicator("acme", "domain:evil.example", 60, 7),
+            indicator("globex", "domain:evil.example", 60, 7),
+            indicator("", "sha256:aa", 40, -1),
+        ])
+        .await
+        .expect("upsert");
+    assert_eq!(written, 4);
+    let wanted = ["ipv4:203.0.113.7".to_owned(), "domain:evil.example".to_owned(), "sha256:aa".to_owned(), "url:x".to_owned()];
+    let found = store.match_indicators("acme", &wanted, now).await.expect("match");
+    let mut names: Vec<(&str, &str)> = found.iter().map(|i| (i.tenant_id.as_str(), i.indicator.as_str())).collect();
+    names.sort();
+    assert_eq!(names, [("", "ipv4:203.0.113.7"), ("acme", "domain:evil.example")], "expired and other tenants' indicators do not match");
+    store.upsert_indicators(&[indicator("", "ipv4:203.0.113.7", 95, 30)]).await.expect("replace");
+    let again = store.match_indicators("initech", &wanted[..1], now).await.expect("match");
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].confidence, again[0].expires_at), (95, now + Duration::days(30)));
+}
+
 pub async fn incidents_and_dead_letters_round_trip(store: &dyn CaseStore) {
     let tenant = TenantId::default_tenant();
     let incident = Incident {
@@ -313,6 +346,11 @@ macro_rules! case_store_suite {
             async fn llm_calls_are_accounted() {
                 let store = $make;
                 $crate::conformance::llm_calls_are_accounted(&store).await;
+            }
+            #[tokio::test]
+            async fn threat_intel_matches_exactly_and_expires() {
+                let store = $make;
+                $crate::conformance::threat_intel_matches_exactly_and_expires(&store).await;
             }
             #[tokio::test]
             async fn incidents_and_dead_letters_round_trip() {

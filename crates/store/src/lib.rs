@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};
-pub use model::{DeadLetter, InsertOutcome, InvestigationFilter, LlmCall, LlmUsageRow, RawRecord, RawStatus};
+pub use model::{DeadLetter, InsertOutcome, InvestigationFilter, LlmCall, LlmUsageRow, RawRecord, RawStatus, TiIndicator};
 pub use sqlite::SqliteStore;
 
 #[cfg(feature = "postgres")]
@@ -101,4 +101,13 @@ pub trait UsageStore: Send + Sync + 'static {
     async fn llm_calls_since(&self, tenant: &str, since: DateTime<Utc>) -> StoreResult<u64>;
     /// Calls in `[from, to)` summed by (day, tier, task), ordered by day, tier, task.
     async fn llm_usage(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> StoreResult<Vec<LlmUsageRow>>;
+}
+
+/// Threat-intelligence indicators for exact-match enrichment (FR-ENR-004).
+#[async_trait]
+pub trait ThreatIntelStore: Send + Sync + 'static {
+    /// Inserts or replaces (same tenant and indicator); returns how many were written.
+    async fn upsert_indicators(&self, indicators: &[TiIndicator]) -> StoreResult<u64>;
+    /// The unexpired indicators among `indicators` (`{type}:{value}`) for `tenant` or every tenant.
+    async fn match_indicators(&self, tenant: &str, indicators: &[String], now: DateTime<Utc>) -> StoreResult<Vec<TiIndicator>>;
 }

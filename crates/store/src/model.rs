@@ -116,3 +116,18 @@ pub struct LlmUsageRow {
     pub cost_micros: u64,
     pub latency_ms: u64,
 }
+
+/// One threat-intelligence indicator (FR-ENR-004).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TiIndicator {
+    /// `""` for a feed that applies to every tenant.
+    pub tenant_id: String,
+    /// `{type}:{canonical value}`, as `Ioc`'s display writes it (`ipv4:203.0.113.7`).
+    pub indicator: String,
+    /// 0..=100.
+    pub confidence: u8,
+    /// Feed or report name.
+    pub source: String,
+    pub description: String,
+    pub expires_at: DateTime<Utc>,
+}

@@ -132,6 +132,23 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX IF NOT EXISTS llm_calls_tenant_time ON llm_calls (tenant_id, called_at)",
         ],
     ),
+    (
+        4,
+        &[
+            // Threat-intelligence indicators for exact-match enrichment (FR-ENR-004). `tenant_id` ''
+            // is a feed for every tenant. `indicator` is `{type}:{canonical value}`.
+            "CREATE TABLE IF NOT EXISTS threat_intel_iocs (
+                tenant_id TEXT NOT NULL,
+                indicator TEXT NOT NULL,
+                confidence BIGINT NOT NULL,
+                source TEXT NOT NULL,
+                description TEXT NOT NULL,
+                expires_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (tenant_id, indicator)
+            )",
+        ],
+    ),
 ];
 
 /// PostgreSQL-only statements run after version 1: the audit table refuses UPDATE and DELETE.

@@ -28,6 +28,12 @@ pub(crate) const LLM_USAGE: &str = "SELECT substr(called_at, 1, 10) AS day, tier
      CAST(SUM(cache_write_tokens) AS BIGINT), CAST(SUM(cost_micros) AS BIGINT), CAST(SUM(latency_ms) AS BIGINT)
      FROM llm_calls WHERE called_at >= $1 AND called_at < $2
      GROUP BY substr(called_at, 1, 10), tier, task ORDER BY day, tier, task";
+pub(crate) const UPSERT_TI: &str = "INSERT INTO threat_intel_iocs (tenant_id, indicator, confidence, source, description, expires_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (tenant_id, indicator) DO UPDATE SET confidence = excluded.confidence, source = excluded.source,
+       description = excluded.description, expires_at = excluded.expires_at, updated_at = excluded.updated_at";
+pub(crate) const MATCH_TI: &str = "SELECT tenant_id, indicator, confidence, source, description, expires_at FROM threat_intel_iocs
+     WHERE (tenant_id = $1 OR tenant_id = '') AND indicator = $2 AND expires_at > $3";
 pub(crate) const INSERT_ALERT: &str = "INSERT INTO alerts (tenant_id, alert_id, source, alert_time, severity, title, body, inserted_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, alert_id) DO NOTHING";
 pub(crate) const SELECT_ALERT: &str = "SELECT body FROM alerts WHERE tenant_id = $1 AND alert_id = $2";
@@ -605,6 +611,55 @@ macro_rules! impl_stores {
 
             async fn audit_tenants(&self) -> $crate::StoreResult<Vec<String>> {
                 Ok(sqlx::query_scalar($crate::sql::AUDIT_TENANTS).fetch_all(&self.pool).await?)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::ThreatIntelStore for $store {
+            async fn upsert_indicators(&self, indicators: &[$crate::TiIndicator]) -> $crate::StoreResult<u64> {
+                let mut transaction = self.pool.begin().await?;
+                let now = $crate::model::time_text(chrono::Utc::now());
+                for indicator in indicators {
+                    sqlx::query($crate::sql::UPSERT_TI)
+                        .bind(&indicator.tenant_id)
+                        .bind(&indicator.indicator)
+                        .bind(i64::from(indicator.confidence.min(100)))
+                        .bind(&indicator.source)
+                        .bind(&indicator.description)
+                        .bind($crate::model::time_text(indicator.expires_at))
+                        .bind(&now)
+                        .execute(&mut *transaction)
+                        .await?;
+                }
+                transaction.commit().await?;
+                Ok(indicators.len() as u64)
+            }
+
+            async fn match_indicators(
+                &self,
+                tenant: &str,
+                indicators: &[String],
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<Vec<$crate::TiIndicator>> {
+                use sqlx::Row;
+                let now = $crate::model::time_text(now);
+                let mut found = Vec::new();
+                for indicator in indicators {
+                    let rows = sqlx::query($crate::sql::MATCH_TI).bind(tenant).bind(indicator).bind(&now).fetch_all(&self.pool).await?;
+                    for row in &rows {
+                        let confidence: i64 = row.try_get(2)?;
+                        let expires_at: String = row.try_get(5)?;
+                        found.push($crate::TiIndicator {
+                            tenant_id: row.try_get(0)?,
+                            indicator: row.try_get(1)?,
+                            confidence: u8::try_from(confidence.clamp(0, 100)).unwrap_or(100),
+                            source: row.try_get(3)?,
+                            description: row.try_get(4)?,
+                            expires_at: $crate::model::parse_time_text(&expires_at)?,
+                        });
+                    }
+                }
+                Ok(found)
             }
         }
 
