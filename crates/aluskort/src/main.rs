@@ -79,6 +79,11 @@ enum Command {
         #[command(subcommand)]
         command: AttackCommand,
     },
+    /// Threat-intelligence indicators for enrichment (FR-ENR-004).
+    Ti {
+        #[command(subcommand)]
+        command: TiCommand,
+    },
     /// The model layer: providers, routes and usage.
     Llm {
         #[command(subcommand)]
@@ -120,6 +125,24 @@ enum BenchCommand {
         /// Offered load in alerts per second (default: submit as fast as accepted).
         #[arg(long)]
         rate: Option<f64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TiCommand {
+    /// Threat-intel indicators: JSON lines {"type","value","confidence"?,"description"?}, or any
+    /// text (a report, an IOC list) whose indicators are extracted.
+    Import {
+        file: PathBuf,
+        /// Feed name recorded with each indicator (default: the file name).
+        #[arg(long)]
+        source: Option<String>,
+        /// Only this tenant's alerts match (default: every tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Confidence 0..=100 for indicators that carry none; sets their lifetime.
+        #[arg(long, default_value_t = 50)]
+        confidence: u8,
     },
 }
 
@@ -259,6 +282,10 @@ fn main() -> ExitCode {
                     KnowledgeCommand::Reports { files } => commands::attack::import_reports(&config.data_dir, &files),
                     KnowledgeCommand::Lookup { text } => commands::attack::lookup(&config.data_dir, &text),
                 }
+            }
+            Command::Ti { command: TiCommand::Import { file, source, tenant, confidence } } => {
+                let options = commands::ti::ImportOptions { file: &file, source, tenant, confidence };
+                commands::ti::import(cli.config.as_deref(), cli.data_dir, &env, options).await
             }
             Command::Llm { command: LlmCommand::Status } => commands::llm::status(cli.config.as_deref(), cli.data_dir, &env),
             Command::Llm { command: LlmCommand::Usage { days, json } } => {

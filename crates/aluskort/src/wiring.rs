@@ -16,7 +16,7 @@ use aluskort_knowledge::qdrant::QdrantIndex;
 use aluskort_knowledge::taxonomy::Taxonomy;
 use aluskort_knowledge::vector::{FlatIndex, VectorIndex};
 use aluskort_llm::deterministic::DeterministicProvider;
-use aluskort_store::{AuditStore, CaseStore, SqliteStore, UsageStore};
+use aluskort_store::{AuditStore, CaseStore, SqliteStore, ThreatIntelStore, UsageStore};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +40,8 @@ pub struct Backends {
     pub audit_store: Arc<dyn AuditStore>,
     /// The model-call ledger (spend limits, quotas, `aluskort llm usage`).
     pub usage_store: Arc<dyn UsageStore>,
+    /// Threat-intelligence indicators (`aluskort ti import`).
+    pub threat_intel: Arc<dyn ThreatIntelStore>,
     /// Incident memory (`[knowledge]`), unless disabled.
     pub incident_memory: Option<Arc<IncidentMemory>>,
     closer: Closer,
@@ -62,6 +64,7 @@ impl Backends {
                     case_store: Arc::new(store.clone()),
                     audit_store: Arc::new(store.clone()),
                     usage_store: Arc::new(store.clone()),
+                    threat_intel: Arc::new(store.clone()),
                     incident_memory: open_memory(config).await?,
                     closer: Closer::Sqlite(store),
                 })
@@ -75,6 +78,7 @@ impl Backends {
                     case_store: Arc::new(store.clone()),
                     audit_store: Arc::new(store.clone()),
                     usage_store: Arc::new(store.clone()),
+                    threat_intel: Arc::new(store.clone()),
                     incident_memory: open_memory(config).await?,
                     closer: Closer::Postgres(store),
                 })
@@ -124,6 +128,7 @@ impl Running {
             degradation: gateway.router.degradation(),
             gateway: Some(Arc::clone(&gateway)),
             kill_switches: config.kill_switches.clone(),
+            threat_intel: Some(Arc::clone(&backends.threat_intel)),
             grouping_window: chrono::Duration::hours(i64::from(config.grouping_window_hours)),
             max_attempts: config.max_attempts,
             ..PipelineSettings::default()

@@ -846,3 +846,52 @@ fn kill_switches_keep_their_scope_from_automatic_closure() {
     assert_eq!(records[0]["state"], "awaiting_human", "the kill switch on T1518 holds T1518.001: {}", records[0]);
     assert_eq!(records[1]["state"], "closed", "{}", records[1]);
 }
+
+/// FR-ENR-004: imported indicators enrich matching alerts (exact, canonical match), and the
+/// deterministic reasoner weighs them by the feed's confidence.
+#[test]
+fn ti_import_enriches_matching_alerts_and_raises_the_score() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let feed = dir.path().join("feed.jsonl");
+    std::fs::write(
+        &feed,
+        "{\"type\":\"ipv4\",\"value\":\"72.5.72.208\",\"confidence\":90,\"description\":\"C2 relay\"}\n\
+         {\"type\":\"ipv4\",\"value\":\"not-an-ip\"}\n\
+         {\"type\":\"sha256\",\"value\":\"AAAA\"}\n",
+    )
+    .expect("feed");
+    let import = run(aluskort().args(["ti", "import", "--source", "acme-feed", "--data-dir"]).arg(&data).arg(&feed));
+    assert_eq!(import.status.code(), Some(2), "bad lines are named and skipped: {}", text(&import.stderr));
+    let stderr = text(&import.stderr);
+    assert!(stderr.contains("feed.jsonl:2: skipped") && stderr.contains("feed.jsonl:3: skipped"), "{stderr}");
+    assert!(stderr.contains("1 indicator(s)"), "{stderr}");
+    let report = dir.path().join("report.txt");
+    std::fs::write(&report, "The actor staged tools on hxxp://evil[.]example/a.ps1 and 198.51.100.23.").expect("report");
+    let from_text = run(aluskort().args(["ti", "import", "--confidence", "40", "--data-dir"]).arg(&data).arg(&report));
+    assert!(from_text.status.success(), "{}", text(&from_text.stderr));
+    assert!(text(&from_text.stderr).contains("indicator(s) from"), "{}", text(&from_text.stderr));
+
+    let line = std::fs::read_to_string(sentinel_file()).expect("alerts").lines().next().expect("line").to_owned();
+    let input = dir.path().join("alert.jsonl");
+    std::fs::write(&input, format!("{line}\n")).expect("write");
+    let plain = run(aluskort().arg("triage").arg("--data-dir").arg(dir.path().join("plain")).arg(&input));
+    let enriched = run(aluskort().arg("triage").arg("--data-dir").arg(&data).arg(&input));
+    assert!(enriched.status.success(), "{}", text(&enriched.stderr));
+    let plain: Value = serde_json::from_str(text(&plain.stdout).trim()).expect("record");
+    let record: Value = serde_json::from_str(text(&enriched.stdout).trim()).expect("record");
+    let matches = record["ioc_matches"].as_array().expect("ioc_matches");
+    assert_eq!(matches.len(), 1, "{record}");
+    assert_eq!((matches[0]["ioc"]["value"].as_str(), matches[0]["source"].as_str()), (Some("72.5.72.208"), Some("acme-feed")));
+    assert!(
+        record["reasoning"].as_array().is_some_and(|r| r
+            .iter()
+            .any(|step| step.as_str().is_some_and(|s| s.starts_with("+0.25: 1 indicator(s) in threat intelligence")))),
+        "{record}"
+    );
+    assert!(plain.get("ioc_matches").is_none());
+    assert!(
+        record["confidence"].as_f64() != plain["confidence"].as_f64() || record["classification"] != plain["classification"],
+        "the match changes the verdict"
+    );
+}

@@ -4,6 +4,7 @@
 //! from the last saved state.
 
 use aluskort_audit::AuditEvent;
+use aluskort_core::graph_state::IocMatch;
 use aluskort_core::{CanonicalAlert, Classification, DegradationLevel, GraphState, Incident, IncidentMember, InvestigationState, Verdict};
 use aluskort_ingest::NormalizedAlert;
 use aluskort_store::StoreError;
@@ -165,6 +166,31 @@ impl Pipeline {
                 state.case_facts.insert("similar_incidents".to_owned(), json!(similar));
             }
         }
+        if let Some(intel) = &self.settings.threat_intel {
+            // FR-ENR-004: exact matches of the alert's indicators in imported threat intelligence.
+            let wanted: Vec<String> = state.iocs.iter().map(ToString::to_string).collect();
+            if !wanted.is_empty() {
+                let found = intel.match_indicators(state.tenant_id.as_str(), &wanted, Utc::now()).await?;
+                state.queries_executed += 1;
+                state.ioc_matches = state
+                    .iocs
+                    .iter()
+                    .filter_map(|ioc| {
+                        let key = ioc.to_string();
+                        found.iter().filter(|hit| hit.indicator == key).max_by_key(|hit| hit.confidence).map(|hit| IocMatch {
+                            ioc: ioc.clone(),
+                            source: hit.source.clone(),
+                            confidence: f64::from(hit.confidence) / 100.0,
+                        })
+                    })
+                    .collect();
+                if !state.ioc_matches.is_empty() {
+                    let names: Vec<String> = state.ioc_matches.iter().map(|m| format!("{} ({})", m.ioc, m.source)).collect();
+                    let note = format!("{} indicator(s) in threat intelligence: {}", names.len(), names.join(", "));
+                    state.record_decision("context_enricher", "ti_matched", &note, None, Utc::now());
+                }
+            }
+        }
         if let Some(reports) = &self.settings.report_index {
             let matches = reports.matches(&state.iocs);
             if !matches.is_empty() {
@@ -228,6 +254,7 @@ impl Pipeline {
             entities: &normalized.entities,
             iocs: &normalized.iocs,
             incident: incident.as_ref(),
+            ti_matches: &state.ioc_matches,
         });
         let (verdict, basis) = match self.model_verdict(state, normalized, incident.as_ref(), &baseline).await {
             Some(verdict) => (verdict, "model"),
@@ -311,6 +338,7 @@ impl Pipeline {
         let enrichment = json!({
             "similar_incidents": state.case_facts.get("similar_incidents"),
             "ti_matches": state.case_facts.get("ti_matches"),
+            "threat_intel": state.ioc_matches,
             "suggested_techniques": state.case_facts.get("suggested_techniques"),
             "user_risk": state.risk_state,
         });
@@ -414,6 +442,7 @@ impl Pipeline {
                 entities: &member_state.entities,
                 iocs: &member_state.iocs,
                 incident: Some(incident),
+                ti_matches: &member_state.ioc_matches,
             });
             apply_verdict(&mut member_state, &verdict, Some(incident));
             let why = format!("reassessed: incident {} now has {} alerts", incident.incident_id, incident.alert_ids.len());
@@ -520,7 +549,7 @@ fn safety_relevance(state: &GraphState, alert: &aluskort_core::CanonicalAlert, i
     if let Some(tactic) = alert.tactics.iter().chain(&state.tactics).find(|tactic| SAFETY_TACTICS.contains(&normalise(tactic).as_str())) {
         return Some(format!("high-impact tactic {tactic}"));
     }
-    if state.case_facts.contains_key("ti_matches") {
+    if state.case_facts.contains_key("ti_matches") || !state.ioc_matches.is_empty() {
         return Some("its indicators appear in threat-intel reports".to_owned());
     }
     if state.case_facts.contains_key("prompt_injection") {

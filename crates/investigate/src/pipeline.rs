@@ -41,6 +41,8 @@ pub struct PipelineSettings {
     /// Imported threat-intel reports: exact IOC matches enrich the alert (FR-ENR-007).
     pub report_index: Option<Arc<aluskort_knowledge::reports::ReportIndex>>,
     pub degradation: DegradationLevel,
+    /// Threat-intelligence indicators for exact-match enrichment (FR-ENR-004).
+    pub threat_intel: Option<Arc<dyn aluskort_store::ThreatIntelStore>>,
     /// The model gateway for the reasoning agent; `None` reasons deterministically.
     pub gateway: Option<Arc<aluskort_gateway::Gateway>>,
     /// Scopes where nothing is closed automatically.
@@ -61,6 +63,7 @@ impl std::fmt::Debug for PipelineSettings {
             .field("report_index", &self.report_index.as_ref().map(|r| r.reports().count()))
             .field("degradation", &self.degradation)
             .field("gateway", &self.gateway.is_some())
+            .field("threat_intel", &self.threat_intel.is_some())
             .field("kill_switches", &self.kill_switches)
             .field("grouping_window", &self.grouping_window)
             .field("max_attempts", &self.max_attempts)
@@ -77,6 +80,7 @@ impl Default for PipelineSettings {
             report_index: None,
             degradation: DegradationLevel::Deterministic,
             gateway: None,
+            threat_intel: None,
             kill_switches: aluskort_config::KillSwitches::default(),
             grouping_window: crate::grouping::DEFAULT_WINDOW,
             max_attempts: 5,

@@ -64,6 +64,8 @@ pub struct ReasoningInput<'a> {
     pub iocs: &'a [Ioc],
     /// The incident the alert belongs to, when grouping has run.
     pub incident: Option<&'a Incident>,
+    /// The alert's indicators found in threat intelligence (FR-ENR-004).
+    pub ti_matches: &'a [aluskort_core::graph_state::IocMatch],
 }
 
 fn normalise(text: &str) -> String {
@@ -161,6 +163,25 @@ pub fn reason(input: &ReasoningInput<'_>) -> Verdict {
     if !impact.is_empty() {
         score += 0.05;
         reasoning.push(format!("+0.05 for high-impact tactic(s) {}", impact.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")));
+    }
+
+    if let Some(best) = input.ti_matches.iter().max_by(|a, b| a.confidence.total_cmp(&b.confidence)) {
+        // A known-bad indicator is strong evidence; how strong follows the feed's confidence.
+        let bonus = if best.confidence >= 0.8 {
+            0.25
+        } else if best.confidence >= 0.5 {
+            0.15
+        } else {
+            0.05
+        };
+        score += bonus;
+        reasoning.push(format!(
+            "+{bonus:.2}: {} indicator(s) in threat intelligence, best {} from {} at confidence {:.0}",
+            input.ti_matches.len(),
+            best.ioc,
+            best.source,
+            best.confidence * 100.0
+        ));
     }
 
     if let Some(incident) = input.incident {

@@ -50,6 +50,9 @@ pub struct TriageRecord {
     /// The alert's indicators found in imported threat-intel reports: `{ioc, report_id, title, section}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ti_matches: Vec<serde_json::Value>,
+    /// The alert's indicators found in imported threat-intelligence feeds (FR-ENR-004).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ioc_matches: Vec<aluskort_core::graph_state::IocMatch>,
     pub entities: AlertEntities,
     pub iocs: Vec<Ioc>,
     pub incident_id: Option<String>,
@@ -104,6 +107,7 @@ impl TriageRecord {
                 .unwrap_or_default(),
             tactics: state.tactics.clone(),
             similar_incidents: state.case_facts.get("similar_incidents").and_then(|value| value.as_array().cloned()).unwrap_or_default(),
+            ioc_matches: state.ioc_matches.clone(),
             ti_matches: state.case_facts.get("ti_matches").and_then(|value| value.as_array().cloned()).unwrap_or_default(),
             entities: state.entities.clone(),
             iocs: state.iocs.clone(),

@@ -8,7 +8,8 @@ use aluskort_core::{
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::{
-    AuditStore, CaseStore, DeadLetter, InsertOutcome, InvestigationFilter, LlmCall, RawRecord, RawStatus, StoreErrorKind, ThreatIntelStore, TiIndicator, UsageStore,
+    AuditStore, CaseStore, DeadLetter, InsertOutcome, InvestigationFilter, LlmCall, RawRecord, RawStatus, StoreErrorKind, ThreatIntelStore,
+    TiIndicator, UsageStore,
 };
 
 fn base_time() -> DateTime<Utc> {

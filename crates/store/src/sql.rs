@@ -28,7 +28,8 @@ pub(crate) const LLM_USAGE: &str = "SELECT substr(called_at, 1, 10) AS day, tier
      CAST(SUM(cache_write_tokens) AS BIGINT), CAST(SUM(cost_micros) AS BIGINT), CAST(SUM(latency_ms) AS BIGINT)
      FROM llm_calls WHERE called_at >= $1 AND called_at < $2
      GROUP BY substr(called_at, 1, 10), tier, task ORDER BY day, tier, task";
-pub(crate) const UPSERT_TI: &str = "INSERT INTO threat_intel_iocs (tenant_id, indicator, confidence, source, description, expires_at, updated_at)
+pub(crate) const UPSERT_TI: &str =
+    "INSERT INTO threat_intel_iocs (tenant_id, indicator, confidence, source, description, expires_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (tenant_id, indicator) DO UPDATE SET confidence = excluded.confidence, source = excluded.source,
        description = excluded.description, expires_at = excluded.expires_at, updated_at = excluded.updated_at";

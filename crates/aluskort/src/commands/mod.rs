@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod llm;
 pub mod serve;
 pub mod sources;
+pub mod ti;
 pub mod triage;
 
 use std::io::Read;
