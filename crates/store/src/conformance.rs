@@ -241,6 +241,10 @@ pub async fn threat_intel_matches_exactly_and_expires(store: &dyn ThreatIntelSto
     let mut names: Vec<(&str, &str)> = found.iter().map(|i| (i.tenant_id.as_str(), i.indicator.as_str())).collect();
     names.sort();
     assert_eq!(names, [("", "ipv4:203.0.113.7"), ("acme", "domain:evil.example")], "expired and other tenants' indicators do not match");
+    // Long lists are looked up in chunks; a match in the last chunk is found.
+    let mut many: Vec<String> = (0..250).map(|n| format!("domain:d{n}.example")).collect();
+    many.push("ipv4:203.0.113.7".to_owned());
+    assert_eq!(store.match_indicators("acme", &many, now).await.expect("match").len(), 1);
     store.upsert_indicators(&[indicator("", "ipv4:203.0.113.7", 95, 30)]).await.expect("replace");
     let again = store.match_indicators("initech", &wanted[..1], now).await.expect("match");
     assert_eq!(again.len(), 1);

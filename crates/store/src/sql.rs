@@ -1,7 +1,8 @@
 //! The store implementation, written once and expanded per database by [`impl_stores!`]. Both
 //! SQLite and PostgreSQL accept every statement here (`$n` parameters, `ON CONFLICT`, TEXT/BIGINT),
-//! so the embedded store and the server store cannot drift apart. Only static SQL strings are used:
-//! every value is a bound parameter (NFR-SEC-007).
+//! so the embedded store and the server store cannot drift apart. Only static SQL strings are used
+//! (plus one generated list of `$n` placeholders, [`match_ti_sql`]): every value is a bound
+//! parameter (NFR-SEC-007).
 
 use aluskort_core::audit::AuditRecord;
 use aluskort_core::{CanonicalAlert, GraphState, Incident};
@@ -34,7 +35,16 @@ pub(crate) const UPSERT_TI: &str =
      ON CONFLICT (tenant_id, indicator) DO UPDATE SET confidence = excluded.confidence, source = excluded.source,
        description = excluded.description, expires_at = excluded.expires_at, updated_at = excluded.updated_at";
 pub(crate) const MATCH_TI: &str = "SELECT tenant_id, indicator, confidence, source, description, expires_at FROM threat_intel_iocs
-     WHERE (tenant_id = $1 OR tenant_id = '') AND indicator = $2 AND expires_at > $3";
+     WHERE (tenant_id = $1 OR tenant_id = '') AND expires_at > $2 AND indicator IN (";
+/// Indicators looked up per statement.
+pub(crate) const MATCH_TI_CHUNK: usize = 200;
+
+/// `MATCH_TI` with `count` placeholders `$3..` for the indicator list: only numbers are added to
+/// the SQL text, every value is bound (NFR-SEC-007).
+pub(crate) fn match_ti_sql(count: usize) -> String {
+    let placeholders: Vec<String> = (0..count).map(|index| format!("${}", index + 3)).collect();
+    format!("{MATCH_TI}{})", placeholders.join(", "))
+}
 pub(crate) const INSERT_ALERT: &str = "INSERT INTO alerts (tenant_id, alert_id, source, alert_time, severity, title, body, inserted_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, alert_id) DO NOTHING";
 pub(crate) const SELECT_ALERT: &str = "SELECT body FROM alerts WHERE tenant_id = $1 AND alert_id = $2";
@@ -645,8 +655,14 @@ macro_rules! impl_stores {
                 use sqlx::Row;
                 let now = $crate::model::time_text(now);
                 let mut found = Vec::new();
-                for indicator in indicators {
-                    let rows = sqlx::query($crate::sql::MATCH_TI).bind(tenant).bind(indicator).bind(&now).fetch_all(&self.pool).await?;
+                for chunk in indicators.chunks($crate::sql::MATCH_TI_CHUNK) {
+                    let sql = $crate::sql::match_ti_sql(chunk.len());
+                    // Audited: `sql` is a constant plus `$n` placeholders generated from a count.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant).bind(&now);
+                    for indicator in chunk {
+                        query = query.bind(indicator);
+                    }
+                    let rows = query.fetch_all(&self.pool).await?;
                     for row in &rows {
                         let confidence: i64 = row.try_get(2)?;
                         let expires_at: String = row.try_get(5)?;
