@@ -54,34 +54,35 @@ enum Closer {
 }
 
 impl Backends {
+    /// Every store role served by one database.
+    fn over<S>(store: &S, incident_memory: Option<Arc<IncidentMemory>>, closer: Closer) -> Self
+    where
+        S: CaseStore + AuditStore + UsageStore + ThreatIntelStore + Clone,
+    {
+        Backends {
+            case_store: Arc::new(store.clone()),
+            audit_store: Arc::new(store.clone()),
+            usage_store: Arc::new(store.clone()),
+            threat_intel: Arc::new(store.clone()),
+            incident_memory,
+            closer,
+        }
+    }
+
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
         match &config.case_store {
             CaseStoreConfig::Sqlite => {
                 let store = SqliteStore::open(&config.data_dir)
                     .await
                     .with_context(|| format!("cannot open the embedded store under {}", config.data_dir.display()))?;
-                Ok(Backends {
-                    case_store: Arc::new(store.clone()),
-                    audit_store: Arc::new(store.clone()),
-                    usage_store: Arc::new(store.clone()),
-                    threat_intel: Arc::new(store.clone()),
-                    incident_memory: open_memory(config).await?,
-                    closer: Closer::Sqlite(store),
-                })
+                Ok(Backends::over(&store, open_memory(config).await?, Closer::Sqlite(store.clone())))
             }
             #[cfg(feature = "postgres")]
             CaseStoreConfig::Postgres { url, schema, max_connections } => {
                 let store = aluskort_store::PostgresStore::connect(url.expose(), schema.as_deref(), *max_connections)
                     .await
                     .context("cannot connect to the PostgreSQL case store")?;
-                Ok(Backends {
-                    case_store: Arc::new(store.clone()),
-                    audit_store: Arc::new(store.clone()),
-                    usage_store: Arc::new(store.clone()),
-                    threat_intel: Arc::new(store.clone()),
-                    incident_memory: open_memory(config).await?,
-                    closer: Closer::Postgres(store),
-                })
+                Ok(Backends::over(&store, open_memory(config).await?, Closer::Postgres(store.clone())))
             }
             #[cfg(not(feature = "postgres"))]
             CaseStoreConfig::Postgres { .. } => anyhow::bail!("aluskort was built without the `postgres` feature"),

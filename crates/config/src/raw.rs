@@ -184,15 +184,6 @@ impl RawConfig {
 
 const SOURCES: &[&str] = &["sentinel", "elastic", "splunk", "webhook", "atlas", "canonical"];
 
-fn is_technique_id(id: &str) -> bool {
-    let id = id.strip_prefix("AML.").unwrap_or(id);
-    let Some(digits) = id.strip_prefix('T') else { return false };
-    let (main, sub) = digits.split_once('.').map_or((digits, None), |(main, sub)| (main, Some(sub)));
-    main.len() == 4
-        && main.chars().all(|c| c.is_ascii_digit())
-        && sub.is_none_or(|sub| sub.len() == 3 && sub.chars().all(|c| c.is_ascii_digit()))
-}
-
 fn validate_kill_switches(raw: &RawKillSwitches, errors: &mut Vec<String>) -> crate::KillSwitches {
     for tenant in raw.tenants.iter().filter(|tenant| tenant.trim().is_empty()) {
         errors.push(format!("`pipeline.kill_switches.tenants`: {tenant:?} is empty"));
@@ -200,8 +191,15 @@ fn validate_kill_switches(raw: &RawKillSwitches, errors: &mut Vec<String>) -> cr
     for source in raw.sources.iter().filter(|source| !SOURCES.contains(&source.as_str())) {
         errors.push(format!("`pipeline.kill_switches.sources`: unknown source {source:?} (expected one of {})", SOURCES.join(", ")));
     }
-    for technique in raw.techniques.iter().filter(|technique| !is_technique_id(technique)) {
-        errors.push(format!("`pipeline.kill_switches.techniques`: {technique:?} is not a technique id (T1078, T1078.004, AML.T0051)"));
+    // Kept canonical (as alert techniques are), so matching is exact.
+    let mut techniques = Vec::with_capacity(raw.techniques.len());
+    for technique in &raw.techniques {
+        match aluskort_core::Ioc::parse(aluskort_core::IocType::AttackTechnique, technique) {
+            Ok(id) => techniques.push(id.value().to_owned()),
+            Err(error) => errors.push(format!(
+                "`pipeline.kill_switches.techniques`: {technique:?} is not a technique id (T1078, T1078.004, AML.T0051): {error}"
+            )),
+        }
     }
-    crate::KillSwitches { tenants: raw.tenants.clone(), sources: raw.sources.clone(), techniques: raw.techniques.clone() }
+    crate::KillSwitches { tenants: raw.tenants.clone(), sources: raw.sources.clone(), techniques }
 }

@@ -376,8 +376,7 @@ impl Gateway {
 
     /// Runs one task through the whole pipeline.
     pub async fn call(&self, request: &GatewayRequest) -> Result<GatewayResponse, GatewayError> {
-        let schema = Schema::compile(&request.tool.input_schema)
-            .map_err(|problems| GatewayError::BadToolSchema { task: request.task.clone(), problems })?;
+        let schema = schema_of(request)?;
         let prepared = self.prepare(request).await?;
         let context_tokens =
             prepared.system.iter().map(|block| estimate_tokens(&block.text)).sum::<u64>() + estimate_tokens(&prepared.user);
@@ -436,7 +435,7 @@ impl Gateway {
                             provider_kind: route.provider.kind(),
                             model: response.model,
                             usage: response.usage,
-                            cost_usd: cost as f64 / 1_000_000.0,
+                            cost_usd: crate::spend::usd(cost),
                             latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
                             screening: prepared.screening,
                             screening_reasons: prepared.screening_reasons,
@@ -461,7 +460,7 @@ impl Gateway {
                 }
             }
         }
-        self.answer_deterministically(request, tier, reasons, prepared, last_error).await
+        self.answer_deterministically(request, &schema, tier, reasons, prepared, last_error).await
     }
 
     /// Tier-2 work through the primary route's batch API (half price, answers within 24 h),
@@ -545,7 +544,7 @@ impl Gateway {
                             provider_kind: route.provider.kind(),
                             model: response.model,
                             usage: response.usage,
-                            cost_usd: cost as f64 / 1_000_000.0,
+                            cost_usd: crate::spend::usd(cost),
                             latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
                             screening: ready.screening,
                             screening_reasons: ready.screening_reasons.clone(),
@@ -608,6 +607,7 @@ impl Gateway {
     async fn answer_deterministically(
         &self,
         request: &GatewayRequest,
+        schema: &Schema,
         tier: Tier,
         mut reasons: Vec<String>,
         prepared: Prepared,
@@ -650,7 +650,7 @@ impl Gateway {
                 return Err(GatewayError::Provider { provider: provider.name().to_owned(), source: error });
             }
         };
-        let finished = self.finish(request, &schema_of(request)?, &response, None, provider.name()).await;
+        let finished = self.finish(request, schema, &response, None, provider.name()).await;
         let outcome = finished.as_ref().map_or_else(GatewayError::kind, |_| "ok");
         self.account(request, tier, provider.as_ref(), &response.model, outcome, Usage::default(), 0, latency).await?;
         let (output, quarantined) = finished?;

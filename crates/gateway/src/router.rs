@@ -95,6 +95,11 @@ impl Router {
         self.breakers.get(provider)
     }
 
+    /// Whether any tier has a model route (false: deterministic by configuration).
+    pub fn has_model_routes(&self) -> bool {
+        !self.tiers.is_empty()
+    }
+
     pub fn routes(&self, tier: Tier) -> Option<&TierRoutes> {
         self.tiers.get(&tier)
     }

@@ -21,6 +21,11 @@ pub struct Price {
     pub output: f64,
 }
 
+/// Micro-dollars as dollars.
+pub fn usd(micros: u64) -> f64 {
+    micros as f64 / 1_000_000.0
+}
+
 pub const CACHE_READ_FACTOR: f64 = 0.1;
 pub const CACHE_WRITE_FACTOR: f64 = 1.25;
 pub const BATCH_FACTOR: f64 = 0.5;
@@ -136,7 +141,6 @@ impl SpendGuard {
 
     /// `spent_today_micros` / `spent_month_micros` come from the call ledger.
     pub fn decide(&self, now: DateTime<Utc>, spent_today_micros: u64, spent_month_micros: u64, critical: bool) -> SpendDecision {
-        let usd = |micros: u64| micros as f64 / 1_000_000.0;
         let (today, month) = (usd(spent_today_micros), usd(spent_month_micros));
         let day_key = now.format("%Y-%m-%d").to_string();
         let month_key = now.format("%Y-%m").to_string();

@@ -40,6 +40,23 @@ impl VendorError {
         matches!(self, VendorError::Throttled { .. } | VendorError::Server { .. } | VendorError::Network(_) | VendorError::Malformed(_))
     }
 
+    /// True for the classes a non-success HTTP status produces (their detail quotes the body).
+    pub fn is_status(&self) -> bool {
+        matches!(self, VendorError::Auth { .. } | VendorError::Throttled { .. } | VendorError::Server { .. } | VendorError::Rejected { .. })
+    }
+
+    /// The same error with its detail text rewritten (a vendor's message extracted, a key cut out).
+    pub fn map_detail(self, rewrite: impl FnOnce(String) -> String) -> VendorError {
+        match self {
+            VendorError::Auth { status, detail } => VendorError::Auth { status, detail: rewrite(detail) },
+            VendorError::Throttled { retry_after, detail } => VendorError::Throttled { retry_after, detail: rewrite(detail) },
+            VendorError::Server { status, retry_after, detail } => VendorError::Server { status, retry_after, detail: rewrite(detail) },
+            VendorError::Rejected { status, detail } => VendorError::Rejected { status, detail: rewrite(detail) },
+            VendorError::Network(detail) => VendorError::Network(rewrite(detail)),
+            VendorError::Malformed(detail) => VendorError::Malformed(rewrite(detail)),
+        }
+    }
+
     /// Label for the errors metric.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -324,7 +324,7 @@ impl Pipeline {
         baseline: &Verdict,
     ) -> Option<Verdict> {
         let gateway = self.settings.gateway.as_ref()?;
-        if !aluskort_gateway::Tier::ALL.iter().any(|tier| gateway.router.routes(*tier).is_some()) {
+        if !gateway.router.has_model_routes() {
             // Deterministic by configuration: nothing to report per alert.
             return None;
         }
@@ -539,14 +539,15 @@ fn kill_switch(switches: &aluskort_config::KillSwitches, alert: &aluskort_core::
 const SAFETY_TACTICS: &[&str] = &["credentialaccess", "lateralmovement", "exfiltration", "impact", "commandandcontrol"];
 
 /// Why an alert must not be closed automatically, if it must not: critical severity, a
-/// high-impact tactic, a threat-intel match, a prompt-injection attempt in its evidence, a
-/// high-severity incident around it, or a destructive-action safety floor of the source.
+/// high-impact tactic, a threat-intel match, a prompt-injection attempt in its evidence, or a
+/// high-severity incident around it.
 fn safety_relevance(state: &GraphState, alert: &aluskort_core::CanonicalAlert, incident: Option<&Incident>) -> Option<String> {
     if alert.severity == aluskort_core::Severity::Critical {
         return Some("critical severity".to_owned());
     }
-    let normalise = |tactic: &str| tactic.to_ascii_lowercase().replace([' ', '_', '-'], "");
-    if let Some(tactic) = alert.tactics.iter().chain(&state.tactics).find(|tactic| SAFETY_TACTICS.contains(&normalise(tactic).as_str())) {
+    if let Some(tactic) =
+        alert.tactics.iter().chain(&state.tactics).find(|tactic| SAFETY_TACTICS.contains(&reasoner::normalise(tactic).as_str()))
+    {
         return Some(format!("high-impact tactic {tactic}"));
     }
     if state.case_facts.contains_key("ti_matches") || !state.ioc_matches.is_empty() {

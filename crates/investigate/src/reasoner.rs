@@ -68,7 +68,8 @@ pub struct ReasoningInput<'a> {
     pub ti_matches: &'a [aluskort_core::graph_state::IocMatch],
 }
 
-fn normalise(text: &str) -> String {
+/// Tactic spelling folded for comparison (`Credential Access`, `credential-access` → `credentialaccess`).
+pub(crate) fn normalise(text: &str) -> String {
     text.to_ascii_lowercase().replace([' ', '_', '-'], "")
 }
 

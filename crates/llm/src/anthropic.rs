@@ -163,15 +163,7 @@ impl AnthropicProvider {
     /// detail quotes up to 300 characters of the response body).
     fn scrubbed(&self, error: VendorError) -> VendorError {
         let Ok(key) = self.api_key.to_str() else { return error };
-        let clean = |detail: String| if detail.contains(key) { detail.replace(key, "<redacted>") } else { detail };
-        match error {
-            VendorError::Auth { status, detail } => VendorError::Auth { status, detail: clean(detail) },
-            VendorError::Throttled { retry_after, detail } => VendorError::Throttled { retry_after, detail: clean(detail) },
-            VendorError::Server { status, retry_after, detail } => VendorError::Server { status, retry_after, detail: clean(detail) },
-            VendorError::Rejected { status, detail } => VendorError::Rejected { status, detail: clean(detail) },
-            VendorError::Network(detail) => VendorError::Network(clean(detail)),
-            VendorError::Malformed(detail) => VendorError::Malformed(clean(detail)),
-        }
+        error.map_detail(|detail| if detail.contains(key) { detail.replace(key, "<redacted>") } else { detail })
     }
 
     fn authorised(&self, builder: RequestBuilder) -> RequestBuilder {

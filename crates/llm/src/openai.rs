@@ -304,15 +304,8 @@ impl OpenAiProvider {
 
     /// Replaces a status error's raw body with the vendor's message, without the key.
     fn explain(&self, error: VendorError) -> VendorError {
-        let clean = |detail: String| self.scrub(vendor_message(&detail).unwrap_or(detail));
-        match error {
-            VendorError::Auth { status, detail } => VendorError::Auth { status, detail: clean(detail) },
-            VendorError::Throttled { retry_after, detail } => VendorError::Throttled { retry_after, detail: clean(detail) },
-            VendorError::Server { status, retry_after, detail } => VendorError::Server { status, retry_after, detail: clean(detail) },
-            VendorError::Rejected { status, detail } => VendorError::Rejected { status, detail: clean(detail) },
-            VendorError::Network(detail) => VendorError::Network(self.scrub(detail)),
-            VendorError::Malformed(detail) => VendorError::Malformed(self.scrub(detail)),
-        }
+        let from_status = error.is_status();
+        error.map_detail(|detail| if from_status { self.scrub(vendor_message(&detail).unwrap_or(detail)) } else { self.scrub(detail) })
     }
 
     fn scrub(&self, text: String) -> String {

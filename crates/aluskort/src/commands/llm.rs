@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use aluskort_config::{LlmConfig, LlmProviderConfig, OpenAiFlavorConfig};
 use aluskort_gateway::Tier;
 use aluskort_gateway::setup::build_router;
-use aluskort_gateway::spend::{day_start, month_start};
+use aluskort_gateway::spend::{day_start, month_start, usd};
 use aluskort_llm::deterministic::DeterministicProvider;
 use aluskort_store::LlmUsageRow;
 use chrono::Utc;
@@ -81,10 +81,6 @@ pub fn status(path: Option<&Path>, data_dir: Option<PathBuf>, env: &HashMap<Stri
         concurrency[0], concurrency[1], concurrency[2], concurrency[3]
     )?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn usd(micros: u64) -> f64 {
-    micros as f64 / 1_000_000.0
 }
 
 pub async fn usage(
