@@ -132,13 +132,89 @@ impl AuditLog {
         Err(AuditError::Contention)
     }
 
+    /// Seals `events` into their tenants' chains (genesis records first where a chain is empty)
+    /// and hands the records to `write`, which stores them in the same transaction as the state
+    /// they describe ([`aluskort_store::CaseStore::commit_work`]). Heads advance only when `write`
+    /// succeeds. A `Conflict` from `write` after another writer advanced one of these chains
+    /// reseals and retries; any other `Conflict` (a stale investigation version) is returned.
+    pub async fn append_with<T, F, Fut>(&self, events: &[AuditEvent], mut write: F) -> Result<T, AuditError>
+    where
+        F: FnMut(Vec<AuditRecord>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let categories = events
+            .iter()
+            .map(|event| event_category(event.event_type).ok_or_else(|| AuditError::UnknownEventType(event.event_type.to_owned())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut heads = self.heads.lock().await;
+        for _ in 0..MAX_APPEND_ATTEMPTS {
+            // Per tenant: the head this attempt started from, and the head after its records.
+            let mut base: HashMap<String, Option<(u64, String)>> = HashMap::new();
+            let mut next: HashMap<String, (u64, String)> = HashMap::new();
+            let mut records = Vec::with_capacity(events.len() + 1);
+            for (event, category) in events.iter().zip(&categories) {
+                let head = match next.get(&event.tenant_id) {
+                    Some(head) => Some(head.clone()),
+                    None => {
+                        let known = match heads.get(&event.tenant_id) {
+                            Some(head) => Some(head.clone()),
+                            None => self.store.audit_head(&event.tenant_id).await?,
+                        };
+                        base.insert(event.tenant_id.clone(), known.clone());
+                        known
+                    }
+                };
+                let (sequence, previous_hash) = match head {
+                    Some((sequence, hash)) => (sequence + 1, hash),
+                    None => {
+                        let genesis = genesis_record(&event.tenant_id, event.timestamp);
+                        let hash = genesis.record_hash.clone();
+                        records.push(genesis);
+                        (1, hash)
+                    }
+                };
+                let record = seal(event, category.as_str(), sequence, previous_hash);
+                next.insert(event.tenant_id.clone(), (record.sequence_number, record.record_hash.clone()));
+                records.push(record);
+            }
+            match write(records).await {
+                Ok(value) => {
+                    heads.extend(next);
+                    return Ok(value);
+                }
+                Err(error) if error.kind == StoreErrorKind::Conflict => {
+                    let mut moved = false;
+                    for (tenant, started) in &base {
+                        heads.remove(tenant);
+                        moved |= self.store.audit_head(tenant).await? != *started;
+                    }
+                    if !moved {
+                        return Err(error.into());
+                    }
+                }
+                Err(error) => {
+                    for tenant in base.keys() {
+                        heads.remove(tenant);
+                    }
+                    return Err(error.into());
+                }
+            }
+        }
+        Err(AuditError::Contention)
+    }
+
     async fn write_genesis(&self, tenant_id: &str, at: DateTime<Utc>) -> Result<AuditRecord, AuditError> {
-        let mut event = AuditEvent::agent(tenant_id, "system.genesis", "audit-service", at);
-        event.actor_type = "system";
-        let genesis = seal(&event, "system", 0, GENESIS_PREVIOUS_HASH.to_owned());
+        let genesis = genesis_record(tenant_id, at);
         self.store.append_audit(&genesis).await?;
         Ok(genesis)
     }
+}
+
+/// Record 0 of `tenant_id`'s chain.
+fn genesis_record(tenant_id: &str, at: DateTime<Utc>) -> AuditRecord {
+    let mut event = AuditEvent::agent(tenant_id, "system.genesis", "audit-service", at);
+    event.actor_type = "system";
+    seal(&event, "system", 0, GENESIS_PREVIOUS_HASH.to_owned())
 }
 
 /// The record for `event` at `sequence` after `previous_hash`, with its hash computed.

@@ -89,6 +89,12 @@ impl std::fmt::Debug for Delivery {
 pub trait Subscription: Send {
     /// Waits for the next delivery; `None` once the bus is closed and nothing is left to deliver.
     async fn next(&mut self) -> Option<Delivery>;
+    /// The next delivery if one is ready now, without waiting: a batching consumer takes one with
+    /// [`Subscription::next`] and then drains what is already there. `None` when nothing is ready
+    /// (an implementation that cannot tell always says `None`, and batches are of one).
+    fn next_ready(&mut self) -> Option<Delivery> {
+        None
+    }
 }
 
 #[async_trait]

@@ -170,6 +170,10 @@ impl Subscription for MemorySubscription {
             }
         }
     }
+
+    fn next_ready(&mut self) -> Option<Delivery> {
+        self.try_next().ok().flatten()
+    }
 }
 
 struct MemoryAcker {
@@ -204,6 +208,31 @@ mod tests {
 
     async fn next_payload(subscription: &mut Box<dyn Subscription>) -> Delivery {
         tokio::time::timeout(Duration::from_secs(5), subscription.next()).await.ok().flatten().expect("a delivery")
+    }
+
+    #[tokio::test]
+    async fn ready_messages_are_drained_without_waiting() {
+        let bus = MemoryBus::new();
+        let mut subscription = bus.subscribe(Topic::AlertsNormalized, "batch").await.expect("subscribe");
+        assert!(subscription.next_ready().is_none(), "nothing published yet");
+        for payload in ["one", "two", "three"] {
+            bus.publish(Topic::AlertsNormalized, "k", Bytes::from(payload)).await.expect("publish");
+        }
+        let first = next_payload(&mut subscription).await;
+        let mut batch = vec![first];
+        while let Some(delivery) = subscription.next_ready() {
+            batch.push(delivery);
+        }
+        let payloads: Vec<&[u8]> = batch.iter().map(|d| d.message.payload.as_ref()).collect();
+        assert_eq!(payloads, vec![b"one".as_slice(), b"two", b"three"]);
+        // A nacked member of a drained batch comes back with its attempt counted.
+        let mut batch = batch.into_iter();
+        batch.next().expect("first").nack();
+        batch.for_each(Delivery::ack);
+        let again = next_payload(&mut subscription).await;
+        assert_eq!((again.message.payload.as_ref(), again.attempt), (b"one".as_slice(), 2));
+        again.ack();
+        assert_eq!(bus.pending(Topic::AlertsNormalized, "batch").await.expect("pending"), 0);
     }
 
     #[tokio::test]

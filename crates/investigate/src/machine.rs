@@ -1,7 +1,7 @@
 //! One alert's investigation (ARCHITECTURE.md state machine). Each step moves the `GraphState` one
-//! state forward; before the state is saved, the decision is appended to the audit chain, so a
-//! crash can duplicate an audit record but never lose one. On redelivery the investigation resumes
-//! from the last saved state.
+//! state forward and saves it as a new version, with its decision audited, into the batch's
+//! [`Work`]: the batch commits versions and audit records together, so a crash loses neither one
+//! without the other. On redelivery the investigation resumes from the last committed version.
 
 use aluskort_audit::AuditEvent;
 use aluskort_core::graph_state::IocMatch;
@@ -15,6 +15,7 @@ use crate::grouping::{self, GroupingDecision};
 use crate::model;
 use crate::pipeline::Pipeline;
 use crate::reasoner::{self, IncidentContext, ReasoningInput};
+use crate::work::Work;
 
 /// FR-RSN-006 / §3.4: minimum confidence for closing without a human.
 pub const AUTO_CLOSE_CONFIDENCE: f64 = 0.85;
@@ -58,9 +59,10 @@ impl Pipeline {
         event
     }
 
-    /// Audits and persists a transition of `state` to `next`.
-    pub(crate) async fn transition(
+    /// Audits a transition of `state` to `next` and saves it as the next version.
+    pub(crate) fn transition(
         &self,
+        work: &mut Work,
         state: &mut GraphState,
         next: InvestigationState,
         agent: &str,
@@ -71,30 +73,26 @@ impl Pipeline {
         let mut event = self.state_event(state, "investigation.state_changed", agent);
         event.outcome = json!({"state_before": from.as_str(), "state_after": next.as_str(), "outcome_status": "success"});
         event.decision = json!({"decision_type": "transition", "reasoning_summary": reason});
-        self.audit.append(event).await?;
-        self.save(state).await
-    }
-
-    async fn save(&self, state: &mut GraphState) -> Result<(), StepError> {
-        state.version = self.store.save_investigation(state, state.version).await?;
+        work.audit(event);
+        work.save(state, false);
         Ok(())
     }
 
     /// Advances `state` until it waits for a human, is closed, or failed.
-    pub(crate) async fn advance(&self, state: &mut GraphState, normalized: &NormalizedAlert) -> Result<(), StepError> {
+    pub(crate) async fn advance(&self, work: &mut Work, state: &mut GraphState, normalized: &NormalizedAlert) -> Result<(), StepError> {
         loop {
             match state.state {
-                InvestigationState::Received => self.step_parse(state, normalized).await?,
-                InvestigationState::Parsing => self.step_fp_check(state).await?,
-                InvestigationState::Enriching => self.step_enrich(state, normalized).await?,
-                InvestigationState::Reasoning => self.step_reason(state, normalized).await?,
-                InvestigationState::Responding => self.step_respond(state).await?,
+                InvestigationState::Received => self.step_parse(work, state, normalized)?,
+                InvestigationState::Parsing => self.step_fp_check(work, state)?,
+                InvestigationState::Enriching => self.step_enrich(work, state, normalized).await?,
+                InvestigationState::Reasoning => self.step_reason(work, state, normalized).await?,
+                InvestigationState::Responding => self.step_respond(work, state)?,
                 InvestigationState::AwaitingHuman | InvestigationState::Closed | InvestigationState::Failed => return Ok(()),
             }
         }
     }
 
-    async fn step_parse(&self, state: &mut GraphState, normalized: &NormalizedAlert) -> Result<(), StepError> {
+    fn step_parse(&self, work: &mut Work, state: &mut GraphState, normalized: &NormalizedAlert) -> Result<(), StepError> {
         state.entities = normalized.entities.clone();
         state.iocs = normalized.iocs.clone();
         state.techniques = normalized.alert.techniques.clone();
@@ -126,18 +124,18 @@ impl Pipeline {
                 state.case_facts.insert("suggested_techniques".to_owned(), json!(suggestions));
             }
         }
-        self.transition(state, InvestigationState::Parsing, "ioc_extractor", &summary).await
+        self.transition(work, state, InvestigationState::Parsing, "ioc_extractor", &summary)
     }
 
     /// FR-RSN-006: an approved FP pattern scoring above 0.90 closes the alert before any model call.
     /// No FP patterns are approved in this build, so every alert proceeds to enrichment.
-    async fn step_fp_check(&self, state: &mut GraphState) -> Result<(), StepError> {
+    fn step_fp_check(&self, work: &mut Work, state: &mut GraphState) -> Result<(), StepError> {
         state.record_decision("context_enricher", "fp_check", "no approved false-positive pattern matched", None, Utc::now());
-        self.transition(state, InvestigationState::Enriching, "context_enricher", "no approved FP pattern matched").await
+        self.transition(work, state, InvestigationState::Enriching, "context_enricher", "no approved FP pattern matched")
     }
 
-    async fn step_enrich(&self, state: &mut GraphState, normalized: &NormalizedAlert) -> Result<(), StepError> {
-        let decision = self.group(&normalized.alert, normalized).await?;
+    async fn step_enrich(&self, work: &mut Work, state: &mut GraphState, normalized: &NormalizedAlert) -> Result<(), StepError> {
+        let decision = self.group(work, &normalized.alert, normalized).await?;
         state.incident_id = Some(decision.incident.incident_id.clone());
         state.case_facts.insert(
             "incident".to_owned(),
@@ -203,15 +201,15 @@ impl Pipeline {
         state.risk_state = "no_baseline".to_owned();
         state.record_decision("context_enricher", "grouped", &decision.reason, None, Utc::now());
         self.transition(
+            work,
             state,
             InvestigationState::Reasoning,
             "context_enricher",
             &format!("incident {}: {}", decision.incident.incident_id, decision.reason),
         )
-        .await
     }
 
-    async fn group(&self, alert: &CanonicalAlert, normalized: &NormalizedAlert) -> Result<GroupingDecision, StepError> {
+    async fn group(&self, work: &mut Work, alert: &CanonicalAlert, normalized: &NormalizedAlert) -> Result<GroupingDecision, StepError> {
         let member = IncidentMember {
             alert_id: alert.alert_id.clone(),
             severity: alert.severity,
@@ -221,16 +219,16 @@ impl Pipeline {
             tactics: alert.tactics.clone(),
         };
         let window = self.settings.grouping_window;
-        // Grouping is read-modify-write over incidents: one alert at a time in this process.
-        let _guard = self.grouping_lock.lock().await;
-        let candidates =
-            self.store.incidents_overlapping(&alert.tenant_id, member.activity_start - window, member.activity_end + window).await?;
+        // Read-modify-write over incidents: batches run one at a time in this process.
+        let candidates = work
+            .candidates(self.store.as_ref(), &alert.tenant_id, &member.keys, member.activity_start - window, member.activity_end + window)
+            .await?;
         let new_id = format!("inc-{}", uuid::Uuid::now_v7().simple());
         let decision = grouping::group(&alert.tenant_id, &alert.title, member, candidates, window, new_id);
         for merged in &decision.merged {
-            self.store.upsert_incident(merged).await?;
+            work.put_incident(merged.clone());
         }
-        self.store.upsert_incident(&decision.incident).await?;
+        work.put_incident(decision.incident.clone());
         let mut event = AuditEvent::agent(alert.tenant_id.as_str(), "incident.grouped", "context_enricher", Utc::now());
         event.alert_id = Some(alert.alert_id.to_string());
         event.entity_ids = decision.incident.members.last().map(|m| m.keys.clone()).unwrap_or_default();
@@ -240,13 +238,13 @@ impl Pipeline {
             "merged": decision.merged.iter().map(|i| i.incident_id.clone()).collect::<Vec<_>>(),
             "reasoning_summary": decision.reason,
         });
-        self.audit.append(event).await?;
+        work.audit(event);
         Ok(decision)
     }
 
-    async fn step_reason(&self, state: &mut GraphState, normalized: &NormalizedAlert) -> Result<(), StepError> {
+    async fn step_reason(&self, work: &mut Work, state: &mut GraphState, normalized: &NormalizedAlert) -> Result<(), StepError> {
         let incident: Option<Incident> = match &state.incident_id {
-            Some(id) => crate::report::resolve_incident(self.store.as_ref(), id).await?,
+            Some(id) => work.resolve_incident(self.store.as_ref(), id).await?,
             None => None,
         };
         let baseline = reasoner::reason(&ReasoningInput {
@@ -264,9 +262,9 @@ impl Pipeline {
         state.record_decision("reasoning_agent", "classified", verdict.reasoning.join("; "), Some(verdict.confidence), Utc::now());
         let mut classified = self.classified_event(state, &verdict, None);
         classified.decision["confidence_basis"] = json!(basis);
-        self.audit.append(classified).await?;
+        work.audit(classified);
         if let Some(incident) = &incident {
-            self.reassess_members(incident, &state.alert_id).await?;
+            self.reassess_members(work, incident, &state.alert_id).await?;
         }
 
         let destructive = verdict.has_destructive_action();
@@ -290,9 +288,13 @@ impl Pipeline {
         }
         if auto_close {
             state.requires_human_approval = false;
-            return self
-                .transition(state, InvestigationState::Responding, "reasoning_agent", "confident benign verdict, nothing destructive")
-                .await;
+            return self.transition(
+                work,
+                state,
+                InvestigationState::Responding,
+                "reasoning_agent",
+                "confident benign verdict, nothing destructive",
+            );
         }
         state.requires_human_approval = true;
         let why = if destructive {
@@ -308,8 +310,8 @@ impl Pipeline {
         let mut event = self.state_event(state, event_type, "reasoning_agent");
         event.decision = json!({"decision_type": "escalation", "reasoning_summary": why});
         event.outcome = json!({"outcome_status": "pending_approval"});
-        self.audit.append(event).await?;
-        self.transition(state, InvestigationState::AwaitingHuman, "reasoning_agent", why).await
+        work.audit(event);
+        self.transition(work, state, InvestigationState::AwaitingHuman, "reasoning_agent", why)
     }
 
     /// The model's verdict through the gateway, escalated once to tier 1+ when it is unsure about a
@@ -420,14 +422,14 @@ impl Pipeline {
     /// earlier alert's reasoning brought them up to date), so when this alert neither changed the
     /// context nor merged incidents there is nothing to read: this keeps a large incident from
     /// costing a read per member for every new alert.
-    async fn reassess_members(&self, incident: &Incident, current: &aluskort_core::AlertId) -> Result<(), StepError> {
+    async fn reassess_members(&self, work: &mut Work, incident: &Incident, current: &aluskort_core::AlertId) -> Result<(), StepError> {
         let context = IncidentContext::of(incident);
         let merged_now = incident.links.iter().any(|link| link.alert_id == *current && link.reason.starts_with("merged "));
         if !merged_now && context_without(incident, current) == Some(context) {
             return Ok(());
         }
         for member in incident.alert_ids.iter().filter(|id| *id != current) {
-            let Some(mut member_state) = self.store.investigation_for_alert(&incident.tenant_id, member).await? else { continue };
+            let Some(mut member_state) = work.load_state(self.store.as_ref(), &incident.tenant_id, member).await? else { continue };
             // A member judged by the model keeps that verdict: rules do not overwrite it.
             let judged_by_model = member_state.llm_calls > 0 && !member_state.case_facts.contains_key("model_unavailable");
             if member_state.state != InvestigationState::AwaitingHuman
@@ -436,7 +438,7 @@ impl Pipeline {
             {
                 continue;
             }
-            let Some(alert) = self.store.alert(&incident.tenant_id, member).await? else { continue };
+            let Some(alert) = work.load_alert(self.store.as_ref(), &incident.tenant_id, member).await? else { continue };
             let verdict = reasoner::reason(&ReasoningInput {
                 alert: &alert,
                 entities: &member_state.entities,
@@ -454,18 +456,14 @@ impl Pipeline {
                 Utc::now(),
             );
             member_state.updated_at = Utc::now();
-            self.audit.append(self.classified_event(&member_state, &verdict, Some(&why))).await?;
-            match self.store.save_investigation(&member_state, member_state.version).await {
-                Ok(_) => {}
-                // Someone (an analyst) changed it meanwhile: their version wins; nothing to do.
-                Err(error) if error.kind == aluskort_store::StoreErrorKind::Conflict => {}
-                Err(error) => return Err(error.into()),
-            }
+            work.audit(self.classified_event(&member_state, &verdict, Some(&why)));
+            // Someone (an analyst) may change it meanwhile: then their version wins.
+            work.save(&mut member_state, true);
         }
         Ok(())
     }
 
-    async fn step_respond(&self, state: &mut GraphState) -> Result<(), StepError> {
+    fn step_respond(&self, work: &mut Work, state: &mut GraphState) -> Result<(), StepError> {
         let mut event = self.state_event(state, "alert.auto_closed", "response_agent");
         event.decision = json!({
             "decision_type": "auto_close",
@@ -473,11 +471,16 @@ impl Pipeline {
             "confidence": state.confidence,
         });
         event.outcome = json!({"outcome_status": "success"});
-        self.audit.append(event).await?;
+        work.audit(event);
         state.close_reason = state.classification.map(|c| c.as_str().to_owned());
-        self.transition(state, InvestigationState::Closed, "response_agent", "closed automatically: confident non-malicious verdict")
-            .await?;
-        self.remember(state).await;
+        self.transition(
+            work,
+            state,
+            InvestigationState::Closed,
+            "response_agent",
+            "closed automatically: confident non-malicious verdict",
+        )?;
+        work.closed.push(state.clone());
         Ok(())
     }
 
@@ -503,9 +506,9 @@ impl Pipeline {
     }
 
     /// Puts an investigation into FAILED with the reason (kept, visible, retryable).
-    pub(crate) async fn fail(&self, state: &mut GraphState, reason: &str) -> Result<(), StepError> {
+    pub(crate) fn fail(&self, work: &mut Work, state: &mut GraphState, reason: &str) -> Result<(), StepError> {
         state.error = Some(reason.to_owned());
-        self.transition(state, InvestigationState::Failed, "orchestrator", reason).await
+        self.transition(work, state, InvestigationState::Failed, "orchestrator", reason)
     }
 }
 

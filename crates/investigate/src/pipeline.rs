@@ -9,14 +9,14 @@
 //! (redelivered, up to `max_attempts`), a permanent one dead-letters the record or fails the
 //! investigation, visibly.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use aluskort_audit::{AuditEvent, AuditLog};
 use aluskort_bus::topic::group;
 use aluskort_bus::{Bus, Delivery, Topic};
-use aluskort_core::{DegradationLevel, GraphState, InvestigationState, TenantId};
+use aluskort_core::{AlertId, DegradationLevel, GraphState, InvestigationState, TenantId};
 use aluskort_ingest::{NormalizedAlert, RawAlert, normalize};
 use aluskort_store::{CaseStore, DeadLetter, InsertOutcome, RawRecord, RawStatus};
 use bytes::Bytes;
@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::machine::StepError;
+use crate::work::Work;
 
 /// Tunables of the pipeline.
 #[derive(Clone)]
@@ -342,93 +343,220 @@ impl Pipeline {
         Ok(outcomes)
     }
 
-    /// Investigate stage: `alerts.normalized` → state machine → `incidents.enriched`.
+    /// Investigate stage: `alerts.normalized` → state machine → `incidents.enriched`. Takes what
+    /// is ready on the topic, up to [`INVESTIGATE_BATCH`] messages, runs their investigations and
+    /// commits them as one unit of work; a quiet stream gives batches of one (no added latency), a
+    /// busy one amortises the commit over many alerts.
     pub async fn run_investigate_stage(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut subscription = self.bus.subscribe(Topic::AlertsNormalized, group::ORCHESTRATOR).await?;
         loop {
-            let delivery = tokio::select! {
+            let first = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
                 delivery = subscription.next() => match delivery { Some(d) => d, None => return Ok(()) },
             };
-            let normalized: NormalizedAlert = match serde_json::from_slice(&delivery.message.payload) {
-                Ok(normalized) => normalized,
-                Err(error) => {
-                    let original = Value::String(String::from_utf8_lossy(&delivery.message.payload).into_owned());
-                    let reason = format!("undecodable alerts.normalized message: {error}");
-                    self.settle(
-                        delivery,
-                        self.dead_letter(&uuid::Uuid::now_v7().to_string(), "alerts.normalized", &reason, original).await,
-                    )
-                    .await;
-                    continue;
+            let mut deliveries = vec![first];
+            while deliveries.len() < INVESTIGATE_BATCH {
+                match subscription.next_ready() {
+                    Some(delivery) => deliveries.push(delivery),
+                    None => break,
                 }
-            };
-            let attempt = delivery.attempt;
-            let result = self.investigate(&normalized, attempt).await;
-            self.settle(delivery, result).await;
+            }
+            let mut batch = Vec::with_capacity(deliveries.len());
+            for delivery in deliveries {
+                match serde_json::from_slice::<NormalizedAlert>(&delivery.message.payload) {
+                    Ok(normalized) => batch.push((normalized, delivery)),
+                    Err(error) => {
+                        let original = Value::String(String::from_utf8_lossy(&delivery.message.payload).into_owned());
+                        let reason = format!("undecodable alerts.normalized message: {error}");
+                        let result = self.dead_letter(&uuid::Uuid::now_v7().to_string(), "alerts.normalized", &reason, original).await;
+                        self.settle(delivery, result).await;
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                self.run_batch(batch).await;
+            }
         }
+    }
+
+    /// Investigates one batch and settles its deliveries: acked once committed and published;
+    /// a retryable failure nacks them all (backoff, redelivery); a permanent one nacks them until
+    /// their last attempt, then dead-letters each with the reason, so nothing is lost silently.
+    async fn run_batch(&self, batch: Vec<(NormalizedAlert, Delivery)>) {
+        let items: Vec<(&NormalizedAlert, u32)> = batch.iter().map(|(normalized, delivery)| (normalized, delivery.attempt)).collect();
+        let result = match self.investigate_batch(&items).await {
+            Ok(outcomes) => self.publish_outcomes(&outcomes).await.map_err(|error| BatchError::Retry(format!("{error:#}"))),
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(()) => batch.into_iter().for_each(|(_, delivery)| delivery.ack()),
+            Err(BatchError::Retry(reason)) => {
+                for (_, delivery) in batch {
+                    self.settle(delivery, Err(anyhow::anyhow!("{reason}"))).await;
+                }
+            }
+            Err(BatchError::Permanent(reason)) => {
+                for (normalized, delivery) in batch {
+                    let result = if delivery.attempt >= self.settings.max_attempts {
+                        let reason = format!("investigation could not be stored: {reason}");
+                        let original = serde_json::to_value(&normalized.alert.raw_payload).unwrap_or(Value::Null);
+                        match self.dead_letter(&normalized.ingest_id, &normalized.origin, &reason, original).await {
+                            Ok(()) => {
+                                self.store.mark_raw(&normalized.ingest_id, RawStatus::DeadLettered, Some(&reason)).await.map_err(Into::into)
+                            }
+                            Err(error) => Err(error),
+                        }
+                    } else {
+                        Err(anyhow::anyhow!("{reason}"))
+                    };
+                    self.settle(delivery, result).await;
+                }
+            }
+        }
+    }
+
+    async fn publish_outcomes(&self, outcomes: &[StageOutcome]) -> anyhow::Result<()> {
+        for outcome in outcomes {
+            let key = outcome.alert_id.as_deref().unwrap_or(&outcome.ingest_id);
+            self.bus.publish(Topic::IncidentsEnriched, key, Bytes::from(serde_json::to_vec(outcome)?)).await?;
+        }
+        Ok(())
     }
 
     /// Runs (or resumes) the investigation of one normalised alert and publishes its outcome.
     pub async fn investigate(&self, normalized: &NormalizedAlert, attempt: u32) -> anyhow::Result<()> {
-        let alert = &normalized.alert;
-        let inserted = self.store.insert_alert(alert).await?;
-        let mut state = match self.store.investigation_for_alert(&alert.tenant_id, &alert.alert_id).await? {
-            Some(state) => state,
-            None => {
-                let mut state = GraphState::new(alert.alert_id.clone(), alert.tenant_id.clone(), self.settings.degradation, Utc::now());
-                state.version = 1;
-                let mut event = AuditEvent::agent(alert.tenant_id.as_str(), "investigation.state_changed", "orchestrator", Utc::now());
-                event.investigation_id = Some(state.investigation_id.to_string());
-                event.alert_id = Some(alert.alert_id.to_string());
-                event.outcome = json!({"state_before": null, "state_after": "received", "outcome_status": "success"});
-                event.context = json!({"degradation_level": state.degradation_level.as_str(), "origin": normalized.origin});
-                self.audit.append(event).await?;
-                match self.store.create_investigation(&state).await? {
-                    InsertOutcome::Inserted => state,
-                    InsertOutcome::Duplicate => self
-                        .store
-                        .investigation_for_alert(&alert.tenant_id, &alert.alert_id)
-                        .await?
-                        .ok_or_else(|| anyhow::anyhow!("investigation for {} vanished", alert.alert_id))?,
-                }
+        let outcomes = self.investigate_batch(&[(normalized, attempt)]).await.map_err(|error| anyhow::anyhow!("{error}"))?;
+        self.publish_outcomes(&outcomes).await
+    }
+
+    /// Runs (or resumes) the investigations of a batch of normalised alerts (with the delivery
+    /// attempt of each) and commits everything they changed in one unit of work. Returns the
+    /// outcomes to publish.
+    async fn investigate_batch(&self, items: &[(&NormalizedAlert, u32)]) -> Result<Vec<StageOutcome>, BatchError> {
+        // Grouping reads and writes incidents: batches run one at a time in this process.
+        let _guard = self.grouping_lock.lock().await;
+        let mut stored: HashMap<(TenantId, AlertId), GraphState> = HashMap::new();
+        let mut by_tenant: HashMap<&TenantId, Vec<AlertId>> = HashMap::new();
+        for (normalized, _) in items {
+            by_tenant.entry(&normalized.alert.tenant_id).or_default().push(normalized.alert.alert_id.clone());
+        }
+        for (tenant, alert_ids) in by_tenant {
+            for state in self.store.investigations_for_alerts(tenant, &alert_ids).await.map_err(BatchError::store)? {
+                stored.insert((state.tenant_id.clone(), state.alert_id.clone()), state);
             }
-        };
-        let was_settled =
-            matches!(state.state, InvestigationState::AwaitingHuman | InvestigationState::Closed | InvestigationState::Failed);
-        let duplicate = inserted == InsertOutcome::Duplicate && was_settled;
-        if !was_settled {
-            match self.advance(&mut state, normalized).await {
-                Ok(()) => {}
-                Err(StepError::Transient(reason)) if attempt < self.settings.max_attempts => anyhow::bail!(reason),
-                Err(StepError::Transient(reason) | StepError::Permanent(reason)) => {
-                    warn!(alert_id = %alert.alert_id, %reason, "investigation failed");
-                    // Reload: the failed step may have saved a newer version than we hold.
-                    if let Some(mut latest) = self.store.investigation(state.investigation_id).await? {
-                        self.fail(&mut latest, &reason).await.map_err(|error| anyhow::anyhow!("{error}"))?;
-                        state = latest;
+        }
+
+        let mut work = Work::default();
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut settled = Vec::with_capacity(items.len());
+        for (normalized, attempt) in items {
+            let alert = &normalized.alert;
+            work.insert_alert(alert);
+            let existing = match work.state(&alert.tenant_id, &alert.alert_id) {
+                Some(state) => Some(state.clone()),
+                None => stored.get(&(alert.tenant_id.clone(), alert.alert_id.clone())).cloned(),
+            };
+            let (mut state, seen_before) = match existing {
+                Some(state) => (state, true),
+                None => {
+                    let mut state = GraphState::new(alert.alert_id.clone(), alert.tenant_id.clone(), self.settings.degradation, Utc::now());
+                    state.version = 0;
+                    let mut event = AuditEvent::agent(alert.tenant_id.as_str(), "investigation.state_changed", "orchestrator", Utc::now());
+                    event.investigation_id = Some(state.investigation_id.to_string());
+                    event.alert_id = Some(alert.alert_id.to_string());
+                    event.outcome = json!({"state_before": null, "state_after": "received", "outcome_status": "success"});
+                    event.context = json!({"degradation_level": state.degradation_level.as_str(), "origin": normalized.origin});
+                    work.audit(event);
+                    work.save(&mut state, false);
+                    (state, false)
+                }
+            };
+            let was_settled =
+                matches!(state.state, InvestigationState::AwaitingHuman | InvestigationState::Closed | InvestigationState::Failed);
+            let duplicate = seen_before && was_settled;
+            if !was_settled {
+                match self.advance(&mut work, &mut state, normalized).await {
+                    Ok(()) => {}
+                    Err(StepError::Transient(reason)) if *attempt < self.settings.max_attempts => return Err(BatchError::Retry(reason)),
+                    Err(StepError::Transient(reason) | StepError::Permanent(reason)) => {
+                        warn!(alert_id = %alert.alert_id, %reason, "investigation failed");
+                        self.fail(&mut work, &mut state, &reason).map_err(|error| BatchError::Permanent(error.to_string()))?;
                     }
                 }
             }
+            info!(alert_id = %alert.alert_id, state = %state.state, duplicate, "investigation settled");
+            if !duplicate {
+                settled.push(state.state);
+            }
+            work.mark_raw(&normalized.ingest_id, RawStatus::Done, None);
+            outcomes.push(StageOutcome {
+                ingest_id: normalized.ingest_id.clone(),
+                origin: normalized.origin.clone(),
+                tenant_id: Some(alert.tenant_id.to_string()),
+                alert_id: Some(alert.alert_id.to_string()),
+                investigation_id: Some(state.investigation_id.to_string()),
+                duplicate,
+                warnings: normalized.warnings.clone(),
+                error: None,
+                original: Value::Null,
+            });
         }
-        info!(alert_id = %alert.alert_id, state = %state.state, duplicate, "investigation settled");
-        if !duplicate {
-            metrics::counter!("aluskort_investigations_settled_total", "state" => state.state.as_str()).increment(1);
+
+        let store = Arc::clone(&self.store);
+        let batch = &work.batch;
+        let report = self
+            .audit
+            .append_with(&work.events, move |records| {
+                let store = Arc::clone(&store);
+                async move { store.commit_work(batch, &records).await }
+            })
+            .await
+            .map_err(BatchError::audit)?;
+        if !report.skipped.is_empty() {
+            info!(skipped = report.skipped.len(), "reassessments skipped: changed meanwhile by someone else");
         }
-        let outcome = StageOutcome {
-            ingest_id: normalized.ingest_id.clone(),
-            origin: normalized.origin.clone(),
-            tenant_id: Some(alert.tenant_id.to_string()),
-            alert_id: Some(alert.alert_id.to_string()),
-            investigation_id: Some(state.investigation_id.to_string()),
-            duplicate,
-            warnings: normalized.warnings.clone(),
-            error: None,
-            original: Value::Null,
-        };
-        self.bus.publish(Topic::IncidentsEnriched, alert.alert_id.as_str(), Bytes::from(serde_json::to_vec(&outcome)?)).await?;
-        self.store.mark_raw(&normalized.ingest_id, RawStatus::Done, None).await?;
-        Ok(())
+        metrics::histogram!("aluskort_investigate_batch_size").record(items.len() as f64);
+        for state in settled {
+            metrics::counter!("aluskort_investigations_settled_total", "state" => state.as_str()).increment(1);
+        }
+        for state in &work.closed {
+            self.remember(state).await;
+        }
+        Ok(outcomes)
+    }
+}
+
+/// Most normalised alerts investigated and committed as one unit of work.
+pub const INVESTIGATE_BATCH: usize = 128;
+
+/// Why a batch was not committed.
+#[derive(Debug)]
+enum BatchError {
+    /// Worth retrying as is (a backend unavailable, a version raced).
+    Retry(String),
+    /// Will fail again.
+    Permanent(String),
+}
+
+impl BatchError {
+    fn store(error: aluskort_store::StoreError) -> Self {
+        if error.is_retryable() { BatchError::Retry(error.to_string()) } else { BatchError::Permanent(error.to_string()) }
+    }
+
+    fn audit(error: aluskort_audit::chain::AuditError) -> Self {
+        match error {
+            aluskort_audit::chain::AuditError::Store(error) => BatchError::store(error),
+            aluskort_audit::chain::AuditError::Contention => BatchError::Retry(error.to_string()),
+            other => BatchError::Permanent(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for BatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchError::Retry(reason) | BatchError::Permanent(reason) => f.write_str(reason),
+        }
     }
 }
 

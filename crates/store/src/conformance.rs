@@ -8,8 +8,8 @@ use aluskort_core::{
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::{
-    AuditStore, CaseStore, DeadLetter, InsertOutcome, InvestigationFilter, LlmCall, RawRecord, RawStatus, StoreErrorKind, ThreatIntelStore,
-    TiIndicator, UsageStore,
+    AuditStore, CaseStore, DeadLetter, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, RawMark, RawRecord, RawStatus,
+    StoreErrorKind, ThreatIntelStore, TiIndicator, UsageStore, WorkBatch,
 };
 
 fn base_time() -> DateTime<Utc> {
@@ -294,6 +294,176 @@ pub async fn incidents_and_dead_letters_round_trip(store: &dyn CaseStore) {
     assert_eq!(store.dead_letters(10).await.expect("list"), vec![letter]);
 }
 
+/// A connector page lands in one transaction; repeats (within the page or of earlier pages) are
+/// duplicates, and pages larger than one statement's parameter budget are split transparently.
+pub async fn raw_records_insert_in_batches(store: &dyn CaseStore) {
+    let record = |id: &str| RawRecord {
+        ingest_id: id.to_owned(),
+        origin: "page:1".to_owned(),
+        received_at: base_time(),
+        payload: serde_json::json!({"id": id, "text": "' OR 1=1 --"}),
+        tenant: None,
+    };
+    assert_eq!(store.insert_raw(&record("c")).await.expect("insert"), InsertOutcome::Inserted);
+    let outcomes = store.insert_raw_many(&[record("a"), record("b"), record("a"), record("c")]).await.expect("batch");
+    assert_eq!(outcomes, vec![InsertOutcome::Inserted, InsertOutcome::Inserted, InsertOutcome::Duplicate, InsertOutcome::Duplicate]);
+    let many: Vec<RawRecord> = (0..1_300).map(|index| record(&format!("m-{index:04}"))).collect();
+    let outcomes = store.insert_raw_many(&many).await.expect("large batch");
+    assert!(outcomes.iter().all(|outcome| *outcome == InsertOutcome::Inserted));
+    let pending = store.pending_raw(5_000).await.expect("pending");
+    assert_eq!(pending.len(), 1_303);
+    assert_eq!(pending.iter().find(|r| r.ingest_id == "m-1299"), Some(&many[1_299]), "stored exactly");
+}
+
+fn versions_of(alert: &CanonicalAlert, through: InvestigationState) -> Vec<GraphState> {
+    let mut state = GraphState::new(alert.alert_id.clone(), alert.tenant_id.clone(), DegradationLevel::Deterministic, base_time());
+    state.version = 1;
+    let mut versions = vec![state.clone()];
+    for next in
+        [InvestigationState::Parsing, InvestigationState::Enriching, InvestigationState::Reasoning, InvestigationState::AwaitingHuman]
+    {
+        if versions.last().is_some_and(|last| last.state == through) {
+            break;
+        }
+        state.transition(next, "step", base_time()).expect("legal");
+        state.version += 1;
+        versions.push(state.clone());
+    }
+    versions
+}
+
+fn keyed_incident(id: &str, keys: &[&str], hours: i64) -> Incident {
+    let member = aluskort_core::IncidentMember {
+        alert_id: alert_id(&format!("{id}-a")),
+        severity: Severity::High,
+        activity_start: base_time() + Duration::hours(hours),
+        activity_end: base_time() + Duration::hours(hours),
+        keys: keys.iter().map(|key| (*key).to_owned()).collect(),
+        tactics: Vec::new(),
+    };
+    Incident {
+        incident_id: id.to_owned(),
+        tenant_id: TenantId::default_tenant(),
+        title: id.to_owned(),
+        severity: Severity::High,
+        alert_ids: vec![member.alert_id.clone()],
+        links: Vec::new(),
+        first_seen: member.activity_start,
+        last_seen: member.activity_end,
+        members: vec![member],
+        merged_into: None,
+    }
+}
+
+/// A unit of work (alert, investigation versions, incidents, audit records, raw-inbox marks) is
+/// stored whole or not at all; a stale version fails it unless the write asked to be skipped.
+pub async fn work_commits_atomically(store: &dyn CaseStore, audit: &dyn AuditStore) {
+    let alert = sample_alert("u-1", 0);
+    let raw = RawRecord {
+        ingest_id: "u-raw-1".to_owned(),
+        origin: "t".to_owned(),
+        received_at: base_time(),
+        payload: serde_json::json!({}),
+        tenant: None,
+    };
+    store.insert_raw(&raw).await.expect("raw");
+    let versions = versions_of(&alert, InvestigationState::Reasoning);
+    let investigation_id = versions[0].investigation_id;
+    let genesis = sample_audit_record("default", 0, "0".repeat(64));
+    let first = sample_audit_record("default", 1, genesis.record_hash.clone());
+    let incident = keyed_incident("inc-u", &["host:ws-1", "upn:a@x"], 0);
+    let work = WorkBatch {
+        alerts: vec![alert.clone()],
+        investigations: vec![InvestigationWrite { expected_version: 0, versions: versions.clone(), skip_on_conflict: false }],
+        incidents: vec![incident.clone()],
+        raw: vec![RawMark { ingest_id: "u-raw-1".to_owned(), status: RawStatus::Done, error: None }],
+    };
+    let report = store.commit_work(&work, &[genesis.clone(), first.clone()]).await.expect("commit");
+    assert!(report.skipped.is_empty());
+    assert_eq!(store.alert(&alert.tenant_id, &alert.alert_id).await.expect("alert"), Some(alert.clone()));
+    let history = store.investigation_history(investigation_id).await.expect("history");
+    assert_eq!(history, versions, "every version kept");
+    let current = store.investigations_for_alerts(&alert.tenant_id, std::slice::from_ref(&alert.alert_id)).await.expect("current");
+    assert_eq!(current, vec![versions[3].clone()]);
+    assert!(store.pending_raw(10).await.expect("pending").is_empty(), "marked in the same unit");
+    assert_eq!(audit.audit_records("default", 0, 10).await.expect("audit"), vec![genesis.clone(), first.clone()]);
+    let found = store
+        .incidents_with_keys(&TenantId::default_tenant(), &["upn:a@x".to_owned(), "host:other".to_owned()], base_time(), base_time())
+        .await
+        .expect("by key");
+    assert_eq!(found, vec![incident.clone()]);
+
+    // A second unit whose audit record takes a sequence already stored: nothing of it lands.
+    let mut next = versions[3].clone();
+    next.transition(InvestigationState::AwaitingHuman, "step", base_time()).expect("legal");
+    next.version = 5;
+    let later_alert = sample_alert("u-2", 5);
+    let clash = WorkBatch {
+        alerts: vec![later_alert.clone()],
+        investigations: vec![InvestigationWrite { expected_version: 4, versions: vec![next.clone()], skip_on_conflict: false }],
+        incidents: vec![keyed_incident("inc-v", &["host:ws-2"], 0)],
+        raw: Vec::new(),
+    };
+    let error = store.commit_work(&clash, &[sample_audit_record("default", 1, genesis.record_hash.clone())]).await.expect_err("fork");
+    assert_eq!(error.kind, StoreErrorKind::Conflict);
+    assert_eq!(store.alert(&later_alert.tenant_id, &later_alert.alert_id).await.expect("alert"), None, "rolled back");
+    assert_eq!(store.investigation(investigation_id).await.expect("load").map(|s| s.version), Some(4));
+    assert_eq!(store.incident("inc-v").await.expect("incident"), None);
+
+    // A stale expected version fails the unit, or is skipped when the write allows it.
+    let stale = InvestigationWrite { expected_version: 3, versions: vec![versions[3].clone()], skip_on_conflict: false };
+    let error =
+        store.commit_work(&WorkBatch { investigations: vec![stale.clone()], ..WorkBatch::default() }, &[]).await.expect_err("stale");
+    assert_eq!(error.kind, StoreErrorKind::Conflict);
+    let skipped = InvestigationWrite { skip_on_conflict: true, ..stale };
+    let report = store.commit_work(&WorkBatch { investigations: vec![skipped], ..WorkBatch::default() }, &[]).await.expect("skip");
+    assert_eq!(report.skipped, vec![investigation_id]);
+    assert_eq!(store.investigation_history(investigation_id).await.expect("history").len(), 4);
+    let gap = InvestigationWrite { expected_version: 4, versions: vec![versions[3].clone()], skip_on_conflict: false };
+    let error = store.commit_work(&WorkBatch { investigations: vec![gap], ..WorkBatch::default() }, &[]).await.expect_err("gap");
+    assert_eq!(error.kind, StoreErrorKind::Invalid);
+
+    let applied = InvestigationWrite { expected_version: 4, versions: vec![next.clone()], skip_on_conflict: false };
+    store.commit_work(&WorkBatch { investigations: vec![applied], ..WorkBatch::default() }, &[]).await.expect("update");
+    assert_eq!(store.investigation(investigation_id).await.expect("load"), Some(next));
+    // Creating a second investigation for the same alert is a conflict.
+    let twin = versions_of(&alert, InvestigationState::Received);
+    let twin = InvestigationWrite { expected_version: 0, versions: twin, skip_on_conflict: false };
+    let error = store.commit_work(&WorkBatch { investigations: vec![twin], ..WorkBatch::default() }, &[]).await.expect_err("twin");
+    assert_eq!(error.kind, StoreErrorKind::Conflict);
+}
+
+/// Grouping candidates come from the entity-key index: unmerged incidents of the tenant sharing a
+/// key, active in the window.
+pub async fn incidents_are_found_by_entity_key(store: &dyn CaseStore) {
+    let tenant = TenantId::default_tenant();
+    store.upsert_incident(&keyed_incident("inc-a", &["host:ws-1", "upn:a@x"], 0)).await.expect("upsert");
+    store.upsert_incident(&keyed_incident("inc-b", &["host:ws-1"], 2)).await.expect("upsert");
+    store.upsert_incident(&keyed_incident("inc-late", &["host:ws-1"], 100)).await.expect("upsert");
+    let mut merged = keyed_incident("inc-m", &["upn:a@x"], 0);
+    merged.merged_into = Some("inc-a".to_owned());
+    store.upsert_incident(&merged).await.expect("upsert");
+    let mut elsewhere = keyed_incident("inc-o", &["host:ws-1"], 0);
+    elsewhere.tenant_id = TenantId::parse("other").expect("valid");
+    store.upsert_incident(&elsewhere).await.expect("upsert");
+
+    let ids = |found: Vec<Incident>| found.into_iter().map(|incident| incident.incident_id).collect::<Vec<_>>();
+    let window = (base_time() - Duration::hours(24), base_time() + Duration::hours(24));
+    let by_host = store.incidents_with_keys(&tenant, &["host:ws-1".to_owned()], window.0, window.1).await.expect("query");
+    assert_eq!(ids(by_host), vec!["inc-a", "inc-b"], "oldest first; other tenants, merged and out-of-window excluded");
+    let by_both =
+        store.incidents_with_keys(&tenant, &["upn:a@x".to_owned(), "host:ws-1".to_owned()], window.0, window.1).await.expect("query");
+    assert_eq!(ids(by_both), vec!["inc-a", "inc-b"], "each incident once");
+    let unknown = store.incidents_with_keys(&tenant, &["host:nowhere".to_owned()], window.0, window.1).await.expect("query");
+    assert!(unknown.is_empty());
+    // A grown incident is indexed under its new members' keys too.
+    let mut grown = keyed_incident("inc-b", &["host:ws-1"], 2);
+    grown.members.push(keyed_incident("x", &["url:https://evil.example/"], 2).members.remove(0));
+    store.upsert_incident(&grown).await.expect("upsert");
+    let by_url = store.incidents_with_keys(&tenant, &["url:https://evil.example/".to_owned()], window.0, window.1).await.expect("query");
+    assert_eq!(ids(by_url), vec!["inc-b"]);
+}
+
 pub async fn audit_chain_storage_is_exact_and_gap_free(store: &dyn AuditStore) {
     assert_eq!(store.audit_head("t").await.expect("head"), None);
     let first = sample_audit_record("t", 0, "0".repeat(64));
@@ -361,6 +531,21 @@ macro_rules! case_store_suite {
             async fn incidents_and_dead_letters_round_trip() {
                 let store = $make;
                 $crate::conformance::incidents_and_dead_letters_round_trip(&store).await;
+            }
+            #[tokio::test]
+            async fn raw_records_insert_in_batches() {
+                let store = $make;
+                $crate::conformance::raw_records_insert_in_batches(&store).await;
+            }
+            #[tokio::test]
+            async fn work_commits_atomically() {
+                let store = $make;
+                $crate::conformance::work_commits_atomically(&store, &store).await;
+            }
+            #[tokio::test]
+            async fn incidents_are_found_by_entity_key() {
+                let store = $make;
+                $crate::conformance::incidents_are_found_by_entity_key(&store).await;
             }
             #[tokio::test]
             async fn audit_chain_storage_is_exact_and_gap_free() {

@@ -27,7 +27,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};
-pub use model::{DeadLetter, InsertOutcome, InvestigationFilter, LlmCall, LlmUsageRow, RawRecord, RawStatus, TiIndicator};
+pub use model::{
+    DeadLetter, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, LlmUsageRow, RawMark, RawRecord, RawStatus, TiIndicator,
+    WorkBatch, WorkReport,
+};
 pub use sqlite::SqliteStore;
 
 #[cfg(feature = "postgres")]
@@ -39,6 +42,10 @@ pub trait CaseStore: Send + Sync + 'static {
     /// Durable raw inbox: a record is written here before it is acknowledged to its sender, and
     /// replayed on start until the pipeline marks it done. Idempotent on `ingest_id`.
     async fn insert_raw(&self, record: &RawRecord) -> StoreResult<InsertOutcome>;
+    /// [`CaseStore::insert_raw`] for many records in one transaction (a connector's page, a
+    /// webhook batch); outcomes in input order. A record repeated within `records` is a duplicate
+    /// after its first occurrence.
+    async fn insert_raw_many(&self, records: &[RawRecord]) -> StoreResult<Vec<InsertOutcome>>;
     /// A connector's saved position (opaque JSON owned by the connector), `None` before its first page.
     async fn load_checkpoint(&self, source_name: &str) -> StoreResult<Option<serde_json::Value>>;
     /// Replaces the connector's position; written only after the page it covers is durable here.
@@ -61,6 +68,8 @@ pub trait CaseStore: Send + Sync + 'static {
     async fn save_investigation(&self, state: &GraphState, expected_version: u64) -> StoreResult<u64>;
     async fn investigation(&self, id: InvestigationId) -> StoreResult<Option<GraphState>>;
     async fn investigation_for_alert(&self, tenant: &TenantId, alert_id: &AlertId) -> StoreResult<Option<GraphState>>;
+    /// The investigations of `alert_ids` of one tenant (in no particular order; absent ones are missing).
+    async fn investigations_for_alerts(&self, tenant: &TenantId, alert_ids: &[AlertId]) -> StoreResult<Vec<GraphState>>;
     /// Every saved version of an investigation, oldest first.
     async fn investigation_history(&self, id: InvestigationId) -> StoreResult<Vec<GraphState>>;
     /// Newest first (by last update).
@@ -70,6 +79,23 @@ pub trait CaseStore: Send + Sync + 'static {
     async fn incident(&self, incident_id: &str) -> StoreResult<Option<Incident>>;
     /// Unmerged incidents of a tenant active in `[from, to]` (first_seen ≤ to and last_seen ≥ from).
     async fn incidents_overlapping(&self, tenant: &TenantId, from: DateTime<Utc>, to: DateTime<Utc>) -> StoreResult<Vec<Incident>>;
+
+    /// Unmerged incidents of a tenant active in `[from, to]` holding a member with any of `keys`
+    /// (entity keys, indexed on every upsert): the grouping candidates of an alert without reading
+    /// every incident in the window.
+    async fn incidents_with_keys(
+        &self,
+        tenant: &TenantId,
+        keys: &[String],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<Incident>>;
+
+    /// Commits `work` and `audit` (records already sealed into their chains) in one transaction.
+    /// An investigation write whose expected version does not match fails the whole commit with
+    /// `Conflict` (nothing is written), unless it asked to be skipped; an audit sequence already
+    /// taken fails it with `Conflict` too.
+    async fn commit_work(&self, work: &WorkBatch, audit: &[AuditRecord]) -> StoreResult<WorkReport>;
 
     async fn record_dead_letter(&self, letter: &DeadLetter) -> StoreResult<()>;
     async fn dead_letters(&self, limit: u32) -> StoreResult<Vec<DeadLetter>>;

@@ -131,3 +131,50 @@ pub struct TiIndicator {
     pub description: String,
     pub expires_at: DateTime<Utc>,
 }
+
+/// A raw-inbox status change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawMark {
+    pub ingest_id: String,
+    pub status: RawStatus,
+    pub error: Option<String>,
+}
+
+/// The saved versions of one investigation in a [`WorkBatch`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvestigationWrite {
+    /// The version the stored investigation must be at; 0 when this write creates it.
+    pub expected_version: u64,
+    /// Consecutive versions from `expected_version + 1`, oldest first; the last becomes current.
+    /// Each carries its own `version`.
+    pub versions: Vec<aluskort_core::GraphState>,
+    /// When the stored version has moved on (an analyst changed it meanwhile), skip this write
+    /// instead of failing the batch: their version wins.
+    pub skip_on_conflict: bool,
+}
+
+/// Everything one or more investigations changed, committed atomically by
+/// [`crate::CaseStore::commit_work`] together with their audit records: after a crash either all
+/// of it is stored or none, so a replay of the pending raw records redoes exactly what was lost.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkBatch {
+    /// Inserted unless present (same tenant and alert id).
+    pub alerts: Vec<aluskort_core::CanonicalAlert>,
+    pub investigations: Vec<InvestigationWrite>,
+    /// Upserted with their entity keys; each incident id at most once, in its final form.
+    pub incidents: Vec<aluskort_core::Incident>,
+    pub raw: Vec<RawMark>,
+}
+
+impl WorkBatch {
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.investigations.is_empty() && self.incidents.is_empty() && self.raw.is_empty()
+    }
+}
+
+/// What [`crate::CaseStore::commit_work`] did not write.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkReport {
+    /// Investigations whose write was skipped on a version conflict.
+    pub skipped: Vec<aluskort_core::InvestigationId>,
+}

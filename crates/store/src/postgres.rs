@@ -58,7 +58,7 @@ impl PostgresStore {
     }
 }
 
-impl_stores!(PostgresStore);
+impl_stores!(PostgresStore, sqlx::Postgres);
 
 #[cfg(test)]
 mod tests {

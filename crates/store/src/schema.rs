@@ -149,7 +149,24 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             )",
         ],
     ),
+    (
+        5,
+        &[
+            // Entity keys of every incident's members: grouping reads the incidents sharing an
+            // alert's keys instead of every incident in the window. Rows of existing incidents are
+            // written after this version is applied (`backfill_incident_keys`).
+            "CREATE TABLE IF NOT EXISTS incident_keys (
+                tenant_id TEXT NOT NULL,
+                entity_key TEXT NOT NULL,
+                incident_id TEXT NOT NULL,
+                PRIMARY KEY (tenant_id, entity_key, incident_id)
+            )",
+        ],
+    ),
 ];
+
+/// The migration after which existing incidents' keys are indexed.
+pub const INCIDENT_KEYS_VERSION: i64 = 5;
 
 /// PostgreSQL-only statements run after version 1: the audit table refuses UPDATE and DELETE.
 pub const POSTGRES_EXTRAS: &[&str] = &[

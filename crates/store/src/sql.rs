@@ -45,6 +45,100 @@ pub(crate) fn match_ti_sql(count: usize) -> String {
     let placeholders: Vec<String> = (0..count).map(|index| format!("${}", index + 3)).collect();
     format!("{MATCH_TI}{})", placeholders.join(", "))
 }
+
+/// Most bound parameters in one multi-row statement (SQLite allows 32,766, PostgreSQL 65,535).
+const MAX_BATCH_PARAMS: usize = 4096;
+
+/// Row counts to split `total` rows of `columns` parameters into: full chunks of the largest power
+/// of two that fits [`MAX_BATCH_PARAMS`], then the remainder by powers of two. Few distinct row
+/// counts means few distinct statements, so the prepared-statement cache keeps them all.
+pub(crate) fn chunk_lengths(total: usize, columns: usize) -> Vec<usize> {
+    let fits = (MAX_BATCH_PARAMS / columns.max(1)).max(1);
+    let largest = 1usize << (usize::BITS - 1 - fits.leading_zeros());
+    let mut lengths = vec![largest; total / largest];
+    let mut rest = total % largest;
+    while rest > 0 {
+        let power = 1usize << (usize::BITS - 1 - rest.leading_zeros());
+        lengths.push(power);
+        rest -= power;
+    }
+    lengths
+}
+
+/// `items` in the chunks [`chunk_lengths`] gives.
+pub(crate) fn batches<T>(items: &[T], columns: usize) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    chunk_lengths(items.len(), columns).into_iter().map(move |length| {
+        let (chunk, tail) = rest.split_at(length);
+        rest = tail;
+        chunk
+    })
+}
+
+/// `head` + `rows` tuples of `columns` placeholders numbered from `$first` + `tail`: only numbers
+/// are added to the constant SQL, every value is bound (NFR-SEC-007).
+pub(crate) fn values_sql(head: &str, columns: usize, rows: usize, first: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 6);
+    sql.push_str(head);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { " (" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(first + row * columns + column).to_string());
+        }
+        sql.push(')');
+    }
+    sql.push_str(tail);
+    sql
+}
+
+/// `head` + `($first, ..)` with `count` placeholders + `tail` (an `IN` list).
+pub(crate) fn in_list_sql(head: &str, count: usize, first: usize, tail: &str) -> String {
+    let placeholders: Vec<String> = (0..count).map(|index| format!("${}", first + index)).collect();
+    format!("{head}({}){tail}", placeholders.join(", "))
+}
+
+pub(crate) const INSERT_RAW_ROWS: &str =
+    "INSERT INTO raw_inbox (ingest_id, origin, received_at, payload, status, error, updated_at, tenant_id) VALUES";
+pub(crate) const INSERT_RAW_ROWS_TAIL: &str = " ON CONFLICT (ingest_id) DO NOTHING RETURNING ingest_id";
+pub(crate) const INSERT_ALERT_ROWS: &str =
+    "INSERT INTO alerts (tenant_id, alert_id, source, alert_time, severity, title, body, inserted_at) VALUES";
+pub(crate) const INSERT_ALERT_ROWS_TAIL: &str = " ON CONFLICT (tenant_id, alert_id) DO NOTHING";
+pub(crate) const INSERT_INVESTIGATION_ROWS: &str = "INSERT INTO investigations
+     (investigation_id, tenant_id, alert_id, state, version, incident_id, created_at, updated_at, graph_state) VALUES";
+pub(crate) const INSERT_INVESTIGATION_ROWS_TAIL: &str = " ON CONFLICT (tenant_id, alert_id) DO NOTHING RETURNING investigation_id";
+pub(crate) const INSERT_VERSION_ROWS: &str =
+    "INSERT INTO investigation_versions (investigation_id, version, state, recorded_at, graph_state) VALUES";
+pub(crate) const INSERT_VERSION_ROWS_TAIL: &str = " ON CONFLICT (investigation_id, version) DO NOTHING";
+pub(crate) const UPSERT_INCIDENT_ROWS: &str =
+    "INSERT INTO incidents (incident_id, tenant_id, first_seen, last_seen, merged_into, body, updated_at) VALUES";
+pub(crate) const UPSERT_INCIDENT_ROWS_TAIL: &str = " ON CONFLICT (incident_id) DO UPDATE SET first_seen = excluded.first_seen,
+       last_seen = excluded.last_seen, merged_into = excluded.merged_into, body = excluded.body, updated_at = excluded.updated_at";
+pub(crate) const INSERT_INCIDENT_KEY_ROWS: &str = "INSERT INTO incident_keys (tenant_id, entity_key, incident_id) VALUES";
+pub(crate) const INSERT_INCIDENT_KEY_ROWS_TAIL: &str = " ON CONFLICT (tenant_id, entity_key, incident_id) DO NOTHING";
+pub(crate) const INSERT_AUDIT_ROWS: &str = "INSERT INTO audit_records (tenant_id, sequence_number, audit_id, previous_hash, event_time,
+       ingested_at, event_type, event_category, severity, actor_type, actor_id, actor_permissions, investigation_id,
+       alert_id, entity_ids, context, decision, outcome, record_hash, record_version) VALUES";
+pub(crate) const MARK_RAW_IN: &str = "UPDATE raw_inbox SET status = $1, error = $2, updated_at = $3 WHERE ingest_id IN ";
+pub(crate) const INVESTIGATIONS_FOR_ALERTS: &str = "SELECT graph_state FROM investigations WHERE tenant_id = $1 AND alert_id IN ";
+pub(crate) const INCIDENTS_WITH_KEYS: &str = "SELECT incident_id, body FROM incidents
+     WHERE tenant_id = $1 AND merged_into IS NULL AND first_seen <= $3 AND last_seen >= $2
+       AND incident_id IN (SELECT incident_id FROM incident_keys WHERE tenant_id = $1 AND entity_key IN ";
+pub(crate) const ALL_INCIDENT_BODIES: &str = "SELECT body FROM incidents";
+/// Values looked up per `IN` list.
+pub(crate) const IN_LIST_CHUNK: usize = 500;
+
+/// `(tenant, key, incident)` rows of an incident's member keys, unique.
+pub(crate) fn incident_key_rows(incident: &Incident) -> Vec<(&str, &str, &str)> {
+    let mut keys: Vec<&str> = incident.members.iter().flat_map(|member| member.keys.iter().map(String::as_str)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.into_iter().map(|key| (incident.tenant_id.as_str(), key, incident.incident_id.as_str())).collect()
+}
+
 pub(crate) const INSERT_ALERT: &str = "INSERT INTO alerts (tenant_id, alert_id, source, alert_time, severity, title, body, inserted_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, alert_id) DO NOTHING";
 pub(crate) const SELECT_ALERT: &str = "SELECT body FROM alerts WHERE tenant_id = $1 AND alert_id = $2";
@@ -67,11 +161,6 @@ pub(crate) const LIST_INVESTIGATIONS: &str = "SELECT graph_state FROM investigat
      WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR state = $2)
        AND ($3 IS NULL OR updated_at >= $3) AND ($4 IS NULL OR updated_at < $4)
      ORDER BY updated_at DESC, investigation_id DESC LIMIT $5";
-pub(crate) const UPSERT_INCIDENT: &str =
-    "INSERT INTO incidents (incident_id, tenant_id, first_seen, last_seen, merged_into, body, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)
-     ON CONFLICT (incident_id) DO UPDATE SET first_seen = excluded.first_seen, last_seen = excluded.last_seen,
-       merged_into = excluded.merged_into, body = excluded.body, updated_at = excluded.updated_at";
 pub(crate) const SELECT_INCIDENT: &str = "SELECT body FROM incidents WHERE incident_id = $1";
 pub(crate) const INCIDENTS_OVERLAPPING: &str = "SELECT body FROM incidents
      WHERE tenant_id = $1 AND merged_into IS NULL AND first_seen <= $3 AND last_seen >= $2 ORDER BY first_seen, incident_id";
@@ -197,8 +286,213 @@ pub(crate) fn dead_letter_from_columns(
 
 /// Expands `CaseStore` and `AuditStore` for a store type with a `pool` field of the given pool type.
 macro_rules! impl_stores {
-    ($store:ty) => {
+    ($store:ty, $db:ty) => {
         impl $store {
+            /// Upserts `incidents` (each id once) and indexes their members' entity keys.
+            async fn write_incidents(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                incidents: &[&aluskort_core::Incident],
+            ) -> $crate::StoreResult<()> {
+                use $crate::sql::{batches, values_sql};
+                let now = $crate::model::time_text(chrono::Utc::now());
+                for chunk in batches(incidents, 7) {
+                    let sql = values_sql($crate::sql::UPSERT_INCIDENT_ROWS, 7, chunk.len(), 1, $crate::sql::UPSERT_INCIDENT_ROWS_TAIL);
+                    // Audited: constant SQL plus numbered placeholders; every value is bound.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for incident in chunk {
+                        query = query
+                            .bind(incident.incident_id.as_str())
+                            .bind(incident.tenant_id.as_str())
+                            .bind($crate::model::time_text(incident.first_seen))
+                            .bind($crate::model::time_text(incident.last_seen))
+                            .bind(incident.merged_into.as_deref())
+                            .bind(serde_json::to_string(incident)?)
+                            .bind(now.clone());
+                    }
+                    query.execute(&mut *conn).await?;
+                }
+                let keys: Vec<(&str, &str, &str)> =
+                    incidents.iter().flat_map(|incident| $crate::sql::incident_key_rows(incident)).collect();
+                for chunk in batches(&keys, 3) {
+                    let sql =
+                        values_sql($crate::sql::INSERT_INCIDENT_KEY_ROWS, 3, chunk.len(), 1, $crate::sql::INSERT_INCIDENT_KEY_ROWS_TAIL);
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (tenant, key, incident) in chunk {
+                        query = query.bind(*tenant).bind(*key).bind(*incident);
+                    }
+                    query.execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
+            /// The body of [`CaseStore::commit_work`], inside its transaction.
+            async fn write_work(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                work: &$crate::WorkBatch,
+                audit: &[aluskort_core::audit::AuditRecord],
+            ) -> $crate::StoreResult<$crate::WorkReport> {
+                use sqlx::Row;
+                use $crate::model::time_text;
+                use $crate::sql::{batches, i64_of, values_sql};
+                let now = time_text(chrono::Utc::now());
+                for chunk in batches(&work.alerts, 8) {
+                    let sql = values_sql($crate::sql::INSERT_ALERT_ROWS, 8, chunk.len(), 1, $crate::sql::INSERT_ALERT_ROWS_TAIL);
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for alert in chunk {
+                        query = query
+                            .bind(alert.tenant_id.as_str())
+                            .bind(alert.alert_id.as_str())
+                            .bind(alert.source.as_str())
+                            .bind(time_text(alert.timestamp))
+                            .bind(alert.severity.as_str())
+                            .bind(alert.title.as_str())
+                            .bind(serde_json::to_string(alert)?)
+                            .bind(now.clone());
+                    }
+                    query.execute(&mut *conn).await?;
+                }
+
+                // Investigations: every version serialised once; creates in multi-row inserts,
+                // updates one by one (each checks its expected version).
+                let mut report = $crate::WorkReport::default();
+                let mut versions: Vec<(String, i64, &'static str, String, String)> = Vec::new();
+                let mut creates: Vec<(&aluskort_core::GraphState, String)> = Vec::new();
+                for write in &work.investigations {
+                    let Some(last) = write.versions.last() else { continue };
+                    for (offset, state) in write.versions.iter().enumerate() {
+                        if state.version != write.expected_version + 1 + offset as u64 || state.investigation_id != last.investigation_id {
+                            return Err($crate::StoreError::invalid(format!(
+                                "investigation {}: versions must run consecutively from {}",
+                                last.investigation_id,
+                                write.expected_version + 1
+                            )));
+                        }
+                    }
+                    let bodies = write.versions.iter().map(serde_json::to_string).collect::<Result<Vec<String>, _>>()?;
+                    let id = last.investigation_id.to_string();
+                    let current = bodies.last().cloned().unwrap_or_default();
+                    if write.expected_version == 0 {
+                        creates.push((last, current));
+                    } else {
+                        let result = sqlx::query($crate::sql::UPDATE_INVESTIGATION)
+                            .bind(&id)
+                            .bind(last.state.as_str())
+                            .bind(i64_of(last.version, "version")?)
+                            .bind(last.incident_id.as_deref())
+                            .bind(time_text(last.updated_at))
+                            .bind(current)
+                            .bind(i64_of(write.expected_version, "version")?)
+                            .execute(&mut *conn)
+                            .await?;
+                        if result.rows_affected() == 0 {
+                            if write.skip_on_conflict {
+                                report.skipped.push(last.investigation_id);
+                                continue;
+                            }
+                            return Err($crate::StoreError::new(
+                                $crate::StoreErrorKind::Conflict,
+                                anyhow::anyhow!("investigation {id} is not at version {}", write.expected_version),
+                            ));
+                        }
+                    }
+                    for (state, body) in write.versions.iter().zip(bodies) {
+                        versions.push((
+                            id.clone(),
+                            i64_of(state.version, "version")?,
+                            state.state.as_str(),
+                            time_text(state.updated_at),
+                            body,
+                        ));
+                    }
+                }
+                for chunk in batches(&creates, 9) {
+                    let sql =
+                        values_sql($crate::sql::INSERT_INVESTIGATION_ROWS, 9, chunk.len(), 1, $crate::sql::INSERT_INVESTIGATION_ROWS_TAIL);
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (state, body) in chunk {
+                        query = query
+                            .bind(state.investigation_id.to_string())
+                            .bind(state.tenant_id.as_str())
+                            .bind(state.alert_id.as_str())
+                            .bind(state.state.as_str())
+                            .bind(i64_of(state.version, "version")?)
+                            .bind(state.incident_id.as_deref())
+                            .bind(time_text(state.created_at))
+                            .bind(time_text(state.updated_at))
+                            .bind(body.as_str());
+                    }
+                    let created = query.fetch_all(&mut *conn).await?;
+                    if created.len() != chunk.len() {
+                        let ids: std::collections::HashSet<String> =
+                            created.iter().map(|row| row.try_get::<String, _>(0)).collect::<Result<_, _>>()?;
+                        let taken = chunk.iter().find(|(state, _)| !ids.contains(&state.investigation_id.to_string()));
+                        return Err($crate::StoreError::new(
+                            $crate::StoreErrorKind::Conflict,
+                            anyhow::anyhow!(
+                                "alert {} already has an investigation",
+                                taken.map_or_else(String::new, |(state, _)| state.alert_id.to_string())
+                            ),
+                        ));
+                    }
+                }
+                for chunk in batches(&versions, 5) {
+                    let sql = values_sql($crate::sql::INSERT_VERSION_ROWS, 5, chunk.len(), 1, $crate::sql::INSERT_VERSION_ROWS_TAIL);
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (id, version, state, at, body) in chunk {
+                        query = query.bind(id.as_str()).bind(*version).bind(*state).bind(at.as_str()).bind(body.as_str());
+                    }
+                    query.execute(&mut *conn).await?;
+                }
+
+                let incidents: Vec<&aluskort_core::Incident> = work.incidents.iter().collect();
+                Self::write_incidents(&mut *conn, &incidents).await?;
+
+                for chunk in batches(audit, 20) {
+                    let sql = values_sql($crate::sql::INSERT_AUDIT_ROWS, 20, chunk.len(), 1, "");
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for record in chunk {
+                        query = query
+                            .bind(record.tenant_id.as_str())
+                            .bind(i64_of(record.sequence_number, "sequence_number")?)
+                            .bind(record.audit_id.as_str())
+                            .bind(record.previous_hash.as_str())
+                            .bind(record.timestamp.as_str())
+                            .bind(record.ingested_at.as_str())
+                            .bind(record.event_type.as_str())
+                            .bind(record.event_category.as_str())
+                            .bind(record.severity.as_str())
+                            .bind(record.actor_type.as_str())
+                            .bind(record.actor_id.as_str())
+                            .bind(serde_json::to_string(&record.actor_permissions)?)
+                            .bind(record.investigation_id.as_deref())
+                            .bind(record.alert_id.as_deref())
+                            .bind(serde_json::to_string(&record.entity_ids)?)
+                            .bind(record.context.to_string())
+                            .bind(record.decision.to_string())
+                            .bind(record.outcome.to_string())
+                            .bind(record.record_hash.as_str())
+                            .bind(record.record_version.as_str());
+                    }
+                    query.execute(&mut *conn).await?;
+                }
+
+                let mut marks: std::collections::BTreeMap<(&'static str, Option<&str>), Vec<&str>> = std::collections::BTreeMap::new();
+                for mark in &work.raw {
+                    marks.entry((mark.status.as_str(), mark.error.as_deref())).or_default().push(mark.ingest_id.as_str());
+                }
+                for ((status, error), ids) in marks {
+                    for chunk in ids.chunks($crate::sql::IN_LIST_CHUNK) {
+                        let sql = $crate::sql::in_list_sql($crate::sql::MARK_RAW_IN, chunk.len(), 4, "");
+                        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(status).bind(error).bind(now.as_str());
+                        for id in chunk {
+                            query = query.bind(*id);
+                        }
+                        query.execute(&mut *conn).await?;
+                    }
+                }
+                Ok(report)
+            }
+
             /// JSON bodies selected by `sql`, whose parameters are (tenant, from, to).
             async fn bodies_in_window(
                 &self,
@@ -242,6 +536,12 @@ macro_rules! impl_stores {
                             sqlx::query(*statement).execute(&mut *transaction).await?;
                         }
                     }
+                    if *version == $crate::schema::INCIDENT_KEYS_VERSION {
+                        let bodies: Vec<String> = sqlx::query_scalar($crate::sql::ALL_INCIDENT_BODIES).fetch_all(&mut *transaction).await?;
+                        let incidents = bodies.iter().map(|body| $crate::sql::decode_incident(body)).collect::<Result<Vec<_>, _>>()?;
+                        let incidents: Vec<&aluskort_core::Incident> = incidents.iter().collect();
+                        Self::write_incidents(&mut *transaction, &incidents).await?;
+                    }
                     sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
                         .bind(version)
                         .bind($crate::model::time_text(chrono::Utc::now()))
@@ -266,6 +566,40 @@ macro_rules! impl_stores {
                     .execute(&self.pool)
                     .await?;
                 Ok(if result.rows_affected() == 1 { $crate::InsertOutcome::Inserted } else { $crate::InsertOutcome::Duplicate })
+            }
+
+            async fn insert_raw_many(&self, records: &[$crate::RawRecord]) -> $crate::StoreResult<Vec<$crate::InsertOutcome>> {
+                use sqlx::Row;
+                let now = $crate::model::time_text(chrono::Utc::now());
+                let mut inserted = std::collections::HashSet::new();
+                let mut transaction = self.pool.begin().await?;
+                for chunk in $crate::sql::batches(records, 8) {
+                    let sql = $crate::sql::values_sql($crate::sql::INSERT_RAW_ROWS, 8, chunk.len(), 1, $crate::sql::INSERT_RAW_ROWS_TAIL);
+                    // Audited: constant SQL plus numbered placeholders; every value is bound.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for record in chunk {
+                        query = query
+                            .bind(record.ingest_id.as_str())
+                            .bind(record.origin.as_str())
+                            .bind($crate::model::time_text(record.received_at))
+                            .bind(record.payload.to_string())
+                            .bind($crate::RawStatus::Pending.as_str())
+                            .bind(None::<String>)
+                            .bind(now.clone())
+                            .bind(record.tenant.as_ref().map(aluskort_core::TenantId::as_str));
+                    }
+                    for row in query.fetch_all(&mut *transaction).await? {
+                        inserted.insert(row.try_get::<String, _>(0)?);
+                    }
+                }
+                transaction.commit().await?;
+                // The first occurrence of an inserted id was the insert; any other is a duplicate.
+                Ok(records
+                    .iter()
+                    .map(|record| {
+                        if inserted.remove(&record.ingest_id) { $crate::InsertOutcome::Inserted } else { $crate::InsertOutcome::Duplicate }
+                    })
+                    .collect())
             }
 
             async fn load_checkpoint(&self, source_name: &str) -> $crate::StoreResult<Option<serde_json::Value>> {
@@ -450,6 +784,25 @@ macro_rules! impl_stores {
                 body.as_deref().map($crate::sql::decode_state).transpose()
             }
 
+            async fn investigations_for_alerts(
+                &self,
+                tenant: &aluskort_core::TenantId,
+                alert_ids: &[aluskort_core::AlertId],
+            ) -> $crate::StoreResult<Vec<aluskort_core::GraphState>> {
+                let mut states = Vec::new();
+                for chunk in alert_ids.chunks($crate::sql::IN_LIST_CHUNK) {
+                    let sql = $crate::sql::in_list_sql($crate::sql::INVESTIGATIONS_FOR_ALERTS, chunk.len(), 2, "");
+                    let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(tenant.as_str());
+                    for id in chunk {
+                        query = query.bind(id.as_str());
+                    }
+                    for body in query.fetch_all(&self.pool).await? {
+                        states.push($crate::sql::decode_state(&body)?);
+                    }
+                }
+                Ok(states)
+            }
+
             async fn investigation_history(
                 &self,
                 id: aluskort_core::InvestigationId,
@@ -476,16 +829,9 @@ macro_rules! impl_stores {
             }
 
             async fn upsert_incident(&self, incident: &aluskort_core::Incident) -> $crate::StoreResult<()> {
-                sqlx::query($crate::sql::UPSERT_INCIDENT)
-                    .bind(&incident.incident_id)
-                    .bind(incident.tenant_id.as_str())
-                    .bind($crate::model::time_text(incident.first_seen))
-                    .bind($crate::model::time_text(incident.last_seen))
-                    .bind(incident.merged_into.as_deref())
-                    .bind(serde_json::to_string(incident)?)
-                    .bind($crate::model::time_text(chrono::Utc::now()))
-                    .execute(&self.pool)
-                    .await?;
+                let mut transaction = self.pool.begin().await?;
+                Self::write_incidents(&mut *transaction, &[incident]).await?;
+                transaction.commit().await?;
                 Ok(())
             }
 
@@ -503,6 +849,48 @@ macro_rules! impl_stores {
             ) -> $crate::StoreResult<Vec<aluskort_core::Incident>> {
                 let bodies = self.bodies_in_window($crate::sql::INCIDENTS_OVERLAPPING, tenant, from, to).await?;
                 bodies.iter().map(|body| $crate::sql::decode_incident(body)).collect()
+            }
+
+            async fn incidents_with_keys(
+                &self,
+                tenant: &aluskort_core::TenantId,
+                keys: &[String],
+                from: chrono::DateTime<chrono::Utc>,
+                to: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<Vec<aluskort_core::Incident>> {
+                use sqlx::Row;
+                let (from, to) = ($crate::model::time_text(from), $crate::model::time_text(to));
+                let mut seen = std::collections::HashSet::new();
+                let mut incidents = Vec::new();
+                for chunk in keys.chunks($crate::sql::IN_LIST_CHUNK) {
+                    let sql =
+                        $crate::sql::in_list_sql($crate::sql::INCIDENTS_WITH_KEYS, chunk.len(), 4, ") ORDER BY first_seen, incident_id");
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant.as_str()).bind(from.as_str()).bind(to.as_str());
+                    for key in chunk {
+                        query = query.bind(key.as_str());
+                    }
+                    for row in query.fetch_all(&self.pool).await? {
+                        let id: String = row.try_get(0)?;
+                        if seen.insert(id) {
+                            let body: String = row.try_get(1)?;
+                            incidents.push($crate::sql::decode_incident(&body)?);
+                        }
+                    }
+                }
+                incidents.sort_by(|a, b| (a.first_seen, &a.incident_id).cmp(&(b.first_seen, &b.incident_id)));
+                Ok(incidents)
+            }
+
+            async fn commit_work(
+                &self,
+                work: &$crate::WorkBatch,
+                audit: &[aluskort_core::audit::AuditRecord],
+            ) -> $crate::StoreResult<$crate::WorkReport> {
+                let mut transaction = self.pool.begin().await?;
+                // On an error the transaction is dropped, which rolls it back: nothing of the batch stays.
+                let report = Self::write_work(&mut *transaction, work, audit).await?;
+                transaction.commit().await?;
+                Ok(report)
             }
 
             async fn record_dead_letter(&self, letter: &$crate::DeadLetter) -> $crate::StoreResult<()> {
@@ -755,3 +1143,29 @@ macro_rules! impl_stores {
 }
 
 pub(crate) use impl_stores;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_every_row_with_few_distinct_sizes() {
+        for (total, columns) in [(0, 5), (1, 20), (63, 20), (1_300, 8), (4_097, 1), (777, 9)] {
+            let lengths = chunk_lengths(total, columns);
+            assert_eq!(lengths.iter().sum::<usize>(), total, "{total} rows of {columns}");
+            assert!(lengths.iter().all(|length| length.is_power_of_two() && length * columns <= MAX_BATCH_PARAMS.max(columns)));
+            let items: Vec<usize> = (0..total).collect();
+            let rejoined: Vec<usize> = batches(&items, columns).flatten().copied().collect();
+            assert_eq!(rejoined, items);
+        }
+    }
+
+    #[test]
+    fn generated_sql_has_only_numbered_placeholders() {
+        assert_eq!(
+            values_sql("INSERT INTO t (a, b) VALUES", 2, 2, 1, " ON CONFLICT DO NOTHING"),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(in_list_sql("WHERE x IN ", 3, 4, ";"), "WHERE x IN ($4, $5, $6);");
+    }
+}

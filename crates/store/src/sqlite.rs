@@ -62,7 +62,7 @@ impl SqliteStore {
     }
 }
 
-impl_stores!(SqliteStore);
+impl_stores!(SqliteStore, sqlx::Sqlite);
 
 #[cfg(test)]
 mod tests {

@@ -93,3 +93,63 @@ async fn a_second_writer_advancing_the_chain_is_detected_and_followed() {
     let report = verify_store(store.as_ref()).await.expect("verify");
     assert_eq!((report.records, report.first_break), (4, None));
 }
+
+/// Records sealed for a unit of work land with it: genesis first for a new tenant, chains
+/// continued across `append` and `append_with`, and a failed write leaves no trace in the heads.
+#[tokio::test]
+async fn batched_appends_chain_with_the_unit_they_commit_with() {
+    use aluskort_store::{CaseStore, WorkBatch};
+    let (log, store) = log_with_store().await;
+    log.append(event("a", 0)).await.expect("append");
+    let events = vec![event("a", 1), event("b", 0), event("a", 2)];
+    let written = log
+        .append_with(&events, |records| {
+            let store = store.clone();
+            async move {
+                store.commit_work(&WorkBatch::default(), &records).await?;
+                Ok(records.len())
+            }
+        })
+        .await
+        .expect("commit");
+    assert_eq!(written, 4, "b's genesis plus three records");
+    // A write that fails (not a conflict) advances nothing.
+    let failed = log.append_with(&[event("a", 3)], |_| async { Err::<(), _>(aluskort_store::StoreError::invalid("disk full")) }).await;
+    assert!(matches!(failed, Err(AuditError::Store(_))));
+    log.append(event("a", 4)).await.expect("append after a failed unit");
+    let sequences: Vec<u64> = store.audit_records("a", 0, 100).await.expect("records").iter().map(|r| r.sequence_number).collect();
+    assert_eq!(sequences, vec![0, 1, 2, 3, 4]);
+    let report = verify_store(store.as_ref()).await.expect("verify");
+    assert_eq!(report, VerifyReport { tenants: 2, records: 7, first_break: None });
+}
+
+/// Another writer advancing the chain between sealing and writing makes the unit reseal and
+/// retry; a conflict that is not the chain's (a stale investigation version) is returned as is.
+#[tokio::test]
+async fn batched_appends_reseal_after_another_writer() {
+    use aluskort_store::{CaseStore, WorkBatch};
+    let (log, store) = log_with_store().await;
+    let other = AuditLog::new(store.clone());
+    log.append(event("a", 0)).await.expect("append");
+    other.append(event("a", 1)).await.expect("the other writer moves the head");
+    let attempts = std::sync::atomic::AtomicUsize::new(0);
+    log.append_with(&[event("a", 2)], |records| {
+        attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let store = store.clone();
+        async move { store.commit_work(&WorkBatch::default(), &records).await }
+    })
+    .await
+    .expect("resealed");
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(verify_store(store.as_ref()).await.expect("verify").first_break, None);
+
+    let conflict = log
+        .append_with(&[event("a", 3)], |_| async {
+            Err::<(), _>(aluskort_store::StoreError::new(aluskort_store::StoreErrorKind::Conflict, anyhow::anyhow!("stale version")))
+        })
+        .await;
+    assert!(
+        matches!(conflict, Err(AuditError::Store(ref error)) if error.kind == aluskort_store::StoreErrorKind::Conflict),
+        "{conflict:?}"
+    );
+}

@@ -124,7 +124,8 @@ async fn a_crash_mid_investigation_resumes_from_the_saved_state() {
     state.version = 1;
     harness.store.insert_alert(&normalized.alert).await.expect("alert");
     harness.store.create_investigation(&state).await.expect("create");
-    harness.pipeline.transition(&mut state, InvestigationState::Parsing, "ioc_extractor", "pre-crash").await.expect("transition");
+    state.transition(InvestigationState::Parsing, "pre-crash", Utc::now()).expect("legal");
+    harness.store.save_investigation(&state, 1).await.expect("saved before the crash");
     // Redelivery.
     harness.pipeline.investigate(&normalized, 2).await.expect("resume");
     let resumed = harness.store.investigation(state.investigation_id).await.expect("load").expect("exists");

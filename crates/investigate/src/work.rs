@@ -1,0 +1,157 @@
+//! The unit of work of the investigate stage: everything a batch of investigations changes, held
+//! in memory while their state machines run and committed in one transaction with the batch's
+//! audit records ([`aluskort_store::CaseStore::commit_work`]).
+//!
+//! Every transition still becomes its own saved version (replayable history), but versions,
+//! audit records, incidents and the raw-inbox marks of the whole batch reach the store together:
+//! a crash before the commit loses the batch whole (its raw records are still pending and are
+//! replayed), a crash after it loses nothing. Reads inside the batch see the batch's own writes
+//! first (an alert's incident grown by an earlier alert of the same batch, a member reassessed
+//! twice).
+
+use std::collections::HashMap;
+
+use aluskort_audit::AuditEvent;
+use aluskort_core::{AlertId, CanonicalAlert, GraphState, Incident, TenantId};
+use aluskort_store::{CaseStore, InvestigationWrite, RawMark, RawStatus, StoreResult, WorkBatch};
+use chrono::{DateTime, Utc};
+
+/// Longest `merged_into` chain followed before giving up (a cycle would be a bug; never loop).
+const MAX_MERGE_HOPS: usize = 64;
+
+#[derive(Default)]
+pub(crate) struct Work {
+    pub(crate) batch: WorkBatch,
+    pub(crate) events: Vec<AuditEvent>,
+    /// Index into `batch.investigations` per investigated alert.
+    writes: HashMap<(TenantId, AlertId), usize>,
+    /// Index into `batch.incidents` per incident id.
+    incidents: HashMap<String, usize>,
+    /// Investigations closed by this batch: remembered in incident memory once committed.
+    pub(crate) closed: Vec<GraphState>,
+}
+
+impl Work {
+    pub(crate) fn audit(&mut self, event: AuditEvent) {
+        self.events.push(event);
+    }
+
+    /// Saves `state` as its next version. A state never stored has version 0 and is created.
+    /// `skip_on_conflict` (reassessments): if someone saved a newer version meanwhile, theirs wins.
+    pub(crate) fn save(&mut self, state: &mut GraphState, skip_on_conflict: bool) {
+        let key = (state.tenant_id.clone(), state.alert_id.clone());
+        state.version += 1;
+        match self.writes.get(&key) {
+            Some(&index) => self.batch.investigations[index].versions.push(state.clone()),
+            None => {
+                self.writes.insert(key, self.batch.investigations.len());
+                self.batch.investigations.push(InvestigationWrite {
+                    expected_version: state.version - 1,
+                    versions: vec![state.clone()],
+                    skip_on_conflict,
+                });
+            }
+        }
+    }
+
+    /// The newest version of an alert's investigation saved in this batch.
+    pub(crate) fn state(&self, tenant: &TenantId, alert_id: &AlertId) -> Option<&GraphState> {
+        let index = self.writes.get(&(tenant.clone(), alert_id.clone()))?;
+        self.batch.investigations[*index].versions.last()
+    }
+
+    /// An alert's investigation: this batch's newest version, else the stored one.
+    pub(crate) async fn load_state(&self, store: &dyn CaseStore, tenant: &TenantId, alert_id: &AlertId) -> StoreResult<Option<GraphState>> {
+        match self.state(tenant, alert_id) {
+            Some(state) => Ok(Some(state.clone())),
+            None => store.investigation_for_alert(tenant, alert_id).await,
+        }
+    }
+
+    pub(crate) fn insert_alert(&mut self, alert: &CanonicalAlert) {
+        if !self.batch.alerts.iter().any(|a| a.tenant_id == alert.tenant_id && a.alert_id == alert.alert_id) {
+            self.batch.alerts.push(alert.clone());
+        }
+    }
+
+    /// An alert of this batch, else the stored one.
+    pub(crate) async fn load_alert(
+        &self,
+        store: &dyn CaseStore,
+        tenant: &TenantId,
+        alert_id: &AlertId,
+    ) -> StoreResult<Option<CanonicalAlert>> {
+        match self.batch.alerts.iter().find(|a| a.tenant_id == *tenant && a.alert_id == *alert_id) {
+            Some(alert) => Ok(Some(alert.clone())),
+            None => store.alert(tenant, alert_id).await,
+        }
+    }
+
+    pub(crate) fn mark_raw(&mut self, ingest_id: &str, status: RawStatus, error: Option<String>) {
+        self.batch.raw.push(RawMark { ingest_id: ingest_id.to_owned(), status, error });
+    }
+
+    /// Records the newest form of `incident` (an earlier form from this batch is replaced).
+    pub(crate) fn put_incident(&mut self, incident: Incident) {
+        match self.incidents.get(&incident.incident_id) {
+            Some(&index) => self.batch.incidents[index] = incident,
+            None => {
+                self.incidents.insert(incident.incident_id.clone(), self.batch.incidents.len());
+                self.batch.incidents.push(incident);
+            }
+        }
+    }
+
+    fn pending_incident(&self, incident_id: &str) -> Option<&Incident> {
+        self.incidents.get(incident_id).map(|&index| &self.batch.incidents[index])
+    }
+
+    /// An incident as this batch left it, else as stored.
+    pub(crate) async fn load_incident(&self, store: &dyn CaseStore, incident_id: &str) -> StoreResult<Option<Incident>> {
+        match self.pending_incident(incident_id) {
+            Some(incident) => Ok(Some(incident.clone())),
+            None => store.incident(incident_id).await,
+        }
+    }
+
+    /// Follows `merged_into` from `incident_id` to the incident that is authoritative now.
+    pub(crate) async fn resolve_incident(&self, store: &dyn CaseStore, incident_id: &str) -> StoreResult<Option<Incident>> {
+        let Some(mut current) = self.load_incident(store, incident_id).await? else { return Ok(None) };
+        for _ in 0..MAX_MERGE_HOPS {
+            let Some(next_id) = current.merged_into.clone() else { break };
+            match self.load_incident(store, &next_id).await? {
+                Some(next) => current = next,
+                None => break,
+            }
+        }
+        Ok(Some(current))
+    }
+
+    /// Grouping candidates for an alert with `keys` active in `[from, to]`: unmerged incidents of
+    /// the tenant sharing a key, as this batch left them (including ones it opened).
+    pub(crate) async fn candidates(
+        &self,
+        store: &dyn CaseStore,
+        tenant: &TenantId,
+        keys: &[String],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<Incident>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let relevant = |incident: &Incident| {
+            incident.tenant_id == *tenant
+                && incident.merged_into.is_none()
+                && incident.first_seen <= to
+                && incident.last_seen >= from
+                && incident.members.iter().any(|member| member.keys.iter().any(|key| keys.binary_search(key).is_ok()))
+        };
+        let stored = store.incidents_with_keys(tenant, keys, from, to).await?;
+        let mut candidates: Vec<Incident> =
+            stored.into_iter().filter(|incident| self.pending_incident(&incident.incident_id).is_none()).filter(|i| relevant(i)).collect();
+        candidates.extend(self.batch.incidents.iter().filter(|incident| relevant(incident)).cloned());
+        candidates.sort_by(|a, b| (a.first_seen, &a.incident_id).cmp(&(b.first_seen, &b.incident_id)));
+        Ok(candidates)
+    }
+}
