@@ -135,7 +135,7 @@ impl Pipeline {
     }
 
     async fn step_enrich(&self, work: &mut Work, state: &mut GraphState, normalized: &NormalizedAlert) -> Result<(), StepError> {
-        let decision = self.group(work, &normalized.alert, normalized).await?;
+        let decision = self.group(work, &normalized.alert, normalized);
         state.incident_id = Some(decision.incident.incident_id.clone());
         state.case_facts.insert(
             "incident".to_owned(),
@@ -209,7 +209,7 @@ impl Pipeline {
         )
     }
 
-    async fn group(&self, work: &mut Work, alert: &CanonicalAlert, normalized: &NormalizedAlert) -> Result<GroupingDecision, StepError> {
+    fn group(&self, work: &mut Work, alert: &CanonicalAlert, normalized: &NormalizedAlert) -> GroupingDecision {
         let member = IncidentMember {
             alert_id: alert.alert_id.clone(),
             severity: alert.severity,
@@ -220,9 +220,7 @@ impl Pipeline {
         };
         let window = self.settings.grouping_window;
         // Read-modify-write over incidents: batches run one at a time in this process.
-        let candidates = work
-            .candidates(self.store.as_ref(), &alert.tenant_id, &member.keys, member.activity_start - window, member.activity_end + window)
-            .await?;
+        let candidates = work.candidates(&alert.tenant_id, &member.keys, member.activity_start - window, member.activity_end + window);
         let new_id = format!("inc-{}", uuid::Uuid::now_v7().simple());
         let decision = grouping::group(&alert.tenant_id, &alert.title, member, candidates, window, new_id);
         for merged in &decision.merged {
@@ -239,7 +237,7 @@ impl Pipeline {
             "reasoning_summary": decision.reason,
         });
         work.audit(event);
-        Ok(decision)
+        decision
     }
 
     async fn step_reason(&self, work: &mut Work, state: &mut GraphState, normalized: &NormalizedAlert) -> Result<(), StepError> {
@@ -428,8 +426,21 @@ impl Pipeline {
         if !merged_now && context_without(incident, current) == Some(context) {
             return Ok(());
         }
+        // Members this batch has not touched are read in one query.
+        let unread: Vec<aluskort_core::AlertId> =
+            incident.alert_ids.iter().filter(|id| *id != current && work.state(&incident.tenant_id, id).is_none()).cloned().collect();
+        let mut stored: std::collections::HashMap<aluskort_core::AlertId, aluskort_core::GraphState> = if unread.is_empty() {
+            std::collections::HashMap::new()
+        } else {
+            let states = self.store.investigations_for_alerts(&incident.tenant_id, &unread).await?;
+            states.into_iter().map(|state| (state.alert_id.clone(), state)).collect()
+        };
         for member in incident.alert_ids.iter().filter(|id| *id != current) {
-            let Some(mut member_state) = work.load_state(self.store.as_ref(), &incident.tenant_id, member).await? else { continue };
+            let member_state = match work.state(&incident.tenant_id, member) {
+                Some(state) => Some(state.clone()),
+                None => stored.remove(member),
+            };
+            let Some(mut member_state) = member_state else { continue };
             // A member judged by the model keeps that verdict: rules do not overwrite it.
             let judged_by_model = member_state.llm_calls > 0 && !member_state.case_facts.contains_key("model_unavailable");
             if member_state.state != InvestigationState::AwaitingHuman

@@ -13,11 +13,19 @@ use std::collections::HashMap;
 
 use aluskort_audit::AuditEvent;
 use aluskort_core::{AlertId, CanonicalAlert, GraphState, Incident, TenantId};
+use aluskort_ingest::NormalizedAlert;
 use aluskort_store::{CaseStore, InvestigationWrite, RawMark, RawStatus, StoreResult, WorkBatch};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 /// Longest `merged_into` chain followed before giving up (a cycle would be a bug; never loop).
 const MAX_MERGE_HOPS: usize = 64;
+
+/// The entity keys of a batch's alerts of one tenant and the union of their grouping windows.
+struct Scope {
+    keys: Vec<String>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+}
 
 #[derive(Default)]
 pub(crate) struct Work {
@@ -29,6 +37,8 @@ pub(crate) struct Work {
     incidents: HashMap<String, usize>,
     /// Investigations closed by this batch: remembered in incident memory once committed.
     pub(crate) closed: Vec<GraphState>,
+    /// Incidents read from the store for this batch ([`Work::prefetch_incidents`]), as stored.
+    stored_incidents: HashMap<String, Incident>,
 }
 
 impl Work {
@@ -58,14 +68,6 @@ impl Work {
     pub(crate) fn state(&self, tenant: &TenantId, alert_id: &AlertId) -> Option<&GraphState> {
         let index = self.writes.get(&(tenant.clone(), alert_id.clone()))?;
         self.batch.investigations[*index].versions.last()
-    }
-
-    /// An alert's investigation: this batch's newest version, else the stored one.
-    pub(crate) async fn load_state(&self, store: &dyn CaseStore, tenant: &TenantId, alert_id: &AlertId) -> StoreResult<Option<GraphState>> {
-        match self.state(tenant, alert_id) {
-            Some(state) => Ok(Some(state.clone())),
-            None => store.investigation_for_alert(tenant, alert_id).await,
-        }
     }
 
     pub(crate) fn insert_alert(&mut self, alert: &CanonicalAlert) {
@@ -108,10 +110,10 @@ impl Work {
 
     /// An incident as this batch left it, else as stored.
     pub(crate) async fn load_incident(&self, store: &dyn CaseStore, incident_id: &str) -> StoreResult<Option<Incident>> {
-        match self.pending_incident(incident_id) {
-            Some(incident) => Ok(Some(incident.clone())),
-            None => store.incident(incident_id).await,
+        if let Some(incident) = self.pending_incident(incident_id).or_else(|| self.stored_incidents.get(incident_id)) {
+            return Ok(Some(incident.clone()));
         }
+        store.incident(incident_id).await
     }
 
     /// Follows `merged_into` from `incident_id` to the incident that is authoritative now.
@@ -127,18 +129,44 @@ impl Work {
         Ok(Some(current))
     }
 
-    /// Grouping candidates for an alert with `keys` active in `[from, to]`: unmerged incidents of
-    /// the tenant sharing a key, as this batch left them (including ones it opened).
-    pub(crate) async fn candidates(
-        &self,
+    /// Reads the stored grouping candidates of every alert of the batch: per tenant, one query
+    /// for the incidents sharing any of the alerts' entity keys and active in the union of their
+    /// windows. Called before the batch's investigations run (the batch holds the grouping lock,
+    /// so nothing else in this process changes incidents meanwhile), instead of one query per
+    /// alert.
+    pub(crate) async fn prefetch_incidents<'a>(
+        &mut self,
         store: &dyn CaseStore,
-        tenant: &TenantId,
-        keys: &[String],
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> StoreResult<Vec<Incident>> {
+        alerts: impl Iterator<Item = &'a NormalizedAlert>,
+        window: Duration,
+    ) -> StoreResult<()> {
+        let mut scopes: HashMap<&TenantId, Scope> = HashMap::new();
+        for normalized in alerts {
+            let (from, to) = (normalized.activity_start - window, normalized.activity_end + window);
+            let scope = scopes.entry(&normalized.alert.tenant_id).or_insert_with(|| Scope { keys: Vec::new(), from, to });
+            scope.keys.extend(crate::grouping::entity_keys(&normalized.entities));
+            scope.from = scope.from.min(from);
+            scope.to = scope.to.max(to);
+        }
+        for (tenant, mut scope) in scopes {
+            scope.keys.sort_unstable();
+            scope.keys.dedup();
+            if scope.keys.is_empty() {
+                continue;
+            }
+            for incident in store.incidents_with_keys(tenant, &scope.keys, scope.from, scope.to).await? {
+                self.stored_incidents.entry(incident.incident_id.clone()).or_insert(incident);
+            }
+        }
+        Ok(())
+    }
+
+    /// Grouping candidates for an alert with `keys` (sorted) active in `[from, to]`: unmerged
+    /// incidents of the tenant sharing a key, as this batch left them (including ones it opened).
+    /// Stored incidents come from [`Work::prefetch_incidents`], which must have covered `keys`.
+    pub(crate) fn candidates(&self, tenant: &TenantId, keys: &[String], from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Incident> {
         if keys.is_empty() {
-            return Ok(Vec::new());
+            return Vec::new();
         }
         let relevant = |incident: &Incident| {
             incident.tenant_id == *tenant
@@ -147,11 +175,14 @@ impl Work {
                 && incident.last_seen >= from
                 && incident.members.iter().any(|member| member.keys.iter().any(|key| keys.binary_search(key).is_ok()))
         };
-        let stored = store.incidents_with_keys(tenant, keys, from, to).await?;
-        let mut candidates: Vec<Incident> =
-            stored.into_iter().filter(|incident| self.pending_incident(&incident.incident_id).is_none()).filter(|i| relevant(i)).collect();
-        candidates.extend(self.batch.incidents.iter().filter(|incident| relevant(incident)).cloned());
+        let mut candidates: Vec<Incident> = self
+            .stored_incidents
+            .values()
+            .filter(|incident| self.pending_incident(&incident.incident_id).is_none() && relevant(incident))
+            .chain(self.batch.incidents.iter().filter(|incident| relevant(incident)))
+            .cloned()
+            .collect();
         candidates.sort_by(|a, b| (a.first_seen, &a.incident_id).cmp(&(b.first_seen, &b.incident_id)));
-        Ok(candidates)
+        candidates
     }
 }

@@ -1,5 +1,6 @@
-//! The conformance suite every `CaseStore` + `AuditStore` implementation runs (STYLE ex. 2). The
-//! embedded store is the specification; the server store must behave identically.
+//! The conformance suite every `CaseStore` + `AuditStore` implementation runs (STYLE ex. 2), with
+//! the usage, threat-intel and context stores. The embedded store is the specification; the server
+//! store must behave identically.
 
 use aluskort_core::audit::AuditRecord;
 use aluskort_core::{
@@ -8,8 +9,9 @@ use aluskort_core::{
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::{
-    AuditStore, CaseStore, DeadLetter, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, RawMark, RawRecord, RawStatus,
-    StoreErrorKind, ThreatIntelStore, TiIndicator, UsageStore, WorkBatch,
+    AuditStore, CaseStore, ContextStore, DeadLetter, EntityPattern, Exposure, FpPattern, FpStatus, InsertOutcome, InvestigationFilter,
+    InvestigationWrite, LlmCall, RawMark, RawRecord, RawStatus, StoreErrorKind, ThreatIntelStore, TiIndicator, UsageStore, UserRisk,
+    WorkBatch,
 };
 
 fn base_time() -> DateTime<Utc> {
@@ -249,6 +251,232 @@ pub async fn threat_intel_matches_exactly_and_expires(store: &dyn ThreatIntelSto
     let again = store.match_indicators("initech", &wanted[..1], now).await.expect("match");
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].confidence, again[0].expires_at), (95, now + Duration::days(30)));
+}
+
+fn fp_pattern(id: &str, tenant: Option<&str>, status: FpStatus, expires_in_hours: Option<i64>) -> FpPattern {
+    FpPattern {
+        pattern_id: id.to_owned(),
+        tenant: tenant.map(str::to_owned),
+        name: format!("pattern {id}"),
+        alert_name_regex: Some("(?i)^backup job .* failed$".to_owned()),
+        entity_patterns: vec![
+            EntityPattern { entity_type: "ip".to_owned(), pattern: "10.20.0.0/16".to_owned() },
+            EntityPattern { entity_type: "host".to_owned(), pattern: "^bkp-\\d+$".to_owned() },
+        ],
+        confidence_threshold: 0.9,
+        status,
+        approved_by: vec!["analyst-1".to_owned(), "analyst-2".to_owned()],
+        approval_date: Some(base_time() - Duration::days(3)),
+        expires_at: expires_in_hours.map(|hours| base_time() + Duration::hours(hours)),
+        created_at: base_time() - Duration::days(4),
+        reason: "nightly backups to the DR site; ' OR 1=1 --".to_owned(),
+    }
+}
+
+/// FR-RAG-005, NFR-CMP-003: only approved or active, unexpired patterns of the tenant or of every
+/// tenant may close an alert; a re-upsert replaces the pattern.
+pub async fn fp_patterns_match_by_tenant_status_and_expiry(store: &dyn ContextStore) {
+    let now = base_time();
+    let patterns = [
+        fp_pattern("fp-01-global", None, FpStatus::Active, None),
+        fp_pattern("fp-02-acme", Some("acme"), FpStatus::Approved, Some(24)),
+        fp_pattern("fp-03-globex", Some("globex"), FpStatus::Active, None),
+        fp_pattern("fp-04-pending", Some("acme"), FpStatus::PendingReview, None),
+        fp_pattern("fp-05-revoked", None, FpStatus::Revoked, None),
+        fp_pattern("fp-06-expired", Some("acme"), FpStatus::Active, Some(-1)),
+        fp_pattern("fp-07-expires-now", None, FpStatus::Active, Some(0)),
+        fp_pattern("fp-08-shadow", None, FpStatus::Shadow, None),
+        fp_pattern("fp-09-deprecated", Some("acme"), FpStatus::Deprecated, None),
+        fp_pattern("fp-10-status-expired", Some("acme"), FpStatus::Expired, None),
+    ];
+    // Written in reverse so that the order read back is the store's, not the insertion order.
+    for pattern in patterns.iter().rev() {
+        store.upsert_fp_pattern(pattern).await.expect("upsert");
+    }
+    let ids = |found: Vec<FpPattern>| found.into_iter().map(|pattern| pattern.pattern_id).collect::<Vec<_>>();
+    let acme = store.matchable_fp_patterns("acme", now).await.expect("matchable");
+    assert_eq!(ids(acme.clone()), ["fp-01-global", "fp-02-acme"], "pending, revoked, shadow, deprecated, expired excluded");
+    assert_eq!(acme[1], patterns[1], "read back exactly as written");
+    assert_eq!(ids(store.matchable_fp_patterns("globex", now).await.expect("matchable")), ["fp-01-global", "fp-03-globex"]);
+    assert_eq!(ids(store.matchable_fp_patterns("initech", now).await.expect("matchable")), ["fp-01-global"]);
+    let later = store.matchable_fp_patterns("acme", now + Duration::hours(25)).await.expect("matchable");
+    assert_eq!(ids(later), ["fp-01-global"], "fp-02 has expired by then");
+    let earlier = store.matchable_fp_patterns("acme", now - Duration::hours(2)).await.expect("matchable");
+    assert_eq!(ids(earlier), ["fp-01-global", "fp-02-acme", "fp-06-expired", "fp-07-expires-now"]);
+
+    assert_eq!(store.fp_pattern("fp-04-pending").await.expect("get"), Some(patterns[3].clone()));
+    assert_eq!(store.fp_pattern("fp-99").await.expect("get"), None);
+
+    // Re-upserting replaces every field: revoke the tenant pattern, promote the pending one to global.
+    let mut revoked = patterns[1].clone();
+    revoked.status = FpStatus::Revoked;
+    revoked.reason = "revoked after a missed true positive".to_owned();
+    store.upsert_fp_pattern(&revoked).await.expect("revoke");
+    let mut promoted = patterns[3].clone();
+    promoted.tenant = None;
+    promoted.status = FpStatus::Active;
+    promoted.alert_name_regex = None;
+    promoted.entity_patterns.clear();
+    promoted.approval_date = None;
+    store.upsert_fp_pattern(&promoted).await.expect("promote");
+    assert_eq!(store.fp_pattern("fp-02-acme").await.expect("get"), Some(revoked));
+    assert_eq!(store.fp_pattern("fp-04-pending").await.expect("get"), Some(promoted));
+    assert_eq!(
+        ids(store.matchable_fp_patterns("globex", now).await.expect("matchable")),
+        ["fp-01-global", "fp-03-globex", "fp-04-pending"]
+    );
+    assert_eq!(ids(store.matchable_fp_patterns("acme", now).await.expect("matchable")), ["fp-01-global", "fp-04-pending"]);
+}
+
+fn user_risk(tenant: &str, user: &str, priority: f64) -> UserRisk {
+    UserRisk {
+        tenant: tenant.to_owned(),
+        user: user.to_owned(),
+        priority,
+        observed_at: base_time() - Duration::hours(2),
+        detail: serde_json::json!({"InvestigationPriority": priority, "source": "sentinel-ueba", "note": "' OR 1=1 --"}),
+    }
+}
+
+/// FR-ENR-005: UEBA rows are keyed by the lower-cased account, looked up in any case, and a
+/// re-import replaces them.
+pub async fn user_risk_is_case_insensitive_and_replaced_on_reimport(store: &dyn ContextStore) {
+    let written = store
+        .upsert_user_risk(&[
+            user_risk("acme", "Alice@Contoso.com", 7.5),
+            user_risk("acme", "CONTOSO\\Bob", 2.0),
+            user_risk("globex", "alice@contoso.com", 1.0),
+        ])
+        .await
+        .expect("upsert");
+    assert_eq!(written, 3);
+    let wanted =
+        ["ALICE@contoso.COM".to_owned(), "contoso\\bob".to_owned(), "nobody@contoso.com".to_owned(), "alice@contoso.com".to_owned()];
+    let found = store.user_risk("acme", &wanted).await.expect("lookup");
+    let mut expected = vec![user_risk("acme", "alice@contoso.com", 7.5), user_risk("acme", "contoso\\bob", 2.0)];
+    assert_eq!(found, expected, "lower-cased, by user, each once; other tenants' rows and unknown users missing");
+    assert!(store.user_risk("acme", &[]).await.expect("lookup").is_empty());
+
+    // A re-import replaces the row; a key repeated in one import is written once, the last wins.
+    let mut replaced = user_risk("acme", "alice@CONTOSO.com", 4.0);
+    replaced.observed_at = base_time();
+    let written = store.upsert_user_risk(&[user_risk("acme", "ALICE@contoso.com", 9.0), replaced.clone()]).await.expect("re-import");
+    assert_eq!(written, 1);
+    replaced.user = "alice@contoso.com".to_owned();
+    expected[0] = replaced;
+    assert_eq!(store.user_risk("acme", &wanted).await.expect("lookup"), expected);
+
+    // Imports and lookups larger than one statement are split transparently.
+    let many: Vec<UserRisk> = (0..700).map(|n| user_risk("initech", &format!("User{n:03}@Initech.example"), f64::from(n % 11))).collect();
+    assert_eq!(store.upsert_user_risk(&many).await.expect("large import"), 700);
+    let names: Vec<String> = (0..700).rev().map(|n| format!("user{n:03}@initech.example")).collect();
+    let found = store.user_risk("initech", &names).await.expect("large lookup");
+    assert_eq!(found.len(), 700);
+    assert_eq!((found[699].user.as_str(), found[699].priority), ("user699@initech.example", 6.0));
+}
+
+fn exposure(tenant: &str, id: &str, asset: &str, zone: &str, status: &str, score: f64) -> Exposure {
+    Exposure {
+        tenant: tenant.to_owned(),
+        exposure_id: id.to_owned(),
+        asset_id: asset.to_owned(),
+        asset_zone: zone.to_owned(),
+        status: status.to_owned(),
+        ctem_score: score,
+        title: format!("{id} on {asset}"),
+        updated_at: base_time() - Duration::hours(1),
+    }
+}
+
+/// FR-ENR-006: exposures count for an asset only in their zone (not by asset id alone), closed or
+/// verified ones never, highest score first.
+pub async fn exposures_correlate_by_asset_and_zone(store: &dyn ContextStore) {
+    let exposures = [
+        exposure("acme", "e-1", "WS-01", "corp", "Open", 7.0),
+        exposure("acme", "e-2", "ws-01", "dmz", "Open", 9.0),
+        exposure("acme", "e-3", "ws-01", "corp", "Verified", 9.9),
+        exposure("acme", "e-4", "ws-01", "corp", "CLOSED", 9.8),
+        exposure("acme", "e-5", "Ws-01", "corp", "InProgress", 8.5),
+        exposure("globex", "e-6", "ws-01", "corp", "Open", 9.7),
+        exposure("acme", "e-7", "srv-02", "prod", "Assigned", 9.5),
+        exposure("acme", "e-8", "srv-02", "corp", "Open", 9.6),
+        exposure("acme", "e-9", "ws-01", "corp", "FixDeployed", 7.0),
+    ];
+    assert_eq!(store.upsert_exposures(&exposures).await.expect("upsert"), 9);
+    let ids = |found: &[Exposure]| found.iter().map(|exposure| exposure.exposure_id.clone()).collect::<Vec<_>>();
+    let assets =
+        [("ws-01".to_owned(), "corp".to_owned()), ("SRV-02".to_owned(), "prod".to_owned()), ("WS-01".to_owned(), "corp".to_owned())];
+    let found = store.exposures_for_assets("acme", &assets).await.expect("correlate");
+    assert_eq!(ids(&found), ["e-7", "e-5", "e-1", "e-9"], "by score then id; other zones, tenants, verified and closed excluded");
+    assert_eq!(found[2], exposures[0], "read back exactly as written, asset id in its own spelling");
+    let dmz = store.exposures_for_assets("acme", &[("WS-01".to_owned(), "dmz".to_owned())]).await.expect("correlate");
+    assert_eq!(ids(&dmz), ["e-2"]);
+    assert!(store.exposures_for_assets("acme", &[("ws-01".to_owned(), "prod".to_owned())]).await.expect("correlate").is_empty());
+    assert!(store.exposures_for_assets("acme", &[]).await.expect("correlate").is_empty());
+
+    // A re-import replaces: e-1 is closed now, e-5 re-scored; a repeated id is written once, the last wins.
+    let written = store
+        .upsert_exposures(&[
+            exposure("acme", "e-5", "WS-01", "corp", "InProgress", 1.0),
+            exposure("acme", "e-1", "ws-01", "corp", "Closed", 7.0),
+            exposure("acme", "e-5", "ws-01", "corp", "Open", 9.9),
+        ])
+        .await
+        .expect("re-import");
+    assert_eq!(written, 2);
+    let found = store.exposures_for_assets("acme", &assets).await.expect("correlate");
+    assert_eq!(ids(&found), ["e-5", "e-7", "e-9"]);
+    assert_eq!((found[0].status.as_str(), found[0].ctem_score), ("Open", 9.9));
+}
+
+/// Invalid context rows are refused with `Invalid`, naming the field, and nothing of the call is written.
+pub async fn context_writes_are_validated(store: &dyn ContextStore) {
+    let refused = |error: crate::StoreError, field: &str| {
+        assert_eq!(error.kind, StoreErrorKind::Invalid, "{error}");
+        assert!(error.to_string().contains(field), "{error} names {field}");
+    };
+    let pattern = fp_pattern("fp-v", None, FpStatus::Active, None);
+    for (threshold, valid) in [(0.0, false), (-0.5, false), (1.5, false), (f64::NAN, false), (1.0, true), (0.01, true)] {
+        let candidate = FpPattern { confidence_threshold: threshold, ..pattern.clone() };
+        match store.upsert_fp_pattern(&candidate).await {
+            Ok(()) => assert!(valid, "threshold {threshold} must be refused"),
+            Err(error) => {
+                assert!(!valid, "threshold {threshold} must be accepted");
+                refused(error, "confidence_threshold");
+            }
+        }
+    }
+    refused(store.upsert_fp_pattern(&FpPattern { pattern_id: " ".to_owned(), ..pattern.clone() }).await.expect_err("id"), "pattern_id");
+    refused(store.upsert_fp_pattern(&FpPattern { tenant: Some(String::new()), ..pattern.clone() }).await.expect_err("tenant"), "tenant");
+    let bad_entity = FpPattern { entity_patterns: vec![EntityPattern { entity_type: "ip".to_owned(), pattern: String::new() }], ..pattern };
+    refused(store.upsert_fp_pattern(&bad_entity).await.expect_err("entity"), "entity_patterns[0]");
+    assert_eq!(store.fp_pattern("fp-v").await.expect("get").map(|p| p.confidence_threshold), Some(0.01), "refused writes changed nothing");
+
+    for (priority, valid) in [(10.5, false), (-0.1, false), (f64::NAN, false), (0.0, true), (10.0, true)] {
+        match store.upsert_user_risk(&[user_risk("acme", "carol@contoso.com", priority)]).await {
+            Ok(written) => assert!(valid && written == 1, "priority {priority} must be refused"),
+            Err(error) => {
+                assert!(!valid, "priority {priority} must be accepted");
+                refused(error, "priority");
+            }
+        }
+    }
+    refused(store.upsert_user_risk(&[user_risk("acme", "", 1.0)]).await.expect_err("user"), "user");
+    refused(store.upsert_user_risk(&[user_risk("", "dave@contoso.com", 1.0)]).await.expect_err("tenant"), "tenant");
+    let half_valid = [user_risk("acme", "erin@contoso.com", 1.0), user_risk("acme", "frank@contoso.com", 11.0)];
+    refused(store.upsert_user_risk(&half_valid).await.expect_err("one bad row"), "priority");
+    assert!(
+        store.user_risk("acme", &["erin@contoso.com".to_owned()]).await.expect("lookup").is_empty(),
+        "nothing of a refused call is written"
+    );
+
+    let good = exposure("acme", "e-v", "ws-01", "corp", "Open", 5.0);
+    refused(store.upsert_exposures(&[Exposure { exposure_id: String::new(), ..good.clone() }]).await.expect_err("id"), "exposure_id");
+    refused(store.upsert_exposures(&[Exposure { asset_id: String::new(), ..good.clone() }]).await.expect_err("asset"), "asset_id");
+    refused(store.upsert_exposures(&[Exposure { tenant: String::new(), ..good.clone() }]).await.expect_err("tenant"), "tenant");
+    let nan = Exposure { ctem_score: f64::NAN, ..good.clone() };
+    refused(store.upsert_exposures(&[good.clone(), nan]).await.expect_err("score"), "ctem_score");
+    assert!(store.exposures_for_assets("acme", &[("ws-01".to_owned(), "corp".to_owned())]).await.expect("correlate").is_empty());
 }
 
 pub async fn incidents_and_dead_letters_round_trip(store: &dyn CaseStore) {
@@ -526,6 +754,26 @@ macro_rules! case_store_suite {
             async fn threat_intel_matches_exactly_and_expires() {
                 let store = $make;
                 $crate::conformance::threat_intel_matches_exactly_and_expires(&store).await;
+            }
+            #[tokio::test]
+            async fn fp_patterns_match_by_tenant_status_and_expiry() {
+                let store = $make;
+                $crate::conformance::fp_patterns_match_by_tenant_status_and_expiry(&store).await;
+            }
+            #[tokio::test]
+            async fn user_risk_is_case_insensitive_and_replaced_on_reimport() {
+                let store = $make;
+                $crate::conformance::user_risk_is_case_insensitive_and_replaced_on_reimport(&store).await;
+            }
+            #[tokio::test]
+            async fn exposures_correlate_by_asset_and_zone() {
+                let store = $make;
+                $crate::conformance::exposures_correlate_by_asset_and_zone(&store).await;
+            }
+            #[tokio::test]
+            async fn context_writes_are_validated() {
+                let store = $make;
+                $crate::conformance::context_writes_are_validated(&store).await;
             }
             #[tokio::test]
             async fn incidents_and_dead_letters_round_trip() {

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`error`]: `StoreError` = kind + source; only the API crate maps kinds to HTTP.
-//! - [`model`]: rows the stores hold besides domain types (raw inbox, dead letters, filters).
+//! - [`model`]: rows the stores hold besides domain types (raw inbox, dead letters, filters, the
+//!   enrichers' context: FP patterns, UEBA risk, CTEM exposures).
 //! - [`schema`]: versioned migrations, one SQL dialect both databases accept.
 //! - [`sql`]: the implementation body, expanded once per database by a macro.
 //! - [`sqlite`], [`postgres`]: connection setup for each backend.
@@ -28,8 +29,8 @@ use chrono::{DateTime, Utc};
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use model::{
-    DeadLetter, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, LlmUsageRow, RawMark, RawRecord, RawStatus, TiIndicator,
-    WorkBatch, WorkReport,
+    DeadLetter, EntityPattern, Exposure, FpPattern, FpStatus, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, LlmUsageRow,
+    RawMark, RawRecord, RawStatus, TiIndicator, UserRisk, WorkBatch, WorkReport,
 };
 pub use sqlite::SqliteStore;
 
@@ -136,4 +137,32 @@ pub trait ThreatIntelStore: Send + Sync + 'static {
     async fn upsert_indicators(&self, indicators: &[TiIndicator]) -> StoreResult<u64>;
     /// The unexpired indicators among `indicators` (`{type}:{value}`) for `tenant` or every tenant.
     async fn match_indicators(&self, tenant: &str, indicators: &[String], now: DateTime<Utc>) -> StoreResult<Vec<TiIndicator>>;
+}
+
+/// What the enrichers and the FP check read besides threat intel: approved false-positive patterns
+/// (FR-RAG-005, FR-RSN-006), UEBA user risk (FR-ENR-005) and CTEM exposures (FR-ENR-006). Writes
+/// are validated first (an invalid row fails the call with `Invalid` and nothing is written);
+/// judging staleness is left to the caller.
+#[async_trait]
+pub trait ContextStore: Send + Sync + 'static {
+    /// Inserts or replaces the pattern with this `pattern_id`.
+    async fn upsert_fp_pattern(&self, pattern: &FpPattern) -> StoreResult<()>;
+    async fn fp_pattern(&self, pattern_id: &str) -> StoreResult<Option<FpPattern>>;
+    /// Patterns that may close an alert of `tenant` at `now`: status approved or active, not
+    /// expired (`expires_at` unset or after `now`), the tenant's own or global; by `pattern_id`.
+    async fn matchable_fp_patterns(&self, tenant: &str, now: DateTime<Utc>) -> StoreResult<Vec<FpPattern>>;
+
+    /// Inserts or replaces rows by (tenant, lower-cased user); a key repeated in `rows` is written
+    /// once, its last occurrence winning. Returns how many rows were written.
+    async fn upsert_user_risk(&self, rows: &[UserRisk]) -> StoreResult<u64>;
+    /// The rows of `users` (any case) of `tenant`, by user; unknown users are missing.
+    async fn user_risk(&self, tenant: &str, users: &[String]) -> StoreResult<Vec<UserRisk>>;
+
+    /// Inserts or replaces exposures by (tenant, exposure id); a key repeated in `exposures` is
+    /// written once, its last occurrence winning. Returns how many rows were written.
+    async fn upsert_exposures(&self, exposures: &[Exposure]) -> StoreResult<u64>;
+    /// Open exposures of `tenant` on any of `assets` (`(asset_id, asset_zone)`): an exposure counts
+    /// only when both its asset (ignoring case) and its zone match, and not when its status is
+    /// Verified or Closed (ignoring case). Highest `ctem_score` first, then by exposure id.
+    async fn exposures_for_assets(&self, tenant: &str, assets: &[(String, String)]) -> StoreResult<Vec<Exposure>>;
 }

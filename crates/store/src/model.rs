@@ -178,3 +178,189 @@ pub struct WorkReport {
     /// Investigations whose write was skipped on a version conflict.
     pub skipped: Vec<aluskort_core::InvestigationId>,
 }
+
+/// Match score an approved false-positive pattern must exceed by default (FR-RSN-006: strictly
+/// greater than 0.90).
+pub const DEFAULT_FP_CONFIDENCE_THRESHOLD: f64 = 0.90;
+
+fn default_fp_confidence_threshold() -> f64 {
+    DEFAULT_FP_CONFIDENCE_THRESHOLD
+}
+
+/// Lifecycle of a false-positive pattern (FR-RAG-005, NFR-CMP-003, REQUIREMENTS "FP governance").
+/// Only [`FpStatus::Approved`] and [`FpStatus::Active`] patterns are matched against alerts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FpStatus {
+    PendingReview,
+    Approved,
+    Active,
+    /// Evaluated and logged, never acted on.
+    Shadow,
+    Deprecated,
+    Expired,
+    Revoked,
+}
+
+impl FpStatus {
+    pub const ALL: [FpStatus; 7] = [
+        FpStatus::PendingReview,
+        FpStatus::Approved,
+        FpStatus::Active,
+        FpStatus::Shadow,
+        FpStatus::Deprecated,
+        FpStatus::Expired,
+        FpStatus::Revoked,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FpStatus::PendingReview => "pending_review",
+            FpStatus::Approved => "approved",
+            FpStatus::Active => "active",
+            FpStatus::Shadow => "shadow",
+            FpStatus::Deprecated => "deprecated",
+            FpStatus::Expired => "expired",
+            FpStatus::Revoked => "revoked",
+        }
+    }
+
+    /// The status spelled as [`FpStatus::as_str`] writes it.
+    pub fn parse(text: &str) -> Option<FpStatus> {
+        FpStatus::ALL.into_iter().find(|status| status.as_str() == text)
+    }
+
+    /// Whether a pattern in this status may close alerts (FR-RAG-005: approved or active only).
+    pub const fn is_matchable(self) -> bool {
+        matches!(self, FpStatus::Approved | FpStatus::Active)
+    }
+}
+
+/// One entity condition of a false-positive pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityPattern {
+    /// `host`, `account`, `ip`, `file_hash`, `url`, `domain`, `mailbox`, `process`, ...
+    pub entity_type: String,
+    /// A CIDR for `ip`, else a regular expression matched against the entity's value.
+    pub pattern: String,
+}
+
+/// An analyst-approved false-positive pattern (FR-RAG-005). An alert it matches with a score above
+/// `confidence_threshold` is closed without a model call (FR-RSN-006).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FpPattern {
+    pub pattern_id: String,
+    /// `None`: the pattern applies to every tenant.
+    pub tenant: Option<String>,
+    pub name: String,
+    pub alert_name_regex: Option<String>,
+    pub entity_patterns: Vec<EntityPattern>,
+    /// In (0, 1]; the match score must be strictly greater.
+    #[serde(default = "default_fp_confidence_threshold")]
+    pub confidence_threshold: f64,
+    pub status: FpStatus,
+    /// Who approved it (NFR-CMP-003).
+    pub approved_by: Vec<String>,
+    pub approval_date: Option<DateTime<Utc>>,
+    /// `None`: never expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub reason: String,
+}
+
+impl FpPattern {
+    /// Refuses what the store must not hold; errors name the field.
+    pub fn validate(&self) -> Result<(), crate::StoreError> {
+        let id = &self.pattern_id;
+        if id.trim().is_empty() {
+            return Err(crate::StoreError::invalid("fp pattern: pattern_id is empty"));
+        }
+        if self.tenant.as_deref().is_some_and(|tenant| tenant.trim().is_empty()) {
+            return Err(crate::StoreError::invalid(format!("fp pattern {id:?}: tenant is empty (use none for every tenant)")));
+        }
+        let threshold = self.confidence_threshold;
+        if threshold.is_nan() || threshold <= 0.0 || threshold > 1.0 {
+            return Err(crate::StoreError::invalid(format!("fp pattern {id:?}: confidence_threshold {threshold} is not in (0, 1]")));
+        }
+        for (index, entity) in self.entity_patterns.iter().enumerate() {
+            if entity.entity_type.trim().is_empty() || entity.pattern.is_empty() {
+                return Err(crate::StoreError::invalid(format!(
+                    "fp pattern {id:?}: entity_patterns[{index}] needs an entity_type and a pattern"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The stored spelling of a UEBA account key: lower-cased, so lookups ignore case.
+pub fn user_key(user: &str) -> String {
+    user.to_lowercase()
+}
+
+/// A UEBA risk row for one account (FR-ENR-005).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRisk {
+    pub tenant: String,
+    /// Account key (`alice@contoso.com`, `contoso\alice`), lower-cased by the store ([`user_key`]).
+    pub user: String,
+    /// 0..=10.
+    pub priority: f64,
+    /// When the UEBA source computed it; freshness is judged from this.
+    pub observed_at: DateTime<Utc>,
+    /// The source's row, kept for the analyst.
+    pub detail: serde_json::Value,
+}
+
+impl UserRisk {
+    /// Refuses what the store must not hold; errors name the field.
+    pub fn validate(&self) -> Result<(), crate::StoreError> {
+        if self.tenant.trim().is_empty() {
+            return Err(crate::StoreError::invalid(format!("user risk {:?}: tenant is empty", self.user)));
+        }
+        if self.user.trim().is_empty() {
+            return Err(crate::StoreError::invalid(format!("user risk of tenant {:?}: user is empty", self.tenant)));
+        }
+        if !(0.0..=10.0).contains(&self.priority) {
+            return Err(crate::StoreError::invalid(format!("user risk {:?}: priority {} is not in 0..=10", self.user, self.priority)));
+        }
+        Ok(())
+    }
+}
+
+/// A CTEM exposure finding on one asset (FR-ENR-006).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exposure {
+    pub tenant: String,
+    pub exposure_id: String,
+    /// Compared case-insensitively.
+    pub asset_id: String,
+    /// Compared exactly: an exposure counts only for the asset in this zone.
+    pub asset_zone: String,
+    /// CTEM remediation status (`Open`, `Assigned`, `InProgress`, `FixDeployed`, `Verified`, `Closed`).
+    pub status: String,
+    pub ctem_score: f64,
+    pub title: String,
+    /// When the CTEM source last updated it; the caller treats data older than 24 h as stale.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Exposure {
+    /// Refuses what the store must not hold; errors name the field.
+    pub fn validate(&self) -> Result<(), crate::StoreError> {
+        let id = &self.exposure_id;
+        if id.trim().is_empty() {
+            return Err(crate::StoreError::invalid(format!("exposure of tenant {:?}: exposure_id is empty", self.tenant)));
+        }
+        if self.tenant.trim().is_empty() {
+            return Err(crate::StoreError::invalid(format!("exposure {id:?}: tenant is empty")));
+        }
+        if self.asset_id.trim().is_empty() {
+            return Err(crate::StoreError::invalid(format!("exposure {id:?}: asset_id is empty")));
+        }
+        if !self.ctem_score.is_finite() {
+            return Err(crate::StoreError::invalid(format!("exposure {id:?}: ctem_score {} is not a finite number", self.ctem_score)));
+        }
+        Ok(())
+    }
+}

@@ -1,4 +1,5 @@
-//! Versioned migrations. Both databases run the same statements (plain SQL types: TEXT, BIGINT),
+//! Versioned migrations. Both databases run the same statements (plain SQL types: TEXT, BIGINT,
+//! DOUBLE PRECISION),
 //! plus per-dialect extras (PostgreSQL's append-only trigger on the audit table, NFR-CMP-001).
 //! Applied versions are recorded in `schema_migrations`; each version runs in one transaction.
 
@@ -161,6 +162,55 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
                 incident_id TEXT NOT NULL,
                 PRIMARY KEY (tenant_id, entity_key, incident_id)
             )",
+        ],
+    ),
+    (
+        6,
+        &[
+            // Analyst-approved false-positive patterns (FR-RAG-005, NFR-CMP-003). `tenant_id` NULL
+            // applies to every tenant; `entity_patterns` and `approved_by` are JSON lists.
+            "CREATE TABLE IF NOT EXISTS fp_patterns (
+                pattern_id TEXT PRIMARY KEY,
+                tenant_id TEXT,
+                name TEXT NOT NULL,
+                alert_name_regex TEXT,
+                entity_patterns TEXT NOT NULL,
+                confidence_threshold DOUBLE PRECISION NOT NULL,
+                status TEXT NOT NULL,
+                approved_by TEXT NOT NULL,
+                approval_date TEXT,
+                expires_at TEXT,
+                created_at TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )",
+            "CREATE INDEX IF NOT EXISTS fp_patterns_status ON fp_patterns (status, tenant_id)",
+            // UEBA risk per account (FR-ENR-005); `user_key` is lower-cased.
+            "CREATE TABLE IF NOT EXISTS user_risk (
+                tenant_id TEXT NOT NULL,
+                user_key TEXT NOT NULL,
+                priority DOUBLE PRECISION NOT NULL,
+                observed_at TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                imported_at TEXT NOT NULL,
+                PRIMARY KEY (tenant_id, user_key)
+            )",
+            // CTEM exposure findings (FR-ENR-006), correlated by (asset, zone); `asset_key` is the
+            // lower-cased `asset_id` they are looked up by.
+            "CREATE TABLE IF NOT EXISTS ctem_exposures (
+                tenant_id TEXT NOT NULL,
+                exposure_id TEXT NOT NULL,
+                asset_id TEXT NOT NULL,
+                asset_key TEXT NOT NULL,
+                asset_zone TEXT NOT NULL,
+                status TEXT NOT NULL,
+                ctem_score DOUBLE PRECISION NOT NULL,
+                title TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                imported_at TEXT NOT NULL,
+                PRIMARY KEY (tenant_id, exposure_id)
+            )",
+            "CREATE INDEX IF NOT EXISTS ctem_exposures_asset ON ctem_exposures (tenant_id, asset_key, asset_zone)",
         ],
     ),
 ];

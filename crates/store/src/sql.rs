@@ -47,7 +47,10 @@ pub(crate) fn match_ti_sql(count: usize) -> String {
 }
 
 /// Most bound parameters in one multi-row statement (SQLite allows 32,766, PostgreSQL 65,535).
-const MAX_BATCH_PARAMS: usize = 4096;
+/// Kept small: SQLite looks a parameter's name up by a linear scan of the statement's parameter
+/// list (`sqlite3_bind_parameter_name`), and sqlx does so for every bind, so binding one statement
+/// costs O(n²) in its parameters: at 4,096 this was the pipeline's largest single cost.
+const MAX_BATCH_PARAMS: usize = 512;
 
 /// Row counts to split `total` rows of `columns` parameters into: full chunks of the largest power
 /// of two that fits [`MAX_BATCH_PARAMS`], then the remainder by powers of two. Few distinct row
@@ -179,6 +182,107 @@ pub(crate) const SELECT_AUDIT: &str = "SELECT tenant_id, sequence_number, audit_
        entity_ids, context, decision, outcome, record_hash, record_version
      FROM audit_records WHERE tenant_id = $1 AND sequence_number >= $2 ORDER BY sequence_number LIMIT $3";
 pub(crate) const AUDIT_TENANTS: &str = "SELECT DISTINCT tenant_id FROM audit_records ORDER BY tenant_id";
+
+pub(crate) const UPSERT_FP_PATTERN: &str = "INSERT INTO fp_patterns (pattern_id, tenant_id, name, alert_name_regex, entity_patterns,
+       confidence_threshold, status, approved_by, approval_date, expires_at, created_at, reason, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+     ON CONFLICT (pattern_id) DO UPDATE SET tenant_id = excluded.tenant_id, name = excluded.name,
+       alert_name_regex = excluded.alert_name_regex, entity_patterns = excluded.entity_patterns,
+       confidence_threshold = excluded.confidence_threshold, status = excluded.status, approved_by = excluded.approved_by,
+       approval_date = excluded.approval_date, expires_at = excluded.expires_at, created_at = excluded.created_at,
+       reason = excluded.reason, updated_at = excluded.updated_at";
+pub(crate) const SELECT_FP_PATTERN: &str = "SELECT pattern_id, tenant_id, name, alert_name_regex, entity_patterns, confidence_threshold,
+       status, approved_by, approval_date, expires_at, created_at, reason FROM fp_patterns WHERE pattern_id = $1";
+/// The statuses listed are those of [`crate::FpStatus::is_matchable`].
+pub(crate) const MATCHABLE_FP_PATTERNS: &str = "SELECT pattern_id, tenant_id, name, alert_name_regex, entity_patterns,
+       confidence_threshold, status, approved_by, approval_date, expires_at, created_at, reason FROM fp_patterns
+     WHERE status IN ('approved', 'active') AND (tenant_id = $1 OR tenant_id IS NULL) AND (expires_at IS NULL OR expires_at > $2)
+     ORDER BY pattern_id";
+pub(crate) const UPSERT_USER_RISK_ROWS: &str =
+    "INSERT INTO user_risk (tenant_id, user_key, priority, observed_at, detail, imported_at) VALUES";
+pub(crate) const UPSERT_USER_RISK_ROWS_TAIL: &str = " ON CONFLICT (tenant_id, user_key) DO UPDATE SET priority = excluded.priority,
+       observed_at = excluded.observed_at, detail = excluded.detail, imported_at = excluded.imported_at";
+pub(crate) const SELECT_USER_RISK: &str =
+    "SELECT tenant_id, user_key, priority, observed_at, detail FROM user_risk WHERE tenant_id = $1 AND user_key IN ";
+pub(crate) const UPSERT_EXPOSURE_ROWS: &str = "INSERT INTO ctem_exposures (tenant_id, exposure_id, asset_id, asset_key, asset_zone,
+       status, ctem_score, title, updated_at, imported_at) VALUES";
+pub(crate) const UPSERT_EXPOSURE_ROWS_TAIL: &str = " ON CONFLICT (tenant_id, exposure_id) DO UPDATE SET asset_id = excluded.asset_id,
+       asset_key = excluded.asset_key, asset_zone = excluded.asset_zone, status = excluded.status, ctem_score = excluded.ctem_score,
+       title = excluded.title, updated_at = excluded.updated_at, imported_at = excluded.imported_at";
+/// Followed by `($2, $3), ..` (asset key, zone) pairs and [`EXPOSURES_FOR_ASSETS_TAIL`].
+pub(crate) const EXPOSURES_FOR_ASSETS: &str = "SELECT tenant_id, exposure_id, asset_id, asset_zone, status, ctem_score, title, updated_at
+     FROM ctem_exposures WHERE tenant_id = $1 AND LOWER(status) NOT IN ('verified', 'closed')
+       AND (asset_key, asset_zone) IN (VALUES";
+pub(crate) const EXPOSURES_FOR_ASSETS_TAIL: &str = ")";
+
+/// Columns of `SELECT_FP_PATTERN`, in order.
+pub(crate) type FpPatternRow =
+    (String, Option<String>, String, Option<String>, String, f64, String, String, Option<String>, Option<String>, String, String);
+/// Columns of `SELECT_USER_RISK`, in order.
+pub(crate) type UserRiskRow = (String, String, f64, String, String);
+/// Columns of `EXPOSURES_FOR_ASSETS`, in order.
+pub(crate) type ExposureRow = (String, String, String, String, String, f64, String, String);
+
+/// The stored, lower-cased spelling of an exposure's asset id, by which it is looked up.
+pub(crate) fn asset_key(asset_id: &str) -> String {
+    asset_id.to_lowercase()
+}
+
+/// The last occurrence of each key among `items`, in input order: one multi-row upsert must not
+/// name a row twice (PostgreSQL refuses `ON CONFLICT DO UPDATE` affecting a row a second time).
+pub(crate) fn last_of_each<'a, T, K: Ord>(items: &'a [T], key: impl Fn(&'a T) -> K) -> Vec<&'a T> {
+    let mut last = std::collections::BTreeMap::new();
+    for (index, item) in items.iter().enumerate() {
+        last.insert(key(item), index);
+    }
+    let mut indices: Vec<usize> = last.into_values().collect();
+    indices.sort_unstable();
+    indices.into_iter().map(|index| &items[index]).collect()
+}
+
+pub(crate) fn fp_pattern_from_row(row: FpPatternRow) -> StoreResult<crate::FpPattern> {
+    let (
+        pattern_id,
+        tenant,
+        name,
+        alert_name_regex,
+        entity_patterns,
+        confidence_threshold,
+        status,
+        approved_by,
+        approval_date,
+        expires_at,
+        created_at,
+        reason,
+    ) = row;
+    let status = crate::FpStatus::parse(&status)
+        .ok_or_else(|| crate::StoreError::invalid(format!("fp pattern {pattern_id:?}: stored status {status:?} is unknown")))?;
+    let optional_time = |text: Option<String>| text.as_deref().map(parse_time_text).transpose();
+    Ok(crate::FpPattern {
+        entity_patterns: serde_json::from_str(&entity_patterns)?,
+        approved_by: serde_json::from_str(&approved_by)?,
+        approval_date: optional_time(approval_date)?,
+        expires_at: optional_time(expires_at)?,
+        created_at: parse_time_text(&created_at)?,
+        pattern_id,
+        tenant,
+        name,
+        alert_name_regex,
+        confidence_threshold,
+        status,
+        reason,
+    })
+}
+
+pub(crate) fn user_risk_from_row(row: UserRiskRow) -> StoreResult<crate::UserRisk> {
+    let (tenant, user, priority, observed_at, detail) = row;
+    Ok(crate::UserRisk { tenant, user, priority, observed_at: parse_time_text(&observed_at)?, detail: serde_json::from_str(&detail)? })
+}
+
+pub(crate) fn exposure_from_row(row: ExposureRow) -> StoreResult<crate::Exposure> {
+    let (tenant, exposure_id, asset_id, asset_zone, status, ctem_score, title, updated_at) = row;
+    Ok(crate::Exposure { tenant, exposure_id, asset_id, asset_zone, status, ctem_score, title, updated_at: parse_time_text(&updated_at)? })
+}
 
 pub(crate) fn decode_alert(body: &str) -> StoreResult<CanonicalAlert> {
     Ok(serde_json::from_str(body)?)
@@ -1064,6 +1168,161 @@ macro_rules! impl_stores {
                         });
                     }
                 }
+                Ok(found)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::ContextStore for $store {
+            async fn upsert_fp_pattern(&self, pattern: &$crate::FpPattern) -> $crate::StoreResult<()> {
+                use $crate::model::time_text;
+                pattern.validate()?;
+                sqlx::query($crate::sql::UPSERT_FP_PATTERN)
+                    .bind(pattern.pattern_id.as_str())
+                    .bind(pattern.tenant.as_deref())
+                    .bind(pattern.name.as_str())
+                    .bind(pattern.alert_name_regex.as_deref())
+                    .bind(serde_json::to_string(&pattern.entity_patterns)?)
+                    .bind(pattern.confidence_threshold)
+                    .bind(pattern.status.as_str())
+                    .bind(serde_json::to_string(&pattern.approved_by)?)
+                    .bind(pattern.approval_date.map(time_text))
+                    .bind(pattern.expires_at.map(time_text))
+                    .bind(time_text(pattern.created_at))
+                    .bind(pattern.reason.as_str())
+                    .bind(time_text(chrono::Utc::now()))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn fp_pattern(&self, pattern_id: &str) -> $crate::StoreResult<Option<$crate::FpPattern>> {
+                let row: Option<$crate::sql::FpPatternRow> =
+                    sqlx::query_as($crate::sql::SELECT_FP_PATTERN).bind(pattern_id).fetch_optional(&self.pool).await?;
+                row.map($crate::sql::fp_pattern_from_row).transpose()
+            }
+
+            async fn matchable_fp_patterns(
+                &self,
+                tenant: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<Vec<$crate::FpPattern>> {
+                let rows: Vec<$crate::sql::FpPatternRow> = sqlx::query_as($crate::sql::MATCHABLE_FP_PATTERNS)
+                    .bind(tenant)
+                    .bind($crate::model::time_text(now))
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut patterns = rows.into_iter().map($crate::sql::fp_pattern_from_row).collect::<Result<Vec<_>, _>>()?;
+                // Byte order whatever the database's collation, so both stores agree.
+                patterns.sort_by(|a, b| a.pattern_id.cmp(&b.pattern_id));
+                Ok(patterns)
+            }
+
+            async fn upsert_user_risk(&self, rows: &[$crate::UserRisk]) -> $crate::StoreResult<u64> {
+                use $crate::model::{time_text, user_key};
+                use $crate::sql::{batches, values_sql};
+                for row in rows {
+                    row.validate()?;
+                }
+                let unique = $crate::sql::last_of_each(rows, |row| (row.tenant.as_str(), user_key(&row.user)));
+                let now = time_text(chrono::Utc::now());
+                let mut transaction = self.pool.begin().await?;
+                for chunk in batches(&unique, 6) {
+                    let sql = values_sql($crate::sql::UPSERT_USER_RISK_ROWS, 6, chunk.len(), 1, $crate::sql::UPSERT_USER_RISK_ROWS_TAIL);
+                    // Audited: constant SQL plus numbered placeholders; every value is bound.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for row in chunk {
+                        query = query
+                            .bind(row.tenant.as_str())
+                            .bind(user_key(&row.user))
+                            .bind(row.priority)
+                            .bind(time_text(row.observed_at))
+                            .bind(row.detail.to_string())
+                            .bind(now.clone());
+                    }
+                    query.execute(&mut *transaction).await?;
+                }
+                transaction.commit().await?;
+                Ok(unique.len() as u64)
+            }
+
+            async fn user_risk(&self, tenant: &str, users: &[String]) -> $crate::StoreResult<Vec<$crate::UserRisk>> {
+                let mut keys: Vec<String> = users.iter().map(|user| $crate::model::user_key(user)).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                let mut found = Vec::new();
+                for chunk in keys.chunks($crate::sql::IN_LIST_CHUNK) {
+                    let sql = $crate::sql::in_list_sql($crate::sql::SELECT_USER_RISK, chunk.len(), 2, "");
+                    // Audited: constant SQL plus numbered placeholders; every value is bound.
+                    let mut query = sqlx::query_as::<_, $crate::sql::UserRiskRow>(sqlx::AssertSqlSafe(sql)).bind(tenant);
+                    for key in chunk {
+                        query = query.bind(key.as_str());
+                    }
+                    for row in query.fetch_all(&self.pool).await? {
+                        found.push($crate::sql::user_risk_from_row(row)?);
+                    }
+                }
+                found.sort_by(|a, b| a.user.cmp(&b.user));
+                Ok(found)
+            }
+
+            async fn upsert_exposures(&self, exposures: &[$crate::Exposure]) -> $crate::StoreResult<u64> {
+                use $crate::model::time_text;
+                use $crate::sql::{batches, values_sql};
+                for exposure in exposures {
+                    exposure.validate()?;
+                }
+                let unique = $crate::sql::last_of_each(exposures, |exposure| (exposure.tenant.as_str(), exposure.exposure_id.as_str()));
+                let now = time_text(chrono::Utc::now());
+                let mut transaction = self.pool.begin().await?;
+                for chunk in batches(&unique, 10) {
+                    let sql = values_sql($crate::sql::UPSERT_EXPOSURE_ROWS, 10, chunk.len(), 1, $crate::sql::UPSERT_EXPOSURE_ROWS_TAIL);
+                    // Audited: constant SQL plus numbered placeholders; every value is bound.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for exposure in chunk {
+                        query = query
+                            .bind(exposure.tenant.as_str())
+                            .bind(exposure.exposure_id.as_str())
+                            .bind(exposure.asset_id.as_str())
+                            .bind($crate::sql::asset_key(&exposure.asset_id))
+                            .bind(exposure.asset_zone.as_str())
+                            .bind(exposure.status.as_str())
+                            .bind(exposure.ctem_score)
+                            .bind(exposure.title.as_str())
+                            .bind(time_text(exposure.updated_at))
+                            .bind(now.clone());
+                    }
+                    query.execute(&mut *transaction).await?;
+                }
+                transaction.commit().await?;
+                Ok(unique.len() as u64)
+            }
+
+            async fn exposures_for_assets(&self, tenant: &str, assets: &[(String, String)]) -> $crate::StoreResult<Vec<$crate::Exposure>> {
+                let mut pairs: Vec<(String, &str)> =
+                    assets.iter().map(|(asset_id, zone)| ($crate::sql::asset_key(asset_id), zone.as_str())).collect();
+                pairs.sort_unstable();
+                pairs.dedup();
+                let mut found = Vec::new();
+                for chunk in $crate::sql::batches(&pairs, 2) {
+                    let sql = $crate::sql::values_sql(
+                        $crate::sql::EXPOSURES_FOR_ASSETS,
+                        2,
+                        chunk.len(),
+                        2,
+                        $crate::sql::EXPOSURES_FOR_ASSETS_TAIL,
+                    );
+                    // Audited: constant SQL plus numbered placeholders; every value is bound.
+                    let mut query = sqlx::query_as::<_, $crate::sql::ExposureRow>(sqlx::AssertSqlSafe(sql)).bind(tenant);
+                    for (key, zone) in chunk {
+                        query = query.bind(key.as_str()).bind(*zone);
+                    }
+                    for row in query.fetch_all(&self.pool).await? {
+                        found.push($crate::sql::exposure_from_row(row)?);
+                    }
+                }
+                // The pairs are unique and an exposure has one (asset, zone): each is found once.
+                found.sort_by(|a, b| b.ctem_score.total_cmp(&a.ctem_score).then_with(|| a.exposure_id.cmp(&b.exposure_id)));
                 Ok(found)
             }
         }

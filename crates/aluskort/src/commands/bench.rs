@@ -20,6 +20,9 @@ use crate::wiring::{Backends, Running};
 
 const DEMO_ALERTS: &str = include_str!("../../../../examples/sentinel-demo.jsonl");
 
+/// Most records submitted as one page.
+const BENCH_PAGE: usize = 256;
+
 /// Load shape of a benchmark run.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -64,13 +67,30 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<ExitCode> {
     let submitter = {
         let (pipeline, submitted) = (Arc::clone(&pipeline), Arc::clone(&submitted));
         tokio::spawn(async move {
-            for (index, (id, record)) in records.into_iter().enumerate() {
-                if let Some(rate) = rate {
-                    let due = started + std::time::Duration::from_secs_f64(index as f64 / rate);
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                submitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), Instant::now());
-                pipeline.submit_as(id, "bench", record).await?;
+            // Records go in as pages, the way connectors deliver them: a burst in pages of
+            // `BENCH_PAGE`; at a rate, whatever has fallen due since the last page.
+            let total = records.len();
+            let mut records = records.into_iter();
+            let mut sent = 0usize;
+            while sent < total {
+                let due = match rate {
+                    None => total,
+                    Some(rate) => {
+                        let due = ((started.elapsed().as_secs_f64() * rate).floor() as usize + 1).min(total);
+                        if due <= sent {
+                            let next = started + std::time::Duration::from_secs_f64(sent as f64 / rate);
+                            tokio::time::sleep_until(next.into()).await;
+                            continue;
+                        }
+                        due
+                    }
+                };
+                let page: Vec<(String, String, Value)> =
+                    records.by_ref().take((due - sent).min(BENCH_PAGE)).map(|(id, record)| (id, "bench".to_owned(), record)).collect();
+                sent += page.len();
+                let now = Instant::now();
+                submitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(page.iter().map(|(id, _, _)| (id.clone(), now)));
+                pipeline.submit_many(page).await?;
             }
             anyhow::Ok(())
         })
