@@ -84,6 +84,11 @@ enum Command {
         #[command(subcommand)]
         command: TiCommand,
     },
+    /// Enrichment context: UEBA user risk, CTEM exposures and false-positive patterns.
+    Context {
+        #[command(subcommand)]
+        command: ContextCommand,
+    },
     /// The model layer: providers, routes and usage.
     Llm {
         #[command(subcommand)]
@@ -143,6 +148,40 @@ enum TiCommand {
         /// Confidence 0..=100 for indicators that carry none; sets their lifetime.
         #[arg(long, default_value_t = 50)]
         confidence: u8,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContextCommand {
+    /// UEBA user risk (FR-ENR-005): JSON lines {"user","priority" (0..=10),"observed_at" (RFC 3339),
+    /// "tenant"?,"detail"? (object)}. Any bad line: all are named and nothing is written.
+    ImportUeba {
+        file: PathBuf,
+        /// Tenant of lines that name none (default: `default`).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// CTEM exposures (FR-ENR-006): JSON lines {"exposure_id","asset_id","asset_zone","status",
+    /// "ctem_score","title","updated_at" (RFC 3339),"tenant"?}. Any bad line: nothing is written.
+    ImportCtem {
+        file: PathBuf,
+        /// Tenant of lines that name none (default: `default`).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// False-positive patterns (FR-RAG-005): JSON lines {"pattern_id","tenant"?,"name","alert_name_regex"?,
+    /// "entity_patterns":[{"entity_type","pattern"}],"confidence_threshold"? (0.90),"status"? (pending_review),
+    /// "approved_by"?,"approval_date"?,"expires_at"?,"reason"}. Approved/active patterns need 2 distinct
+    /// approvers and an approval date, and expire 90 days after it by default. Any bad line: nothing is written.
+    AddFp { file: PathBuf },
+    /// The approved or active, unexpired FP patterns that apply to a tenant (its own and global ones).
+    ListFp {
+        /// Default: `default`.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// One JSON object per pattern instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -286,6 +325,19 @@ fn main() -> ExitCode {
             Command::Ti { command: TiCommand::Import { file, source, tenant, confidence } } => {
                 let options = commands::ti::ImportOptions { file: &file, source, tenant, confidence };
                 commands::ti::import(cli.config.as_deref(), cli.data_dir, &env, options).await
+            }
+            Command::Context { command } => {
+                let (config, data_dir) = (cli.config.as_deref(), cli.data_dir);
+                match command {
+                    ContextCommand::ImportUeba { file, tenant } => {
+                        commands::context::import_ueba(config, data_dir, &env, &file, tenant).await
+                    }
+                    ContextCommand::ImportCtem { file, tenant } => {
+                        commands::context::import_ctem(config, data_dir, &env, &file, tenant).await
+                    }
+                    ContextCommand::AddFp { file } => commands::context::add_fp(config, data_dir, &env, &file).await,
+                    ContextCommand::ListFp { tenant, json } => commands::context::list_fp(config, data_dir, &env, tenant, json).await,
+                }
             }
             Command::Llm { command: LlmCommand::Status } => commands::llm::status(cli.config.as_deref(), cli.data_dir, &env),
             Command::Llm { command: LlmCommand::Usage { days, json } } => {

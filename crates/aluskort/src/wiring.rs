@@ -16,7 +16,7 @@ use aluskort_knowledge::qdrant::QdrantIndex;
 use aluskort_knowledge::taxonomy::Taxonomy;
 use aluskort_knowledge::vector::{FlatIndex, VectorIndex};
 use aluskort_llm::deterministic::DeterministicProvider;
-use aluskort_store::{AuditStore, CaseStore, SqliteStore, ThreatIntelStore, UsageStore};
+use aluskort_store::{AuditStore, CaseStore, ContextStore, SqliteStore, ThreatIntelStore, UsageStore};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +42,8 @@ pub struct Backends {
     pub usage_store: Arc<dyn UsageStore>,
     /// Threat-intelligence indicators (`aluskort ti import`).
     pub threat_intel: Arc<dyn ThreatIntelStore>,
+    /// FP patterns, UEBA user risk and CTEM exposures (`aluskort context ...`).
+    pub context: Arc<dyn ContextStore>,
     /// Incident memory (`[knowledge]`), unless disabled.
     pub incident_memory: Option<Arc<IncidentMemory>>,
     closer: Closer,
@@ -57,13 +59,14 @@ impl Backends {
     /// Every store role served by one database.
     fn over<S>(store: &S, incident_memory: Option<Arc<IncidentMemory>>, closer: Closer) -> Self
     where
-        S: CaseStore + AuditStore + UsageStore + ThreatIntelStore + Clone,
+        S: CaseStore + AuditStore + UsageStore + ThreatIntelStore + ContextStore + Clone,
     {
         Backends {
             case_store: Arc::new(store.clone()),
             audit_store: Arc::new(store.clone()),
             usage_store: Arc::new(store.clone()),
             threat_intel: Arc::new(store.clone()),
+            context: Arc::new(store.clone()),
             incident_memory,
             closer,
         }
@@ -130,6 +133,8 @@ impl Running {
             gateway: Some(Arc::clone(&gateway)),
             kill_switches: config.kill_switches.clone(),
             threat_intel: Some(Arc::clone(&backends.threat_intel)),
+            context: Some(Arc::clone(&backends.context)),
+            enricher_timeout: config.enricher_timeout,
             grouping_window: chrono::Duration::hours(i64::from(config.grouping_window_hours)),
             max_attempts: config.max_attempts,
             ..PipelineSettings::default()

@@ -871,3 +871,187 @@ fn ti_import_enriches_matching_alerts_and_raises_the_score() {
         "the match changes the verdict"
     );
 }
+
+/// JSON lines from values, one per line.
+fn jsonl(lines: &[Value]) -> String {
+    lines.iter().map(|line| format!("{line}\n")).collect()
+}
+
+fn hours_ago(hours: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::hours(hours)).to_rfc3339()
+}
+
+/// FR-ENR-005: `context import-ueba` writes every row or, when any line is bad, none, naming each
+/// bad line and field.
+#[test]
+fn context_import_ueba_writes_every_row_or_none() {
+    use aluskort_store::ContextStore;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let good = dir.path().join("ueba.jsonl");
+    std::fs::write(
+        &good,
+        jsonl(&[
+            serde_json::json!({"user": "Alice@Contoso.com", "priority": 7.5, "observed_at": hours_ago(2), "detail": {"source": "sentinel"}}),
+            serde_json::json!({"user": "bob@contoso.com", "priority": 1, "observed_at": hours_ago(1)}),
+            serde_json::json!({"user": "carol@fabrikam.com", "priority": 4, "observed_at": hours_ago(3), "tenant": "fabrikam"}),
+        ]),
+    )
+    .expect("write");
+    let import = run(aluskort().args(["context", "import-ueba", "--tenant", "contoso", "--data-dir"]).arg(&data).arg(&good));
+    assert!(import.status.success(), "{}", text(&import.stderr));
+    assert!(text(&import.stderr).contains("imported 3 user risk row(s) for 2 tenant(s)"), "{}", text(&import.stderr));
+
+    let bad = dir.path().join("bad-ueba.jsonl");
+    let content = format!(
+        "{}\n{{\"user\": \"x\", broken\n{}\n{}\n",
+        serde_json::json!({"user": "dave@contoso.com", "priority": 3, "observed_at": hours_ago(1)}),
+        serde_json::json!({"priority": 3, "observed_at": hours_ago(1)}),
+        serde_json::json!({"user": "alice@contoso.com", "priority": 11, "observed_at": hours_ago(1)}),
+    );
+    std::fs::write(&bad, content).expect("write");
+    let refused = run(aluskort().args(["context", "import-ueba", "--tenant", "contoso", "--data-dir"]).arg(&data).arg(&bad));
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    let stderr = text(&refused.stderr);
+    for needle in [
+        "bad-ueba.jsonl:2: invalid JSON",
+        "bad-ueba.jsonl:3: user: missing",
+        "bad-ueba.jsonl:4: priority: 11 is not in 0..=10",
+        "nothing imported",
+    ] {
+        assert!(stderr.contains(needle), "{needle} in {stderr}");
+    }
+    assert!(!stderr.contains("bad-ueba.jsonl:1"), "line 1 is good: {stderr}");
+
+    tokio_runtime().block_on(async {
+        let store = aluskort_store::SqliteStore::open(&data).await.expect("store");
+        let users = ["alice@contoso.com".to_owned(), "BOB@contoso.com".to_owned(), "dave@contoso.com".to_owned()];
+        let contoso = store.user_risk("contoso", &users).await.expect("read");
+        let fabrikam = store.user_risk("fabrikam", &["carol@fabrikam.com".to_owned()]).await.expect("read");
+        store.close().await;
+        let found: Vec<(&str, f64)> = contoso.iter().map(|row| (row.user.as_str(), row.priority)).collect();
+        assert_eq!(found, [("alice@contoso.com", 7.5), ("bob@contoso.com", 1.0)], "dave (good line of a refused file) is not written");
+        assert_eq!(contoso[0].detail["source"], "sentinel");
+        assert_eq!(fabrikam.len(), 1, "the line's tenant wins over --tenant");
+    });
+
+    let default_tenant = run(aluskort().args(["context", "import-ueba", "--data-dir"]).arg(dir.path().join("other")).arg(&good));
+    assert!(text(&default_tenant.stderr).contains("for 2 tenant(s)"), "{}", text(&default_tenant.stderr));
+    tokio_runtime().block_on(async {
+        let store = aluskort_store::SqliteStore::open(&dir.path().join("other")).await.expect("store");
+        let rows = store.user_risk("default", &["bob@contoso.com".to_owned()]).await.expect("read");
+        store.close().await;
+        assert_eq!(rows.len(), 1, "without --tenant, lines without a tenant go to `default`");
+    });
+}
+
+/// FR-ENR-006: `context import-ctem` writes every exposure or, when any line is bad, none.
+#[test]
+fn context_import_ctem_writes_every_exposure_or_none() {
+    use aluskort_store::ContextStore;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let exposure = |id: &str, asset: &str, status: &str, score: f64| {
+        serde_json::json!({"exposure_id": id, "asset_id": asset, "asset_zone": "Zone3_Enterprise", "status": status,
+            "ctem_score": score, "title": format!("finding {id}"), "updated_at": hours_ago(1)})
+    };
+    let good = dir.path().join("ctem.jsonl");
+    std::fs::write(
+        &good,
+        jsonl(&[
+            exposure("e-1", "WS-01", "Open", 7.2),
+            exposure("e-2", "ws-01", "closed", 9.0),
+            exposure("e-3", "ws-01", "InProgress", 8.1),
+        ]),
+    )
+    .expect("write");
+    let import = run(aluskort().args(["context", "import-ctem", "--tenant", "acme", "--data-dir"]).arg(&data).arg(&good));
+    assert!(import.status.success(), "{}", text(&import.stderr));
+    assert!(text(&import.stderr).contains("imported 3 exposure(s) for 1 tenant(s)"), "{}", text(&import.stderr));
+
+    let bad = dir.path().join("bad-ctem.jsonl");
+    let mut missing_zone = exposure("e-5", "ws-01", "Open", 5.0);
+    missing_zone.as_object_mut().expect("object").remove("asset_zone");
+    std::fs::write(&bad, jsonl(&[exposure("e-4", "ws-01", "Open", 9.9), missing_zone, exposure("e-6", "ws-01", "Fixed", 1.0)]))
+        .expect("write");
+    let refused = run(aluskort().args(["context", "import-ctem", "--tenant", "acme", "--data-dir"]).arg(&data).arg(&bad));
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    let stderr = text(&refused.stderr);
+    for needle in ["bad-ctem.jsonl:2: asset_zone: missing", "bad-ctem.jsonl:3: status: unknown status \"Fixed\"", "nothing imported"] {
+        assert!(stderr.contains(needle), "{needle} in {stderr}");
+    }
+
+    tokio_runtime().block_on(async {
+        let store = aluskort_store::SqliteStore::open(&data).await.expect("store");
+        let found = store.exposures_for_assets("acme", &[("ws-01".to_owned(), "Zone3_Enterprise".to_owned())]).await.expect("read");
+        store.close().await;
+        let ids: Vec<(&str, &str)> = found.iter().map(|e| (e.exposure_id.as_str(), e.status.as_str())).collect();
+        assert_eq!(ids, [("e-3", "InProgress"), ("e-1", "Open")], "open ones by score; e-4 of the refused file is not written");
+    });
+}
+
+/// FR-RAG-005, NFR-CMP-003: `context add-fp` refuses bad regexes and CIDRs and approved patterns
+/// without two distinct approvers; `list-fp` shows what may close alerts.
+#[test]
+fn context_add_fp_enforces_governance_and_list_fp_shows_matchable_patterns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    // Whole seconds, so the stored times compare exactly.
+    let approved = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() - 86_400, 0).expect("time");
+    let good = dir.path().join("fp.jsonl");
+    std::fs::write(
+        &good,
+        jsonl(&[
+            serde_json::json!({"pattern_id": "fp-backup", "name": "Nightly backup deletes files", "alert_name_regex": "(?i)mass file deletion",
+                "entity_patterns": [{"entity_type": "host", "pattern": "^backup-\\d+$"}, {"entity_type": "ip", "pattern": "10.20.0.0/16"}],
+                "status": "approved", "approved_by": ["alice", "bob"], "approval_date": approved.to_rfc3339(), "reason": "rotation job"}),
+            serde_json::json!({"pattern_id": "fp-scanner", "tenant": "contoso", "name": "Vulnerability scanner",
+                "entity_patterns": [{"entity_type": "ip", "pattern": "10.9.9.9"}], "reason": "weekly scan"}),
+        ]),
+    )
+    .expect("write");
+    let added = run(aluskort().args(["context", "add-fp", "--data-dir"]).arg(&data).arg(&good));
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    assert!(
+        text(&added.stderr).contains("added 2 FP pattern(s)") && text(&added.stderr).contains("1 pending_review"),
+        "{}",
+        text(&added.stderr)
+    );
+
+    let listed = run(aluskort().args(["context", "list-fp", "--tenant", "contoso", "--json", "--data-dir"]).arg(&data));
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let patterns: Vec<Value> = text(&listed.stdout).lines().map(|line| serde_json::from_str(line).expect("JSON")).collect();
+    assert_eq!(patterns.len(), 1, "a pattern without a status waits for review and never matches: {patterns:?}");
+    assert_eq!(patterns[0]["pattern_id"], "fp-backup");
+    assert_eq!(patterns[0]["confidence_threshold"], 0.9);
+    assert_eq!(patterns[0]["expires_at"], (approved + chrono::Duration::days(90)).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+    let table = run(aluskort().args(["context", "list-fp", "--data-dir"]).arg(&data));
+    assert!(text(&table.stdout).contains("fp-backup") && text(&table.stdout).contains("alice,bob"), "{}", text(&table.stdout));
+
+    let bad = dir.path().join("bad-fp.jsonl");
+    std::fs::write(
+        &bad,
+        format!(
+            "{}\n{}\n{}\nnot json\n",
+            serde_json::json!({"pattern_id": "fp-regex", "name": "n", "alert_name_regex": "(unclosed", "entity_patterns": [], "reason": "r"}),
+            serde_json::json!({"pattern_id": "fp-cidr", "name": "n", "entity_patterns": [{"entity_type": "ip", "pattern": "10.0.0.0/33"}], "reason": "r"}),
+            serde_json::json!({"pattern_id": "fp-one", "name": "n", "alert_name_regex": "^x$", "entity_patterns": [], "status": "active",
+                "approved_by": ["alice", "Alice"], "approval_date": approved.to_rfc3339(), "reason": "r"}),
+        ),
+    )
+    .expect("write");
+    let refused = run(aluskort().args(["context", "add-fp", "--data-dir"]).arg(&data).arg(&bad));
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    let stderr = text(&refused.stderr);
+    for needle in [
+        "bad-fp.jsonl:1: pattern \"fp-regex\": alert_name_regex: invalid regex",
+        "bad-fp.jsonl:2: pattern \"fp-cidr\": entity_patterns[0] (ip): \"10.0.0.0/33\" is not a CIDR",
+        "bad-fp.jsonl:3: pattern \"fp-one\": approved_by: status active needs 2 distinct approvers",
+        "bad-fp.jsonl:4: invalid JSON",
+        "nothing imported",
+    ] {
+        assert!(stderr.contains(needle), "{needle} in {stderr}");
+    }
+    let after = run(aluskort().args(["context", "list-fp", "--json", "--data-dir"]).arg(&data));
+    assert_eq!(text(&after.stdout).lines().count(), 1, "nothing of the refused file is written: {}", text(&after.stdout));
+}

@@ -1,33 +1,136 @@
 //! Canonical JSON and the record hash.
+//!
+//! The hash input is written straight into the hasher, fields in sorted order, object keys sorted
+//! at every level: no intermediate `Value` tree and no string of the whole record (hashing sits
+//! on the pipeline's hot path, eight records per alert).
+
+use std::io::{self, Write};
 
 use aluskort_core::audit::AuditRecord;
+use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// `value` with object keys sorted at every level, serialised without whitespace.
 pub fn canonical_json(value: &Value) -> String {
-    sorted(value).to_string()
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail, and a `Value` always serialises.
+    let _ = write_canonical(&mut out, value);
+    String::from_utf8(out).unwrap_or_default()
 }
 
-fn sorted(value: &Value) -> Value {
+fn write_canonical(out: &mut impl Write, value: &Value) -> io::Result<()> {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            Value::Object(keys.into_iter().map(|key| (key.clone(), sorted(&map[key.as_str()]))).collect())
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.write_all(b"{")?;
+            for (index, (key, item)) in entries.into_iter().enumerate() {
+                if index > 0 {
+                    out.write_all(b",")?;
+                }
+                serde_json::to_writer(&mut *out, key)?;
+                out.write_all(b":")?;
+                write_canonical(out, item)?;
+            }
+            out.write_all(b"}")
         }
-        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
-        other => other.clone(),
+        Value::Array(items) => {
+            out.write_all(b"[")?;
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.write_all(b",")?;
+                }
+                write_canonical(out, item)?;
+            }
+            out.write_all(b"]")
+        }
+        scalar => serde_json::to_writer(out, scalar).map_err(io::Error::other),
     }
+}
+
+/// The hashed fields of an [`AuditRecord`], in canonical (sorted) order: every field except
+/// `record_hash`. A test checks this list against the record's serialised fields.
+#[cfg(test)]
+const HASHED_FIELDS: [&str; 19] = [
+    "actor_id",
+    "actor_permissions",
+    "actor_type",
+    "alert_id",
+    "audit_id",
+    "context",
+    "decision",
+    "entity_ids",
+    "event_category",
+    "event_type",
+    "ingested_at",
+    "investigation_id",
+    "outcome",
+    "previous_hash",
+    "record_version",
+    "sequence_number",
+    "severity",
+    "tenant_id",
+    "timestamp",
+];
+
+struct HashWriter(Sha256);
+
+impl Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn write_field(out: &mut HashWriter, first: bool, name: &str, value: &impl Serialize) -> io::Result<()> {
+    out.write_all(if first { b"{" } else { b"," })?;
+    serde_json::to_writer(&mut *out, name)?;
+    out.write_all(b":")?;
+    serde_json::to_writer(out, value).map_err(io::Error::other)
+}
+
+fn write_value_field(out: &mut HashWriter, name: &str, value: &Value) -> io::Result<()> {
+    out.write_all(b",")?;
+    serde_json::to_writer(&mut *out, name)?;
+    out.write_all(b":")?;
+    write_canonical(out, value)
+}
+
+fn write_record(out: &mut HashWriter, r: &AuditRecord) -> io::Result<()> {
+    // Order: HASHED_FIELDS.
+    write_field(out, true, "actor_id", &r.actor_id)?;
+    write_field(out, false, "actor_permissions", &r.actor_permissions)?;
+    write_field(out, false, "actor_type", &r.actor_type)?;
+    write_field(out, false, "alert_id", &r.alert_id)?;
+    write_field(out, false, "audit_id", &r.audit_id)?;
+    write_value_field(out, "context", &r.context)?;
+    write_value_field(out, "decision", &r.decision)?;
+    write_field(out, false, "entity_ids", &r.entity_ids)?;
+    write_field(out, false, "event_category", &r.event_category)?;
+    write_field(out, false, "event_type", &r.event_type)?;
+    write_field(out, false, "ingested_at", &r.ingested_at)?;
+    write_field(out, false, "investigation_id", &r.investigation_id)?;
+    write_value_field(out, "outcome", &r.outcome)?;
+    write_field(out, false, "previous_hash", &r.previous_hash)?;
+    write_field(out, false, "record_version", &r.record_version)?;
+    write_field(out, false, "sequence_number", &r.sequence_number)?;
+    write_field(out, false, "severity", &r.severity)?;
+    write_field(out, false, "tenant_id", &r.tenant_id)?;
+    write_field(out, false, "timestamp", &r.timestamp)?;
+    out.write_all(b"}")
 }
 
 /// sha256 hex of the canonical JSON of every field except `record_hash`.
 pub fn record_hash(record: &AuditRecord) -> String {
-    let mut value = serde_json::to_value(record).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut value {
-        map.remove("record_hash");
-    }
-    hex::encode(Sha256::digest(canonical_json(&value).as_bytes()))
+    let mut hasher = HashWriter(Sha256::new());
+    // The writer never fails and every field serialises (strings, numbers, JSON values).
+    let _ = write_record(&mut hasher, record);
+    hex::encode(hasher.0.finalize())
 }
 
 #[cfg(test)]
@@ -71,5 +174,47 @@ mod tests {
         assert_eq!(record_hash(&record), hex::encode(Sha256::digest(expected_input.as_bytes())));
         // Computed independently (Python hashlib over the string above).
         assert_eq!(record_hash(&record), "088401762871f1285aa1914c4b8c937c0ff49a5ca1fc3a6a194dac4e4ada51c1");
+    }
+
+    /// Every serialised field but `record_hash` is hashed, and only those (a field added to
+    /// `AuditRecord` must be added to the hash, deliberately).
+    #[test]
+    fn hashed_fields_are_the_record_fields() {
+        let record: AuditRecord = serde_json::from_value(json!({
+            "audit_id": "a", "tenant_id": "t", "sequence_number": 1, "previous_hash": "p", "timestamp": "x",
+            "ingested_at": "y", "event_type": "e", "event_category": "c", "severity": "info", "actor_type": "agent",
+            "actor_id": "me", "actor_permissions": [], "investigation_id": null, "alert_id": null, "entity_ids": [],
+            "context": {}, "decision": {}, "outcome": {}, "record_hash": "", "record_version": "1.0"
+        }))
+        .expect("record");
+        let value = serde_json::to_value(&record).expect("serialises");
+        let mut fields: Vec<&str> = value.as_object().expect("object").keys().map(String::as_str).filter(|k| *k != "record_hash").collect();
+        fields.sort_unstable();
+        assert_eq!(fields, HASHED_FIELDS);
+    }
+
+    /// The streamed hash equals the hash of the canonical JSON of the whole record, for records
+    /// with nested, unsorted, escaped and non-ASCII content.
+    #[test]
+    fn streamed_hash_equals_hash_of_canonical_json() {
+        let mut record: AuditRecord = serde_json::from_value(json!({
+            "audit_id": "0190f000-0000-7000-8000-000000000001", "tenant_id": "contoso", "sequence_number": 42,
+            "previous_hash": "ab", "timestamp": "2026-01-01T00:00:00.000Z", "ingested_at": "2026-01-01T00:00:00.001Z",
+            "event_type": "alert.classified", "event_category": "decision", "severity": "warning", "actor_type": "agent",
+            "actor_id": "reasoning_agent", "actor_permissions": ["read", "write"], "investigation_id": "inv", "alert_id": "al\"ert",
+            "entity_ids": ["host:ws-01", "upn:alice@contoso.com"],
+            "context": {"z": 1, "a": {"y": [3, {"q": null, "b": true}], "x": "é\n\u{1}"}},
+            "decision": {"confidence": 0.875, "classification": "true_positive"},
+            "outcome": {"status": "success"}, "record_hash": "ignored", "record_version": "1.0"
+        }))
+        .expect("record");
+        let mut value = serde_json::to_value(&record).expect("serialises");
+        value.as_object_mut().expect("object").remove("record_hash");
+        let expected = hex::encode(Sha256::digest(canonical_json(&value).as_bytes()));
+        assert_eq!(record_hash(&record), expected);
+        record.record_hash = "changed".to_owned();
+        assert_eq!(record_hash(&record), expected, "record_hash is not hashed");
+        record.sequence_number = 43;
+        assert_ne!(record_hash(&record), expected);
     }
 }

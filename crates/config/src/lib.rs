@@ -21,6 +21,9 @@ pub use raw::{RawCaseStore, RawConfig};
 pub use secret::SecretString;
 pub use sources::{ElasticSource, SentinelSource, SourceConfig, SourceKind, SplunkSource};
 
+/// Default of `pipeline.enricher_timeout_ms` (the pipeline's own default, 500 ms).
+pub const DEFAULT_ENRICHER_TIMEOUT_MS: u64 = 500;
+
 /// Every problem found, one line each.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", .0.join("\n"))]
@@ -58,6 +61,9 @@ pub struct Config {
     /// `[pipeline.kill_switches]`: scopes where nothing is closed or acted on automatically.
     pub kill_switches: KillSwitches,
     pub max_attempts: u32,
+    /// `pipeline.enricher_timeout_ms`: longest wait for each enricher before the investigation goes
+    /// on without it (default [`DEFAULT_ENRICHER_TIMEOUT_MS`]).
+    pub enricher_timeout: std::time::Duration,
     /// Largest request body `POST /v1/alerts` accepts, in bytes.
     pub max_body_bytes: usize,
     /// HMAC-SHA256 key for webhook signatures; `None` accepts unsigned requests.

@@ -45,6 +45,8 @@ pub struct RawCaseStore {
 pub struct RawPipeline {
     pub grouping_window_hours: Option<u32>,
     pub max_attempts: Option<u32>,
+    /// Longest wait for each enricher before the investigation goes on without it, in milliseconds.
+    pub enricher_timeout_ms: Option<u64>,
     #[serde(default)]
     pub kill_switches: RawKillSwitches,
 }
@@ -152,6 +154,10 @@ impl RawConfig {
         if max_attempts == 0 {
             errors.push("`pipeline.max_attempts` must be > 0".to_owned());
         }
+        let enricher_timeout_ms = self.pipeline.enricher_timeout_ms.unwrap_or(crate::DEFAULT_ENRICHER_TIMEOUT_MS);
+        if !(1..=60_000).contains(&enricher_timeout_ms) {
+            errors.push(format!("`pipeline.enricher_timeout_ms`: {enricher_timeout_ms} must be 1..=60000 (milliseconds)"));
+        }
         let max_body_bytes = self.api.max_body_bytes.unwrap_or(10 * 1024 * 1024);
         if max_body_bytes < 1024 {
             errors.push("`api.max_body_bytes` must be at least 1024".to_owned());
@@ -171,6 +177,7 @@ impl RawConfig {
                 grouping_window_hours,
                 kill_switches,
                 max_attempts,
+                enricher_timeout: std::time::Duration::from_millis(enricher_timeout_ms),
                 max_body_bytes,
                 webhook_secret: webhook_secret.map(SecretString::new),
                 sources,

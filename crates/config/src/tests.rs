@@ -172,3 +172,23 @@ fn kill_switches_are_validated_and_kept() {
     assert_eq!(config.kill_switches.techniques, ["T1078.004"]);
     assert!(load(None, &HashMap::new()).expect("defaults").kill_switches.techniques.is_empty(), "none by default");
 }
+
+#[test]
+fn enricher_timeout_defaults_to_500_ms_and_is_bounded() {
+    let config = load(None, &HashMap::new()).expect("defaults");
+    assert_eq!(config.enricher_timeout, std::time::Duration::from_millis(500));
+    for (ms, expected) in [(1_u64, Some(1_u64)), (60_000, Some(60_000)), (2_500, Some(2_500)), (0, None), (60_001, None)] {
+        let text = format!("[pipeline]\nenricher_timeout_ms = {ms}\n");
+        match (load(Some(&text), &HashMap::new()), expected) {
+            (Ok(config), Some(expected)) => assert_eq!(config.enricher_timeout, std::time::Duration::from_millis(expected)),
+            (Err(errors), None) => assert_eq!(
+                errors.0,
+                vec![format!("`pipeline.enricher_timeout_ms`: {ms} must be 1..=60000 (milliseconds)")],
+                "one error naming the field"
+            ),
+            (other, expected) => panic!("{ms} ms: {other:?}, expected {expected:?}"),
+        }
+    }
+    let errors = load(Some("[pipeline]\nenricher_timeout_ms = -5\n"), &HashMap::new()).expect_err("negative").0;
+    assert!(errors[0].contains("enricher_timeout_ms"), "{errors:?}");
+}

@@ -16,6 +16,7 @@
 //! egress address, as in the Sentinel sample data where two unrelated endpoints report the same
 //! public IP), so they are not link keys there; on identity and mail alerts they are the client's.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -141,7 +142,7 @@ fn is_infrastructure_key(key: &str) -> bool {
 
 /// The keys of `member` that are hubs among `candidates` plus `member` itself, with the number of
 /// distinct accounts seen with each (an account counted by its first identity key in each alert).
-fn hub_keys(candidates: &[Incident], member: &IncidentMember) -> BTreeMap<String, usize> {
+fn hub_keys(candidates: &[&Incident], member: &IncidentMember) -> BTreeMap<String, usize> {
     let mut hubs = BTreeMap::new();
     for key in member.keys.iter().filter(|key| is_infrastructure_key(key)) {
         let accounts: std::collections::BTreeSet<&str> = candidates
@@ -190,17 +191,20 @@ pub struct GroupingDecision {
 
 /// Places `member` into one of `candidates` (incidents of the same tenant overlapping its window),
 /// merging candidates it connects, or opens a new incident with id `new_id`.
-pub fn group(
+///
+/// `candidates` may be owned or borrowed: only the incidents the alert joins or merges are copied.
+pub fn group<I: Borrow<Incident>>(
     tenant: &TenantId,
     title: &str,
     member: IncidentMember,
-    mut candidates: Vec<Incident>,
+    candidates: Vec<I>,
     window: Duration,
     new_id: String,
 ) -> GroupingDecision {
+    let mut candidates: Vec<&Incident> = candidates.iter().map(Borrow::borrow).collect();
     // Re-delivery of an alert already grouped: nothing changes.
     if let Some(existing) = candidates.iter().find(|incident| incident.alert_ids.contains(&member.alert_id)) {
-        return GroupingDecision { incident: existing.clone(), merged: Vec::new(), reason: "already grouped".to_owned() };
+        return GroupingDecision { incident: (*existing).clone(), merged: Vec::new(), reason: "already grouped".to_owned() };
     }
     let mut related: Vec<(Incident, AlertId, String)> = Vec::new();
     let hubs = hub_keys(&candidates, &member);
@@ -208,14 +212,14 @@ pub fn group(
     let mut full: Option<String> = None;
     for incident in candidates {
         if incident.alert_ids.len() >= MAX_INCIDENT_ALERTS {
-            if full.is_none() && related_member(&incident, &member, window, &hubs).is_some() {
+            if full.is_none() && related_member(incident, &member, window, &hubs).is_some() {
                 full = Some(incident.incident_id.clone());
             }
             continue;
         }
-        if let Some((existing, key)) = related_member(&incident, &member, window, &hubs) {
+        if let Some((existing, key)) = related_member(incident, &member, window, &hubs) {
             let (existing_id, key) = (existing.alert_id.clone(), key.to_owned());
-            related.push((incident, existing_id, key));
+            related.push((incident.clone(), existing_id, key));
         }
     }
     let Some((mut survivor, linked_to, key)) = (!related.is_empty()).then(|| related.remove(0)) else {

@@ -426,29 +426,23 @@ impl Pipeline {
         if !merged_now && context_without(incident, current) == Some(context) {
             return Ok(());
         }
-        // Members this batch has not touched are read in one query.
-        let unread: Vec<aluskort_core::AlertId> =
-            incident.alert_ids.iter().filter(|id| *id != current && work.state(&incident.tenant_id, id).is_none()).cloned().collect();
-        let mut stored: std::collections::HashMap<aluskort_core::AlertId, aluskort_core::GraphState> = if unread.is_empty() {
-            std::collections::HashMap::new()
-        } else {
-            let states = self.store.investigations_for_alerts(&incident.tenant_id, &unread).await?;
-            states.into_iter().map(|state| (state.alert_id.clone(), state)).collect()
-        };
-        for member in incident.alert_ids.iter().filter(|id| *id != current) {
-            let member_state = match work.state(&incident.tenant_id, member) {
-                Some(state) => Some(state.clone()),
-                None => stored.remove(member),
-            };
-            let Some(mut member_state) = member_state else { continue };
-            // A member judged by the model keeps that verdict: rules do not overwrite it.
-            let judged_by_model = member_state.llm_calls > 0 && !member_state.case_facts.contains_key("model_unavailable");
-            if member_state.state != InvestigationState::AwaitingHuman
-                || recorded_context(&member_state) == Some(context)
-                || judged_by_model
-            {
-                continue;
-            }
+        // Members this batch has not touched are read in one query, once a batch.
+        let others: Vec<aluskort_core::AlertId> = incident.alert_ids.iter().filter(|id| *id != current).cloned().collect();
+        work.read_states(self.store.as_ref(), &incident.tenant_id, &others).await?;
+        let stale: Vec<aluskort_core::GraphState> = others
+            .iter()
+            .filter_map(|member| work.current_state(&incident.tenant_id, member))
+            .filter(|member_state| {
+                // A member judged by the model keeps that verdict: rules do not overwrite it.
+                let judged_by_model = member_state.llm_calls > 0 && !member_state.case_facts.contains_key("model_unavailable");
+                member_state.state == InvestigationState::AwaitingHuman
+                    && recorded_context(member_state) != Some(context)
+                    && !judged_by_model
+            })
+            .cloned()
+            .collect();
+        for mut member_state in stale {
+            let member = &member_state.alert_id.clone();
             let Some(alert) = work.load_alert(self.store.as_ref(), &incident.tenant_id, member).await? else { continue };
             let verdict = reasoner::reason(&ReasoningInput {
                 alert: &alert,

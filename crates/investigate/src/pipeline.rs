@@ -44,6 +44,10 @@ pub struct PipelineSettings {
     pub degradation: DegradationLevel,
     /// Threat-intelligence indicators for exact-match enrichment (FR-ENR-004).
     pub threat_intel: Option<Arc<dyn aluskort_store::ThreatIntelStore>>,
+    /// FP patterns, UEBA user risk and CTEM exposures (FR-RSN-006, FR-ENR-005, FR-ENR-006).
+    pub context: Option<Arc<dyn aluskort_store::ContextStore>>,
+    /// Longest wait for each enricher before the investigation goes on without it.
+    pub enricher_timeout: StdDuration,
     /// The model gateway for the reasoning agent; `None` reasons deterministically.
     pub gateway: Option<Arc<aluskort_gateway::Gateway>>,
     /// Scopes where nothing is closed automatically.
@@ -65,6 +69,8 @@ impl std::fmt::Debug for PipelineSettings {
             .field("degradation", &self.degradation)
             .field("gateway", &self.gateway.is_some())
             .field("threat_intel", &self.threat_intel.is_some())
+            .field("context", &self.context.is_some())
+            .field("enricher_timeout", &self.enricher_timeout)
             .field("kill_switches", &self.kill_switches)
             .field("grouping_window", &self.grouping_window)
             .field("max_attempts", &self.max_attempts)
@@ -82,6 +88,8 @@ impl Default for PipelineSettings {
             degradation: DegradationLevel::Deterministic,
             gateway: None,
             threat_intel: None,
+            context: None,
+            enricher_timeout: DEFAULT_ENRICHER_TIMEOUT,
             kill_switches: aluskort_config::KillSwitches::default(),
             grouping_window: crate::grouping::DEFAULT_WINDOW,
             max_attempts: 5,
@@ -547,6 +555,9 @@ impl Pipeline {
         Ok(outcomes)
     }
 }
+
+/// Default per-enricher budget (the design's TI budget is 100 ms, vector search 200 ms).
+pub const DEFAULT_ENRICHER_TIMEOUT: StdDuration = StdDuration::from_millis(500);
 
 /// Most normalised alerts investigated and committed as one unit of work.
 pub const INVESTIGATE_BATCH: usize = 128;

@@ -39,6 +39,8 @@ pub(crate) struct Work {
     pub(crate) closed: Vec<GraphState>,
     /// Incidents read from the store for this batch ([`Work::prefetch_incidents`]), as stored.
     stored_incidents: HashMap<String, Incident>,
+    /// Investigations read from the store for this batch, as stored (read at most once a batch).
+    stored_states: HashMap<(TenantId, AlertId), GraphState>,
 }
 
 impl Work {
@@ -68,6 +70,30 @@ impl Work {
     pub(crate) fn state(&self, tenant: &TenantId, alert_id: &AlertId) -> Option<&GraphState> {
         let index = self.writes.get(&(tenant.clone(), alert_id.clone()))?;
         self.batch.investigations[*index].versions.last()
+    }
+
+    /// Reads the investigations of `alert_ids` this batch has neither saved nor read yet, in one
+    /// query; [`Work::current_state`] then answers for all of them.
+    pub(crate) async fn read_states(&mut self, store: &dyn CaseStore, tenant: &TenantId, alert_ids: &[AlertId]) -> StoreResult<()> {
+        let unread: Vec<AlertId> = alert_ids
+            .iter()
+            .filter(|id| {
+                let key = (tenant.clone(), (*id).clone());
+                !self.writes.contains_key(&key) && !self.stored_states.contains_key(&key)
+            })
+            .cloned()
+            .collect();
+        if !unread.is_empty() {
+            for state in store.investigations_for_alerts(tenant, &unread).await? {
+                self.stored_states.insert((state.tenant_id.clone(), state.alert_id.clone()), state);
+            }
+        }
+        Ok(())
+    }
+
+    /// An alert's investigation as this batch left it, else as read by [`Work::read_states`].
+    pub(crate) fn current_state(&self, tenant: &TenantId, alert_id: &AlertId) -> Option<&GraphState> {
+        self.state(tenant, alert_id).or_else(|| self.stored_states.get(&(tenant.clone(), alert_id.clone())))
     }
 
     pub(crate) fn insert_alert(&mut self, alert: &CanonicalAlert) {
@@ -164,7 +190,7 @@ impl Work {
     /// Grouping candidates for an alert with `keys` (sorted) active in `[from, to]`: unmerged
     /// incidents of the tenant sharing a key, as this batch left them (including ones it opened).
     /// Stored incidents come from [`Work::prefetch_incidents`], which must have covered `keys`.
-    pub(crate) fn candidates(&self, tenant: &TenantId, keys: &[String], from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Incident> {
+    pub(crate) fn candidates(&self, tenant: &TenantId, keys: &[String], from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<&Incident> {
         if keys.is_empty() {
             return Vec::new();
         }
@@ -175,14 +201,10 @@ impl Work {
                 && incident.last_seen >= from
                 && incident.members.iter().any(|member| member.keys.iter().any(|key| keys.binary_search(key).is_ok()))
         };
-        let mut candidates: Vec<Incident> = self
-            .stored_incidents
+        self.stored_incidents
             .values()
             .filter(|incident| self.pending_incident(&incident.incident_id).is_none() && relevant(incident))
             .chain(self.batch.incidents.iter().filter(|incident| relevant(incident)))
-            .cloned()
-            .collect();
-        candidates.sort_by(|a, b| (a.first_seen, &a.incident_id).cmp(&(b.first_seen, &b.incident_id)));
-        candidates
+            .collect()
     }
 }

@@ -50,7 +50,7 @@ pub(crate) fn match_ti_sql(count: usize) -> String {
 /// Kept small: SQLite looks a parameter's name up by a linear scan of the statement's parameter
 /// list (`sqlite3_bind_parameter_name`), and sqlx does so for every bind, so binding one statement
 /// costs O(n²) in its parameters: at 4,096 this was the pipeline's largest single cost.
-const MAX_BATCH_PARAMS: usize = 512;
+const MAX_BATCH_PARAMS: usize = 256;
 
 /// Row counts to split `total` rows of `columns` parameters into: full chunks of the largest power
 /// of two that fits [`MAX_BATCH_PARAMS`], then the remainder by powers of two. Few distinct row

@@ -4,6 +4,7 @@ pub mod attack;
 pub mod audit;
 pub mod bench;
 pub mod config;
+pub mod context;
 pub mod extract;
 pub mod gateway;
 pub mod llm;

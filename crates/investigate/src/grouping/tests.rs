@@ -108,7 +108,7 @@ fn alerts_outside_the_window_open_separate_incidents_and_links_explain_themselve
     later.activity_start += Duration::days(3);
     later.activity_end += Duration::days(3);
     let tenant = TenantId::default_tenant();
-    let opened = group(&tenant, "a", first.clone(), Vec::new(), DEFAULT_WINDOW, "inc-1".into());
+    let opened = group(&tenant, "a", first.clone(), Vec::<Incident>::new(), DEFAULT_WINDOW, "inc-1".into());
     let apart = group(&tenant, "b", later, vec![opened.incident.clone()], DEFAULT_WINDOW, "inc-2".into());
     assert_eq!(apart.incident.incident_id, "inc-2");
     let near = group(&tenant, "b", member(&alerts[1]), vec![opened.incident], DEFAULT_WINDOW, "inc-3".into());
@@ -123,7 +123,7 @@ fn a_full_incident_takes_no_more_alerts() {
     let alerts = sentinel_alerts();
     let tenant = TenantId::default_tenant();
     let template = member(&alerts[0]);
-    let mut incident = group(&tenant, "a", template.clone(), Vec::new(), DEFAULT_WINDOW, "inc-full".into()).incident;
+    let mut incident = group(&tenant, "a", template.clone(), Vec::<Incident>::new(), DEFAULT_WINDOW, "inc-full".into()).incident;
     for index in 1..MAX_INCIDENT_ALERTS {
         let mut next = template.clone();
         next.alert_id = AlertId::parse(&format!("filler-{index}")).expect("id");
