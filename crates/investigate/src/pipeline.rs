@@ -26,10 +26,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::machine::StepError;
-use crate::work::Work;
+use crate::work::{Overlay, Work};
 
 /// Tunables of the pipeline.
 #[derive(Clone)]
@@ -136,12 +136,12 @@ pub struct Pipeline {
     pub(crate) store: Arc<dyn CaseStore>,
     pub(crate) audit: Arc<AuditLog>,
     pub(crate) settings: PipelineSettings,
-    pub(crate) grouping_lock: Mutex<()>,
+    pub(crate) grouping_lock: Arc<Mutex<()>>,
 }
 
 impl Pipeline {
     pub fn new(bus: Arc<dyn Bus>, store: Arc<dyn CaseStore>, audit: Arc<AuditLog>, settings: PipelineSettings) -> Arc<Self> {
-        Arc::new(Pipeline { bus, store, audit, settings, grouping_lock: Mutex::new(()) })
+        Arc::new(Pipeline { bus, store, audit, settings, grouping_lock: Arc::new(Mutex::new(())) })
     }
 
     pub fn settings(&self) -> &PipelineSettings {
@@ -374,12 +374,35 @@ impl Pipeline {
     /// is ready on the topic, up to [`INVESTIGATE_BATCH`] messages, runs their investigations and
     /// commits them as one unit of work; a quiet stream gives batches of one (no added latency), a
     /// busy one amortises the commit over many alerts.
+    ///
+    /// While a batch commits, the next one is already investigated, reading through what the
+    /// committing batch changed ([`Overlay`]); its own commit starts only once the earlier one
+    /// has landed, and if that one failed, the next is retried rather than committed on top of
+    /// it. Commits stay strictly ordered; the stage holds the grouping lock while it has work in
+    /// hand.
     pub async fn run_investigate_stage(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut subscription = self.bus.subscribe(Topic::AlertsNormalized, group::ORCHESTRATOR).await?;
+        let mut in_flight: Option<InFlight> = None;
+        let mut guard: Option<tokio::sync::OwnedMutexGuard<()>> = None;
         loop {
-            let first = tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                delivery = subscription.next() => match delivery { Some(d) => d, None => return Ok(()) },
+            let first = if in_flight.is_some() {
+                match subscription.next_ready() {
+                    Some(delivery) => delivery,
+                    None => {
+                        // Nothing more waiting: let the commit finish, then idle without the lock.
+                        if let Some(previous) = in_flight.take() {
+                            previous.finish().await;
+                        }
+                        guard = None;
+                        continue;
+                    }
+                }
+            } else {
+                guard = None;
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    delivery = subscription.next() => match delivery { Some(d) => d, None => return Ok(()) },
+                }
             };
             let mut deliveries = vec![first];
             while deliveries.len() < INVESTIGATE_BATCH {
@@ -400,43 +423,96 @@ impl Pipeline {
                     }
                 }
             }
-            if !batch.is_empty() {
-                self.run_batch(batch).await;
+            if batch.is_empty() {
+                continue;
+            }
+            if guard.is_none() {
+                guard = Some(Arc::clone(&self.grouping_lock).lock_owned().await);
+            }
+            let items: Vec<(&NormalizedAlert, u32)> = batch.iter().map(|(normalized, delivery)| (normalized, delivery.attempt)).collect();
+            let overlay = in_flight.as_ref().map(|previous| Arc::clone(&previous.overlay));
+            let prepared = self.prepare_batch(&items, overlay.as_deref()).await;
+            drop(items);
+            let previous_landed = match in_flight.take() {
+                Some(previous) => previous.finish().await,
+                None => true,
+            };
+            match prepared {
+                _ if !previous_landed => {
+                    let deliveries = batch.into_iter().map(|(_, delivery)| delivery).collect();
+                    self.retry_all(deliveries, "the batch before this one was not committed; investigating again").await;
+                }
+                Err(error) => self.settle_failed(batch, error).await,
+                Ok(prepared) => {
+                    let overlay = Arc::new(prepared.work.overlay());
+                    let task = tokio::spawn(Arc::clone(&self).commit_and_settle(prepared, batch));
+                    in_flight = Some(InFlight { overlay, task });
+                }
             }
         }
     }
 
-    /// Investigates one batch and settles its deliveries: acked once committed and published;
-    /// a retryable failure nacks them all (backoff, redelivery); a permanent one nacks them until
-    /// their last attempt, then dead-letters each with the reason, so nothing is lost silently.
-    async fn run_batch(&self, batch: Vec<(NormalizedAlert, Delivery)>) {
-        let items: Vec<(&NormalizedAlert, u32)> = batch.iter().map(|(normalized, delivery)| (normalized, delivery.attempt)).collect();
-        let result = match self.investigate_batch(&items).await {
-            Ok(outcomes) => self.publish_outcomes(&outcomes).await.map_err(|error| BatchError::Retry(format!("{error:#}"))),
-            Err(error) => Err(error),
-        };
-        match result {
-            Ok(()) => batch.into_iter().for_each(|(_, delivery)| delivery.ack()),
-            Err(BatchError::Retry(reason)) => {
-                for (_, delivery) in batch {
-                    self.settle(delivery, Err(anyhow::anyhow!("{reason}"))).await;
-                }
+    /// Commits a prepared batch, publishes its outcomes and acks its deliveries, or settles them
+    /// as failed. Returns whether the batch's changes are in the store.
+    async fn commit_and_settle(self: Arc<Self>, prepared: Prepared, batch: Vec<(NormalizedAlert, Delivery)>) -> bool {
+        let outcomes = match self.commit_prepared(prepared).await {
+            Ok(outcomes) => outcomes,
+            Err(error) => {
+                self.settle_failed(batch, error).await;
+                return false;
             }
-            Err(BatchError::Permanent(reason)) => {
+        };
+        match self.publish_outcomes(&outcomes).await {
+            Ok(()) => batch.into_iter().for_each(|(_, delivery)| delivery.ack()),
+            Err(error) => {
+                // Committed but not announced: redelivery finds the investigations settled and
+                // publishes them (as duplicates) then.
+                let deliveries = batch.into_iter().map(|(_, delivery)| delivery).collect();
+                self.retry_all(deliveries, &format!("{error:#}")).await;
+            }
+        }
+        true
+    }
+
+    /// Nacks every delivery after one backoff (doubling per attempt of the most-tried one, up to
+    /// 30 s): transient failures of a whole batch wait once, not once per message.
+    async fn retry_all(&self, deliveries: Vec<Delivery>, reason: &str) {
+        let attempt = deliveries.iter().map(|delivery| delivery.attempt).max().unwrap_or(1);
+        let exponent = attempt.saturating_sub(1).min(8);
+        let backoff = self.settings.retry_backoff.saturating_mul(1 << exponent).min(StdDuration::from_secs(30));
+        warn!(%reason, attempt, messages = deliveries.len(), backoff_ms = backoff.as_millis(), "batch failed; will retry");
+        tokio::time::sleep(backoff).await;
+        deliveries.into_iter().for_each(Delivery::nack);
+    }
+
+    /// Settles a batch that was not committed: a retryable failure nacks it whole (one backoff,
+    /// redelivery); a permanent one nacks each message until its last attempt, then dead-letters
+    /// it with the reason, so nothing is lost silently.
+    async fn settle_failed(&self, batch: Vec<(NormalizedAlert, Delivery)>, error: BatchError) {
+        match error {
+            BatchError::Retry(reason) => {
+                let deliveries = batch.into_iter().map(|(_, delivery)| delivery).collect();
+                self.retry_all(deliveries, &reason).await;
+            }
+            BatchError::Permanent(reason) => {
+                let mut again = Vec::new();
                 for (normalized, delivery) in batch {
-                    let result = if delivery.attempt >= self.settings.max_attempts {
-                        let reason = format!("investigation could not be stored: {reason}");
-                        let original = serde_json::to_value(&normalized.alert.raw_payload).unwrap_or(Value::Null);
-                        match self.dead_letter(&normalized.ingest_id, &normalized.origin, &reason, original).await {
-                            Ok(()) => {
-                                self.store.mark_raw(&normalized.ingest_id, RawStatus::DeadLettered, Some(&reason)).await.map_err(Into::into)
-                            }
-                            Err(error) => Err(error),
+                    if delivery.attempt < self.settings.max_attempts {
+                        again.push(delivery);
+                        continue;
+                    }
+                    let reason = format!("investigation could not be stored: {reason}");
+                    let original = serde_json::to_value(&normalized.alert.raw_payload).unwrap_or(Value::Null);
+                    let result = match self.dead_letter(&normalized.ingest_id, &normalized.origin, &reason, original).await {
+                        Ok(()) => {
+                            self.store.mark_raw(&normalized.ingest_id, RawStatus::DeadLettered, Some(&reason)).await.map_err(Into::into)
                         }
-                    } else {
-                        Err(anyhow::anyhow!("{reason}"))
+                        Err(error) => Err(error),
                     };
                     self.settle(delivery, result).await;
+                }
+                if !again.is_empty() {
+                    self.retry_all(again, &reason).await;
                 }
             }
         }
@@ -452,28 +528,27 @@ impl Pipeline {
 
     /// Runs (or resumes) the investigation of one normalised alert and publishes its outcome.
     pub async fn investigate(&self, normalized: &NormalizedAlert, attempt: u32) -> anyhow::Result<()> {
-        let outcomes = self.investigate_batch(&[(normalized, attempt)]).await.map_err(|error| anyhow::anyhow!("{error}"))?;
+        let outcomes = {
+            // Grouping reads and writes incidents: batches run one at a time in this process.
+            let _guard = self.grouping_lock.lock().await;
+            let prepared = self.prepare_batch(&[(normalized, attempt)], None).await.map_err(|error| anyhow::anyhow!("{error}"))?;
+            self.commit_prepared(prepared).await.map_err(|error| anyhow::anyhow!("{error}"))?
+        };
         self.publish_outcomes(&outcomes).await
     }
 
     /// Runs (or resumes) the investigations of a batch of normalised alerts (with the delivery
-    /// attempt of each) and commits everything they changed in one unit of work. Returns the
-    /// outcomes to publish.
-    async fn investigate_batch(&self, items: &[(&NormalizedAlert, u32)]) -> Result<Vec<StageOutcome>, BatchError> {
-        // Grouping reads and writes incidents: batches run one at a time in this process.
-        let _guard = self.grouping_lock.lock().await;
-        let mut stored: HashMap<(TenantId, AlertId), GraphState> = HashMap::new();
+    /// attempt of each), reading through `overlay` (what a batch still committing changed), and
+    /// collects everything they change into one unit of work. The caller holds the grouping lock.
+    async fn prepare_batch(&self, items: &[(&NormalizedAlert, u32)], overlay: Option<&Overlay>) -> Result<Prepared, BatchError> {
+        let mut work = Work::over(overlay);
         let mut by_tenant: HashMap<&TenantId, Vec<AlertId>> = HashMap::new();
         for (normalized, _) in items {
             by_tenant.entry(&normalized.alert.tenant_id).or_default().push(normalized.alert.alert_id.clone());
         }
         for (tenant, alert_ids) in by_tenant {
-            for state in self.store.investigations_for_alerts(tenant, &alert_ids).await.map_err(BatchError::store)? {
-                stored.insert((state.tenant_id.clone(), state.alert_id.clone()), state);
-            }
+            work.read_states(self.store.as_ref(), tenant, &alert_ids).await.map_err(BatchError::store)?;
         }
-
-        let mut work = Work::default();
         work.prefetch_incidents(self.store.as_ref(), items.iter().map(|(normalized, _)| *normalized), self.settings.grouping_window)
             .await
             .map_err(BatchError::store)?;
@@ -482,12 +557,8 @@ impl Pipeline {
         for (normalized, attempt) in items {
             let alert = &normalized.alert;
             work.insert_alert(alert);
-            let existing = match work.state(&alert.tenant_id, &alert.alert_id) {
-                Some(state) => Some(state.clone()),
-                None => stored.get(&(alert.tenant_id.clone(), alert.alert_id.clone())).cloned(),
-            };
-            let (mut state, seen_before) = match existing {
-                Some(state) => (state, true),
+            let (mut state, seen_before) = match work.current_state(&alert.tenant_id, &alert.alert_id) {
+                Some(state) => (state.clone(), true),
                 None => {
                     let mut state = GraphState::new(alert.alert_id.clone(), alert.tenant_id.clone(), self.settings.degradation, Utc::now());
                     state.version = 0;
@@ -514,7 +585,7 @@ impl Pipeline {
                     }
                 }
             }
-            info!(alert_id = %alert.alert_id, state = %state.state, duplicate, "investigation settled");
+            debug!(alert_id = %alert.alert_id, state = %state.state, duplicate, "investigation settled");
             if !duplicate {
                 settled.push(state.state);
             }
@@ -531,7 +602,13 @@ impl Pipeline {
                 original: Value::Null,
             });
         }
+        Ok(Prepared { work, outcomes, settled })
+    }
 
+    /// Commits a prepared unit of work with its audit records in one transaction. Returns the
+    /// outcomes to publish.
+    async fn commit_prepared(&self, prepared: Prepared) -> Result<Vec<StageOutcome>, BatchError> {
+        let Prepared { work, outcomes, settled } = prepared;
         let store = Arc::clone(&self.store);
         let batch = &work.batch;
         let report = self
@@ -545,7 +622,7 @@ impl Pipeline {
         if !report.skipped.is_empty() {
             info!(skipped = report.skipped.len(), "reassessments skipped: changed meanwhile by someone else");
         }
-        metrics::histogram!("aluskort_investigate_batch_size").record(items.len() as f64);
+        metrics::histogram!("aluskort_investigate_batch_size").record(outcomes.len() as f64);
         for state in settled {
             metrics::counter!("aluskort_investigations_settled_total", "state" => state.as_str()).increment(1);
         }
@@ -553,6 +630,33 @@ impl Pipeline {
             self.remember(state).await;
         }
         Ok(outcomes)
+    }
+}
+
+/// A batch investigated and waiting to be committed.
+struct Prepared {
+    work: Work,
+    outcomes: Vec<StageOutcome>,
+    /// The settled state of each alert investigated (not of duplicates), for the metrics.
+    settled: Vec<InvestigationState>,
+}
+
+/// A batch being committed, and what it changed.
+struct InFlight {
+    overlay: Arc<Overlay>,
+    task: tokio::task::JoinHandle<bool>,
+}
+
+impl InFlight {
+    /// Waits for the commit; whether its changes are in the store.
+    async fn finish(self) -> bool {
+        match self.task.await {
+            Ok(landed) => landed,
+            Err(error) => {
+                warn!(%error, "batch commit task ended abnormally");
+                false
+            }
+        }
     }
 }
 

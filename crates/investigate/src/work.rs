@@ -41,9 +41,47 @@ pub(crate) struct Work {
     stored_incidents: HashMap<String, Incident>,
     /// Investigations read from the store for this batch, as stored (read at most once a batch).
     stored_states: HashMap<(TenantId, AlertId), GraphState>,
+    /// Alerts of the batch still committing ([`Overlay`]).
+    stored_alerts: HashMap<(TenantId, AlertId), CanonicalAlert>,
+}
+
+/// What a batch that is still committing changed: the next batch reads these in place of the
+/// store (which does not have them yet). Only valid if that commit lands; the stage retries the
+/// next batch otherwise.
+#[derive(Default)]
+pub(crate) struct Overlay {
+    states: HashMap<(TenantId, AlertId), GraphState>,
+    incidents: HashMap<String, Incident>,
+    alerts: HashMap<(TenantId, AlertId), CanonicalAlert>,
 }
 
 impl Work {
+    /// A unit of work reading through `overlay` first.
+    pub(crate) fn over(overlay: Option<&Overlay>) -> Self {
+        let mut work = Work::default();
+        if let Some(overlay) = overlay {
+            work.stored_states = overlay.states.clone();
+            work.stored_incidents = overlay.incidents.clone();
+            work.stored_alerts = overlay.alerts.clone();
+        }
+        work
+    }
+
+    /// What this batch changes, for the next batch to read while this one commits.
+    pub(crate) fn overlay(&self) -> Overlay {
+        Overlay {
+            states: self
+                .batch
+                .investigations
+                .iter()
+                .filter_map(|write| write.versions.last())
+                .map(|state| ((state.tenant_id.clone(), state.alert_id.clone()), state.clone()))
+                .collect(),
+            incidents: self.batch.incidents.iter().map(|incident| (incident.incident_id.clone(), incident.clone())).collect(),
+            alerts: self.batch.alerts.iter().map(|alert| ((alert.tenant_id.clone(), alert.alert_id.clone()), alert.clone())).collect(),
+        }
+    }
+
     pub(crate) fn audit(&mut self, event: AuditEvent) {
         self.events.push(event);
     }
@@ -109,10 +147,16 @@ impl Work {
         tenant: &TenantId,
         alert_id: &AlertId,
     ) -> StoreResult<Option<CanonicalAlert>> {
-        match self.batch.alerts.iter().find(|a| a.tenant_id == *tenant && a.alert_id == *alert_id) {
-            Some(alert) => Ok(Some(alert.clone())),
-            None => store.alert(tenant, alert_id).await,
+        if let Some(alert) = self
+            .batch
+            .alerts
+            .iter()
+            .find(|a| a.tenant_id == *tenant && a.alert_id == *alert_id)
+            .or_else(|| self.stored_alerts.get(&(tenant.clone(), alert_id.clone())))
+        {
+            return Ok(Some(alert.clone()));
         }
+        store.alert(tenant, alert_id).await
     }
 
     pub(crate) fn mark_raw(&mut self, ingest_id: &str, status: RawStatus, error: Option<String>) {

@@ -272,3 +272,43 @@ async fn enrichment_recalls_similar_closed_incidents() {
     assert!(state.decision_chain.iter().any(|d| d.agent == "context_enricher" && d.action == "recalled"), "{:?}", state.decision_chain);
     shutdown.cancel();
 }
+
+/// The stage investigates the next batch while the previous one commits: the next batch reads
+/// the committing batch's changes (its incidents, states and alerts) through the overlay, so the
+/// result is the same as investigating one batch after the other, and both commits land in order.
+#[tokio::test]
+async fn a_batch_prepared_while_the_previous_one_commits_reads_its_changes() {
+    let harness = harness().await;
+    let normalized: Vec<NormalizedAlert> = sentinel_records()
+        .into_iter()
+        .enumerate()
+        .map(|(index, payload)| {
+            let raw = RawAlert { ingest_id: format!("i-{index}"), origin: "test".into(), received_at: Utc::now(), payload, tenant: None };
+            normalize(&raw).expect("normalises")
+        })
+        .collect();
+    let (first, second) = normalized.split_at(normalized.len() / 2);
+    let pipeline = &harness.pipeline;
+    let prepared_first = pipeline.prepare_batch(&items(first), None).await.expect("first prepared");
+    let overlay = prepared_first.work.overlay();
+    let prepared_second = pipeline.prepare_batch(&items(second), Some(&overlay)).await.expect("second prepared over the first");
+    pipeline.commit_prepared(prepared_first).await.expect("first commits");
+    pipeline.commit_prepared(prepared_second).await.expect("second commits on top of it");
+
+    let states = harness.store.list_investigations(&InvestigationFilter::default()).await.expect("list");
+    assert_eq!(states.len(), normalized.len());
+    let mut incidents = HashSet::new();
+    for state in &states {
+        assert_eq!(state.state, InvestigationState::AwaitingHuman);
+        let record = TriageRecord::load(harness.store.as_ref(), state).await.expect("load").expect("record");
+        incidents.insert(record.incident_id.expect("grouped"));
+    }
+    assert_eq!(incidents.len(), 3, "the three Sentinel incidents, across both batches: {incidents:?}");
+    let report = verify_store(harness.store.as_ref()).await.expect("verify");
+    assert_eq!(report.first_break, None);
+    harness.stop().await;
+}
+
+fn items(alerts: &[NormalizedAlert]) -> Vec<(&NormalizedAlert, u32)> {
+    alerts.iter().map(|alert| (alert, 1)).collect()
+}
