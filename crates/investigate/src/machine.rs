@@ -578,15 +578,10 @@ fn safety_relevance(state: &GraphState, alert: &aluskort_core::CanonicalAlert, i
 /// The context of `incident` without the alert `current` (as it was before that alert joined);
 /// `None` when `current` is its only member.
 fn context_without(incident: &Incident, current: &aluskort_core::AlertId) -> Option<IncidentContext> {
-    let members: Vec<IncidentMember> = incident.members.iter().filter(|member| member.alert_id != *current).cloned().collect();
-    let severity = members.iter().map(|member| member.severity).max()?;
-    let before = Incident {
-        alert_ids: incident.alert_ids.iter().filter(|id| *id != current).cloned().collect(),
-        members,
-        severity,
-        ..incident.clone()
-    };
-    Some(IncidentContext::of(&before))
+    let members = || incident.members.iter().filter(|member| member.alert_id != *current);
+    let severity = members().map(|member| member.severity).max()?;
+    let alerts = incident.alert_ids.iter().filter(|id| *id != current).count();
+    Some(IncidentContext::of_parts(alerts, severity, members()))
 }
 
 fn apply_verdict(state: &mut GraphState, verdict: &Verdict, incident: Option<&Incident>) {

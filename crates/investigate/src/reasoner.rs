@@ -115,11 +115,16 @@ pub struct IncidentContext {
 
 impl IncidentContext {
     pub fn of(incident: &Incident) -> Self {
-        let mut tactics: Vec<String> = incident.members.iter().flat_map(|m| m.tactics.iter().map(|t| normalise(t))).collect();
-        tactics.sort();
+        Self::of_parts(incident.alert_ids.len(), incident.severity, incident.members.iter())
+    }
+
+    /// The context of an incident of `alerts` alerts and `severity` whose members are `members`.
+    pub fn of_parts<'a>(alerts: usize, severity: Severity, members: impl Iterator<Item = &'a aluskort_core::IncidentMember>) -> Self {
+        let mut tactics: Vec<String> = members.flat_map(|m| m.tactics.iter().map(|t| normalise(t))).collect();
+        tactics.sort_unstable();
         tactics.dedup();
-        let multi_stage = incident.alert_ids.len() > 1 && (incident.alert_ids.len() >= 3 || tactics.len() >= 2);
-        IncidentContext { multi_stage, severity: incident.severity, tactics: tactics.len() }
+        let multi_stage = alerts > 1 && (alerts >= 3 || tactics.len() >= 2);
+        IncidentContext { multi_stage, severity, tactics: tactics.len() }
     }
 }
 

@@ -43,6 +43,10 @@ pub(crate) struct Work {
     stored_states: HashMap<(TenantId, AlertId), GraphState>,
     /// Alerts of the batch still committing ([`Overlay`]).
     stored_alerts: HashMap<(TenantId, AlertId), CanonicalAlert>,
+    /// Incident ids per entity key, over the stored and this batch's incidents, and how many
+    /// members of each incident are indexed (members are only ever appended).
+    key_index: HashMap<String, Vec<String>>,
+    indexed_members: HashMap<String, usize>,
 }
 
 /// What a batch that is still committing changed: the next batch reads these in place of the
@@ -63,6 +67,9 @@ impl Work {
             work.stored_states = overlay.states.clone();
             work.stored_incidents = overlay.incidents.clone();
             work.stored_alerts = overlay.alerts.clone();
+            for incident in overlay.incidents.values() {
+                work.index(incident);
+            }
         }
         work
     }
@@ -163,8 +170,23 @@ impl Work {
         self.batch.raw.push(RawMark { ingest_id: ingest_id.to_owned(), status, error });
     }
 
+    /// Adds the keys of `incident`'s members not indexed yet to the key index.
+    fn index(&mut self, incident: &Incident) {
+        let indexed = self.indexed_members.entry(incident.incident_id.clone()).or_default();
+        for member in incident.members.iter().skip(*indexed) {
+            for key in &member.keys {
+                let ids = self.key_index.entry(key.clone()).or_default();
+                if !ids.contains(&incident.incident_id) {
+                    ids.push(incident.incident_id.clone());
+                }
+            }
+        }
+        *indexed = (*indexed).max(incident.members.len());
+    }
+
     /// Records the newest form of `incident` (an earlier form from this batch is replaced).
     pub(crate) fn put_incident(&mut self, incident: Incident) {
+        self.index(&incident);
         match self.incidents.get(&incident.incident_id) {
             Some(&index) => self.batch.incidents[index] = incident,
             None => {
@@ -225,7 +247,10 @@ impl Work {
                 continue;
             }
             for incident in store.incidents_with_keys(tenant, &scope.keys, scope.from, scope.to).await? {
-                self.stored_incidents.entry(incident.incident_id.clone()).or_insert(incident);
+                if !self.stored_incidents.contains_key(&incident.incident_id) {
+                    self.index(&incident);
+                    self.stored_incidents.insert(incident.incident_id.clone(), incident);
+                }
             }
         }
         Ok(())
@@ -235,20 +260,14 @@ impl Work {
     /// incidents of the tenant sharing a key, as this batch left them (including ones it opened).
     /// Stored incidents come from [`Work::prefetch_incidents`], which must have covered `keys`.
     pub(crate) fn candidates(&self, tenant: &TenantId, keys: &[String], from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<&Incident> {
-        if keys.is_empty() {
-            return Vec::new();
-        }
-        let relevant = |incident: &Incident| {
-            incident.tenant_id == *tenant
-                && incident.merged_into.is_none()
-                && incident.first_seen <= to
-                && incident.last_seen >= from
-                && incident.members.iter().any(|member| member.keys.iter().any(|key| keys.binary_search(key).is_ok()))
-        };
-        self.stored_incidents
-            .values()
-            .filter(|incident| self.pending_incident(&incident.incident_id).is_none() && relevant(incident))
-            .chain(self.batch.incidents.iter().filter(|incident| relevant(incident)))
+        let mut ids: Vec<&String> = keys.iter().filter_map(|key| self.key_index.get(key)).flatten().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter()
+            .filter_map(|id| self.pending_incident(id).or_else(|| self.stored_incidents.get(id)))
+            .filter(|incident| {
+                incident.tenant_id == *tenant && incident.merged_into.is_none() && incident.first_seen <= to && incident.last_seen >= from
+            })
             .collect()
     }
 }
