@@ -16,6 +16,8 @@ const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7305840521)";
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Writes go through the same pool: PostgreSQL handles concurrent writers itself.
+    writer: PgPool,
 }
 
 impl PostgresStore {
@@ -35,7 +37,7 @@ impl PostgresStore {
         }
         let pool =
             PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(30)).connect_with(options).await?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore { writer: pool.clone(), pool };
         store.apply_migrations(Some(MIGRATION_LOCK), POSTGRES_EXTRAS).await?;
         Ok(store)
     }

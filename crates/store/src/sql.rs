@@ -618,10 +618,10 @@ macro_rules! impl_stores {
             /// concurrent migrators with an advisory lock); `extras` run after version 1.
             async fn apply_migrations(&self, lock: Option<&'static str>, extras: &[&'static str]) -> $crate::StoreResult<()> {
                 sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 for (version, statements) in $crate::schema::MIGRATIONS {
-                    let mut transaction = self.pool.begin().await?;
+                    let mut transaction = self.writer.begin().await?;
                     if let Some(lock) = lock {
                         sqlx::query(lock).execute(&mut *transaction).await?;
                     }
@@ -667,7 +667,7 @@ macro_rules! impl_stores {
                     .bind(record.payload.to_string())
                     .bind($crate::model::time_text(chrono::Utc::now()))
                     .bind(record.tenant.as_ref().map(aluskort_core::TenantId::as_str))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(if result.rows_affected() == 1 { $crate::InsertOutcome::Inserted } else { $crate::InsertOutcome::Duplicate })
             }
@@ -676,7 +676,7 @@ macro_rules! impl_stores {
                 use sqlx::Row;
                 let now = $crate::model::time_text(chrono::Utc::now());
                 let mut inserted = std::collections::HashSet::new();
-                let mut transaction = self.pool.begin().await?;
+                let mut transaction = self.writer.begin().await?;
                 for chunk in $crate::sql::batches(records, 8) {
                     let sql = $crate::sql::values_sql($crate::sql::INSERT_RAW_ROWS, 8, chunk.len(), 1, $crate::sql::INSERT_RAW_ROWS_TAIL);
                     // Audited: constant SQL plus numbered placeholders; every value is bound.
@@ -717,7 +717,7 @@ macro_rules! impl_stores {
                     .bind(source_name)
                     .bind(checkpoint.to_string())
                     .bind($crate::model::time_text(chrono::Utc::now()))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -728,7 +728,7 @@ macro_rules! impl_stores {
                     .bind(status.as_str())
                     .bind(error)
                     .bind($crate::model::time_text(chrono::Utc::now()))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -766,7 +766,7 @@ macro_rules! impl_stores {
                     .bind(&alert.title)
                     .bind(serde_json::to_string(alert)?)
                     .bind($crate::model::time_text(chrono::Utc::now()))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(if result.rows_affected() == 1 { $crate::InsertOutcome::Inserted } else { $crate::InsertOutcome::Duplicate })
             }
@@ -797,7 +797,7 @@ macro_rules! impl_stores {
             async fn create_investigation(&self, state: &aluskort_core::GraphState) -> $crate::StoreResult<$crate::InsertOutcome> {
                 let body = serde_json::to_string(state)?;
                 let version = $crate::sql::i64_of(state.version, "version")?;
-                let mut transaction = self.pool.begin().await?;
+                let mut transaction = self.writer.begin().await?;
                 let result = sqlx::query($crate::sql::INSERT_INVESTIGATION)
                     .bind(state.investigation_id.to_string())
                     .bind(state.tenant_id.as_str())
@@ -832,7 +832,7 @@ macro_rules! impl_stores {
                 stored.version = new_version;
                 let body = serde_json::to_string(&stored)?;
                 let id = state.investigation_id.to_string();
-                let mut transaction = self.pool.begin().await?;
+                let mut transaction = self.writer.begin().await?;
                 let result = sqlx::query($crate::sql::UPDATE_INVESTIGATION)
                     .bind(&id)
                     .bind(state.state.as_str())
@@ -933,7 +933,7 @@ macro_rules! impl_stores {
             }
 
             async fn upsert_incident(&self, incident: &aluskort_core::Incident) -> $crate::StoreResult<()> {
-                let mut transaction = self.pool.begin().await?;
+                let mut transaction = self.writer.begin().await?;
                 Self::write_incidents(&mut *transaction, &[incident]).await?;
                 transaction.commit().await?;
                 Ok(())
@@ -990,7 +990,7 @@ macro_rules! impl_stores {
                 work: &$crate::WorkBatch,
                 audit: &[aluskort_core::audit::AuditRecord],
             ) -> $crate::StoreResult<$crate::WorkReport> {
-                let mut transaction = self.pool.begin().await?;
+                let mut transaction = self.writer.begin().await?;
                 // On an error the transaction is dropped, which rolls it back: nothing of the batch stays.
                 let report = Self::write_work(&mut *transaction, work, audit).await?;
                 transaction.commit().await?;
@@ -1005,7 +1005,7 @@ macro_rules! impl_stores {
                     .bind(&letter.error)
                     .bind(letter.original.to_string())
                     .bind($crate::model::time_text(letter.recorded_at))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -1066,7 +1066,7 @@ macro_rules! impl_stores {
                     .bind(record.outcome.to_string())
                     .bind(&record.record_hash)
                     .bind(&record.record_version)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -1120,7 +1120,7 @@ macro_rules! impl_stores {
         #[async_trait::async_trait]
         impl $crate::ThreatIntelStore for $store {
             async fn upsert_indicators(&self, indicators: &[$crate::TiIndicator]) -> $crate::StoreResult<u64> {
-                let mut transaction = self.pool.begin().await?;
+                let mut transaction = self.writer.begin().await?;
                 let now = $crate::model::time_text(chrono::Utc::now());
                 for indicator in indicators {
                     sqlx::query($crate::sql::UPSERT_TI)
@@ -1191,7 +1191,7 @@ macro_rules! impl_stores {
                     .bind(time_text(pattern.created_at))
                     .bind(pattern.reason.as_str())
                     .bind(time_text(chrono::Utc::now()))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -1226,7 +1226,7 @@ macro_rules! impl_stores {
                 }
                 let unique = $crate::sql::last_of_each(rows, |row| (row.tenant.as_str(), user_key(&row.user)));
                 let now = time_text(chrono::Utc::now());
-                let mut transaction = self.pool.begin().await?;
+                let mut transaction = self.writer.begin().await?;
                 for chunk in batches(&unique, 6) {
                     let sql = values_sql($crate::sql::UPSERT_USER_RISK_ROWS, 6, chunk.len(), 1, $crate::sql::UPSERT_USER_RISK_ROWS_TAIL);
                     // Audited: constant SQL plus numbered placeholders; every value is bound.
@@ -1274,7 +1274,7 @@ macro_rules! impl_stores {
                 }
                 let unique = $crate::sql::last_of_each(exposures, |exposure| (exposure.tenant.as_str(), exposure.exposure_id.as_str()));
                 let now = time_text(chrono::Utc::now());
-                let mut transaction = self.pool.begin().await?;
+                let mut transaction = self.writer.begin().await?;
                 for chunk in batches(&unique, 10) {
                     let sql = values_sql($crate::sql::UPSERT_EXPOSURE_ROWS, 10, chunk.len(), 1, $crate::sql::UPSERT_EXPOSURE_ROWS_TAIL);
                     // Audited: constant SQL plus numbered placeholders; every value is bound.
@@ -1346,7 +1346,7 @@ macro_rules! impl_stores {
                     .bind(i64_of(call.cache_write_tokens, "cache_write_tokens")?)
                     .bind(i64_of(call.cost_micros, "cost_micros")?)
                     .bind(i64_of(call.latency_ms, "latency_ms")?)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }

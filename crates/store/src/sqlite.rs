@@ -19,7 +19,12 @@ pub const DATABASE_FILE: &str = "aluskort.db";
 
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// Reads (WAL: readers never wait for the writer).
     pool: SqlitePool,
+    /// Every write, through one connection: SQLite has one writer at a time, and writers queued
+    /// here wait their turn in order, where writers racing for the file lock would sleep in
+    /// SQLite's busy handler (1, 2, 5, 10, … ms) and could time out under load.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -49,15 +54,22 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        let store = SqliteStore { pool };
+        let writer = if max_connections > 1 {
+            SqlitePoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(30)).connect_with(options).await?
+        } else {
+            // One connection (an in-memory database is private to its connection): it does both.
+            pool.clone()
+        };
+        let store = SqliteStore { pool, writer };
         store.apply_migrations(None, &[]).await?;
         Ok(store)
     }
 
     /// Flushes the WAL into the database file and closes every connection.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }
