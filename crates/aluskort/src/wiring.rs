@@ -134,6 +134,7 @@ impl Running {
             kill_switches: config.kill_switches.clone(),
             threat_intel: Some(Arc::clone(&backends.threat_intel)),
             context: Some(Arc::clone(&backends.context)),
+            zones: config.zones.clone(),
             enricher_timeout: config.enricher_timeout,
             grouping_window: chrono::Duration::hours(i64::from(config.grouping_window_hours)),
             max_attempts: config.max_attempts,

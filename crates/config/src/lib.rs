@@ -51,6 +51,75 @@ pub struct KillSwitches {
     pub techniques: Vec<String>,
 }
 
+/// What a compromise of an asset in a zone costs (the static zone→consequence table, used for
+/// asset consequence in enrichment and reasoning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Consequence {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Consequence {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Consequence::Low => "low",
+            Consequence::Medium => "medium",
+            Consequence::High => "high",
+            Consequence::Critical => "critical",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "low" => Some(Consequence::Low),
+            "medium" => Some(Consequence::Medium),
+            "high" => Some(Consequence::High),
+            "critical" => Some(Consequence::Critical),
+            _ => None,
+        }
+    }
+}
+
+/// `[[pipeline.zones]]`: which assets live in a zone (CTEM exposures are correlated by asset and
+/// zone, FR-ENR-006) and what a compromise there costs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetZone {
+    /// The zone name as CTEM findings spell it (`asset_zone`), e.g. `Zone3_Enterprise`.
+    pub name: String,
+    pub consequence: Consequence,
+    /// Lower-case host patterns: an exact name, `*.suffix` or `prefix*`.
+    pub hosts: Vec<String>,
+    pub cidrs: Vec<ipnet::IpNet>,
+}
+
+impl AssetZone {
+    /// Whether `host` (any case) matches one of the zone's host patterns.
+    pub fn has_host(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        self.hosts.iter().any(|pattern| {
+            if let Some(suffix) = pattern.strip_prefix('*') {
+                host.ends_with(suffix)
+            } else if let Some(prefix) = pattern.strip_suffix('*') {
+                host.starts_with(prefix)
+            } else {
+                host == *pattern
+            }
+        })
+    }
+
+    pub fn has_ip(&self, ip: std::net::IpAddr) -> bool {
+        self.cidrs.iter().any(|cidr| cidr.contains(&ip))
+    }
+}
+
+/// The first zone (in configuration order) holding `host`, else the first holding one of `ips`.
+pub fn zone_of<'a>(zones: &'a [AssetZone], host: Option<&str>, ips: &[std::net::IpAddr]) -> Option<&'a AssetZone> {
+    host.and_then(|host| zones.iter().find(|zone| zone.has_host(host)))
+        .or_else(|| zones.iter().find(|zone| ips.iter().any(|ip| zone.has_ip(*ip))))
+}
+
 /// Validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -64,6 +133,8 @@ pub struct Config {
     /// `pipeline.enricher_timeout_ms`: longest wait for each enricher before the investigation goes
     /// on without it (default [`DEFAULT_ENRICHER_TIMEOUT_MS`]).
     pub enricher_timeout: std::time::Duration,
+    /// `[[pipeline.zones]]`: asset zones and their consequence, in order (first match wins).
+    pub zones: Vec<AssetZone>,
     /// Largest request body `POST /v1/alerts` accepts, in bytes.
     pub max_body_bytes: usize,
     /// HMAC-SHA256 key for webhook signatures; `None` accepts unsigned requests.

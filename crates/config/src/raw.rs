@@ -49,6 +49,25 @@ pub struct RawPipeline {
     pub enricher_timeout_ms: Option<u64>,
     #[serde(default)]
     pub kill_switches: RawKillSwitches,
+    /// `[[pipeline.zones]]`, in order: the first zone holding an asset is its zone.
+    #[serde(default)]
+    pub zones: Vec<RawZone>,
+}
+
+/// One asset zone: its name as CTEM findings spell it, what a compromise there costs, and which
+/// assets it holds (host name patterns and/or address ranges).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawZone {
+    pub name: Option<String>,
+    /// `low`, `medium`, `high` or `critical`.
+    pub consequence: Option<String>,
+    /// Exact names, `*.suffix` or `prefix*`; matched without regard to case.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// CIDRs; a bare address is one host (/32 or /128).
+    #[serde(default)]
+    pub cidrs: Vec<String>,
 }
 
 /// Scopes in which nothing is closed or acted on automatically: every alert waits for a human.
@@ -146,6 +165,7 @@ impl RawConfig {
             }
         };
         let kill_switches = validate_kill_switches(&self.pipeline.kill_switches, &mut errors);
+        let zones = validate_zones(&self.pipeline.zones, &mut errors);
         let grouping_window_hours = self.pipeline.grouping_window_hours.unwrap_or(24);
         if !(1..=720).contains(&grouping_window_hours) {
             errors.push(format!("`pipeline.grouping_window_hours`: {grouping_window_hours} must be 1..=720"));
@@ -178,6 +198,7 @@ impl RawConfig {
                 kill_switches,
                 max_attempts,
                 enricher_timeout: std::time::Duration::from_millis(enricher_timeout_ms),
+                zones,
                 max_body_bytes,
                 webhook_secret: webhook_secret.map(SecretString::new),
                 sources,
@@ -209,4 +230,85 @@ fn validate_kill_switches(raw: &RawKillSwitches, errors: &mut Vec<String>) -> cr
         }
     }
     crate::KillSwitches { tenants: raw.tenants.clone(), sources: raw.sources.clone(), techniques }
+}
+
+fn validate_zones(raw: &[RawZone], errors: &mut Vec<String>) -> Vec<crate::AssetZone> {
+    let mut zones = Vec::with_capacity(raw.len());
+    for (i, zone) in raw.iter().enumerate() {
+        let field = format!("pipeline.zones[{i}]");
+        let name = match zone.name.as_deref() {
+            None => {
+                errors.push(format!("`{field}.name` is required"));
+                None
+            }
+            Some(name) if name.trim().is_empty() => {
+                errors.push(format!("`{field}.name` must not be empty"));
+                None
+            }
+            // Matched exactly against the zone CTEM findings name, so no silent trimming.
+            Some(name) if name.trim() != name => {
+                errors.push(format!("`{field}.name`: {name:?} has leading or trailing whitespace"));
+                None
+            }
+            Some(name) => {
+                if let Some(first) = raw.iter().take(i).position(|earlier| earlier.name.as_deref() == Some(name)) {
+                    errors.push(format!("`{field}.name`: {name:?} is already the name of `pipeline.zones[{first}]`"));
+                }
+                Some(name.to_owned())
+            }
+        };
+        let consequence = match zone.consequence.as_deref() {
+            None => {
+                errors.push(format!("`{field}.consequence` is required (low, medium, high or critical)"));
+                None
+            }
+            Some(text) => {
+                let consequence = crate::Consequence::parse(text);
+                if consequence.is_none() {
+                    errors.push(format!("`{field}.consequence`: unknown consequence {text:?} (expected low, medium, high or critical)"));
+                }
+                consequence
+            }
+        };
+        let mut hosts = Vec::with_capacity(zone.hosts.len());
+        for (j, pattern) in zone.hosts.iter().enumerate() {
+            match host_pattern_problem(pattern) {
+                Some(problem) => errors.push(format!("`{field}.hosts[{j}]`: {pattern:?} {problem}")),
+                None => hosts.push(pattern.to_ascii_lowercase()),
+            }
+        }
+        let mut cidrs = Vec::with_capacity(zone.cidrs.len());
+        for (j, text) in zone.cidrs.iter().enumerate() {
+            let parsed = text.parse::<ipnet::IpNet>().or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+            match parsed {
+                Ok(cidr) => cidrs.push(cidr),
+                Err(_) => errors.push(format!("`{field}.cidrs[{j}]`: {text:?} is not a CIDR (10.0.0.0/8, fd00::/8) or an IP address")),
+            }
+        }
+        if zone.hosts.is_empty() && zone.cidrs.is_empty() {
+            errors.push(format!("`{field}` has neither `hosts` nor `cidrs`, so no asset could ever be in it"));
+        }
+        if let (Some(name), Some(consequence)) = (name, consequence) {
+            zones.push(crate::AssetZone { name, consequence, hosts, cidrs });
+        }
+    }
+    zones
+}
+
+/// Why a `hosts` pattern is refused: empty, whitespace (never in a host name), or a `*` anywhere
+/// but alone at the start or the end.
+fn host_pattern_problem(pattern: &str) -> Option<&'static str> {
+    if pattern.trim().is_empty() {
+        Some("is empty")
+    } else if pattern.chars().any(char::is_whitespace) {
+        Some("contains whitespace")
+    } else if pattern == "*" {
+        Some("matches every host (a catch-all zone would hide every other zone's addresses)")
+    } else if pattern.matches('*').count() > 1 {
+        Some("has more than one `*` (expected an exact name, `*.suffix` or `prefix*`)")
+    } else if pattern.contains('*') && !pattern.starts_with('*') && !pattern.ends_with('*') {
+        Some("has a `*` in the middle (expected an exact name, `*.suffix` or `prefix*`)")
+    } else {
+        None
+    }
 }

@@ -192,3 +192,95 @@ fn enricher_timeout_defaults_to_500_ms_and_is_bounded() {
     let errors = load(Some("[pipeline]\nenricher_timeout_ms = -5\n"), &HashMap::new()).expect_err("negative").0;
     assert!(errors[0].contains("enricher_timeout_ms"), "{errors:?}");
 }
+
+#[test]
+fn zones_are_parsed_in_order_and_zone_of_matches_host_then_ip() {
+    let text = r#"
+        [[pipeline.zones]]
+        name = "Zone1_Critical"
+        consequence = "critical"
+        hosts = ["DC01", "*.Corp.Example", "scada-*"]
+        cidrs = ["10.10.0.0/16", "192.168.5.7", "fd00:aa::/32"]
+
+        [[pipeline.zones]]
+        name = "Zone3_Enterprise"
+        consequence = "Medium"
+        hosts = ["ws-*"]
+        cidrs = ["10.0.0.0/8", "2001:db8::1"]
+    "#;
+    let config = load(Some(text), &HashMap::new()).expect("valid");
+    assert!(load(None, &HashMap::new()).expect("defaults").zones.is_empty(), "no zones by default");
+    let names: Vec<_> = config.zones.iter().map(|zone| zone.name.as_str()).collect();
+    assert_eq!(names, ["Zone1_Critical", "Zone3_Enterprise"], "kept in order");
+    let (critical, enterprise) = (&config.zones[0], &config.zones[1]);
+    assert_eq!(critical.consequence, Consequence::Critical);
+    assert_eq!(enterprise.consequence, Consequence::Medium);
+    assert_eq!(critical.hosts, ["dc01", "*.corp.example", "scada-*"], "lower-cased");
+    let cidrs: Vec<_> = critical.cidrs.iter().map(ToString::to_string).collect();
+    assert_eq!(cidrs, ["10.10.0.0/16", "192.168.5.7/32", "fd00:aa::/32"], "a bare address is one host");
+    assert_eq!(enterprise.cidrs[1].to_string(), "2001:db8::1/128");
+
+    let ip = |text: &str| text.parse::<std::net::IpAddr>().expect("ip");
+    let zone = |host: Option<&str>, ips: &[std::net::IpAddr]| zone_of(&config.zones, host, ips).map(|zone| zone.name.as_str());
+    // By host: exact, suffix and prefix patterns, any case; the host wins over the addresses.
+    assert_eq!(zone(Some("dc01"), &[]), Some("Zone1_Critical"));
+    assert_eq!(zone(Some("FS1.corp.EXAMPLE"), &[ip("10.200.0.1")]), Some("Zone1_Critical"));
+    assert_eq!(zone(Some("SCADA-HMI-3"), &[]), Some("Zone1_Critical"));
+    assert_eq!(zone(Some("ws-0042"), &[ip("10.10.1.1")]), Some("Zone3_Enterprise"));
+    assert_eq!(zone(Some("dc01.other.example"), &[]), None, "an exact pattern is not a prefix");
+    assert_eq!(zone(Some("corp.example"), &[]), None, "`*.corp.example` needs a label before the suffix");
+    // By address when no host pattern matches: the first zone in order wins (10.10/16 before 10/8).
+    assert_eq!(zone(Some("unknown-host"), &[ip("10.10.3.4")]), Some("Zone1_Critical"));
+    assert_eq!(zone(None, &[ip("10.20.3.4")]), Some("Zone3_Enterprise"));
+    assert_eq!(zone(None, &[ip("172.16.0.1"), ip("192.168.5.7")]), Some("Zone1_Critical"), "any of the addresses");
+    assert_eq!(zone(None, &[ip("192.168.5.8")]), None, "/32 is one host");
+    assert_eq!(zone(None, &[ip("FD00:AA:1::5")]), Some("Zone1_Critical"), "IPv6 CIDR");
+    assert_eq!(zone(None, &[ip("2001:db8::1")]), Some("Zone3_Enterprise"));
+    assert_eq!(zone(None, &[ip("2001:db8::2")]), None, "/128 is one host");
+    assert_eq!(zone(None, &[]), None);
+}
+
+#[test]
+fn bad_zones_report_every_problem_with_its_field() {
+    let text = r#"
+        [[pipeline.zones]]
+        name = "Zone1_Critical"
+        consequence = "severe"
+        hosts = ["dc01", "a*b", "", "**x"]
+        cidrs = ["10.0.0.0/33", "10.1.0.0/16", "not-an-ip"]
+
+        [[pipeline.zones]]
+        name = "Zone1_Critical"
+        consequence = "high"
+        hosts = ["x*"]
+
+        [[pipeline.zones]]
+        name = "Zone_Empty"
+        consequence = "low"
+
+        [[pipeline.zones]]
+        name = " Zone_Padded"
+        cidrs = ["10.2.0.0/16"]
+    "#;
+    let errors = load(Some(text), &HashMap::new()).expect_err("invalid").0;
+    let expected = [
+        "`pipeline.zones[0].consequence`: unknown consequence \"severe\"",
+        "`pipeline.zones[0].hosts[1]`: \"a*b\" has a `*` in the middle",
+        "`pipeline.zones[0].hosts[2]`: \"\" is empty",
+        "`pipeline.zones[0].hosts[3]`: \"**x\" has more than one `*`",
+        "`pipeline.zones[0].cidrs[0]`: \"10.0.0.0/33\" is not a CIDR",
+        "`pipeline.zones[0].cidrs[2]`: \"not-an-ip\" is not a CIDR",
+        "`pipeline.zones[1].name`: \"Zone1_Critical\" is already the name of `pipeline.zones[0]`",
+        "`pipeline.zones[2]` has neither `hosts` nor `cidrs`",
+        "`pipeline.zones[3].name`: \" Zone_Padded\" has leading or trailing whitespace",
+        "`pipeline.zones[3].consequence` is required",
+    ];
+    for needle in expected {
+        assert!(errors.iter().any(|error| error.starts_with(needle)), "missing {needle:?} in {errors:#?}");
+    }
+    assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+    let errors = load(Some("[[pipeline.zones]]\nname = \"z\"\nconsequence = \"low\"\nhosts = [\"h\"]\nasset = \"x\"\n"), &HashMap::new())
+        .expect_err("unknown field")
+        .0;
+    assert!(errors[0].contains("asset"), "{errors:?}");
+}

@@ -4,13 +4,13 @@
 //! without the other. On redelivery the investigation resumes from the last committed version.
 
 use aluskort_audit::AuditEvent;
-use aluskort_core::graph_state::IocMatch;
 use aluskort_core::{CanonicalAlert, Classification, DegradationLevel, GraphState, Incident, IncidentMember, InvestigationState, Verdict};
 use aluskort_ingest::NormalizedAlert;
 use aluskort_store::StoreError;
 use chrono::Utc;
 use serde_json::json;
 
+use crate::enrich;
 use crate::grouping::{self, GroupingDecision};
 use crate::model;
 use crate::pipeline::Pipeline;
@@ -83,7 +83,7 @@ impl Pipeline {
         loop {
             match state.state {
                 InvestigationState::Received => self.step_parse(work, state, normalized)?,
-                InvestigationState::Parsing => self.step_fp_check(work, state)?,
+                InvestigationState::Parsing => self.step_fp_check(work, state, normalized)?,
                 InvestigationState::Enriching => self.step_enrich(work, state, normalized).await?,
                 InvestigationState::Reasoning => self.step_reason(work, state, normalized).await?,
                 InvestigationState::Responding => self.step_respond(work, state)?,
@@ -127,11 +127,111 @@ impl Pipeline {
         self.transition(work, state, InvestigationState::Parsing, "ioc_extractor", &summary)
     }
 
-    /// FR-RSN-006: an approved FP pattern scoring above 0.90 closes the alert before any model call.
-    /// No FP patterns are approved in this build, so every alert proceeds to enrichment.
-    fn step_fp_check(&self, work: &mut Work, state: &mut GraphState) -> Result<(), StepError> {
-        state.record_decision("context_enricher", "fp_check", "no approved false-positive pattern matched", None, Utc::now());
-        self.transition(work, state, InvestigationState::Enriching, "context_enricher", "no approved FP pattern matched")
+    /// The exact-match lookups (threat intel, asset zone) and the FP check (FR-RSN-006): an
+    /// approved FP pattern scoring above its threshold (0.90 by default, strictly) closes the
+    /// alert as a false positive before any model call, unless a kill switch or a safety rule
+    /// covers it, or the degradation level forbids closing without a human (then the match is
+    /// evidence for the reasoner and a human decides).
+    fn step_fp_check(&self, work: &mut Work, state: &mut GraphState, normalized: &NormalizedAlert) -> Result<(), StepError> {
+        let alert = &normalized.alert;
+        let now = Utc::now();
+        let failures = work.context.failures();
+        if !failures.is_empty() {
+            let mut names: Vec<&str> = failures.keys().copied().collect();
+            names.sort_unstable();
+            let note = names.iter().map(|name| format!("{name}: {}", failures[name])).collect::<Vec<_>>().join("; ");
+            state.case_facts.insert("enrichment_failures".to_owned(), json!(failures));
+            state.record_decision(
+                "context_enricher",
+                "enrichment_degraded",
+                format!("lookups unavailable, going on without them: {note}"),
+                None,
+                now,
+            );
+        }
+        // FR-ENR-004: exact matches of the alert's indicators in imported threat intelligence.
+        state.ioc_matches = work.context.ti_matches(&alert.tenant_id, &state.iocs);
+        if !state.iocs.is_empty() {
+            state.queries_executed += 1;
+        }
+        if !state.ioc_matches.is_empty() {
+            let names: Vec<String> = state.ioc_matches.iter().map(|m| format!("{} ({})", m.ioc, m.source)).collect();
+            let note = format!("{} indicator(s) in threat intelligence: {}", names.len(), names.join(", "));
+            state.record_decision("context_enricher", "ti_matched", &note, None, now);
+        }
+        match enrich::zone(&self.settings.zones, &normalized.entities) {
+            Some(zone) => {
+                state.case_facts.insert("asset_zone".to_owned(), json!({"zone": zone.name, "consequence": zone.consequence.as_str()}));
+            }
+            None if !self.settings.zones.is_empty() => {
+                state.case_facts.insert(
+                    "asset_zone".to_owned(),
+                    json!({"zone": null, "consequence": null, "note": "no configured zone holds the alert's assets"}),
+                );
+            }
+            None => {}
+        }
+
+        let Some(found) = work.context.fp_match(&alert.tenant_id, &alert.title, &normalized.entities) else {
+            state.record_decision("context_enricher", "fp_check", "no approved false-positive pattern matched", None, now);
+            return self.transition(work, state, InvestigationState::Enriching, "context_enricher", "no approved FP pattern matched");
+        };
+        state.case_facts.insert(
+            "fp_match".to_owned(),
+            json!({"pattern_id": found.pattern_id, "name": found.name, "score": found.score,
+                   "threshold": found.confidence_threshold, "reason": found.reason}),
+        );
+        let summary = format!("FP pattern {} ({}) scores {:.2}: {}", found.pattern_id, found.name, found.score, found.reason);
+        if !found.short_circuits() {
+            state.record_decision(
+                "context_enricher",
+                "fp_partial_match",
+                format!("{summary}; not above its threshold {:.2}", found.confidence_threshold),
+                Some(found.score),
+                now,
+            );
+            return self.transition(work, state, InvestigationState::Enriching, "context_enricher", "FP pattern below its threshold");
+        }
+        let blocked =
+            kill_switch(&self.settings.kill_switches, alert, &[]).or_else(|| safety_relevance(state, alert, None)).or_else(|| {
+                (!state.degradation_level.allows_auto_close())
+                    .then(|| format!("degradation level {} closes nothing without a human", state.degradation_level))
+            });
+        if let Some(why) = blocked {
+            state.record_decision(
+                "context_enricher",
+                "fp_close_blocked",
+                format!("{summary}; not closed automatically: {why}"),
+                Some(found.score),
+                now,
+            );
+            return self.transition(work, state, InvestigationState::Enriching, "context_enricher", "FP pattern matched, closing blocked");
+        }
+        state.classification = Some(Classification::FalsePositive);
+        state.confidence = found.score.min(0.99);
+        state.requires_human_approval = false;
+        state.close_reason = Some(format!("fp_pattern:{}", found.pattern_id));
+        state.record_decision("context_enricher", "fp_short_circuit", &summary, Some(found.score), now);
+        let mut event = self.state_event(state, "alert.short_circuited", "context_enricher");
+        event.decision = json!({
+            "decision_type": "fp_short_circuit",
+            "classification": "false_positive",
+            "confidence": state.confidence,
+            "confidence_basis": "fp_pattern",
+            "fp_pattern_id": found.pattern_id,
+            "reasoning_summary": summary,
+        });
+        event.outcome = json!({"outcome_status": "success"});
+        work.audit(event);
+        self.transition(
+            work,
+            state,
+            InvestigationState::Closed,
+            "context_enricher",
+            &format!("approved FP pattern {} matched (no model call)", found.pattern_id),
+        )?;
+        work.closed.push(state.clone());
+        Ok(())
     }
 
     async fn step_enrich(&self, work: &mut Work, state: &mut GraphState, normalized: &NormalizedAlert) -> Result<(), StepError> {
@@ -145,8 +245,20 @@ impl Pipeline {
             // FR-RSN-004: similar closed incidents of this tenant, by the §3.3 composite score.
             let summary = format!("{} {} {}", normalized.alert.title, normalized.alert.description, normalized.alert.product);
             state.case_facts.insert("memory_summary".to_owned(), json!(summary));
-            let recall =
-                memory.recall(state.tenant_id.as_str(), &summary, &state.techniques, state.incident_id.as_deref(), Utc::now()).await;
+            let recall = tokio::time::timeout(
+                self.settings.enricher_timeout,
+                memory.recall(state.tenant_id.as_str(), &summary, &state.techniques, state.incident_id.as_deref(), Utc::now()),
+            )
+            .await;
+            let recall = match recall {
+                Ok(recall) => recall,
+                Err(_) => {
+                    let why = format!("similar-incident recall timed out after {} ms", self.settings.enricher_timeout.as_millis());
+                    state.record_decision("context_enricher", "enrichment_degraded", &why, None, Utc::now());
+                    state.case_facts.insert("memory_fallback".to_owned(), json!(why));
+                    aluskort_knowledge::memory::Recall { similar: Vec::new(), fallback: None }
+                }
+            };
             if let Some(fallback) = &recall.fallback {
                 state.case_facts.insert("memory_fallback".to_owned(), json!(fallback));
             }
@@ -164,31 +276,6 @@ impl Pipeline {
                 state.case_facts.insert("similar_incidents".to_owned(), json!(similar));
             }
         }
-        if let Some(intel) = &self.settings.threat_intel {
-            // FR-ENR-004: exact matches of the alert's indicators in imported threat intelligence.
-            let wanted: Vec<String> = state.iocs.iter().map(ToString::to_string).collect();
-            if !wanted.is_empty() {
-                let found = intel.match_indicators(state.tenant_id.as_str(), &wanted, Utc::now()).await?;
-                state.queries_executed += 1;
-                state.ioc_matches = state
-                    .iocs
-                    .iter()
-                    .filter_map(|ioc| {
-                        let key = ioc.to_string();
-                        found.iter().filter(|hit| hit.indicator == key).max_by_key(|hit| hit.confidence).map(|hit| IocMatch {
-                            ioc: ioc.clone(),
-                            source: hit.source.clone(),
-                            confidence: f64::from(hit.confidence) / 100.0,
-                        })
-                    })
-                    .collect();
-                if !state.ioc_matches.is_empty() {
-                    let names: Vec<String> = state.ioc_matches.iter().map(|m| format!("{} ({})", m.ioc, m.source)).collect();
-                    let note = format!("{} indicator(s) in threat intelligence: {}", names.len(), names.join(", "));
-                    state.record_decision("context_enricher", "ti_matched", &note, None, Utc::now());
-                }
-            }
-        }
         if let Some(reports) = &self.settings.report_index {
             let matches = reports.matches(&state.iocs);
             if !matches.is_empty() {
@@ -197,8 +284,35 @@ impl Pipeline {
                 state.case_facts.insert("ti_matches".to_owned(), json!(matches));
             }
         }
-        // UEBA/CTEM are not connected in the embedded build: absent data is `no_baseline`, never `low` (FR-ENR-005).
-        state.risk_state = "no_baseline".to_owned();
+        // FR-ENR-005: the riskiest of the alert's accounts; absent data is `no_baseline`, never `low`.
+        let now = Utc::now();
+        let (risk, users) = work.context.user_risk(&state.tenant_id, &normalized.entities, now);
+        state.risk_state = risk.as_str().to_owned();
+        if !users.is_empty() {
+            state.record_decision(
+                "context_enricher",
+                "user_risk",
+                format!("user risk {} from UEBA ({} account(s))", risk.as_str(), users.len()),
+                None,
+                now,
+            );
+        }
+        state.ueba_context = users;
+        // FR-ENR-006: open exposures of the alert's hosts in their zone.
+        if let Some(zone) = enrich::zone(&self.settings.zones, &normalized.entities) {
+            let exposures = work.context.exposures(&state.tenant_id, &normalized.entities, zone, now);
+            if !exposures.is_empty() {
+                let fresh = exposures.iter().filter(|e| e["stale"] == json!(false)).count();
+                let note = format!(
+                    "{} open exposure(s) on the asset in {} ({fresh} fresh, best score {})",
+                    exposures.len(),
+                    zone.name,
+                    exposures[0]["ctem_score"]
+                );
+                state.record_decision("ctem_correlator", "exposures", note, None, now);
+            }
+            state.ctem_exposures = exposures;
+        }
         state.record_decision("context_enricher", "grouped", &decision.reason, None, Utc::now());
         self.transition(
             work,
@@ -251,6 +365,7 @@ impl Pipeline {
             iocs: &normalized.iocs,
             incident: incident.as_ref(),
             ti_matches: &state.ioc_matches,
+            facts: reasoner::Facts::of(state),
         });
         let (verdict, basis) = match self.model_verdict(state, normalized, incident.as_ref(), &baseline).await {
             Some(verdict) => (verdict, "model"),
@@ -267,7 +382,7 @@ impl Pipeline {
 
         let destructive = verdict.has_destructive_action();
         let dismissible = matches!(verdict.classification, Classification::FalsePositive | Classification::BenignTruePositive);
-        let safety = kill_switch(&self.settings.kill_switches, &normalized.alert, &verdict)
+        let safety = kill_switch(&self.settings.kill_switches, &normalized.alert, &verdict.techniques)
             .or_else(|| safety_relevance(state, &normalized.alert, incident.as_ref()));
         let auto_close = dismissible
             && !destructive
@@ -450,6 +565,7 @@ impl Pipeline {
                 iocs: &member_state.iocs,
                 incident: Some(incident),
                 ti_matches: &member_state.ioc_matches,
+                facts: reasoner::Facts::of(&member_state),
             });
             apply_verdict(&mut member_state, &verdict, Some(incident));
             let why = format!("reassessed: incident {} now has {} alerts", incident.incident_id, incident.alert_ids.len());
@@ -523,7 +639,7 @@ fn recorded_context(state: &GraphState) -> Option<IncidentContext> {
 
 /// The kill switch covering `alert`, if one does: its tenant, its source, or a technique it or its
 /// verdict names (a switched-off technique covers its sub-techniques).
-fn kill_switch(switches: &aluskort_config::KillSwitches, alert: &aluskort_core::CanonicalAlert, verdict: &Verdict) -> Option<String> {
+fn kill_switch(switches: &aluskort_config::KillSwitches, alert: &aluskort_core::CanonicalAlert, techniques: &[String]) -> Option<String> {
     if switches.tenants.iter().any(|tenant| tenant == alert.tenant_id.as_str()) {
         return Some(format!("kill switch on tenant {}", alert.tenant_id.as_str()));
     }
@@ -539,7 +655,7 @@ fn kill_switch(switches: &aluskort_config::KillSwitches, alert: &aluskort_core::
     alert
         .techniques
         .iter()
-        .chain(&verdict.techniques)
+        .chain(techniques)
         .find_map(|id| covered(id).map(|switched| format!("kill switch on technique {switched} ({id})")))
 }
 
@@ -560,6 +676,15 @@ fn safety_relevance(state: &GraphState, alert: &aluskort_core::CanonicalAlert, i
     }
     if state.case_facts.contains_key("ti_matches") || !state.ioc_matches.is_empty() {
         return Some("its indicators appear in threat-intel reports".to_owned());
+    }
+    if let Some(reason) = state.case_facts.get("enrichment_failures").and_then(|failures| failures.get("threat_intel")) {
+        return Some(format!(
+            "its indicators could not be checked against threat intelligence ({})",
+            reason.as_str().unwrap_or("lookup failed")
+        ));
+    }
+    if enrich::recorded_consequence(&state.case_facts) == Some(aluskort_config::Consequence::Critical) {
+        return Some("it concerns an asset in a critical-consequence zone".to_owned());
     }
     if state.case_facts.contains_key("prompt_injection") {
         return Some("its evidence carries a prompt-injection attempt".to_owned());

@@ -48,6 +48,8 @@ pub struct PipelineSettings {
     pub context: Option<Arc<dyn aluskort_store::ContextStore>>,
     /// Longest wait for each enricher before the investigation goes on without it.
     pub enricher_timeout: StdDuration,
+    /// Asset zones and their consequence (`[[pipeline.zones]]`; first match wins).
+    pub zones: Vec<aluskort_config::AssetZone>,
     /// The model gateway for the reasoning agent; `None` reasons deterministically.
     pub gateway: Option<Arc<aluskort_gateway::Gateway>>,
     /// Scopes where nothing is closed automatically.
@@ -71,6 +73,7 @@ impl std::fmt::Debug for PipelineSettings {
             .field("threat_intel", &self.threat_intel.is_some())
             .field("context", &self.context.is_some())
             .field("enricher_timeout", &self.enricher_timeout)
+            .field("zones", &self.zones.len())
             .field("kill_switches", &self.kill_switches)
             .field("grouping_window", &self.grouping_window)
             .field("max_attempts", &self.max_attempts)
@@ -90,6 +93,7 @@ impl Default for PipelineSettings {
             threat_intel: None,
             context: None,
             enricher_timeout: DEFAULT_ENRICHER_TIMEOUT,
+            zones: Vec::new(),
             kill_switches: aluskort_config::KillSwitches::default(),
             grouping_window: crate::grouping::DEFAULT_WINDOW,
             max_attempts: 5,
@@ -552,6 +556,20 @@ impl Pipeline {
         work.prefetch_incidents(self.store.as_ref(), items.iter().map(|(normalized, _)| *normalized), self.settings.grouping_window)
             .await
             .map_err(BatchError::store)?;
+        let sources = crate::enrich::Sources {
+            threat_intel: self.settings.threat_intel.as_deref(),
+            context: self.settings.context.as_deref(),
+            zones: &self.settings.zones,
+            timeout: self.settings.enricher_timeout,
+        };
+        let alerts: Vec<&NormalizedAlert> = items.iter().map(|(normalized, _)| *normalized).collect();
+        work.context = crate::enrich::BatchContext::load(&sources, &alerts, Utc::now()).await;
+        for (enricher, reason) in work.context.failures() {
+            warn!(enricher, %reason, alerts = items.len(), "enrichment lookup failed; investigations go on without it");
+        }
+        for (pattern_id, reason) in &work.context.bad_patterns {
+            warn!(%pattern_id, %reason, "FP pattern cannot be used");
+        }
         let mut outcomes = Vec::with_capacity(items.len());
         let mut settled = Vec::with_capacity(items.len());
         for (normalized, attempt) in items {
@@ -697,5 +715,7 @@ impl std::fmt::Display for BatchError {
     }
 }
 
+#[cfg(test)]
+mod enrichment_tests;
 #[cfg(test)]
 mod tests;

@@ -66,7 +66,53 @@ pub struct ReasoningInput<'a> {
     pub incident: Option<&'a Incident>,
     /// The alert's indicators found in threat intelligence (FR-ENR-004).
     pub ti_matches: &'a [aluskort_core::graph_state::IocMatch],
+    /// What enrichment found about the alert's users, assets and FP patterns.
+    pub facts: Facts,
 }
+
+/// Enrichment findings the reasoner weighs, as recorded on the investigation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    /// UEBA risk state of the alert's riskiest account (`no_baseline` when unknown to UEBA).
+    pub user_risk: Option<String>,
+    /// Fresh open CTEM exposures of the alert's asset in its zone, and the best score.
+    pub fresh_exposures: usize,
+    pub best_exposure_score: f64,
+    /// Zone and consequence of the alert's asset.
+    pub zone: Option<(String, aluskort_config::Consequence)>,
+    /// Best approved FP pattern: id, score, threshold.
+    pub fp_match: Option<(String, f64, f64)>,
+}
+
+impl Facts {
+    /// The findings recorded on `state` (risk_state, ctem_exposures, case_facts).
+    pub fn of(state: &aluskort_core::GraphState) -> Self {
+        let fresh: Vec<f64> = state
+            .ctem_exposures
+            .iter()
+            .filter(|exposure| exposure.get("stale") == Some(&Value::Bool(false)))
+            .filter_map(|exposure| exposure.get("ctem_score").and_then(Value::as_f64))
+            .collect();
+        let zone = state.case_facts.get("asset_zone").and_then(|zone| {
+            let name = zone.get("zone")?.as_str()?.to_owned();
+            let consequence = aluskort_config::Consequence::parse(zone.get("consequence")?.as_str()?)?;
+            Some((name, consequence))
+        });
+        let fp_match = state.case_facts.get("fp_match").and_then(|found| {
+            Some((found.get("pattern_id")?.as_str()?.to_owned(), found.get("score")?.as_f64()?, found.get("threshold")?.as_f64()?))
+        });
+        Facts {
+            user_risk: Some(state.risk_state.clone()).filter(|risk| !risk.is_empty()),
+            fresh_exposures: fresh.len(),
+            best_exposure_score: fresh.iter().copied().fold(0.0, f64::max),
+            zone,
+            fp_match,
+        }
+    }
+}
+
+/// CTEM score (0–10) from which an open exposure of the alert's asset weighs in.
+const SERIOUS_EXPOSURE: f64 = 7.0;
 
 /// Tactic spelling folded for comparison (`Credential Access`, `credential-access` → `credentialaccess`).
 pub(crate) fn normalise(text: &str) -> String {
@@ -208,7 +254,53 @@ pub fn reason(input: &ReasoningInput<'_>) -> Verdict {
         }
     }
 
-    let mut classification = if operational {
+    let facts = &input.facts;
+    match facts.user_risk.as_deref() {
+        Some("high") => {
+            score += 0.08;
+            reasoning.push("+0.08: the account's UEBA risk is high".to_owned());
+        }
+        Some("medium") => {
+            score += 0.04;
+            reasoning.push("+0.04: the account's UEBA risk is medium".to_owned());
+        }
+        Some("low") => reasoning.push("the account's UEBA risk is low (no change)".to_owned()),
+        Some("unknown") => reasoning.push("the account's UEBA risk is unknown (stale or unavailable): not counted either way".to_owned()),
+        _ => {}
+    }
+    if facts.fresh_exposures > 0 && facts.best_exposure_score >= SERIOUS_EXPOSURE {
+        score += 0.05;
+        reasoning.push(format!(
+            "+0.05: the asset has {} open exposure(s) in its zone, best CTEM score {:.1}",
+            facts.fresh_exposures, facts.best_exposure_score
+        ));
+    }
+    if let Some((zone, consequence)) = &facts.zone {
+        let bonus = match consequence {
+            aluskort_config::Consequence::Critical => 0.08,
+            aluskort_config::Consequence::High => 0.05,
+            _ => 0.0,
+        };
+        if bonus > 0.0 {
+            score += bonus;
+            reasoning.push(format!("+{bonus:.2}: the asset is in zone {zone} ({} consequence)", consequence.as_str()));
+        }
+    }
+    let mut fp_verdict = None;
+    if let Some((pattern, fp_score, threshold)) = &facts.fp_match {
+        if *fp_score > *threshold && input.ti_matches.is_empty() {
+            reasoning.push(format!("matches approved FP pattern {pattern} (score {fp_score:.2} > {threshold:.2})"));
+            fp_verdict = Some(*fp_score);
+        } else if *fp_score >= 0.5 {
+            score -= 0.10;
+            reasoning.push(format!("-0.10: resembles approved FP pattern {pattern} (score {fp_score:.2}, threshold {threshold:.2})"));
+        }
+    }
+
+    let mut classification = if let Some(fp_score) = fp_verdict {
+        score = fp_score;
+        Classification::FalsePositive
+    } else if operational {
         // Confidence here is confidence in "benign": a fixed 0.75, below the auto-close bar (0.85),
         // so a human still confirms it.
         score = 0.75;

@@ -47,6 +47,8 @@ pub(crate) struct Work {
     /// members of each incident are indexed (members are only ever appended).
     key_index: HashMap<String, Vec<String>>,
     indexed_members: HashMap<String, usize>,
+    /// Threat intel, user risk, exposures and FP patterns for the batch's alerts.
+    pub(crate) context: crate::enrich::BatchContext,
 }
 
 /// What a batch that is still committing changed: the next batch reads these in place of the

