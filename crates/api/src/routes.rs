@@ -33,8 +33,11 @@ fn llm_health(state: &AppState) -> serde_json::Value {
     }
 }
 
-/// Ready when every backend answers. The degradation level is the pipeline's, lowered to
-/// `deterministic` while no model provider is reachable.
+/// Ready when every backend answers. `degradation_level` is the most severe level in force
+/// (ARCHITECTURE.md "Degradation levels"), `degradations` every one in force with why:
+/// `passthrough` while the state store is unreachable (alerts stay on the bus, nothing is
+/// acknowledged), `deterministic` while no model provider is reachable (or none is configured),
+/// `structured_search` while incident memory runs on its full-text fallback.
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let store = state.store.check_connectivity().await;
     let bus = state.bus.check_connectivity().await;
@@ -46,13 +49,24 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let configured = state.pipeline.settings().degradation;
     let models_down = state.gateway.as_ref().is_some_and(|gateway| gateway.router.degradation() == DegradationLevel::Deterministic);
-    let degradation =
-        if configured == DegradationLevel::Full && models_down { DegradationLevel::Deterministic } else { configured }.as_str();
+    let mut degradations = Vec::new();
+    if let Err(error) = &store {
+        degradations.push(json!({"level": DegradationLevel::Passthrough.as_str(), "reason": format!("state store unreachable: {error}")}));
+    }
+    if configured == DegradationLevel::Deterministic || models_down {
+        let reason = if models_down { "no model provider reachable" } else { "no model provider configured" };
+        degradations.push(json!({"level": DegradationLevel::Deterministic.as_str(), "reason": reason}));
+    }
+    if let Some(why) = state.pipeline.settings().incident_memory.as_ref().and_then(|memory| memory.degraded()) {
+        degradations.push(json!({"level": DegradationLevel::StructuredSearch.as_str(), "reason": why}));
+    }
+    let level = degradations.first().and_then(|d| d["level"].as_str()).unwrap_or(DegradationLevel::Full.as_str()).to_owned();
     (
         status,
         Json(json!({
             "ready": ready,
-            "degradation_level": degradation,
+            "degradation_level": level,
+            "degradations": degradations,
             "checks": {"case_store": describe(&store), "bus": describe(&bus)},
             "llm": llm_health(&state),
         })),

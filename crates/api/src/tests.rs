@@ -18,6 +18,7 @@ struct TestApp {
     router: Router,
     bus: MemoryBus,
     shutdown: CancellationToken,
+    store: Arc<SqliteStore>,
 }
 
 impl Drop for TestApp {
@@ -39,6 +40,7 @@ async fn spawn_app_with(secret: Option<&str>) -> TestApp {
     tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone()));
     tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone()));
     let metrics = PrometheusBuilder::new().build_recorder().handle();
+    let keep = Arc::clone(&store);
     let state = AppState {
         pipeline,
         store,
@@ -47,7 +49,7 @@ async fn spawn_app_with(secret: Option<&str>) -> TestApp {
         gateway: None,
         webhook_secret: secret.map(|s| aluskort_config::SecretString::new(s.to_owned())),
     };
-    TestApp { router: router(state, 1024 * 1024), bus, shutdown }
+    TestApp { router: router(state, 1024 * 1024), bus, shutdown, store: keep }
 }
 
 async fn call(app: &TestApp, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
@@ -72,11 +74,26 @@ async fn health_ready_and_metrics_answer() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["checks"]["case_store"]["ok"], true);
     assert_eq!(body["degradation_level"], "deterministic");
+    assert_eq!(body["degradations"][0]["reason"], "no model provider configured");
     assert_eq!(call(&app, "GET", "/metrics", "").await.0, StatusCode::OK);
     app.bus.close();
     let (status, body) = call(&app, "GET", "/ready", "").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["checks"]["bus"]["ok"], false);
+}
+
+/// Degradation level 5: with the state store down the service is not ready and says
+/// `passthrough` (alerts stay on the bus, nothing is acknowledged).
+#[tokio::test]
+async fn ready_shows_passthrough_while_the_store_is_down() {
+    let app = spawn_app().await;
+    app.store.close().await;
+    let (status, body) = call(&app, "GET", "/ready", "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["degradation_level"], "passthrough");
+    assert_eq!(body["checks"]["case_store"]["ok"], false);
+    let levels: Vec<&str> = body["degradations"].as_array().expect("list").iter().filter_map(|d| d["level"].as_str()).collect();
+    assert_eq!(levels, vec!["passthrough", "deterministic"]);
 }
 
 #[tokio::test]

@@ -260,6 +260,12 @@ impl Pipeline {
                 }
             };
             if let Some(fallback) = &recall.fallback {
+                // NFR-REL-004: degradation level 3 (structured search), shown on the verdict; it
+                // does not stop automatic closing, a missing model (level 2) does.
+                if state.degradation_level == DegradationLevel::Full {
+                    state.degradation_level = DegradationLevel::StructuredSearch;
+                }
+                state.record_decision("context_enricher", "degraded", format!("structured_search: {fallback}"), None, Utc::now());
                 state.case_facts.insert("memory_fallback".to_owned(), json!(fallback));
             }
             if !recall.similar.is_empty() {
@@ -508,7 +514,11 @@ impl Pipeline {
                 ask.previous_confidence = Some(verdict.confidence);
                 continue;
             }
-            state.degradation_level = response.degradation;
+            if response.degradation != DegradationLevel::Full {
+                // The model layer's own level (e.g. deterministic) wins; a full one keeps what
+                // enrichment recorded (structured search).
+                state.degradation_level = response.degradation;
+            }
             return Some(verdict);
         }
     }

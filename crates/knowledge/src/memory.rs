@@ -159,11 +159,19 @@ pub struct IncidentMemory {
     embedder: std::sync::Arc<dyn crate::embed::Embedder>,
     index: std::sync::Arc<dyn crate::vector::VectorIndex>,
     incidents: tokio::sync::RwLock<HashMap<String, PastIncident>>,
+    /// Why the last recall fell back to word overlap; cleared by the next vector search that works.
+    degraded: std::sync::Mutex<Option<String>>,
 }
 
 impl IncidentMemory {
     pub fn new(embedder: std::sync::Arc<dyn crate::embed::Embedder>, index: std::sync::Arc<dyn crate::vector::VectorIndex>) -> Self {
-        IncidentMemory { embedder, index, incidents: tokio::sync::RwLock::new(HashMap::new()) }
+        IncidentMemory { embedder, index, incidents: tokio::sync::RwLock::new(HashMap::new()), degraded: std::sync::Mutex::new(None) }
+    }
+
+    /// Why recall is running on the full-text fallback (degradation level `structured_search`,
+    /// NFR-REL-004), if the last recall had to.
+    pub fn degraded(&self) -> Option<String> {
+        self.degraded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Stores a closed investigation. The lexical copy is kept even when the vector write fails
@@ -199,7 +207,10 @@ impl IncidentMemory {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Recall {
         let incidents = self.incidents.read().await;
-        let (found, fallback): (Vec<(PastIncident, f64)>, Option<String>) = match self.vector_candidates(tenant, summary).await {
+        let searched = self.vector_candidates(tenant, summary).await;
+        *self.degraded.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            searched.as_ref().err().map(|error| format!("vector search unavailable ({error:#})"));
+        let (found, fallback): (Vec<(PastIncident, f64)>, Option<String>) = match searched {
             Ok(found) => (found, None),
             Err(error) => {
                 let query: std::collections::BTreeSet<String> = crate::suggest::tokens(summary).into_iter().collect();
@@ -315,6 +326,7 @@ mod recall_tests {
         let recall =
             memory.recall("acme", "lsass credential dumping with mimikatz on ws-07", &["T1003.001".to_owned()], None, Utc::now()).await;
         assert_eq!(recall.fallback, None);
+        assert_eq!(memory.degraded(), None);
         assert_eq!(recall.similar.first().map(|s| s.incident.id.as_str()), Some("i-1"), "{recall:?}");
         assert!(recall.similar.iter().all(|s| s.incident.tenant == "acme"), "tenant-isolated");
         let without_own = memory.recall("acme", "lsass credential dumping with mimikatz", &[], Some("inc-i-1"), Utc::now()).await;
@@ -333,6 +345,7 @@ mod recall_tests {
         seed(&memory).await;
         let recall = memory.recall("acme", "mimikatz lsass credentials", &[], None, Utc::now()).await;
         assert!(recall.fallback.as_deref().is_some_and(|f| f.contains("connection refused")), "{recall:?}");
+        assert!(memory.degraded().is_some_and(|why| why.contains("connection refused")), "structured_search shows until vectors work");
         assert_eq!(recall.similar.iter().map(|s| s.incident.id.as_str()).collect::<Vec<_>>(), vec!["i-1"]);
     }
 }

@@ -233,3 +233,50 @@ async fn a_slow_or_failing_lookup_is_recorded_and_the_investigation_goes_on() {
     assert!(actions(state).contains(&"enrichment_degraded"));
     harness.stop().await;
 }
+
+/// A vector index that is down.
+struct DownIndex;
+
+#[async_trait]
+impl aluskort_knowledge::vector::VectorIndex for DownIndex {
+    async fn upsert(&self, _: Vec<aluskort_knowledge::vector::VectorRecord>) -> Result<(), aluskort_knowledge::vector::VectorError> {
+        Err(aluskort_knowledge::vector::VectorError::Io(std::io::Error::other("connection refused")))
+    }
+    async fn delete(&self, _: &[String]) -> Result<(), aluskort_knowledge::vector::VectorError> {
+        Err(aluskort_knowledge::vector::VectorError::Io(std::io::Error::other("connection refused")))
+    }
+    async fn search(
+        &self,
+        _: &str,
+        _: &[f32],
+        _: &aluskort_knowledge::vector::Filter,
+        _: usize,
+    ) -> Result<Vec<aluskort_knowledge::vector::Hit>, aluskort_knowledge::vector::VectorError> {
+        Err(aluskort_knowledge::vector::VectorError::Io(std::io::Error::other("connection refused")))
+    }
+    async fn count(&self) -> usize {
+        0
+    }
+}
+
+/// Degradation level 3 (NFR-REL-004): with the vector index down, similar incidents come from
+/// the full-text fallback and the verdict says `structured_search`.
+#[tokio::test]
+async fn a_vector_index_outage_shows_as_structured_search_on_the_verdict() {
+    let memory = Arc::new(aluskort_knowledge::memory::IncidentMemory::new(
+        Arc::new(aluskort_knowledge::embed::HashingEmbedder::default()),
+        Arc::new(DownIndex),
+    ));
+    let harness = harness_with(|_| PipelineSettings {
+        incident_memory: Some(Arc::clone(&memory)),
+        degradation: aluskort_core::DegradationLevel::Full,
+        ..PipelineSettings::default()
+    })
+    .await;
+    harness.run(vec![sentinel_alert("v-1", "Suspicious sign-in", "Medium", "ws-01", "alice")]).await;
+    let state = &states_by_alert(&harness).await["v-1"];
+    assert_eq!(state.degradation_level, aluskort_core::DegradationLevel::StructuredSearch);
+    assert!(state.case_facts["memory_fallback"].as_str().is_some_and(|why| why.contains("connection refused")));
+    assert!(memory.degraded().is_some(), "and /ready shows it");
+    harness.stop().await;
+}
