@@ -4,6 +4,11 @@
 //! commits. Everything is in memory: durability across restarts comes from the raw inbox in the
 //! case store, which `serve` replays on start.
 //!
+//! Messages every subscribed group has settled are dropped, except the last
+//! [`RETAINED_CONSUMED`] of each topic (a group that subscribes later starts at the oldest message
+//! still held, as a Kafka group starts at the oldest retained offset): memory stays bounded under
+//! a steady stream. A topic nobody subscribes to keeps everything.
+//!
 //! A `std::sync::Mutex` guards the state: critical sections are short and never await
 //! (mini-redis `db.rs` reasoning); waiting happens on a `tokio::sync::Notify` outside the lock.
 
@@ -26,10 +31,54 @@ struct GroupState {
     redeliver: VecDeque<(u64, u32)>,
 }
 
+/// Settled messages kept per topic for groups that subscribe later.
+pub const RETAINED_CONSUMED: u64 = 1024;
+
 #[derive(Default)]
 struct TopicState {
-    messages: Vec<Message>,
+    /// Messages from offset `base` on.
+    messages: VecDeque<Message>,
+    base: u64,
     groups: HashMap<String, GroupState>,
+}
+
+impl TopicState {
+    /// Offset the next published message gets.
+    fn end(&self) -> u64 {
+        self.base + self.messages.len() as u64
+    }
+
+    fn message(&self, offset: u64) -> Option<&Message> {
+        offset.checked_sub(self.base).and_then(|index| usize::try_from(index).ok()).and_then(|index| self.messages.get(index))
+    }
+
+    /// The group's state, a new group starting at the oldest message held.
+    fn group(&mut self, name: &str) -> &mut GroupState {
+        let base = self.base;
+        self.groups.entry(name.to_owned()).or_insert_with(|| GroupState { cursor: base, ..GroupState::default() })
+    }
+
+    /// Drops messages every group has settled, beyond the last [`RETAINED_CONSUMED`]. Runs once
+    /// the log has grown well past that, so its cost is spread over many messages.
+    fn compact(&mut self) {
+        if (self.messages.len() as u64) < RETAINED_CONSUMED * 2 {
+            return;
+        }
+        let needed = self
+            .groups
+            .values()
+            .map(|group| {
+                let in_flight = group.in_flight.first().copied().unwrap_or(u64::MAX);
+                let redeliver = group.redeliver.iter().map(|(offset, _)| *offset).min().unwrap_or(u64::MAX);
+                group.cursor.min(in_flight).min(redeliver)
+            })
+            .min();
+        let Some(needed) = needed else { return };
+        let keep_from = needed.saturating_sub(RETAINED_CONSUMED);
+        while self.base < keep_from && self.messages.pop_front().is_some() {
+            self.base += 1;
+        }
+    }
 }
 
 #[derive(Default)]
@@ -74,8 +123,13 @@ impl MemoryBus {
         self.inner.notify.notify_waiters();
     }
 
-    /// Messages on `topic` so far.
+    /// Messages published on `topic` so far (including ones already dropped as settled).
     pub fn len(&self, topic: Topic) -> usize {
+        self.inner.lock().topics.get(&topic).map_or(0, |t| usize::try_from(t.end()).unwrap_or(usize::MAX))
+    }
+
+    /// Messages of `topic` held in memory.
+    pub fn held(&self, topic: Topic) -> usize {
         self.inner.lock().topics.get(&topic).map_or(0, |t| t.messages.len())
     }
 
@@ -93,8 +147,8 @@ impl Bus for MemoryBus {
                 return Err(BusError::Closed);
             }
             let log = state.topics.entry(topic).or_default();
-            let offset = log.messages.len() as u64;
-            log.messages.push(Message { topic, key: key.to_owned(), payload, offset });
+            let offset = log.end();
+            log.messages.push_back(Message { topic, key: key.to_owned(), payload, offset });
             offset
         };
         self.inner.notify.notify_waiters();
@@ -102,14 +156,14 @@ impl Bus for MemoryBus {
     }
 
     async fn subscribe(&self, topic: Topic, group: &str) -> Result<Box<dyn Subscription>, BusError> {
-        self.inner.lock().topics.entry(topic).or_default().groups.entry(group.to_owned()).or_default();
+        self.inner.lock().topics.entry(topic).or_default().group(group);
         Ok(Box::new(MemorySubscription { inner: Arc::clone(&self.inner), topic, group: group.to_owned() }))
     }
 
     async fn pending(&self, topic: Topic, group: &str) -> Result<u64, BusError> {
         let state = self.inner.lock();
         let Some(log) = state.topics.get(&topic) else { return Ok(0) };
-        let total = log.messages.len() as u64;
+        let total = log.end();
         Ok(match log.groups.get(group) {
             Some(g) => (total - g.cursor) + g.in_flight.len() as u64,
             None => total,
@@ -135,10 +189,11 @@ impl MemorySubscription {
         let mut state = self.inner.lock();
         let closed = state.closed;
         let log = state.topics.entry(self.topic).or_default();
-        let group = log.groups.entry(self.group.clone()).or_default();
+        let end = log.end();
+        let group = log.group(&self.group);
         let (offset, attempt) = if let Some(next) = group.redeliver.pop_front() {
             next
-        } else if (group.cursor as usize) < log.messages.len() {
+        } else if group.cursor < end {
             let offset = group.cursor;
             group.cursor += 1;
             (offset, 1)
@@ -148,7 +203,7 @@ impl MemorySubscription {
             return Ok(None);
         };
         group.in_flight.insert(offset);
-        let Some(message) = usize::try_from(offset).ok().and_then(|index| log.messages.get(index)).cloned() else {
+        let Some(message) = log.message(offset).cloned() else {
             return Ok(None);
         };
         let acker = MemoryAcker { inner: Arc::clone(&self.inner), topic: self.topic, group: self.group.clone(), offset, attempt };
@@ -188,11 +243,12 @@ impl Acker for MemoryAcker {
     fn settle(&self, acked: bool) {
         {
             let mut state = self.inner.lock();
-            let Some(group) = state.topics.get_mut(&self.topic).and_then(|log| log.groups.get_mut(&self.group)) else {
-                return;
-            };
+            let Some(log) = state.topics.get_mut(&self.topic) else { return };
+            let Some(group) = log.groups.get_mut(&self.group) else { return };
             group.in_flight.remove(&self.offset);
-            if !acked {
+            if acked {
+                log.compact();
+            } else {
                 group.redeliver.push_back((self.offset, self.attempt.saturating_add(1)));
             }
         }
@@ -251,6 +307,35 @@ mod tests {
             second.ack();
         }
         assert_eq!(bus.pending(Topic::AlertsRaw, "a").await.expect("pending"), 0);
+    }
+
+    /// Settled messages are dropped beyond the retained tail; a group that subscribes later
+    /// starts at the oldest message held; one that has not settled holds everything after it.
+    #[tokio::test]
+    async fn settled_messages_are_dropped_beyond_the_retained_tail() {
+        let bus = MemoryBus::new();
+        let mut fast = bus.subscribe(Topic::AlertsRaw, "fast").await.expect("subscribe");
+        let total = RETAINED_CONSUMED * 3;
+        for index in 0..total {
+            bus.publish(Topic::AlertsRaw, "k", Bytes::from(index.to_string())).await.expect("publish");
+        }
+        for _ in 0..total {
+            next_payload(&mut fast).await.ack();
+        }
+        assert_eq!(bus.len(Topic::AlertsRaw) as u64, total, "offsets keep counting");
+        let held = bus.held(Topic::AlertsRaw) as u64;
+        assert!((RETAINED_CONSUMED..RETAINED_CONSUMED * 2).contains(&held), "held {held}");
+        let mut late = bus.subscribe(Topic::AlertsRaw, "late").await.expect("subscribe");
+        let first = next_payload(&mut late).await;
+        assert_eq!(first.message.offset, total - held, "starts at the oldest message held");
+        assert_eq!(first.message.payload, (total - held).to_string());
+        // The late group has not settled: nothing after its position is dropped any more.
+        for index in 0..total {
+            bus.publish(Topic::AlertsRaw, "k", Bytes::from(index.to_string())).await.expect("publish");
+            next_payload(&mut fast).await.ack();
+        }
+        assert_eq!(bus.held(Topic::AlertsRaw) as u64, held + total);
+        first.ack();
     }
 
     #[tokio::test]
