@@ -682,7 +682,7 @@ impl InFlight {
 pub const DEFAULT_ENRICHER_TIMEOUT: StdDuration = StdDuration::from_millis(500);
 
 /// Most normalised alerts investigated and committed as one unit of work.
-pub const INVESTIGATE_BATCH: usize = 128;
+pub const INVESTIGATE_BATCH: usize = 256;
 
 /// Why a batch was not committed.
 #[derive(Debug)]
