@@ -656,7 +656,10 @@ fn serve_reports_model_providers_and_their_breakers_in_ready() {
             .contains(r#""llm":{"degradation_level":"full","providers":[{"provider":"anthropic","kind":"anthropic","breaker":"closed"}]}"#),
         "{ready}"
     );
-    assert!(ready.contains(r#""degradation_level":"full","checks""#), "a configured model makes the pipeline full: {ready}");
+    assert!(
+        ready.contains(r#""degradation_level":"full","degradations":[],"checks""#),
+        "a configured model makes the pipeline full: {ready}"
+    );
     assert!(!ready.contains("sk-ant") && !logs.contains("sk-ant"), "the key is never shown");
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());
