@@ -60,7 +60,7 @@ impl PostgresStore {
     }
 }
 
-impl_stores!(PostgresStore, sqlx::Postgres);
+impl_stores!(PostgresStore, sqlx::Postgres, Numbered);
 
 #[cfg(test)]
 mod tests {

@@ -56,7 +56,11 @@ const MAX_BATCH_PARAMS: usize = 256;
 /// of two that fits [`MAX_BATCH_PARAMS`], then the remainder by powers of two. Few distinct row
 /// counts means few distinct statements, so the prepared-statement cache keeps them all.
 pub(crate) fn chunk_lengths(total: usize, columns: usize) -> Vec<usize> {
-    let fits = (MAX_BATCH_PARAMS / columns.max(1)).max(1);
+    chunk_lengths_up_to(total, columns, MAX_BATCH_PARAMS)
+}
+
+fn chunk_lengths_up_to(total: usize, columns: usize, max_params: usize) -> Vec<usize> {
+    let fits = (max_params / columns.max(1)).max(1);
     let largest = 1usize << (usize::BITS - 1 - fits.leading_zeros());
     let mut lengths = vec![largest; total / largest];
     let mut rest = total % largest;
@@ -76,6 +80,53 @@ pub(crate) fn batches<T>(items: &[T], columns: usize) -> impl Iterator<Item = &[
         rest = tail;
         chunk
     })
+}
+
+/// How a database spells the placeholders of a multi-row insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placeholders {
+    /// `$1, $2, …` (PostgreSQL).
+    Numbered,
+    /// `?, ?, …` (SQLite): bound by position, so binding costs nothing per parameter. Numbered
+    /// ones cost a linear scan each in SQLite (`sqlite3_bind_parameter_name`, which sqlx calls
+    /// for every bind), quadratic in the statement's parameters.
+    Anonymous,
+}
+
+/// Most bound parameters in one multi-row insert of [`insert_rows_sql`] (SQLite allows 32,766,
+/// PostgreSQL 65,535): with anonymous placeholders large statements are cheap, and fewer of them
+/// means fewer round trips to the database.
+const MAX_INSERT_PARAMS: usize = 4096;
+
+/// `items` in chunks for [`insert_rows_sql`] statements: as [`batches`], up to
+/// [`MAX_INSERT_PARAMS`] parameters each.
+pub(crate) fn insert_batches<T>(items: &[T], columns: usize) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    chunk_lengths_up_to(items.len(), columns, MAX_INSERT_PARAMS).into_iter().map(move |length| {
+        let (chunk, tail) = rest.split_at(length);
+        rest = tail;
+        chunk
+    })
+}
+
+/// `head` + `rows` tuples of `columns` placeholders + `tail`, for an insert whose only
+/// parameters are its rows' values (head and tail take none). Only placeholders are added to
+/// the constant SQL; every value is bound (NFR-SEC-007).
+pub(crate) fn insert_rows_sql(style: Placeholders, head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    match style {
+        Placeholders::Numbered => values_sql(head, columns, rows, 1, tail),
+        Placeholders::Anonymous => {
+            let tuple = format!("({})", vec!["?"; columns].join(", "));
+            let mut sql = String::with_capacity(head.len() + tail.len() + rows * (tuple.len() + 2));
+            sql.push_str(head);
+            for row in 0..rows {
+                sql.push_str(if row == 0 { " " } else { ", " });
+                sql.push_str(&tuple);
+            }
+            sql.push_str(tail);
+            sql
+        }
+    }
 }
 
 /// `head` + `rows` tuples of `columns` placeholders numbered from `$first` + `tail`: only numbers
@@ -390,17 +441,25 @@ pub(crate) fn dead_letter_from_columns(
 
 /// Expands `CaseStore` and `AuditStore` for a store type with a `pool` field of the given pool type.
 macro_rules! impl_stores {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, $placeholders:ident) => {
         impl $store {
+            /// Placeholder spelling of this database's multi-row inserts.
+            const PLACEHOLDERS: $crate::sql::Placeholders = $crate::sql::Placeholders::$placeholders;
+
             /// Upserts `incidents` (each id once) and indexes their members' entity keys.
             async fn write_incidents(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 incidents: &[&aluskort_core::Incident],
             ) -> $crate::StoreResult<()> {
-                use $crate::sql::{batches, values_sql};
                 let now = $crate::model::time_text(chrono::Utc::now());
-                for chunk in batches(incidents, 7) {
-                    let sql = values_sql($crate::sql::UPSERT_INCIDENT_ROWS, 7, chunk.len(), 1, $crate::sql::UPSERT_INCIDENT_ROWS_TAIL);
+                for chunk in $crate::sql::insert_batches(incidents, 7) {
+                    let sql = $crate::sql::insert_rows_sql(
+                        Self::PLACEHOLDERS,
+                        $crate::sql::UPSERT_INCIDENT_ROWS,
+                        7,
+                        chunk.len(),
+                        $crate::sql::UPSERT_INCIDENT_ROWS_TAIL,
+                    );
                     // Audited: constant SQL plus numbered placeholders; every value is bound.
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for incident in chunk {
@@ -417,9 +476,14 @@ macro_rules! impl_stores {
                 }
                 let keys: Vec<(&str, &str, &str)> =
                     incidents.iter().flat_map(|incident| $crate::sql::incident_key_rows(incident)).collect();
-                for chunk in batches(&keys, 3) {
-                    let sql =
-                        values_sql($crate::sql::INSERT_INCIDENT_KEY_ROWS, 3, chunk.len(), 1, $crate::sql::INSERT_INCIDENT_KEY_ROWS_TAIL);
+                for chunk in $crate::sql::insert_batches(&keys, 3) {
+                    let sql = $crate::sql::insert_rows_sql(
+                        Self::PLACEHOLDERS,
+                        $crate::sql::INSERT_INCIDENT_KEY_ROWS,
+                        3,
+                        chunk.len(),
+                        $crate::sql::INSERT_INCIDENT_KEY_ROWS_TAIL,
+                    );
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for (tenant, key, incident) in chunk {
                         query = query.bind(*tenant).bind(*key).bind(*incident);
@@ -437,10 +501,16 @@ macro_rules! impl_stores {
             ) -> $crate::StoreResult<$crate::WorkReport> {
                 use sqlx::Row;
                 use $crate::model::time_text;
-                use $crate::sql::{batches, i64_of, values_sql};
+                use $crate::sql::i64_of;
                 let now = time_text(chrono::Utc::now());
-                for chunk in batches(&work.alerts, 8) {
-                    let sql = values_sql($crate::sql::INSERT_ALERT_ROWS, 8, chunk.len(), 1, $crate::sql::INSERT_ALERT_ROWS_TAIL);
+                for chunk in $crate::sql::insert_batches(&work.alerts, 8) {
+                    let sql = $crate::sql::insert_rows_sql(
+                        Self::PLACEHOLDERS,
+                        $crate::sql::INSERT_ALERT_ROWS,
+                        8,
+                        chunk.len(),
+                        $crate::sql::INSERT_ALERT_ROWS_TAIL,
+                    );
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for alert in chunk {
                         query = query
@@ -509,9 +579,14 @@ macro_rules! impl_stores {
                         ));
                     }
                 }
-                for chunk in batches(&creates, 9) {
-                    let sql =
-                        values_sql($crate::sql::INSERT_INVESTIGATION_ROWS, 9, chunk.len(), 1, $crate::sql::INSERT_INVESTIGATION_ROWS_TAIL);
+                for chunk in $crate::sql::insert_batches(&creates, 9) {
+                    let sql = $crate::sql::insert_rows_sql(
+                        Self::PLACEHOLDERS,
+                        $crate::sql::INSERT_INVESTIGATION_ROWS,
+                        9,
+                        chunk.len(),
+                        $crate::sql::INSERT_INVESTIGATION_ROWS_TAIL,
+                    );
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for (state, body) in chunk {
                         query = query
@@ -539,8 +614,14 @@ macro_rules! impl_stores {
                         ));
                     }
                 }
-                for chunk in batches(&versions, 5) {
-                    let sql = values_sql($crate::sql::INSERT_VERSION_ROWS, 5, chunk.len(), 1, $crate::sql::INSERT_VERSION_ROWS_TAIL);
+                for chunk in $crate::sql::insert_batches(&versions, 5) {
+                    let sql = $crate::sql::insert_rows_sql(
+                        Self::PLACEHOLDERS,
+                        $crate::sql::INSERT_VERSION_ROWS,
+                        5,
+                        chunk.len(),
+                        $crate::sql::INSERT_VERSION_ROWS_TAIL,
+                    );
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for (id, version, state, at, body) in chunk {
                         query = query.bind(id.as_str()).bind(*version).bind(*state).bind(at.as_str()).bind(body.as_str());
@@ -551,8 +632,8 @@ macro_rules! impl_stores {
                 let incidents: Vec<&aluskort_core::Incident> = work.incidents.iter().collect();
                 Self::write_incidents(&mut *conn, &incidents).await?;
 
-                for chunk in batches(audit, 20) {
-                    let sql = values_sql($crate::sql::INSERT_AUDIT_ROWS, 20, chunk.len(), 1, "");
+                for chunk in $crate::sql::insert_batches(audit, 20) {
+                    let sql = $crate::sql::insert_rows_sql(Self::PLACEHOLDERS, $crate::sql::INSERT_AUDIT_ROWS, 20, chunk.len(), "");
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for record in chunk {
                         query = query
@@ -677,8 +758,14 @@ macro_rules! impl_stores {
                 let now = $crate::model::time_text(chrono::Utc::now());
                 let mut inserted = std::collections::HashSet::new();
                 let mut transaction = self.writer.begin().await?;
-                for chunk in $crate::sql::batches(records, 8) {
-                    let sql = $crate::sql::values_sql($crate::sql::INSERT_RAW_ROWS, 8, chunk.len(), 1, $crate::sql::INSERT_RAW_ROWS_TAIL);
+                for chunk in $crate::sql::insert_batches(records, 8) {
+                    let sql = $crate::sql::insert_rows_sql(
+                        Self::PLACEHOLDERS,
+                        $crate::sql::INSERT_RAW_ROWS,
+                        8,
+                        chunk.len(),
+                        $crate::sql::INSERT_RAW_ROWS_TAIL,
+                    );
                     // Audited: constant SQL plus numbered placeholders; every value is bound.
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for record in chunk {
@@ -1220,15 +1307,21 @@ macro_rules! impl_stores {
 
             async fn upsert_user_risk(&self, rows: &[$crate::UserRisk]) -> $crate::StoreResult<u64> {
                 use $crate::model::{time_text, user_key};
-                use $crate::sql::{batches, values_sql};
+
                 for row in rows {
                     row.validate()?;
                 }
                 let unique = $crate::sql::last_of_each(rows, |row| (row.tenant.as_str(), user_key(&row.user)));
                 let now = time_text(chrono::Utc::now());
                 let mut transaction = self.writer.begin().await?;
-                for chunk in batches(&unique, 6) {
-                    let sql = values_sql($crate::sql::UPSERT_USER_RISK_ROWS, 6, chunk.len(), 1, $crate::sql::UPSERT_USER_RISK_ROWS_TAIL);
+                for chunk in $crate::sql::insert_batches(&unique, 6) {
+                    let sql = $crate::sql::insert_rows_sql(
+                        Self::PLACEHOLDERS,
+                        $crate::sql::UPSERT_USER_RISK_ROWS,
+                        6,
+                        chunk.len(),
+                        $crate::sql::UPSERT_USER_RISK_ROWS_TAIL,
+                    );
                     // Audited: constant SQL plus numbered placeholders; every value is bound.
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for row in chunk {
@@ -1268,15 +1361,21 @@ macro_rules! impl_stores {
 
             async fn upsert_exposures(&self, exposures: &[$crate::Exposure]) -> $crate::StoreResult<u64> {
                 use $crate::model::time_text;
-                use $crate::sql::{batches, values_sql};
+
                 for exposure in exposures {
                     exposure.validate()?;
                 }
                 let unique = $crate::sql::last_of_each(exposures, |exposure| (exposure.tenant.as_str(), exposure.exposure_id.as_str()));
                 let now = time_text(chrono::Utc::now());
                 let mut transaction = self.writer.begin().await?;
-                for chunk in batches(&unique, 10) {
-                    let sql = values_sql($crate::sql::UPSERT_EXPOSURE_ROWS, 10, chunk.len(), 1, $crate::sql::UPSERT_EXPOSURE_ROWS_TAIL);
+                for chunk in $crate::sql::insert_batches(&unique, 10) {
+                    let sql = $crate::sql::insert_rows_sql(
+                        Self::PLACEHOLDERS,
+                        $crate::sql::UPSERT_EXPOSURE_ROWS,
+                        10,
+                        chunk.len(),
+                        $crate::sql::UPSERT_EXPOSURE_ROWS_TAIL,
+                    );
                     // Audited: constant SQL plus numbered placeholders; every value is bound.
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for exposure in chunk {
@@ -1426,5 +1525,13 @@ mod tests {
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
         );
         assert_eq!(in_list_sql("WHERE x IN ", 3, 4, ";"), "WHERE x IN ($4, $5, $6);");
+        assert_eq!(
+            insert_rows_sql(Placeholders::Anonymous, "INSERT INTO t (a, b) VALUES", 2, 3, " ON CONFLICT DO NOTHING"),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(
+            insert_rows_sql(Placeholders::Numbered, "INSERT INTO t (a, b) VALUES", 2, 2, ""),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
+        );
     }
 }

@@ -74,7 +74,7 @@ impl SqliteStore {
     }
 }
 
-impl_stores!(SqliteStore, sqlx::Sqlite);
+impl_stores!(SqliteStore, sqlx::Sqlite, Anonymous);
 
 #[cfg(test)]
 mod tests {
