@@ -96,6 +96,8 @@ impl Pipeline {
         state.entities = normalized.entities.clone();
         state.iocs = normalized.iocs.clone();
         state.techniques = normalized.alert.techniques.clone();
+        // ATLAS techniques (adversarial ML, `AML.T…`) are also kept apart for the AI-system view.
+        state.atlas_techniques = state.techniques.iter().filter(|id| id.starts_with("AML.")).cloned().collect();
         state.tactics = normalized.alert.tactics.clone();
         if !normalized.warnings.is_empty() {
             state.case_facts.insert("ingest_warnings".to_owned(), json!(normalized.warnings));

@@ -280,3 +280,16 @@ async fn a_vector_index_outage_shows_as_structured_search_on_the_verdict() {
     assert!(memory.degraded().is_some(), "and /ready shows it");
     harness.stop().await;
 }
+
+/// Techniques are carried from the alert; ATLAS ones (`AML.T…`) are also kept apart.
+#[tokio::test]
+async fn atlas_techniques_are_carried_apart_from_attack_ones() {
+    let harness = harness_with(|_| PipelineSettings::default()).await;
+    let mut alert = sentinel_alert("a-1", "Prompt injection against the support chatbot", "High", "llm-gw-01", "svc-bot");
+    alert["Techniques"] = json!("[\"AML.T0051\", \"T1059\"]");
+    harness.run(vec![alert]).await;
+    let state = &states_by_alert(&harness).await["a-1"];
+    assert_eq!(state.atlas_techniques, vec!["AML.T0051".to_owned()]);
+    assert!(state.techniques.iter().any(|t| t == "T1059") && state.techniques.iter().any(|t| t == "AML.T0051"), "{:?}", state.techniques);
+    harness.stop().await;
+}

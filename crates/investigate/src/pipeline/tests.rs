@@ -399,3 +399,162 @@ fn a_process_killed_mid_batch_restarts_without_loss_or_duplicates() {
         shutdown.cancel();
     });
 }
+
+/// A case store whose `fail_on`-th commit fails as unavailable (a lost connection mid-commit);
+/// everything else goes to the real store.
+struct FlakyCommits {
+    inner: Arc<SqliteStore>,
+    commits: std::sync::atomic::AtomicU32,
+    fail_on: u32,
+}
+
+#[async_trait::async_trait]
+impl CaseStore for FlakyCommits {
+    async fn insert_raw(&self, record: &RawRecord) -> aluskort_store::StoreResult<InsertOutcome> {
+        self.inner.insert_raw(record).await
+    }
+    async fn insert_raw_many(&self, records: &[RawRecord]) -> aluskort_store::StoreResult<Vec<InsertOutcome>> {
+        self.inner.insert_raw_many(records).await
+    }
+    async fn load_checkpoint(&self, source_name: &str) -> aluskort_store::StoreResult<Option<Value>> {
+        self.inner.load_checkpoint(source_name).await
+    }
+    async fn save_checkpoint(&self, source_name: &str, checkpoint: &Value) -> aluskort_store::StoreResult<()> {
+        self.inner.save_checkpoint(source_name, checkpoint).await
+    }
+    async fn mark_raw(&self, ingest_id: &str, status: RawStatus, error: Option<&str>) -> aluskort_store::StoreResult<()> {
+        self.inner.mark_raw(ingest_id, status, error).await
+    }
+    async fn pending_raw(&self, limit: u32) -> aluskort_store::StoreResult<Vec<RawRecord>> {
+        self.inner.pending_raw(limit).await
+    }
+    async fn insert_alert(&self, alert: &aluskort_core::CanonicalAlert) -> aluskort_store::StoreResult<InsertOutcome> {
+        self.inner.insert_alert(alert).await
+    }
+    async fn alert(&self, tenant: &TenantId, alert_id: &AlertId) -> aluskort_store::StoreResult<Option<aluskort_core::CanonicalAlert>> {
+        self.inner.alert(tenant, alert_id).await
+    }
+    async fn alerts_between(
+        &self,
+        tenant: &TenantId,
+        from: chrono::DateTime<Utc>,
+        to: chrono::DateTime<Utc>,
+    ) -> aluskort_store::StoreResult<Vec<aluskort_core::CanonicalAlert>> {
+        self.inner.alerts_between(tenant, from, to).await
+    }
+    async fn create_investigation(&self, state: &GraphState) -> aluskort_store::StoreResult<InsertOutcome> {
+        self.inner.create_investigation(state).await
+    }
+    async fn save_investigation(&self, state: &GraphState, expected_version: u64) -> aluskort_store::StoreResult<u64> {
+        self.inner.save_investigation(state, expected_version).await
+    }
+    async fn investigation(&self, id: aluskort_core::InvestigationId) -> aluskort_store::StoreResult<Option<GraphState>> {
+        self.inner.investigation(id).await
+    }
+    async fn investigation_for_alert(&self, tenant: &TenantId, alert_id: &AlertId) -> aluskort_store::StoreResult<Option<GraphState>> {
+        self.inner.investigation_for_alert(tenant, alert_id).await
+    }
+    async fn investigations_for_alerts(&self, tenant: &TenantId, alert_ids: &[AlertId]) -> aluskort_store::StoreResult<Vec<GraphState>> {
+        self.inner.investigations_for_alerts(tenant, alert_ids).await
+    }
+    async fn investigation_history(&self, id: aluskort_core::InvestigationId) -> aluskort_store::StoreResult<Vec<GraphState>> {
+        self.inner.investigation_history(id).await
+    }
+    async fn list_investigations(&self, filter: &InvestigationFilter) -> aluskort_store::StoreResult<Vec<GraphState>> {
+        self.inner.list_investigations(filter).await
+    }
+    async fn upsert_incident(&self, incident: &aluskort_core::Incident) -> aluskort_store::StoreResult<()> {
+        self.inner.upsert_incident(incident).await
+    }
+    async fn incident(&self, incident_id: &str) -> aluskort_store::StoreResult<Option<aluskort_core::Incident>> {
+        self.inner.incident(incident_id).await
+    }
+    async fn incidents_overlapping(
+        &self,
+        tenant: &TenantId,
+        from: chrono::DateTime<Utc>,
+        to: chrono::DateTime<Utc>,
+    ) -> aluskort_store::StoreResult<Vec<aluskort_core::Incident>> {
+        self.inner.incidents_overlapping(tenant, from, to).await
+    }
+    async fn incidents_with_keys(
+        &self,
+        tenant: &TenantId,
+        keys: &[String],
+        from: chrono::DateTime<Utc>,
+        to: chrono::DateTime<Utc>,
+    ) -> aluskort_store::StoreResult<Vec<aluskort_core::Incident>> {
+        self.inner.incidents_with_keys(tenant, keys, from, to).await
+    }
+    async fn commit_work(
+        &self,
+        work: &aluskort_store::WorkBatch,
+        audit: &[aluskort_core::audit::AuditRecord],
+    ) -> aluskort_store::StoreResult<aluskort_store::WorkReport> {
+        let call = self.commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if call == self.fail_on {
+            return Err(aluskort_store::StoreError::new(
+                aluskort_store::StoreErrorKind::Unavailable,
+                anyhow::anyhow!("connection reset during commit"),
+            ));
+        }
+        self.inner.commit_work(work, audit).await
+    }
+    async fn record_dead_letter(&self, letter: &DeadLetter) -> aluskort_store::StoreResult<()> {
+        self.inner.record_dead_letter(letter).await
+    }
+    async fn dead_letters(&self, limit: u32) -> aluskort_store::StoreResult<Vec<DeadLetter>> {
+        self.inner.dead_letters(limit).await
+    }
+    async fn check_connectivity(&self) -> anyhow::Result<()> {
+        self.inner.check_connectivity().await
+    }
+}
+
+/// A commit that fails while the next batch is already prepared over it: the failed batch is
+/// retried, the next one is not committed on top of it but investigated again, and in the end
+/// every alert has exactly one settled investigation, every alert is in one live incident, and
+/// the audit chain verifies.
+#[tokio::test]
+async fn a_failed_commit_retries_its_batch_and_the_one_prepared_over_it() {
+    let inner = Arc::new(SqliteStore::in_memory().await.expect("store"));
+    let store = Arc::new(FlakyCommits { inner: inner.clone(), commits: std::sync::atomic::AtomicU32::new(0), fail_on: 2 });
+    let audit = Arc::new(AuditLog::new(inner.clone()));
+    let settings = PipelineSettings { retry_backoff: StdDuration::from_millis(5), ..PipelineSettings::default() };
+    let pipeline = Pipeline::new(Arc::new(MemoryBus::new()), store.clone(), audit, settings);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone()));
+    tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone()));
+    let templates = sentinel_records();
+    let total = 700;
+    let page: Vec<(String, String, Value)> = (0..total)
+        .map(|index| {
+            let mut record = templates[index % templates.len()].clone();
+            let id = record["SystemAlertId"].as_str().unwrap_or("alert").to_owned();
+            record["SystemAlertId"] = json!(format!("{id}-flaky-{index}"));
+            (format!("flaky-{index}"), "test".to_owned(), record)
+        })
+        .collect();
+    let expected: HashSet<String> = page.iter().map(|(id, _, _)| id.clone()).collect();
+    pipeline.submit_many(page).await.expect("submitted");
+    let outcomes = tokio::time::timeout(StdDuration::from_secs(60), pipeline.await_outcomes(expected, "flaky", |_| {}))
+        .await
+        .expect("in time")
+        .expect("outcomes");
+    assert!(store.commits.load(std::sync::atomic::Ordering::SeqCst) > 2, "the failing commit was retried");
+    assert!(outcomes.iter().all(|outcome| outcome.error.is_none()), "nothing dead-lettered");
+
+    let states =
+        inner.list_investigations(&InvestigationFilter { limit: Some(1000), ..InvestigationFilter::default() }).await.expect("list");
+    assert_eq!(states.len(), total, "one investigation per alert");
+    for state in &states {
+        assert_eq!(state.state, InvestigationState::AwaitingHuman);
+        let incident =
+            crate::resolve_incident(inner.as_ref(), state.incident_id.as_deref().expect("grouped")).await.expect("read").expect("incident");
+        assert!(incident.alert_ids.contains(&state.alert_id), "{} in {}", state.alert_id, incident.incident_id);
+    }
+    assert!(inner.pending_raw(10).await.expect("pending").is_empty());
+    let report = verify_store(inner.as_ref()).await.expect("verify");
+    assert_eq!(report.first_break, None);
+    shutdown.cancel();
+}
