@@ -17,6 +17,14 @@ use crate::pipeline::Pipeline;
 use crate::reasoner::{self, IncidentContext, ReasoningInput};
 use crate::work::Work;
 
+/// What grouping did with an alert.
+struct Grouped {
+    incident_id: String,
+    /// Alerts in the incident now.
+    alerts: usize,
+    reason: String,
+}
+
 /// FR-RSN-006 / §3.4: minimum confidence for closing without a human.
 pub const AUTO_CLOSE_CONFIDENCE: f64 = 0.85;
 
@@ -238,10 +246,10 @@ impl Pipeline {
 
     async fn step_enrich(&self, work: &mut Work, state: &mut GraphState, normalized: &NormalizedAlert) -> Result<(), StepError> {
         let decision = self.group(work, &normalized.alert, normalized);
-        state.incident_id = Some(decision.incident.incident_id.clone());
+        state.incident_id = Some(decision.incident_id.clone());
         state.case_facts.insert(
             "incident".to_owned(),
-            json!({"incident_id": decision.incident.incident_id, "alerts": decision.incident.alert_ids.len(), "reason": decision.reason}),
+            json!({"incident_id": decision.incident_id, "alerts": decision.alerts, "reason": decision.reason}),
         );
         if let Some(memory) = &self.settings.incident_memory {
             // FR-RSN-004: similar closed incidents of this tenant, by the §3.3 composite score.
@@ -327,11 +335,14 @@ impl Pipeline {
             state,
             InvestigationState::Reasoning,
             "context_enricher",
-            &format!("incident {}: {}", decision.incident.incident_id, decision.reason),
+            &format!("incident {}: {}", decision.incident_id, decision.reason),
         )
     }
 
-    fn group(&self, work: &mut Work, alert: &CanonicalAlert, normalized: &NormalizedAlert) -> GroupingDecision {
+    /// Groups the alert and records the incident(s) it changed in the unit of work (moved there,
+    /// not copied: a large incident is costly to copy once per alert). Returns the incident id,
+    /// its size and why.
+    fn group(&self, work: &mut Work, alert: &CanonicalAlert, normalized: &NormalizedAlert) -> Grouped {
         let member = IncidentMember {
             alert_id: alert.alert_id.clone(),
             severity: alert.severity,
@@ -344,22 +355,23 @@ impl Pipeline {
         // Read-modify-write over incidents: batches run one at a time in this process.
         let candidates = work.candidates(&alert.tenant_id, &member.keys, member.activity_start - window, member.activity_end + window);
         let new_id = format!("inc-{}", uuid::Uuid::now_v7().simple());
-        let decision = grouping::group(&alert.tenant_id, &alert.title, member, candidates, window, new_id);
-        for merged in &decision.merged {
-            work.put_incident(merged.clone());
-        }
-        work.put_incident(decision.incident.clone());
+        let GroupingDecision { incident, merged, reason } = grouping::group(&alert.tenant_id, &alert.title, member, candidates, window, new_id);
         let mut event = AuditEvent::agent(alert.tenant_id.as_str(), "incident.grouped", "context_enricher", Utc::now());
         event.alert_id = Some(alert.alert_id.to_string());
-        event.entity_ids = decision.incident.members.last().map(|m| m.keys.clone()).unwrap_or_default();
+        event.entity_ids = incident.members.last().map(|m| m.keys.clone()).unwrap_or_default();
         event.decision = json!({
             "decision_type": "incident_grouping",
-            "incident_id": decision.incident.incident_id,
-            "merged": decision.merged.iter().map(|i| i.incident_id.clone()).collect::<Vec<_>>(),
-            "reasoning_summary": decision.reason,
+            "incident_id": incident.incident_id,
+            "merged": merged.iter().map(|i| i.incident_id.clone()).collect::<Vec<_>>(),
+            "reasoning_summary": reason,
         });
         work.audit(event);
-        decision
+        let grouped = Grouped { incident_id: incident.incident_id.clone(), alerts: incident.alert_ids.len(), reason };
+        for absorbed in merged {
+            work.put_incident(absorbed);
+        }
+        work.put_incident(incident);
+        grouped
     }
 
     async fn step_reason(&self, work: &mut Work, state: &mut GraphState, normalized: &NormalizedAlert) -> Result<(), StepError> {
