@@ -41,10 +41,12 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             // Investigation versions, alert bodies and audit records are mostly 1–8 KiB rows: with
-            // 4 KiB pages many spilled onto overflow pages. 32 KiB pages took the embedded
-            // pipeline from ~2,100 to ~2,700–3,300 alerts/s (`bench pipeline --alerts 5000`).
+            // 4 KiB pages many spilled onto overflow pages. Measured with `bench pipeline`
+            // (5,000 alerts as a burst / p99 alert-to-verdict at an offered 100 alerts/s): 4 KiB
+            // ~2,100/s / 10–11 ms; 16 KiB ~2,500–3,000/s / 16–20 ms (each small commit writes
+            // bigger pages to the WAL); 32 KiB ~2,700–3,300/s / 21 ms. 16 KiB is the middle.
             // Applies to databases created from now on (an existing file keeps its page size).
-            .page_size(32768);
+            .page_size(16384);
         Self::connect(options, 4).await
     }
 
