@@ -355,7 +355,8 @@ impl Pipeline {
         // Read-modify-write over incidents: batches run one at a time in this process.
         let candidates = work.candidates(&alert.tenant_id, &member.keys, member.activity_start - window, member.activity_end + window);
         let new_id = format!("inc-{}", uuid::Uuid::now_v7().simple());
-        let GroupingDecision { incident, merged, reason } = grouping::group(&alert.tenant_id, &alert.title, member, candidates, window, new_id);
+        let GroupingDecision { incident, merged, reason } =
+            grouping::group(&alert.tenant_id, &alert.title, member, candidates, window, new_id);
         let mut event = AuditEvent::agent(alert.tenant_id.as_str(), "incident.grouped", "context_enricher", Utc::now());
         event.alert_id = Some(alert.alert_id.to_string());
         event.entity_ids = incident.members.last().map(|m| m.keys.clone()).unwrap_or_default();
