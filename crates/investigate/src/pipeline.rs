@@ -389,6 +389,14 @@ impl Pipeline {
         let mut in_flight: Option<InFlight> = None;
         let mut guard: Option<tokio::sync::OwnedMutexGuard<()>> = None;
         loop {
+            if shutdown.is_cancelled() {
+                // Stop after the batch in hand: what is not taken stays pending in the raw inbox
+                // and is replayed on the next start.
+                if let Some(previous) = in_flight.take() {
+                    previous.finish().await;
+                }
+                return Ok(());
+            }
             let first = if in_flight.is_some() {
                 match subscription.next_ready() {
                     Some(delivery) => delivery,

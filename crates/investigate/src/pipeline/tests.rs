@@ -558,3 +558,39 @@ async fn a_failed_commit_retries_its_batch_and_the_one_prepared_over_it() {
     assert_eq!(report.first_break, None);
     shutdown.cancel();
 }
+
+/// Shutdown under a backlog stops after the batch in hand (its commit finishes), not after the
+/// backlog: the rest stays pending in the raw inbox for the next start.
+#[tokio::test]
+async fn shutdown_under_a_backlog_stops_after_the_batch_in_hand() {
+    let store = Arc::new(SqliteStore::in_memory().await.expect("store"));
+    let audit = Arc::new(AuditLog::new(store.clone()));
+    let pipeline = Pipeline::new(Arc::new(MemoryBus::new()), store.clone(), audit, PipelineSettings::default());
+    let shutdown = CancellationToken::new();
+    let parse = tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone()));
+    let investigate = tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone()));
+    let templates = sentinel_records();
+    let total = 3000;
+    let page: Vec<(String, String, Value)> = (0..total)
+        .map(|index| {
+            let mut record = templates[index % templates.len()].clone();
+            let id = record["SystemAlertId"].as_str().unwrap_or("alert").to_owned();
+            record["SystemAlertId"] = json!(format!("{id}-backlog-{index}"));
+            (format!("backlog-{index}"), "test".to_owned(), record)
+        })
+        .collect();
+    pipeline.submit_many(page).await.expect("submitted");
+    let all = InvestigationFilter { limit: Some(1000), ..InvestigationFilter::default() };
+    while store.list_investigations(&all).await.expect("list").is_empty() {
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+    shutdown.cancel();
+    tokio::time::timeout(StdDuration::from_secs(30), investigate).await.expect("stops promptly").expect("joined").expect("stage");
+    parse.await.expect("joined").expect("parse stage");
+    let pending = store.pending_raw(10_000).await.expect("pending").len();
+    assert!(pending > 0, "the backlog was not worked off before stopping");
+    let done = store.list_investigations(&all).await.expect("list").len();
+    assert_eq!(done + pending, total, "every record is either investigated or still pending");
+    let report = verify_store(store.as_ref()).await.expect("verify");
+    assert_eq!(report.first_break, None);
+}
