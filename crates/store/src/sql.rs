@@ -446,6 +446,11 @@ macro_rules! impl_stores {
             /// Placeholder spelling of this database's multi-row inserts.
             const PLACEHOLDERS: $crate::sql::Placeholders = $crate::sql::Placeholders::$placeholders;
 
+            /// [`$crate::sql::insert_rows_sql`] in this database's placeholder spelling.
+            fn insert_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+                $crate::sql::insert_rows_sql(Self::PLACEHOLDERS, head, columns, rows, tail)
+            }
+
             /// Upserts `incidents` (each id once) and indexes their members' entity keys.
             async fn write_incidents(
                 conn: &mut <$db as sqlx::Database>::Connection,
@@ -453,14 +458,8 @@ macro_rules! impl_stores {
             ) -> $crate::StoreResult<()> {
                 let now = $crate::model::time_text(chrono::Utc::now());
                 for chunk in $crate::sql::insert_batches(incidents, 7) {
-                    let sql = $crate::sql::insert_rows_sql(
-                        Self::PLACEHOLDERS,
-                        $crate::sql::UPSERT_INCIDENT_ROWS,
-                        7,
-                        chunk.len(),
-                        $crate::sql::UPSERT_INCIDENT_ROWS_TAIL,
-                    );
-                    // Audited: constant SQL plus numbered placeholders; every value is bound.
+                    let sql = Self::insert_sql($crate::sql::UPSERT_INCIDENT_ROWS, 7, chunk.len(), $crate::sql::UPSERT_INCIDENT_ROWS_TAIL);
+                    // Audited: constant SQL plus placeholders; every value is bound.
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for incident in chunk {
                         query = query
@@ -477,13 +476,8 @@ macro_rules! impl_stores {
                 let keys: Vec<(&str, &str, &str)> =
                     incidents.iter().flat_map(|incident| $crate::sql::incident_key_rows(incident)).collect();
                 for chunk in $crate::sql::insert_batches(&keys, 3) {
-                    let sql = $crate::sql::insert_rows_sql(
-                        Self::PLACEHOLDERS,
-                        $crate::sql::INSERT_INCIDENT_KEY_ROWS,
-                        3,
-                        chunk.len(),
-                        $crate::sql::INSERT_INCIDENT_KEY_ROWS_TAIL,
-                    );
+                    let sql =
+                        Self::insert_sql($crate::sql::INSERT_INCIDENT_KEY_ROWS, 3, chunk.len(), $crate::sql::INSERT_INCIDENT_KEY_ROWS_TAIL);
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for (tenant, key, incident) in chunk {
                         query = query.bind(*tenant).bind(*key).bind(*incident);
@@ -504,13 +498,7 @@ macro_rules! impl_stores {
                 use $crate::sql::i64_of;
                 let now = time_text(chrono::Utc::now());
                 for chunk in $crate::sql::insert_batches(&work.alerts, 8) {
-                    let sql = $crate::sql::insert_rows_sql(
-                        Self::PLACEHOLDERS,
-                        $crate::sql::INSERT_ALERT_ROWS,
-                        8,
-                        chunk.len(),
-                        $crate::sql::INSERT_ALERT_ROWS_TAIL,
-                    );
+                    let sql = Self::insert_sql($crate::sql::INSERT_ALERT_ROWS, 8, chunk.len(), $crate::sql::INSERT_ALERT_ROWS_TAIL);
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for alert in chunk {
                         query = query
@@ -580,8 +568,7 @@ macro_rules! impl_stores {
                     }
                 }
                 for chunk in $crate::sql::insert_batches(&creates, 9) {
-                    let sql = $crate::sql::insert_rows_sql(
-                        Self::PLACEHOLDERS,
+                    let sql = Self::insert_sql(
                         $crate::sql::INSERT_INVESTIGATION_ROWS,
                         9,
                         chunk.len(),
@@ -615,13 +602,7 @@ macro_rules! impl_stores {
                     }
                 }
                 for chunk in $crate::sql::insert_batches(&versions, 5) {
-                    let sql = $crate::sql::insert_rows_sql(
-                        Self::PLACEHOLDERS,
-                        $crate::sql::INSERT_VERSION_ROWS,
-                        5,
-                        chunk.len(),
-                        $crate::sql::INSERT_VERSION_ROWS_TAIL,
-                    );
+                    let sql = Self::insert_sql($crate::sql::INSERT_VERSION_ROWS, 5, chunk.len(), $crate::sql::INSERT_VERSION_ROWS_TAIL);
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for (id, version, state, at, body) in chunk {
                         query = query.bind(id.as_str()).bind(*version).bind(*state).bind(at.as_str()).bind(body.as_str());
@@ -633,7 +614,7 @@ macro_rules! impl_stores {
                 Self::write_incidents(&mut *conn, &incidents).await?;
 
                 for chunk in $crate::sql::insert_batches(audit, 20) {
-                    let sql = $crate::sql::insert_rows_sql(Self::PLACEHOLDERS, $crate::sql::INSERT_AUDIT_ROWS, 20, chunk.len(), "");
+                    let sql = Self::insert_sql($crate::sql::INSERT_AUDIT_ROWS, 20, chunk.len(), "");
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for record in chunk {
                         query = query
@@ -759,14 +740,8 @@ macro_rules! impl_stores {
                 let mut inserted = std::collections::HashSet::new();
                 let mut transaction = self.writer.begin().await?;
                 for chunk in $crate::sql::insert_batches(records, 8) {
-                    let sql = $crate::sql::insert_rows_sql(
-                        Self::PLACEHOLDERS,
-                        $crate::sql::INSERT_RAW_ROWS,
-                        8,
-                        chunk.len(),
-                        $crate::sql::INSERT_RAW_ROWS_TAIL,
-                    );
-                    // Audited: constant SQL plus numbered placeholders; every value is bound.
+                    let sql = Self::insert_sql($crate::sql::INSERT_RAW_ROWS, 8, chunk.len(), $crate::sql::INSERT_RAW_ROWS_TAIL);
+                    // Audited: constant SQL plus placeholders; every value is bound.
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for record in chunk {
                         query = query
@@ -1315,14 +1290,8 @@ macro_rules! impl_stores {
                 let now = time_text(chrono::Utc::now());
                 let mut transaction = self.writer.begin().await?;
                 for chunk in $crate::sql::insert_batches(&unique, 6) {
-                    let sql = $crate::sql::insert_rows_sql(
-                        Self::PLACEHOLDERS,
-                        $crate::sql::UPSERT_USER_RISK_ROWS,
-                        6,
-                        chunk.len(),
-                        $crate::sql::UPSERT_USER_RISK_ROWS_TAIL,
-                    );
-                    // Audited: constant SQL plus numbered placeholders; every value is bound.
+                    let sql = Self::insert_sql($crate::sql::UPSERT_USER_RISK_ROWS, 6, chunk.len(), $crate::sql::UPSERT_USER_RISK_ROWS_TAIL);
+                    // Audited: constant SQL plus placeholders; every value is bound.
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for row in chunk {
                         query = query
@@ -1369,14 +1338,8 @@ macro_rules! impl_stores {
                 let now = time_text(chrono::Utc::now());
                 let mut transaction = self.writer.begin().await?;
                 for chunk in $crate::sql::insert_batches(&unique, 10) {
-                    let sql = $crate::sql::insert_rows_sql(
-                        Self::PLACEHOLDERS,
-                        $crate::sql::UPSERT_EXPOSURE_ROWS,
-                        10,
-                        chunk.len(),
-                        $crate::sql::UPSERT_EXPOSURE_ROWS_TAIL,
-                    );
-                    // Audited: constant SQL plus numbered placeholders; every value is bound.
+                    let sql = Self::insert_sql($crate::sql::UPSERT_EXPOSURE_ROWS, 10, chunk.len(), $crate::sql::UPSERT_EXPOSURE_ROWS_TAIL);
+                    // Audited: constant SQL plus placeholders; every value is bound.
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for exposure in chunk {
                         query = query
