@@ -291,7 +291,8 @@ fn stash_fields(raw: &str) -> Vec<(String, Vec<String>)> {
     fields
 }
 
-fn kind_of(value: &Value) -> &'static str {
+/// What kind of JSON `value` is, for error messages ("a string", "an array", …).
+pub fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use aluskort_core::TenantId;
+use aluskort_ingest::reader::kind_of;
 use aluskort_knowledge::fp::FpMatcher;
 use aluskort_store::model::DEFAULT_FP_CONFIDENCE_THRESHOLD;
 use aluskort_store::{EntityPattern, Exposure, FpPattern, FpStatus, StoreError, UserRisk};
@@ -251,17 +252,6 @@ fn parse_lines<T>(
 fn problem_text(name: &str, at: &str, field: &str, reason: &str) -> String {
     let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
     if field.is_empty() { format!("{name}:{at}: {reason}") } else { format!("{name}:{at}: {field}: {reason}") }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Prints every problem and the verdict; the exit status for a refused file.
@@ -531,6 +521,47 @@ fn tenant_count<'a>(tenants: impl Iterator<Item = &'a str>) -> usize {
     tenants.collect::<BTreeSet<_>>().len()
 }
 
+/// One of the row imports (`import-ueba`, `import-ctem`): its command name, known fields, and
+/// how its rows are named in the summary.
+struct RowImport<T> {
+    command: &'static str,
+    known: &'static [&'static str],
+    /// "user risk row(s)", "exposure(s)".
+    rows: &'static str,
+    /// What a repeated key is: "user(s)", "exposure id(s)".
+    repeated: &'static str,
+    tenant: fn(&T) -> &str,
+}
+
+/// Reads and checks the whole file, refuses it with every problem if any line is bad, else
+/// writes every row with `write` and prints the counts.
+async fn import_rows<T>(
+    path: Option<&Path>,
+    data_dir: Option<PathBuf>,
+    env: &HashMap<String, String>,
+    file: &Path,
+    import: RowImport<T>,
+    parse: impl FnMut(&mut Fields) -> Option<T>,
+    write: impl AsyncFnOnce(&dyn aluskort_store::ContextStore, &[T]) -> aluskort_store::StoreResult<u64>,
+) -> anyhow::Result<ExitCode> {
+    let (name, bytes) = read_input(file)?;
+    let (good, errors) = parse_lines(&name, &bytes, import.known, Utc::now(), parse);
+    if !errors.is_empty() {
+        return Ok(refuse(import.command, &name, &errors));
+    }
+    let rows: Vec<T> = good.into_iter().map(|parsed| parsed.value).collect();
+    let config = load_config(path, data_dir, env)?;
+    let backends = Backends::open(&config).await?;
+    let written = if rows.is_empty() { Ok(0) } else { write(backends.context.as_ref(), &rows).await };
+    backends.close().await;
+    let written = written?;
+    let tenants = tenant_count(rows.iter().map(import.tenant));
+    let repeated = rows.len() as u64 - written.min(rows.len() as u64);
+    let note = if repeated > 0 { format!(" ({repeated} repeated {}: the last line wins)", import.repeated) } else { String::new() };
+    eprintln!("context {}: imported {written} {} for {tenants} tenant(s) from {name}{note}", import.command, import.rows);
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn import_ueba(
     path: Option<&Path>,
     data_dir: Option<PathBuf>,
@@ -539,22 +570,23 @@ pub async fn import_ueba(
     tenant: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let fallback = fallback_tenant(tenant)?;
-    let (name, bytes) = read_input(file)?;
-    let (good, errors) = parse_lines(&name, &bytes, UEBA_FIELDS, Utc::now(), |fields| user_risk(fields, &fallback));
-    if !errors.is_empty() {
-        return Ok(refuse("import-ueba", &name, &errors));
-    }
-    let rows: Vec<UserRisk> = good.into_iter().map(|parsed| parsed.value).collect();
-    let config = load_config(path, data_dir, env)?;
-    let backends = Backends::open(&config).await?;
-    let written = if rows.is_empty() { Ok(0) } else { backends.context.upsert_user_risk(&rows).await };
-    backends.close().await;
-    let written = written?;
-    let tenants = tenant_count(rows.iter().map(|row| row.tenant.as_str()));
-    let repeated = rows.len() as u64 - written.min(rows.len() as u64);
-    let note = if repeated > 0 { format!(" ({repeated} repeated user(s): the last line wins)") } else { String::new() };
-    eprintln!("context import-ueba: imported {written} user risk row(s) for {tenants} tenant(s) from {name}{note}");
-    Ok(ExitCode::SUCCESS)
+    let import = RowImport {
+        command: "import-ueba",
+        known: UEBA_FIELDS,
+        rows: "user risk row(s)",
+        repeated: "user(s)",
+        tenant: |row: &UserRisk| row.tenant.as_str(),
+    };
+    import_rows(
+        path,
+        data_dir,
+        env,
+        file,
+        import,
+        |fields| user_risk(fields, &fallback),
+        async |store, rows| store.upsert_user_risk(rows).await,
+    )
+    .await
 }
 
 pub async fn import_ctem(
@@ -565,22 +597,23 @@ pub async fn import_ctem(
     tenant: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let fallback = fallback_tenant(tenant)?;
-    let (name, bytes) = read_input(file)?;
-    let (good, errors) = parse_lines(&name, &bytes, CTEM_FIELDS, Utc::now(), |fields| exposure(fields, &fallback));
-    if !errors.is_empty() {
-        return Ok(refuse("import-ctem", &name, &errors));
-    }
-    let rows: Vec<Exposure> = good.into_iter().map(|parsed| parsed.value).collect();
-    let config = load_config(path, data_dir, env)?;
-    let backends = Backends::open(&config).await?;
-    let written = if rows.is_empty() { Ok(0) } else { backends.context.upsert_exposures(&rows).await };
-    backends.close().await;
-    let written = written?;
-    let tenants = tenant_count(rows.iter().map(|row| row.tenant.as_str()));
-    let repeated = rows.len() as u64 - written.min(rows.len() as u64);
-    let note = if repeated > 0 { format!(" ({repeated} repeated exposure id(s): the last line wins)") } else { String::new() };
-    eprintln!("context import-ctem: imported {written} exposure(s) for {tenants} tenant(s) from {name}{note}");
-    Ok(ExitCode::SUCCESS)
+    let import = RowImport {
+        command: "import-ctem",
+        known: CTEM_FIELDS,
+        rows: "exposure(s)",
+        repeated: "exposure id(s)",
+        tenant: |row: &Exposure| row.tenant.as_str(),
+    };
+    import_rows(
+        path,
+        data_dir,
+        env,
+        file,
+        import,
+        |fields| exposure(fields, &fallback),
+        async |store, rows| store.upsert_exposures(rows).await,
+    )
+    .await
 }
 
 pub async fn add_fp(
