@@ -326,16 +326,8 @@ fn items(alerts: &[NormalizedAlert]) -> Vec<(&NormalizedAlert, u32)> {
 #[test]
 fn a_process_killed_mid_batch_restarts_without_loss_or_duplicates() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let templates = sentinel_records();
     let total = 600;
-    let records: Vec<Value> = (0..total)
-        .map(|index| {
-            let mut record = templates[index % templates.len()].clone();
-            let id = record["SystemAlertId"].as_str().unwrap_or("alert").to_owned();
-            record["SystemAlertId"] = json!(format!("{id}-crash-{index}"));
-            record
-        })
-        .collect();
+    let page = sentinel_page("crash", total);
 
     // First process: killed (runtime shut down without waiting) once some batches are committed.
     let first = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -346,8 +338,6 @@ fn a_process_killed_mid_batch_restarts_without_loss_or_duplicates() {
         let shutdown = CancellationToken::new();
         tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone()));
         tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone()));
-        let page: Vec<(String, String, Value)> =
-            records.iter().enumerate().map(|(index, record)| (format!("crash-{index}"), "test".to_owned(), record.clone())).collect();
         pipeline.submit_many(page).await.expect("submitted durably");
         loop {
             let all = InvestigationFilter { limit: Some(1000), ..InvestigationFilter::default() };
@@ -525,16 +515,8 @@ async fn a_failed_commit_retries_its_batch_and_the_one_prepared_over_it() {
     let shutdown = CancellationToken::new();
     tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone()));
     tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone()));
-    let templates = sentinel_records();
     let total = 700;
-    let page: Vec<(String, String, Value)> = (0..total)
-        .map(|index| {
-            let mut record = templates[index % templates.len()].clone();
-            let id = record["SystemAlertId"].as_str().unwrap_or("alert").to_owned();
-            record["SystemAlertId"] = json!(format!("{id}-flaky-{index}"));
-            (format!("flaky-{index}"), "test".to_owned(), record)
-        })
-        .collect();
+    let page = sentinel_page("flaky", total);
     let expected: HashSet<String> = page.iter().map(|(id, _, _)| id.clone()).collect();
     pipeline.submit_many(page).await.expect("submitted");
     let outcomes = tokio::time::timeout(StdDuration::from_secs(60), pipeline.await_outcomes(expected, "flaky", |_| {}))
@@ -569,16 +551,8 @@ async fn shutdown_under_a_backlog_stops_after_the_batch_in_hand() {
     let shutdown = CancellationToken::new();
     let parse = tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone()));
     let investigate = tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone()));
-    let templates = sentinel_records();
     let total = 3000;
-    let page: Vec<(String, String, Value)> = (0..total)
-        .map(|index| {
-            let mut record = templates[index % templates.len()].clone();
-            let id = record["SystemAlertId"].as_str().unwrap_or("alert").to_owned();
-            record["SystemAlertId"] = json!(format!("{id}-backlog-{index}"));
-            (format!("backlog-{index}"), "test".to_owned(), record)
-        })
-        .collect();
+    let page = sentinel_page("backlog", total);
     pipeline.submit_many(page).await.expect("submitted");
     let all = InvestigationFilter { limit: Some(1000), ..InvestigationFilter::default() };
     while store.list_investigations(&all).await.expect("list").is_empty() {
@@ -593,4 +567,18 @@ async fn shutdown_under_a_backlog_stops_after_the_batch_in_hand() {
     assert_eq!(done + pending, total, "every record is either investigated or still pending");
     let report = verify_store(store.as_ref()).await.expect("verify");
     assert_eq!(report.first_break, None);
+}
+
+/// `total` submissions (ingest id `{tag}-{i}`) cycling through the real Sentinel alerts, each with
+/// its own alert id.
+fn sentinel_page(tag: &str, total: usize) -> Vec<(String, String, Value)> {
+    let templates = sentinel_records();
+    (0..total)
+        .map(|index| {
+            let mut record = templates[index % templates.len()].clone();
+            let id = record["SystemAlertId"].as_str().unwrap_or("alert").to_owned();
+            record["SystemAlertId"] = json!(format!("{id}-{tag}-{index}"));
+            (format!("{tag}-{index}"), "test".to_owned(), record)
+        })
+        .collect()
 }
