@@ -335,8 +335,7 @@ impl Pipeline {
         match result {
             Ok(()) => delivery.ack(),
             Err(error) => {
-                let exponent = delivery.attempt.saturating_sub(1).min(8);
-                let backoff = self.settings.retry_backoff.saturating_mul(1 << exponent).min(StdDuration::from_secs(30));
+                let backoff = self.backoff(delivery.attempt);
                 warn!(%error, attempt = delivery.attempt, topic = %delivery.message.topic, backoff_ms = backoff.as_millis(), "processing failed; will retry");
                 tokio::time::sleep(backoff).await;
                 delivery.nack();
@@ -486,12 +485,18 @@ impl Pipeline {
         true
     }
 
+    /// Pause before redelivering a message on its `attempt`-th try: `retry_backoff`, doubling per
+    /// attempt, at most 30 s.
+    fn backoff(&self, attempt: u32) -> StdDuration {
+        let exponent = attempt.saturating_sub(1).min(8);
+        self.settings.retry_backoff.saturating_mul(1 << exponent).min(StdDuration::from_secs(30))
+    }
+
     /// Nacks every delivery after one backoff (doubling per attempt of the most-tried one, up to
     /// 30 s): transient failures of a whole batch wait once, not once per message.
     async fn retry_all(&self, deliveries: Vec<Delivery>, reason: &str) {
         let attempt = deliveries.iter().map(|delivery| delivery.attempt).max().unwrap_or(1);
-        let exponent = attempt.saturating_sub(1).min(8);
-        let backoff = self.settings.retry_backoff.saturating_mul(1 << exponent).min(StdDuration::from_secs(30));
+        let backoff = self.backoff(attempt);
         warn!(%reason, attempt, messages = deliveries.len(), backoff_ms = backoff.as_millis(), "batch failed; will retry");
         tokio::time::sleep(backoff).await;
         deliveries.into_iter().for_each(Delivery::nack);
