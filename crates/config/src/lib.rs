@@ -8,6 +8,7 @@
 pub mod knowledge;
 pub mod llm;
 mod raw;
+pub mod respond;
 mod secret;
 pub mod sources;
 
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 pub use knowledge::{EmbedderConfig, KnowledgeConfig, VectorIndexConfig};
 pub use llm::{LlmConfig, LlmProviderConfig, OpenAiFlavorConfig};
 pub use raw::{RawCaseStore, RawConfig};
+pub use respond::{ApprovalTimeouts, NotifyKind, NotifyTarget, OAuthApi, RespondConfig, ResponseMode, WebhookTarget};
 pub use secret::SecretString;
 pub use sources::{ElasticSource, SentinelSource, SourceConfig, SourceKind, SplunkSource};
 
@@ -143,6 +145,8 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     pub knowledge: KnowledgeConfig,
     pub llm: LlmConfig,
+    /// `[respond]`: playbooks, approvals and action executors.
+    pub respond: RespondConfig,
 }
 
 impl Config {

@@ -28,6 +28,8 @@ pub struct RawConfig {
     pub sources: std::collections::BTreeMap<String, crate::sources::RawSource>,
     #[serde(default)]
     pub knowledge: crate::knowledge::RawKnowledge,
+    #[serde(default)]
+    pub respond: crate::respond::RawRespond,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -189,6 +191,7 @@ impl RawConfig {
         let sources = crate::sources::validate_sources(self.sources, env, &mut errors);
         let knowledge = crate::knowledge::validate_knowledge(self.knowledge, env, &mut errors);
         let llm = crate::llm::validate_llm(self.llm, env, &mut errors);
+        let respond = crate::respond::validate_respond(self.respond, env, &mut errors);
         match (errors.is_empty(), listen_addr, case_store) {
             (true, Some(listen_addr), Some(case_store)) => Ok(Config {
                 data_dir: PathBuf::from(data_dir),
@@ -204,6 +207,7 @@ impl RawConfig {
                 sources,
                 knowledge,
                 llm,
+                respond,
             }),
             _ => Err(ConfigErrors(errors)),
         }

@@ -10,6 +10,7 @@
 //! - [`graph_state`]: `GraphState`, the persisted per-alert investigation record (REQUIREMENTS §3.11).
 //! - [`verdict`]: classification labels, `Verdict`, recommended actions.
 //! - [`incident`]: `Incident`, a group of related alerts with the reason for each link.
+//! - [`response`]: response plans, approvals and action executions (FR-RSP-001..004).
 //! - [`degradation`]: the five degradation levels (REQUIREMENTS §3.12).
 
 pub mod alert;
@@ -19,6 +20,7 @@ pub mod entity;
 pub mod graph_state;
 pub mod incident;
 pub mod ioc;
+pub mod response;
 pub mod severity;
 pub mod state;
 pub mod verdict;

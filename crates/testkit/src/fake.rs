@@ -6,10 +6,14 @@
 //! the next data requests (`429` with `Retry-After`, `5xx`, a cut stream).
 
 pub mod anthropic;
+pub mod chat;
+pub mod defender;
 pub mod elastic;
+pub mod graph;
 pub mod openai;
 pub mod openai_chat;
 pub mod qdrant;
+pub mod receiver;
 pub mod sentinel;
 pub mod splunk;
 

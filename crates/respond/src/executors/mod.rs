@@ -1,0 +1,1 @@
+//! Executors built from `[respond]` config. (Being written.)
