@@ -104,12 +104,64 @@ enum Command {
         #[command(subcommand)]
         command: SourcesCommand,
     },
+    /// Approval gates (FR-RSP-002/003): list, approve or reject proposed response actions.
+    Approvals {
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    },
+    /// Response playbooks (FR-RSP-005): lint and list.
+    Playbook {
+        #[command(subcommand)]
+        command: PlaybookCommand,
+    },
     /// Run the HTTP API, the pipeline and every enabled source (embedded by default), until Ctrl-C.
     Serve {
         /// Listen address (overrides `listen_addr`; default 127.0.0.1:8080).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+}
+
+#[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// Approvals and the actions each would release.
+    List {
+        /// pending (default), approved, rejected, timed_out or all.
+        #[arg(long, default_value = "pending")]
+        status: String,
+        #[arg(long)]
+        tenant: Option<String>,
+        /// One JSON object per approval instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve: the investigation's gated actions run once (dry-run unless `respond.mode = "live"`).
+    Approve {
+        approval_id: String,
+        /// Who decides (recorded in the audit trail).
+        #[arg(long)]
+        actor: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Reject: nothing runs; the investigation closes as `response_rejected`.
+    Reject {
+        approval_id: String,
+        #[arg(long)]
+        actor: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Reminders at 50 %, escalation (critical/high) or timeout (medium/low) past the deadline.
+    Sweep,
+}
+
+#[derive(Subcommand)]
+enum PlaybookCommand {
+    /// Lint playbook files or directories (default: the built-in set); exit 1 on any error.
+    Lint { paths: Vec<PathBuf> },
+    /// The effective playbooks: built-ins overridden by `respond.playbook_dir` / `<data_dir>/playbooks`.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -326,6 +378,32 @@ fn main() -> ExitCode {
                 let options = commands::ti::ImportOptions { file: &file, source, tenant, confidence };
                 commands::ti::import(cli.config.as_deref(), cli.data_dir, &env, options).await
             }
+            Command::Approvals { command } => {
+                let (config, data_dir) = (cli.config.as_deref(), cli.data_dir);
+                match command {
+                    ApprovalsCommand::List { status, tenant, json } => {
+                        commands::approvals::list(config, data_dir, &env, &status, tenant, json).await
+                    }
+                    ApprovalsCommand::Approve { approval_id, actor, comment } => {
+                        let decision = aluskort_respond::gate::Decision::Approve;
+                        commands::approvals::decide(config, data_dir, &env, &approval_id, &actor, decision, &comment).await
+                    }
+                    ApprovalsCommand::Reject { approval_id, actor, comment } => {
+                        let decision = aluskort_respond::gate::Decision::Reject;
+                        commands::approvals::decide(config, data_dir, &env, &approval_id, &actor, decision, &comment).await
+                    }
+                    ApprovalsCommand::Sweep => commands::approvals::sweep(config, data_dir, &env).await,
+                }
+            }
+            Command::Playbook { command } => match command {
+                PlaybookCommand::Lint { paths } => commands::playbook::lint(&paths),
+                PlaybookCommand::List => {
+                    let config = wiring::load_config(cli.config.as_deref(), cli.data_dir, &env)?;
+                    let default_dir = config.data_dir.join("playbooks");
+                    let dir = config.respond.playbook_dir.clone().or_else(|| default_dir.is_dir().then_some(default_dir));
+                    commands::playbook::list(dir.as_deref()).map(|()| ExitCode::SUCCESS)
+                }
+            },
             Command::Context { command } => {
                 let (config, data_dir) = (cli.config.as_deref(), cli.data_dir);
                 match command {

@@ -16,7 +16,7 @@ use aluskort_knowledge::qdrant::QdrantIndex;
 use aluskort_knowledge::taxonomy::Taxonomy;
 use aluskort_knowledge::vector::{FlatIndex, VectorIndex};
 use aluskort_llm::deterministic::DeterministicProvider;
-use aluskort_store::{AuditStore, CaseStore, ContextStore, SqliteStore, ThreatIntelStore, UsageStore};
+use aluskort_store::{AuditStore, CaseStore, ContextStore, ResponseStore, SqliteStore, ThreatIntelStore, UsageStore};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +44,8 @@ pub struct Backends {
     pub threat_intel: Arc<dyn ThreatIntelStore>,
     /// FP patterns, UEBA user risk and CTEM exposures (`aluskort context ...`).
     pub context: Arc<dyn ContextStore>,
+    /// Approvals, action executions and feedback (`aluskort approvals ...`).
+    pub responses: Arc<dyn ResponseStore>,
     /// Incident memory (`[knowledge]`), unless disabled.
     pub incident_memory: Option<Arc<IncidentMemory>>,
     closer: Closer,
@@ -59,7 +61,7 @@ impl Backends {
     /// Every store role served by one database.
     fn over<S>(store: &S, incident_memory: Option<Arc<IncidentMemory>>, closer: Closer) -> Self
     where
-        S: CaseStore + AuditStore + UsageStore + ThreatIntelStore + ContextStore + Clone,
+        S: CaseStore + AuditStore + UsageStore + ThreatIntelStore + ContextStore + ResponseStore + Clone,
     {
         Backends {
             case_store: Arc::new(store.clone()),
@@ -67,6 +69,7 @@ impl Backends {
             usage_store: Arc::new(store.clone()),
             threat_intel: Arc::new(store.clone()),
             context: Arc::new(store.clone()),
+            responses: Arc::new(store.clone()),
             incident_memory,
             closer,
         }
@@ -107,6 +110,8 @@ pub struct Running {
     pub pipeline: Arc<Pipeline>,
     /// The only path to a model (`[llm]`); the investigation engine does not call it yet.
     pub gateway: Arc<Gateway>,
+    /// Approvals and response actions; its loop runs beside the stages.
+    pub responder: Arc<aluskort_respond::service::Responder>,
     pub bus: Arc<MemoryBus>,
     shutdown: CancellationToken,
     stages: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -138,15 +143,19 @@ impl Running {
             enricher_timeout: config.enricher_timeout,
             grouping_window: chrono::Duration::hours(i64::from(config.grouping_window_hours)),
             max_attempts: config.max_attempts,
+            playbooks: Some(Arc::new(load_playbooks(config)?)),
+            respond: config.respond.clone(),
             ..PipelineSettings::default()
         };
         let shared_bus: Arc<dyn Bus> = bus.clone();
+        let responder = build_responder(config, backends, Arc::clone(&audit), &shutdown)?;
         let pipeline = Pipeline::new(shared_bus, Arc::clone(&backends.case_store), audit, settings);
         let stages = vec![
             tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone())),
             tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone())),
+            tokio::spawn(Arc::clone(&responder).run(shutdown.clone(), RESPONSE_POLL)),
         ];
-        Ok(Running { pipeline, gateway, bus, shutdown, stages })
+        Ok(Running { pipeline, gateway, responder, bus, shutdown, stages })
     }
 
     /// Stops the stages after the message each is handling, closes the bus, and reports the first
@@ -166,6 +175,39 @@ impl Running {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// How often the response loop looks for queued actions and due approvals.
+const RESPONSE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The built-in playbooks, overridden by `respond.playbook_dir` (or `<data_dir>/playbooks` when it
+/// exists); a set with lint errors is refused, every problem named.
+pub fn load_playbooks(config: &Config) -> anyhow::Result<aluskort_respond::playbook::PlaybookSet> {
+    let default_dir = config.data_dir.join("playbooks");
+    let dir = config.respond.playbook_dir.clone().or_else(|| default_dir.is_dir().then_some(default_dir));
+    aluskort_respond::playbook::PlaybookSet::load(dir.as_deref()).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("invalid playbooks:\n  {}", lines.join("\n  "))
+    })
+}
+
+/// The response service over `backends`: executors and notification targets of `[respond]`.
+pub fn build_responder(
+    config: &Config,
+    backends: &Backends,
+    audit: Arc<AuditLog>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Arc<aluskort_respond::service::Responder>> {
+    let executors = aluskort_respond::executors::Executors::from_config(&config.respond, shutdown.clone())
+        .map_err(|error| anyhow::anyhow!("cannot set up the response executors: {error}"))?;
+    Ok(Arc::new(aluskort_respond::service::Responder {
+        cases: Arc::clone(&backends.case_store),
+        responses: Arc::clone(&backends.responses),
+        audit,
+        executors: Arc::new(executors),
+        notifier: aluskort_respond::notify::Notifier::start(config.respond.notify.clone(), shutdown.clone()),
+        config: config.respond.clone(),
+    }))
 }
 
 /// Incident memory per `[knowledge]`: the embedder and the vector index it names.

@@ -19,6 +19,8 @@ pub enum ApiError {
         reason: String,
     },
     NotFound(String),
+    /// The request is valid but the resource is not in a state that allows it.
+    Conflict(String),
     Store(StoreError),
     Internal(anyhow::Error),
 }
@@ -45,6 +47,7 @@ impl IntoResponse for ApiError {
                 (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized", "field": field, "reason": reason}))
             }
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, json!({"error": "not_found", "reason": what})),
+            ApiError::Conflict(reason) => (StatusCode::CONFLICT, json!({"error": "conflict", "reason": reason})),
             ApiError::Store(error) => {
                 let status = match error.kind {
                     StoreErrorKind::NotFound => StatusCode::NOT_FOUND,

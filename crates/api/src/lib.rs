@@ -1,6 +1,7 @@
 //! HTTP API (axum): health, readiness, Prometheus metrics, alert submission and investigation
 //! queries. [`error`] is the only place that maps error kinds to HTTP status codes.
 
+mod approvals;
 pub mod error;
 mod routes;
 
@@ -28,6 +29,8 @@ pub struct AppState {
     pub webhook_secret: Option<SecretString>,
     /// The model gateway, for its providers' health in `/ready`.
     pub gateway: Option<Arc<aluskort_gateway::Gateway>>,
+    /// Approval gates and response actions; `None` serves no `/v1/approvals`.
+    pub responder: Option<Arc<aluskort_respond::service::Responder>>,
 }
 
 /// The application router (STYLE ex. 13: `app() -> Router`, tested with `oneshot`).
@@ -41,6 +44,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/webhooks/splunk", post(routes::post_alerts))
         .route("/v1/investigations", get(routes::list_investigations))
         .route("/v1/investigations/{id}", get(routes::get_investigation))
+        .route("/v1/approvals", get(approvals::list))
+        .route("/v1/approvals/{id}", get(approvals::get))
+        .route("/v1/approvals/{id}/approve", post(approvals::approve))
+        .route("/v1/approvals/{id}/reject", post(approvals::reject))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

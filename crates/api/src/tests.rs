@@ -47,6 +47,7 @@ async fn spawn_app_with(secret: Option<&str>) -> TestApp {
         bus: Arc::new(bus.clone()),
         metrics,
         gateway: None,
+        responder: None,
         webhook_secret: secret.map(|s| aluskort_config::SecretString::new(s.to_owned())),
     };
     TestApp { router: router(state, 1024 * 1024), bus, shutdown, store: keep }

@@ -304,7 +304,8 @@ fn oauth_api(
     };
     let api_url = text("api_url", raw.api_url.as_ref(), errors).unwrap_or_else(|| default_api.to_owned());
     http_url(&format!("{field}.api_url"), &api_url, errors);
-    let token_url = match (text("token_url", raw.token_url.as_ref(), errors), text("azure_tenant_id", raw.azure_tenant_id.as_ref(), errors)) {
+    let token_url = match (text("token_url", raw.token_url.as_ref(), errors), text("azure_tenant_id", raw.azure_tenant_id.as_ref(), errors))
+    {
         (Some(url), _) => Some(url),
         (None, Some(tenant)) => Some(format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")),
         (None, None) => {
@@ -389,9 +390,10 @@ fn notify(index: usize, raw: &RawNotify, env: &HashMap<String, String>, errors: 
         Some("pagerduty") => {
             let key = raw.routing_key.as_deref().map(|key| interpolate(&format!("{field}.routing_key"), key, env, errors));
             match key {
-                Some(key) if key.len() == 32 => {
-                    Some(NotifyKind::PagerDuty { url: url.clone().unwrap_or_else(|| PAGERDUTY_EVENTS_URL.to_owned()), routing_key: SecretString::new(key) })
-                }
+                Some(key) if key.len() == 32 => Some(NotifyKind::PagerDuty {
+                    url: url.clone().unwrap_or_else(|| PAGERDUTY_EVENTS_URL.to_owned()),
+                    routing_key: SecretString::new(key),
+                }),
                 Some(_) => {
                     errors.push(format!("`{field}.routing_key` must be the 32-character integration key"));
                     None
@@ -435,7 +437,8 @@ pub(crate) fn validate_respond(raw: RawRespond, env: &HashMap<String, String>, e
             ResponseMode::DryRun
         }
     };
-    let approval_timeouts = timeouts("respond.approval_timeouts_minutes", &raw.approval_timeouts_minutes, &ApprovalTimeouts::default(), errors);
+    let approval_timeouts =
+        timeouts("respond.approval_timeouts_minutes", &raw.approval_timeouts_minutes, &ApprovalTimeouts::default(), errors);
     let tenant_timeouts = raw
         .tenants
         .iter()
@@ -452,16 +455,11 @@ pub(crate) fn validate_respond(raw: RawRespond, env: &HashMap<String, String>, e
     if !(10..=86_400).contains(&lease_secs) {
         errors.push(format!("`respond.lease_secs`: {lease_secs} must be 10..=86400"));
     }
-    let defender = raw
-        .defender
-        .as_ref()
-        .and_then(|api| oauth_api("respond.defender", api, "https://api.securitycenter.microsoft.com", env, errors));
+    let defender =
+        raw.defender.as_ref().and_then(|api| oauth_api("respond.defender", api, "https://api.securitycenter.microsoft.com", env, errors));
     let entra = raw.entra.as_ref().and_then(|api| oauth_api("respond.entra", api, "https://graph.microsoft.com", env, errors));
-    let webhooks = raw
-        .webhooks
-        .iter()
-        .filter_map(|(name, hook)| webhook(name, hook, env, errors).map(|hook| (name.clone(), hook)))
-        .collect();
+    let webhooks =
+        raw.webhooks.iter().filter_map(|(name, hook)| webhook(name, hook, env, errors).map(|hook| (name.clone(), hook))).collect();
     let notify = raw.notify.iter().enumerate().filter_map(|(index, target)| notify(index, target, env, errors)).collect();
     RespondConfig {
         mode,

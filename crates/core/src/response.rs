@@ -116,6 +116,9 @@ pub struct Approval {
     pub decisions: Vec<ApprovalDecision>,
     pub requested_at: DateTime<Utc>,
     pub deadline: DateTime<Utc>,
+    /// When the request was sent to the notification targets.
+    #[serde(default)]
+    pub notified_at: Option<DateTime<Utc>>,
     /// When the 50 % reminder went out.
     #[serde(default)]
     pub reminded_at: Option<DateTime<Utc>>,

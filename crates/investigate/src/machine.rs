@@ -4,6 +4,7 @@
 //! without the other. On redelivery the investigation resumes from the last committed version.
 
 use aluskort_audit::AuditEvent;
+use aluskort_core::response::{Execution, PlannedAction};
 use aluskort_core::{CanonicalAlert, Classification, DegradationLevel, GraphState, Incident, IncidentMember, InvestigationState, Verdict};
 use aluskort_ingest::NormalizedAlert;
 use aluskort_store::StoreError;
@@ -27,6 +28,10 @@ struct Grouped {
 
 /// FR-RSN-006 / §3.4: minimum confidence for closing without a human.
 pub const AUTO_CLOSE_CONFIDENCE: f64 = 0.85;
+
+/// FR-RSP-006: confidence a true-positive verdict needs before tier-1 (auto-conditional) playbook
+/// steps run without approval.
+pub const AUTO_RESPONSE_CONFIDENCE: f64 = 0.85;
 
 /// Why a step failed.
 #[derive(Debug, thiserror::Error)]
@@ -401,10 +406,11 @@ impl Pipeline {
             self.reassess_members(work, incident, &state.alert_id).await?;
         }
 
-        let destructive = verdict.has_destructive_action();
+        let killed = kill_switch(&self.settings.kill_switches, &normalized.alert, &verdict.techniques);
+        let (auto_actions, gated_actions) = self.plan_response(work, state, &normalized.alert, killed.is_some());
+        let destructive = verdict.has_destructive_action() || gated_actions.iter().any(|action| action.destructive);
         let dismissible = matches!(verdict.classification, Classification::FalsePositive | Classification::BenignTruePositive);
-        let safety = kill_switch(&self.settings.kill_switches, &normalized.alert, &verdict.techniques)
-            .or_else(|| safety_relevance(state, &normalized.alert, incident.as_ref()));
+        let safety = killed.or_else(|| safety_relevance(state, &normalized.alert, incident.as_ref()));
         let auto_close = dismissible
             && !destructive
             && verdict.confidence >= AUTO_CLOSE_CONFIDENCE
@@ -441,11 +447,68 @@ impl Pipeline {
             "verdict needs a human decision"
         };
         let event_type = if destructive { "approval.requested" } else { "alert.escalated" };
+        let now = Utc::now();
+        for action in auto_actions {
+            work.batch.executions.push(Execution::queued(state.tenant_id.as_str(), &state.investigation_id.to_string(), None, action, now));
+        }
+        // FR-RSP-002/003: every investigation waiting for a human has one approval, holding the
+        // actions that need it (none when only the verdict needs confirming), with its deadline.
+        let approval = aluskort_respond::gate::open(state, gated_actions, why, &self.settings.respond, now);
+        state.case_facts.insert("approval_id".to_owned(), json!(approval.approval_id));
         let mut event = self.state_event(state, event_type, "reasoning_agent");
-        event.decision = json!({"decision_type": "escalation", "reasoning_summary": why});
-        event.outcome = json!({"outcome_status": "pending_approval"});
+        event.decision = json!({
+            "decision_type": "escalation",
+            "reasoning_summary": why,
+            "approval_id": approval.approval_id,
+            "recommended_actions": approval.actions.iter().map(|a| json!({"step": a.step_key, "action": a.action, "target": a.target, "tier": a.tier})).collect::<Vec<_>>(),
+        });
+        event.outcome =
+            json!({"outcome_status": "pending_approval", "deadline": approval.deadline, "required_approvers": approval.required_approvers});
         work.audit(event);
+        work.batch.approvals.push(aluskort_store::ApprovalWrite { expected_version: 0, approval });
         self.transition(work, state, InvestigationState::AwaitingHuman, "reasoning_agent", why)
+    }
+
+    /// FR-RSP-005/006: the steps of the playbooks matching this investigation, split into those
+    /// that run without a person (tier 0; tier 1 when a true positive is confident enough) and
+    /// those that wait for approval (destructive or tier 2+, and everything under a kill switch).
+    fn plan_response(
+        &self,
+        work: &mut Work,
+        state: &mut GraphState,
+        alert: &CanonicalAlert,
+        killed: bool,
+    ) -> (Vec<PlannedAction>, Vec<PlannedAction>) {
+        let Some(playbooks) = &self.settings.playbooks else { return (Vec::new(), Vec::new()) };
+        let plan = playbooks.plan(state, alert);
+        if plan.matches.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        state.playbook_matches = plan.matches.iter().map(|m| json!({"playbook_id": m.playbook_id, "name": m.name, "why": m.why})).collect();
+        state.response_plan = plan.actions.clone();
+        let confident = state.classification == Some(Classification::TruePositive) && state.confidence >= AUTO_RESPONSE_CONFIDENCE;
+        let (auto, gated): (Vec<PlannedAction>, Vec<PlannedAction>) = plan
+            .actions
+            .into_iter()
+            .partition(|action| !killed && !action.needs_approval() && (action.tier == 0 || (action.tier == 1 && confident)));
+        let names: Vec<&str> = plan.matches.iter().map(|m| m.playbook_id.as_str()).collect();
+        state.record_decision(
+            "response_agent",
+            "playbook_selected",
+            format!("{}: {} automatic step(s), {} awaiting approval", names.join(", "), auto.len(), gated.len()),
+            None,
+            Utc::now(),
+        );
+        let mut event = self.state_event(state, "playbook.selected", "response_agent");
+        event.decision = json!({
+            "decision_type": "playbook_selection",
+            "playbooks": state.playbook_matches,
+            "automatic": auto.iter().map(|a| a.step_key.as_str()).collect::<Vec<_>>(),
+            "gated": gated.iter().map(|a| a.step_key.as_str()).collect::<Vec<_>>(),
+            "constraints_applied": if killed { vec!["kill_switch: nothing runs automatically"] } else { Vec::new() },
+        });
+        work.audit(event);
+        (auto, gated)
     }
 
     /// The model's verdict through the gateway, escalated once to tier 1+ when it is unsure about a

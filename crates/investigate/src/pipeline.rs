@@ -58,6 +58,10 @@ pub struct PipelineSettings {
     pub grouping_window: Duration,
     /// Deliveries of one message before it is dead-lettered / its investigation failed.
     pub max_attempts: u32,
+    /// Response playbooks (FR-RSP-005); `None` plans no actions.
+    pub playbooks: Option<Arc<aluskort_respond::playbook::PlaybookSet>>,
+    /// Approval deadlines and four-eyes tier for the approvals investigations open.
+    pub respond: aluskort_config::RespondConfig,
     /// Pause before a nacked message is retried.
     pub retry_backoff: StdDuration,
 }
@@ -78,6 +82,8 @@ impl std::fmt::Debug for PipelineSettings {
             .field("grouping_window", &self.grouping_window)
             .field("max_attempts", &self.max_attempts)
             .field("retry_backoff", &self.retry_backoff)
+            .field("playbooks", &self.playbooks.is_some())
+            .field("respond_mode", &self.respond.mode)
             .finish()
     }
 }
@@ -97,6 +103,8 @@ impl Default for PipelineSettings {
             kill_switches: aluskort_config::KillSwitches::default(),
             grouping_window: crate::grouping::DEFAULT_WINDOW,
             max_attempts: 5,
+            playbooks: None,
+            respond: aluskort_config::RespondConfig::default(),
             retry_backoff: StdDuration::from_millis(200),
         }
     }
@@ -732,3 +740,5 @@ impl std::fmt::Display for BatchError {
 mod enrichment_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod response_tests;

@@ -10,8 +10,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::{
     AuditStore, CaseStore, ContextStore, DeadLetter, EntityPattern, Exposure, FpPattern, FpStatus, InsertOutcome, InvestigationFilter,
-    InvestigationWrite, LlmCall, RawMark, RawRecord, RawStatus, StoreErrorKind, ThreatIntelStore, TiIndicator, UsageStore, UserRisk,
-    WorkBatch,
+    InvestigationWrite, LlmCall, RawMark, RawRecord, RawStatus, ResponseStore, StoreErrorKind, ThreatIntelStore, TiIndicator, UsageStore,
+    UserRisk, WorkBatch,
 };
 
 fn base_time() -> DateTime<Utc> {
@@ -328,6 +328,38 @@ pub async fn fp_patterns_match_by_tenant_status_and_expiry(store: &dyn ContextSt
     assert_eq!(ids(store.matchable_fp_patterns("acme", now).await.expect("matchable")), ["fp-01-global", "fp-04-pending"]);
 }
 
+/// Listing for review (FR-RAG-005): every status, filtered by tenant (its own and global) and
+/// status, by pattern id, whatever the expiry.
+pub async fn fp_patterns_are_listed_by_tenant_and_status(store: &dyn ContextStore) {
+    let patterns = [
+        fp_pattern("fp-1-global", None, FpStatus::Active, None),
+        fp_pattern("fp-2-acme-pending", Some("acme"), FpStatus::PendingReview, None),
+        fp_pattern("fp-3-acme-expired", Some("acme"), FpStatus::Active, Some(-1)),
+        fp_pattern("fp-4-globex-pending", Some("globex"), FpStatus::PendingReview, None),
+        fp_pattern("fp-5-globex-revoked", Some("globex"), FpStatus::Revoked, None),
+        fp_pattern("fp-6-'; DROP TABLE fp_patterns; --", Some("acme"), FpStatus::Revoked, None),
+    ];
+    for pattern in patterns.iter().rev() {
+        store.upsert_fp_pattern(pattern).await.expect("upsert");
+    }
+    let ids = |found: Vec<FpPattern>| found.into_iter().map(|pattern| pattern.pattern_id).collect::<Vec<_>>();
+    let all = store.fp_patterns(None, None).await.expect("all");
+    assert_eq!(all.len(), patterns.len());
+    assert_eq!(all[1], patterns[1], "read back exactly as written");
+    assert_eq!(
+        ids(store.fp_patterns(Some("acme"), None).await.expect("acme")),
+        ["fp-1-global", "fp-2-acme-pending", "fp-3-acme-expired", "fp-6-'; DROP TABLE fp_patterns; --"],
+        "the tenant's own and global ones, expired or not"
+    );
+    assert_eq!(
+        ids(store.fp_patterns(None, Some(FpStatus::PendingReview)).await.expect("pending")),
+        ["fp-2-acme-pending", "fp-4-globex-pending"]
+    );
+    assert_eq!(ids(store.fp_patterns(Some("globex"), Some(FpStatus::Revoked)).await.expect("revoked")), ["fp-5-globex-revoked"]);
+    assert_eq!(ids(store.fp_patterns(Some("initech"), None).await.expect("initech")), ["fp-1-global"]);
+    assert!(store.fp_patterns(None, Some(FpStatus::Shadow)).await.expect("shadow").is_empty());
+}
+
 fn user_risk(tenant: &str, user: &str, priority: f64) -> UserRisk {
     UserRisk {
         tenant: tenant.to_owned(),
@@ -605,6 +637,7 @@ pub async fn work_commits_atomically(store: &dyn CaseStore, audit: &dyn AuditSto
         investigations: vec![InvestigationWrite { expected_version: 0, versions: versions.clone(), skip_on_conflict: false }],
         incidents: vec![incident.clone()],
         raw: vec![RawMark { ingest_id: "u-raw-1".to_owned(), status: RawStatus::Done, error: None }],
+        ..WorkBatch::default()
     };
     let report = store.commit_work(&work, &[genesis.clone(), first.clone()]).await.expect("commit");
     assert!(report.skipped.is_empty());
@@ -631,6 +664,7 @@ pub async fn work_commits_atomically(store: &dyn CaseStore, audit: &dyn AuditSto
         investigations: vec![InvestigationWrite { expected_version: 4, versions: vec![next.clone()], skip_on_conflict: false }],
         incidents: vec![keyed_incident("inc-v", &["host:ws-2"], 0)],
         raw: Vec::new(),
+        ..WorkBatch::default()
     };
     let error = store.commit_work(&clash, &[sample_audit_record("default", 1, genesis.record_hash.clone())]).await.expect_err("fork");
     assert_eq!(error.kind, StoreErrorKind::Conflict);
@@ -707,6 +741,167 @@ pub async fn audit_chain_storage_is_exact_and_gap_free(store: &dyn AuditStore) {
     assert_eq!(store.audit_tenants().await.expect("tenants"), vec!["t".to_owned()]);
 }
 
+fn sample_planned(step: &str) -> aluskort_core::response::PlannedAction {
+    aluskort_core::response::PlannedAction {
+        step_key: format!("pb/{step}/host-1"),
+        playbook_id: "pb".to_owned(),
+        step_id: step.to_owned(),
+        action: "defender.isolate_machine".to_owned(),
+        target: "host-1".to_owned(),
+        params: serde_json::Map::new(),
+        tier: 2,
+        destructive: true,
+        reversible: true,
+        description: "isolate host-1".to_owned(),
+    }
+}
+
+fn sample_approval(id: &str, tenant: &str, severity: &str, deadline_minutes: i64) -> aluskort_core::response::Approval {
+    aluskort_core::response::Approval {
+        approval_id: id.to_owned(),
+        tenant_id: tenant.to_owned(),
+        investigation_id: format!("inv-{id}"),
+        alert_id: format!("alert-{id}"),
+        incident_id: None,
+        severity: severity.to_owned(),
+        status: aluskort_core::response::ApprovalStatus::Pending,
+        reason: "destructive actions proposed".to_owned(),
+        actions: vec![sample_planned("isolate")],
+        required_approvers: 1,
+        decisions: Vec::new(),
+        requested_at: base_time(),
+        deadline: base_time() + Duration::minutes(deadline_minutes),
+        notified_at: None,
+        reminded_at: None,
+        escalated_at: None,
+        decided_at: None,
+        version: 1,
+    }
+}
+
+/// FR-RSP-002/003: approvals are created once, replaced only from the version read, and listed by
+/// status, tenant, investigation and deadline, earliest deadline first.
+pub async fn approvals_are_versioned_and_listed_by_deadline(store: &(impl CaseStore + ResponseStore)) {
+    use aluskort_core::response::ApprovalStatus;
+    let create = |approval| crate::ApprovalWrite { expected_version: 0, approval };
+    let work = WorkBatch {
+        approvals: vec![
+            create(sample_approval("a-1", "acme", "critical", 60)),
+            create(sample_approval("a-2", "acme", "low", 480)),
+            create(sample_approval("a-3", "globex", "high", 120)),
+        ],
+        ..WorkBatch::default()
+    };
+    store.commit_work(&work, &[]).await.expect("create approvals");
+    let again = WorkBatch { approvals: vec![create(sample_approval("a-1", "acme", "critical", 60))], ..WorkBatch::default() };
+    let error = store.commit_work(&again, &[]).await.expect_err("an approval id is created once");
+    assert_eq!(error.kind, StoreErrorKind::Conflict);
+
+    let all = store.approvals(&crate::ApprovalFilter::default()).await.expect("list");
+    assert_eq!(all.iter().map(|a| a.approval_id.as_str()).collect::<Vec<_>>(), ["a-1", "a-3", "a-2"], "earliest deadline first");
+    let acme = crate::ApprovalFilter { tenant: Some("acme".to_owned()), ..Default::default() };
+    assert_eq!(store.approvals(&acme).await.expect("acme").len(), 2);
+    let due = crate::ApprovalFilter { deadline_before: Some(base_time() + Duration::minutes(120)), ..Default::default() };
+    assert_eq!(store.approvals(&due).await.expect("due").iter().map(|a| a.approval_id.as_str()).collect::<Vec<_>>(), ["a-1", "a-3"]);
+    let by_investigation = crate::ApprovalFilter { investigation_id: Some("inv-a-2".to_owned()), ..Default::default() };
+    assert_eq!(store.approvals(&by_investigation).await.expect("by investigation")[0].approval_id, "a-2");
+
+    let mut approved = store.approval("a-1").await.expect("read").expect("present");
+    approved.status = ApprovalStatus::Approved;
+    approved.decisions.push(aluskort_core::response::ApprovalDecision {
+        actor: "alice".to_owned(),
+        decision: "approve".to_owned(),
+        comment: "go".to_owned(),
+        at: base_time(),
+    });
+    approved.version = 2;
+    let update =
+        WorkBatch { approvals: vec![crate::ApprovalWrite { expected_version: 1, approval: approved.clone() }], ..WorkBatch::default() };
+    store.commit_work(&update, &[]).await.expect("update from the version read");
+    let error = store.commit_work(&update, &[]).await.expect_err("a second writer from the same version");
+    assert_eq!(error.kind, StoreErrorKind::Conflict);
+    assert_eq!(store.approval("a-1").await.expect("read").expect("present"), approved, "read back exactly as written");
+    let pending = crate::ApprovalFilter { status: Some(ApprovalStatus::Pending), ..Default::default() };
+    assert_eq!(store.approvals(&pending).await.expect("pending").len(), 2);
+    assert!(store.approval("missing").await.expect("read").is_none());
+}
+
+/// FR-RSP-004: one execution per key however often it is queued; a claim is fenced by its attempt,
+/// so a worker whose lease ran out cannot record over the one that took the execution over.
+pub async fn executions_run_once_per_key_and_claims_are_fenced(store: &(impl CaseStore + ResponseStore)) {
+    use aluskort_core::response::{Execution, ExecutionStatus};
+    let now = base_time();
+    let first = Execution::queued("acme", "inv-1", Some("appr-1"), sample_planned("isolate"), now);
+    let second = Execution::queued("acme", "inv-1", None, sample_planned("scan"), now + Duration::seconds(1));
+    let queue = WorkBatch { executions: vec![first.clone(), second.clone()], ..WorkBatch::default() };
+    store.commit_work(&queue, &[]).await.expect("queue");
+    store.commit_work(&queue, &[]).await.expect("a redelivered queue is accepted");
+    assert_eq!(store.executions_for_investigation("inv-1").await.expect("list").len(), 2, "queued once per key");
+
+    let lease = Duration::minutes(5);
+    let claimed = store.claim_executions(now, lease, 1).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].execution_key, first.execution_key, "oldest first");
+    assert_eq!((claimed[0].status, claimed[0].attempts), (ExecutionStatus::Running, 1));
+    let rest = store.claim_executions(now, lease, 10).await.expect("claim the rest");
+    assert_eq!(rest.iter().map(|e| e.execution_key.as_str()).collect::<Vec<_>>(), [second.execution_key.as_str()]);
+    assert!(store.claim_executions(now + Duration::minutes(1), lease, 10).await.expect("nothing").is_empty(), "leases hold");
+
+    // The first worker's lease runs out; another takes the execution over (in doubt).
+    let taken = store.claim_executions(now + Duration::minutes(6), lease, 10).await.expect("reclaim");
+    assert_eq!(taken.len(), 2);
+    let retaken = taken.iter().find(|e| e.execution_key == first.execution_key).expect("first in doubt");
+    assert_eq!(retaken.attempts, 2);
+
+    let mut stale = claimed[0].clone();
+    stale.status = ExecutionStatus::Succeeded;
+    let error = store
+        .commit_work(&WorkBatch { execution_updates: vec![stale], ..WorkBatch::default() }, &[])
+        .await
+        .expect_err("the first worker no longer holds it");
+    assert_eq!(error.kind, StoreErrorKind::Conflict);
+
+    let mut done = retaken.clone();
+    done.status = ExecutionStatus::Succeeded;
+    done.result = Some(serde_json::json!({"machine_action": "ma-1"}));
+    store.commit_work(&WorkBatch { execution_updates: vec![done.clone()], ..WorkBatch::default() }, &[]).await.expect("finish");
+    assert_eq!(store.execution(&first.execution_key).await.expect("read"), Some(done));
+    assert!(
+        store
+            .claim_executions(now + Duration::hours(1), lease, 10)
+            .await
+            .expect("claim")
+            .iter()
+            .all(|e| e.execution_key != first.execution_key),
+        "a finished execution is never claimed again"
+    );
+}
+
+/// FR-CSM-004: feedback is stored once per id, rating 1..=5, listed per investigation and tenant.
+pub async fn feedback_round_trips(store: &impl ResponseStore) {
+    let feedback = |id: &str, investigation: &str, minutes: i64, rating: u8| crate::Feedback {
+        feedback_id: id.to_owned(),
+        tenant_id: "acme".to_owned(),
+        investigation_id: investigation.to_owned(),
+        actor: "alice".to_owned(),
+        correct: false,
+        rating,
+        comment: "benign backup job".to_owned(),
+        corrected_classification: Some(aluskort_core::Classification::FalsePositive),
+        created_at: base_time() + Duration::minutes(minutes),
+    };
+    store.insert_feedback(&feedback("f-1", "inv-1", 0, 4)).await.expect("insert");
+    store.insert_feedback(&feedback("f-2", "inv-2", 10, 5)).await.expect("insert");
+    let error = store.insert_feedback(&feedback("f-1", "inv-1", 0, 4)).await.expect_err("duplicate id");
+    assert_eq!(error.kind, StoreErrorKind::Conflict);
+    let error = store.insert_feedback(&feedback("f-3", "inv-1", 0, 6)).await.expect_err("rating 6");
+    assert_eq!(error.kind, StoreErrorKind::Invalid);
+    assert_eq!(store.feedback_for("inv-1").await.expect("for"), vec![feedback("f-1", "inv-1", 0, 4)]);
+    let since = store.feedback_since("acme", base_time() + Duration::minutes(5)).await.expect("since");
+    assert_eq!(since.iter().map(|f| f.feedback_id.as_str()).collect::<Vec<_>>(), ["f-2"]);
+    assert!(store.feedback_since("globex", base_time()).await.expect("other tenant").is_empty());
+}
+
 /// Instantiates every conformance test for a store built by `$make` (an expression, evaluated in
 /// each test; it may `return` to skip).
 macro_rules! case_store_suite {
@@ -761,6 +956,11 @@ macro_rules! case_store_suite {
                 $crate::conformance::fp_patterns_match_by_tenant_status_and_expiry(&store).await;
             }
             #[tokio::test]
+            async fn fp_patterns_are_listed_by_tenant_and_status() {
+                let store = $make;
+                $crate::conformance::fp_patterns_are_listed_by_tenant_and_status(&store).await;
+            }
+            #[tokio::test]
             async fn user_risk_is_case_insensitive_and_replaced_on_reimport() {
                 let store = $make;
                 $crate::conformance::user_risk_is_case_insensitive_and_replaced_on_reimport(&store).await;
@@ -794,6 +994,21 @@ macro_rules! case_store_suite {
             async fn incidents_are_found_by_entity_key() {
                 let store = $make;
                 $crate::conformance::incidents_are_found_by_entity_key(&store).await;
+            }
+            #[tokio::test]
+            async fn approvals_are_versioned_and_listed_by_deadline() {
+                let store = $make;
+                $crate::conformance::approvals_are_versioned_and_listed_by_deadline(&store).await;
+            }
+            #[tokio::test]
+            async fn executions_run_once_per_key_and_claims_are_fenced() {
+                let store = $make;
+                $crate::conformance::executions_run_once_per_key_and_claims_are_fenced(&store).await;
+            }
+            #[tokio::test]
+            async fn feedback_round_trips() {
+                let store = $make;
+                $crate::conformance::feedback_round_trips(&store).await;
             }
             #[tokio::test]
             async fn audit_chain_storage_is_exact_and_gap_free() {

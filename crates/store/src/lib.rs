@@ -12,6 +12,7 @@
 
 pub mod error;
 pub mod model;
+mod response_sql;
 pub mod schema;
 mod sql;
 pub mod sqlite;
@@ -29,7 +30,7 @@ use chrono::{DateTime, Utc};
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use model::{
-    DeadLetter, EntityPattern, Exposure, FpPattern, FpStatus, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, LlmUsageRow,
+    ApprovalFilter, ApprovalWrite, DeadLetter, Feedback, EntityPattern, Exposure, FpPattern, FpStatus, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, LlmUsageRow,
     RawMark, RawRecord, RawStatus, TiIndicator, UserRisk, WorkBatch, WorkReport, user_key,
 };
 pub use sqlite::SqliteStore;
@@ -151,6 +152,14 @@ pub trait ContextStore: Send + Sync + 'static {
     /// Patterns that may close an alert of `tenant` at `now`: status approved or active, not
     /// expired (`expires_at` unset or after `now`), the tenant's own or global; by `pattern_id`.
     async fn matchable_fp_patterns(&self, tenant: &str, now: DateTime<Utc>) -> StoreResult<Vec<FpPattern>>;
+    /// Patterns in any status, for review and listing: with `tenant`, that tenant's own and global
+    /// ones (else every tenant's); with `status`, only those in it. By `pattern_id`.
+    ///
+    /// Stores that only serve matching (test doubles) may keep this default, which refuses.
+    async fn fp_patterns(&self, tenant: Option<&str>, status: Option<FpStatus>) -> StoreResult<Vec<FpPattern>> {
+        let _ = (tenant, status);
+        Err(StoreError::new(StoreErrorKind::Internal, anyhow::anyhow!("this store cannot list fp patterns")))
+    }
 
     /// Inserts or replaces rows by (tenant, lower-cased user); a key repeated in `rows` is written
     /// once, its last occurrence winning. Returns how many rows were written.
@@ -165,4 +174,34 @@ pub trait ContextStore: Send + Sync + 'static {
     /// only when both its asset (ignoring case) and its zone match, and not when its status is
     /// Verified or Closed (ignoring case). Highest `ctem_score` first, then by exposure id.
     async fn exposures_for_assets(&self, tenant: &str, assets: &[(String, String)]) -> StoreResult<Vec<Exposure>>;
+}
+
+/// Approvals, action executions and analyst feedback (FR-RSP-002..004, FR-CSM-004). Approvals and
+/// executions are written through [`CaseStore::commit_work`] ([`WorkBatch::approvals`],
+/// [`WorkBatch::executions`], [`WorkBatch::execution_updates`]) in the same transaction as the
+/// investigation versions and audit records they go with.
+#[async_trait]
+pub trait ResponseStore: Send + Sync + 'static {
+    async fn approval(&self, approval_id: &str) -> StoreResult<Option<aluskort_core::response::Approval>>;
+    /// Matching approvals, earliest deadline first (then by id).
+    async fn approvals(&self, filter: &ApprovalFilter) -> StoreResult<Vec<aluskort_core::response::Approval>>;
+    async fn execution(&self, execution_key: &str) -> StoreResult<Option<aluskort_core::response::Execution>>;
+    /// Executions of one investigation, oldest first.
+    async fn executions_for_investigation(&self, investigation_id: &str) -> StoreResult<Vec<aluskort_core::response::Execution>>;
+    /// Claims up to `limit` executions that are pending, or running with a lease that ran out
+    /// before `now` (their worker is presumed dead: the execution is in doubt). Each claimed one
+    /// becomes `running` with `attempts + 1` and `lease_until = now + lease`; a concurrent claimer
+    /// of the same row loses (fenced by `attempts`). Oldest first.
+    async fn claim_executions(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<aluskort_core::response::Execution>>;
+    /// Stores feedback; a `feedback_id` already present is `Conflict`.
+    async fn insert_feedback(&self, feedback: &Feedback) -> StoreResult<()>;
+    /// Feedback on one investigation, oldest first.
+    async fn feedback_for(&self, investigation_id: &str) -> StoreResult<Vec<Feedback>>;
+    /// Feedback of `tenant` since `since`, oldest first (FP pattern proposals look back over it).
+    async fn feedback_since(&self, tenant: &str, since: DateTime<Utc>) -> StoreResult<Vec<Feedback>>;
 }

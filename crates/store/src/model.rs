@@ -164,12 +164,62 @@ pub struct WorkBatch {
     /// Upserted with their entity keys; each incident id at most once, in its final form.
     pub incidents: Vec<aluskort_core::Incident>,
     pub raw: Vec<RawMark>,
+    /// Approvals created (`expected_version` 0) or updated (fenced by `expected_version`).
+    pub approvals: Vec<ApprovalWrite>,
+    /// Executions queued: a key already present is left as it is (a redelivery queues nothing new).
+    pub executions: Vec<aluskort_core::response::Execution>,
+    /// Executions a worker finished or released, fenced by the `attempts` of its claim.
+    pub execution_updates: Vec<aluskort_core::response::Execution>,
 }
 
 impl WorkBatch {
     pub fn is_empty(&self) -> bool {
-        self.alerts.is_empty() && self.investigations.is_empty() && self.incidents.is_empty() && self.raw.is_empty()
+        self.alerts.is_empty()
+            && self.investigations.is_empty()
+            && self.incidents.is_empty()
+            && self.raw.is_empty()
+            && self.approvals.is_empty()
+            && self.executions.is_empty()
+            && self.execution_updates.is_empty()
     }
+}
+
+/// An approval to store: created when `expected_version` is 0, else replaced only if the stored
+/// one is still at `expected_version` (else `Conflict`). `approval.version` is the new version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalWrite {
+    pub expected_version: u64,
+    pub approval: aluskort_core::response::Approval,
+}
+
+/// Which approvals to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApprovalFilter {
+    pub tenant: Option<String>,
+    pub status: Option<aluskort_core::response::ApprovalStatus>,
+    pub investigation_id: Option<String>,
+    /// Only those whose deadline is at or before this time.
+    pub deadline_before: Option<DateTime<Utc>>,
+    pub limit: u32,
+}
+
+/// Analyst feedback on one investigation (FR-CSM-004).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Feedback {
+    pub feedback_id: String,
+    pub tenant_id: String,
+    pub investigation_id: String,
+    pub actor: String,
+    /// Whether the verdict was right.
+    pub correct: bool,
+    /// 1..=5.
+    pub rating: u8,
+    #[serde(default)]
+    pub comment: String,
+    /// The classification the analyst says is right (when `correct` is false).
+    #[serde(default)]
+    pub corrected_classification: Option<aluskort_core::Classification>,
+    pub created_at: DateTime<Utc>,
 }
 
 /// What [`crate::CaseStore::commit_work`] did not write.

@@ -8,6 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::error::StoreResult;
 use crate::schema::POSTGRES_EXTRAS;
+use crate::response_sql::impl_response_store;
 use crate::sql::impl_stores;
 
 /// Serialises concurrent migrators (several replicas starting at once); released at commit.
@@ -61,6 +62,7 @@ impl PostgresStore {
 }
 
 impl_stores!(PostgresStore, sqlx::Postgres, Numbered);
+impl_response_store!(PostgresStore, sqlx::Postgres);
 
 #[cfg(test)]
 mod tests {

@@ -213,6 +213,56 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX IF NOT EXISTS ctem_exposures_asset ON ctem_exposures (tenant_id, asset_key, asset_zone)",
         ],
     ),
+    (
+        7,
+        &[
+            // Approval gates (FR-RSP-002/003): the body is the whole `Approval` as JSON; the
+            // columns are what lists and the deadline sweep filter on.
+            "CREATE TABLE IF NOT EXISTS approvals (
+                approval_id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL,
+                investigation_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                deadline TEXT NOT NULL,
+                version BIGINT NOT NULL,
+                body TEXT NOT NULL,
+                requested_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )",
+            "CREATE INDEX IF NOT EXISTS approvals_status ON approvals (status, deadline)",
+            "CREATE INDEX IF NOT EXISTS approvals_investigation ON approvals (investigation_id)",
+            // Action executions, one row per idempotency key (FR-RSP-004): a key is never
+            // inserted twice, and a claim is fenced by `attempts`.
+            "CREATE TABLE IF NOT EXISTS action_executions (
+                execution_key TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL,
+                investigation_id TEXT NOT NULL,
+                approval_id TEXT,
+                status TEXT NOT NULL,
+                attempts BIGINT NOT NULL,
+                lease_until TEXT,
+                body TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )",
+            "CREATE INDEX IF NOT EXISTS action_executions_status ON action_executions (status, lease_until)",
+            "CREATE INDEX IF NOT EXISTS action_executions_investigation ON action_executions (investigation_id)",
+            // Analyst feedback on investigations (FR-CSM-004).
+            "CREATE TABLE IF NOT EXISTS feedback (
+                feedback_id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL,
+                investigation_id TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                correct BIGINT NOT NULL,
+                rating BIGINT NOT NULL,
+                comment TEXT NOT NULL,
+                body TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )",
+            "CREATE INDEX IF NOT EXISTS feedback_investigation ON feedback (investigation_id)",
+            "CREATE INDEX IF NOT EXISTS feedback_tenant ON feedback (tenant_id, created_at)",
+        ],
+    ),
 ];
 
 /// The migration after which existing incidents' keys are indexed.

@@ -249,6 +249,12 @@ pub(crate) const MATCHABLE_FP_PATTERNS: &str = "SELECT pattern_id, tenant_id, na
        confidence_threshold, status, approved_by, approval_date, expires_at, created_at, reason FROM fp_patterns
      WHERE status IN ('approved', 'active') AND (tenant_id = $1 OR tenant_id IS NULL) AND (expires_at IS NULL OR expires_at > $2)
      ORDER BY pattern_id";
+/// Every pattern, optionally of one tenant (its own and global ones) and of one status; an empty
+/// `$1`/`$3` switches its filter off (tenant ids and statuses are never empty).
+pub(crate) const LIST_FP_PATTERNS: &str = "SELECT pattern_id, tenant_id, name, alert_name_regex, entity_patterns,
+       confidence_threshold, status, approved_by, approval_date, expires_at, created_at, reason FROM fp_patterns
+     WHERE ($1 = '' OR tenant_id = $2 OR tenant_id IS NULL) AND ($3 = '' OR status = $4)
+     ORDER BY pattern_id";
 pub(crate) const UPSERT_USER_RISK_ROWS: &str =
     "INSERT INTO user_risk (tenant_id, user_key, priority, observed_at, detail, imported_at) VALUES";
 pub(crate) const UPSERT_USER_RISK_ROWS_TAIL: &str = " ON CONFLICT (tenant_id, user_key) DO UPDATE SET priority = excluded.priority,
@@ -612,6 +618,7 @@ macro_rules! impl_stores {
 
                 let incidents: Vec<&aluskort_core::Incident> = work.incidents.iter().collect();
                 Self::write_incidents(&mut *conn, &incidents).await?;
+                Self::write_response(&mut *conn, work).await?;
 
                 for chunk in $crate::sql::insert_batches(audit, 20) {
                     let sql = Self::insert_sql($crate::sql::INSERT_AUDIT_ROWS, 20, chunk.len(), "");
@@ -1272,6 +1279,26 @@ macro_rules! impl_stores {
                 let rows: Vec<$crate::sql::FpPatternRow> = sqlx::query_as($crate::sql::MATCHABLE_FP_PATTERNS)
                     .bind(tenant)
                     .bind($crate::model::time_text(now))
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut patterns = rows.into_iter().map($crate::sql::fp_pattern_from_row).collect::<Result<Vec<_>, _>>()?;
+                // Byte order whatever the database's collation, so both stores agree.
+                patterns.sort_by(|a, b| a.pattern_id.cmp(&b.pattern_id));
+                Ok(patterns)
+            }
+
+            async fn fp_patterns(
+                &self,
+                tenant: Option<&str>,
+                status: Option<$crate::FpStatus>,
+            ) -> $crate::StoreResult<Vec<$crate::FpPattern>> {
+                let tenant = tenant.unwrap_or_default();
+                let status = status.map_or("", $crate::FpStatus::as_str);
+                let rows: Vec<$crate::sql::FpPatternRow> = sqlx::query_as($crate::sql::LIST_FP_PATTERNS)
+                    .bind(tenant)
+                    .bind(tenant)
+                    .bind(status)
+                    .bind(status)
                     .fetch_all(&self.pool)
                     .await?;
                 let mut patterns = rows.into_iter().map($crate::sql::fp_pattern_from_row).collect::<Result<Vec<_>, _>>()?;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::error::{StoreError, StoreErrorKind, StoreResult};
+use crate::response_sql::impl_response_store;
 use crate::sql::impl_stores;
 
 /// File name of the embedded database inside the data directory.
@@ -82,6 +83,7 @@ impl SqliteStore {
 }
 
 impl_stores!(SqliteStore, sqlx::Sqlite, Anonymous);
+impl_response_store!(SqliteStore, sqlx::Sqlite);
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod approvals;
 pub mod attack;
 pub mod audit;
 pub mod bench;
@@ -8,6 +9,7 @@ pub mod context;
 pub mod extract;
 pub mod gateway;
 pub mod llm;
+pub mod playbook;
 pub mod serve;
 pub mod sources;
 pub mod ti;

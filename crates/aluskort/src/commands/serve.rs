@@ -38,6 +38,7 @@ pub async fn run(
         metrics,
         webhook_secret: config.webhook_secret.clone(),
         gateway: Some(Arc::clone(&running.gateway)),
+        responder: Some(Arc::clone(&running.responder)),
     };
     let connectors_shutdown = tokio_util::sync::CancellationToken::new();
     let connectors = crate::commands::sources::start_connectors(&config, &backends, &running, &connectors_shutdown)?;

@@ -1,0 +1,87 @@
+//! `/v1/approvals`: the approval gates over HTTP (FR-RSP-002/003). Deciding records the actor and
+//! comment with the decision in the audit trail; approved actions are then run by the server's
+//! response loop, each exactly once. Until API authentication lands (issue 10) the actor is taken
+//! from the request body, so the server must stay on loopback (its default).
+
+use aluskort_core::response::ApprovalStatus;
+use aluskort_respond::gate::Decision;
+use aluskort_respond::service::ResponseError;
+use aluskort_store::ApprovalFilter;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+#[derive(Debug, Deserialize)]
+pub struct ApprovalQuery {
+    /// pending (default), approved, rejected, timed_out or all.
+    pub status: Option<String>,
+    pub tenant: Option<String>,
+    pub investigation_id: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    pub actor: Option<String>,
+    #[serde(default)]
+    pub comment: String,
+}
+
+fn responder(state: &AppState) -> Result<&aluskort_respond::service::Responder, ApiError> {
+    state.responder.as_deref().ok_or_else(|| ApiError::NotFound("approvals are not served by this process".to_owned()))
+}
+
+pub async fn list(State(state): State<AppState>, Query(query): Query<ApprovalQuery>) -> Result<Json<Value>, ApiError> {
+    let responder = responder(&state)?;
+    let status = match query.status.as_deref().unwrap_or("pending") {
+        "all" => None,
+        other => Some(ApprovalStatus::parse(other).ok_or_else(|| ApiError::BadRequest {
+            field: "status".to_owned(),
+            reason: format!("{other:?}: expected pending, approved, rejected, timed_out or all"),
+        })?),
+    };
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest { field: "limit".to_owned(), reason: format!("{limit} must be 1..=1000") });
+    }
+    let filter =
+        ApprovalFilter { status, tenant: query.tenant, investigation_id: query.investigation_id, limit, ..ApprovalFilter::default() };
+    let approvals = responder.responses.approvals(&filter).await?;
+    Ok(Json(json!({"count": approvals.len(), "approvals": approvals})))
+}
+
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let responder = responder(&state)?;
+    let approval = responder.responses.approval(&id).await?.ok_or_else(|| ApiError::NotFound(format!("approval {id}")))?;
+    let executions = responder.responses.executions_for_investigation(&approval.investigation_id).await?;
+    let executions: Vec<_> = executions.into_iter().filter(|e| e.approval_id.as_deref() == Some(id.as_str())).collect();
+    Ok(Json(json!({"approval": approval, "executions": executions})))
+}
+
+pub async fn approve(State(state): State<AppState>, Path(id): Path<String>, body: Json<DecisionBody>) -> Result<Json<Value>, ApiError> {
+    decide(&state, &id, Decision::Approve, body.0).await
+}
+
+pub async fn reject(State(state): State<AppState>, Path(id): Path<String>, body: Json<DecisionBody>) -> Result<Json<Value>, ApiError> {
+    decide(&state, &id, Decision::Reject, body.0).await
+}
+
+async fn decide(state: &AppState, id: &str, decision: Decision, body: DecisionBody) -> Result<Json<Value>, ApiError> {
+    let responder = responder(state)?;
+    let actor = body.actor.unwrap_or_default();
+    if actor.trim().is_empty() {
+        return Err(ApiError::BadRequest { field: "actor".to_owned(), reason: "who decides must be named".to_owned() });
+    }
+    match responder.decide(id, &actor, decision, &body.comment).await {
+        Ok(approval) => Ok(Json(json!({"approval": approval}))),
+        Err(ResponseError::NotFound(what)) => Err(ApiError::NotFound(format!("approval {what}"))),
+        Err(error @ (ResponseError::Decide(_) | ResponseError::NotAwaiting { .. })) => Err(ApiError::Conflict(error.to_string())),
+        Err(ResponseError::Store(error)) => Err(ApiError::Store(error)),
+        Err(error) => Err(ApiError::Internal(error.into())),
+    }
+}
