@@ -114,6 +114,26 @@ enum Command {
         #[command(subcommand)]
         command: PlaybookCommand,
     },
+    /// Analyst feedback on an investigation (FR-CSM-004): stored, audited, written back to incident
+    /// memory; repeated confirmed false positives propose an FP pattern for review.
+    Feedback {
+        investigation_id: String,
+        /// Who gives it.
+        #[arg(long)]
+        actor: String,
+        /// Whether the verdict was right.
+        #[arg(long, action = clap::ArgAction::Set)]
+        correct: bool,
+        /// 1..=5.
+        #[arg(long)]
+        rating: u8,
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// The right classification when --correct false: true_positive, benign_true_positive,
+        /// false_positive or needs_investigation.
+        #[arg(long)]
+        classification: Option<String>,
+    },
     /// Run the HTTP API, the pipeline and every enabled source (embedded by default), until Ctrl-C.
     Serve {
         /// Listen address (overrides `listen_addr`; default 127.0.0.1:8080).
@@ -226,14 +246,40 @@ enum ContextCommand {
     /// "approved_by"?,"approval_date"?,"expires_at"?,"reason"}. Approved/active patterns need 2 distinct
     /// approvers and an approval date, and expire 90 days after it by default. Any bad line: nothing is written.
     AddFp { file: PathBuf },
-    /// The approved or active, unexpired FP patterns that apply to a tenant (its own and global ones).
+    /// The approved or active, unexpired FP patterns that apply to a tenant (its own and global ones);
+    /// with --status, patterns in that status (pending ones for review) of every tenant or of --tenant.
     ListFp {
         /// Default: `default`.
         #[arg(long)]
         tenant: Option<String>,
+        /// pending_review, approved, active, shadow, deprecated, expired, revoked or all.
+        #[arg(long)]
+        status: Option<String>,
         /// One JSON object per pattern instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Approve a pending (or expired) FP pattern; it becomes active for 90 days once two distinct
+    /// people have approved it (NFR-CMP-003).
+    ApproveFp {
+        pattern_id: String,
+        /// Who approves (recorded in the pattern and the audit trail).
+        #[arg(long)]
+        actor: String,
+    },
+    /// Extend an approved or active FP pattern for another 90 days from now.
+    ReaffirmFp {
+        pattern_id: String,
+        #[arg(long)]
+        actor: String,
+    },
+    /// Revoke an FP pattern: it never closes an alert again.
+    RevokeFp {
+        pattern_id: String,
+        #[arg(long)]
+        actor: String,
+        #[arg(long, default_value = "")]
+        reason: String,
     },
 }
 
@@ -414,7 +460,21 @@ fn main() -> ExitCode {
                         commands::context::import_ctem(config, data_dir, &env, &file, tenant).await
                     }
                     ContextCommand::AddFp { file } => commands::context::add_fp(config, data_dir, &env, &file).await,
-                    ContextCommand::ListFp { tenant, json } => commands::context::list_fp(config, data_dir, &env, tenant, json).await,
+                    ContextCommand::ListFp { tenant, status, json } => {
+                        commands::context::list_fp(config, data_dir, &env, tenant, status, json).await
+                    }
+                    ContextCommand::ApproveFp { pattern_id, actor } => {
+                        let step = commands::feedback::FpStep::Approve;
+                        commands::feedback::fp_step(config, data_dir, &env, &pattern_id, &actor, step).await
+                    }
+                    ContextCommand::ReaffirmFp { pattern_id, actor } => {
+                        let step = commands::feedback::FpStep::Reaffirm;
+                        commands::feedback::fp_step(config, data_dir, &env, &pattern_id, &actor, step).await
+                    }
+                    ContextCommand::RevokeFp { pattern_id, actor, reason } => {
+                        let step = commands::feedback::FpStep::Revoke { reason };
+                        commands::feedback::fp_step(config, data_dir, &env, &pattern_id, &actor, step).await
+                    }
                 }
             }
             Command::Llm { command: LlmCommand::Status } => commands::llm::status(cli.config.as_deref(), cli.data_dir, &env),
@@ -427,6 +487,10 @@ fn main() -> ExitCode {
             }
             Command::Sources { command: SourcesCommand::Poll { name } } => {
                 commands::sources::poll(cli.config.as_deref(), cli.data_dir, &env, &name).await
+            }
+            Command::Feedback { investigation_id, actor, correct, rating, comment, classification } => {
+                let args = commands::feedback::FeedbackArgs { investigation_id, actor, correct, rating, comment, classification };
+                commands::feedback::run(cli.config.as_deref(), cli.data_dir, &env, args).await
             }
             Command::Serve { listen } => commands::serve::run(cli.config.as_deref(), cli.data_dir, &env, listen).await,
         }

@@ -1058,3 +1058,63 @@ fn context_add_fp_enforces_governance_and_list_fp_shows_matchable_patterns() {
     let after = run(aluskort().args(["context", "list-fp", "--json", "--data-dir"]).arg(&data));
     assert_eq!(text(&after.stdout).lines().count(), 1, "nothing of the refused file is written: {}", text(&after.stdout));
 }
+
+/// FR-CSM-004, FR-RAG-005, NFR-CMP-003: `feedback` stores and audits analyst feedback; a pending
+/// FP pattern needs two distinct approvers (`approve-fp`) before it is listed as matchable, and a
+/// revoked one (`revoke-fp`) is gone from the list.
+#[test]
+fn feedback_is_recorded_and_fp_patterns_need_two_distinct_approvers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let first_alert = std::fs::read_to_string(sentinel_file()).expect("read").lines().next().expect("one alert").to_owned();
+    let one = dir.path().join("one.jsonl");
+    std::fs::write(&one, format!("{first_alert}\n")).expect("write");
+    let triaged = triage(&data, &[&one]);
+    assert!(triaged.status.success(), "{}", text(&triaged.stderr));
+    let record: Value = serde_json::from_str(text(&triaged.stdout).lines().next().expect("a record")).expect("JSON");
+    let investigation_id = record["investigation_id"].as_str().expect("investigation id").to_owned();
+
+    let feedback = |rating: &str| {
+        run(aluskort()
+            .args(["feedback", &investigation_id, "--actor", "analyst-1", "--correct", "false", "--rating", rating])
+            .args(["--classification", "false_positive", "--comment", "known admin tool", "--data-dir"])
+            .arg(&data))
+    };
+    let refused = feedback("6");
+    assert!(!refused.status.success() && text(&refused.stderr).contains("rating 6 is not in 1..=5"), "{}", text(&refused.stderr));
+    let stored = feedback("4");
+    assert!(stored.status.success(), "{}", text(&stored.stderr));
+    let stdout = text(&stored.stdout);
+    assert!(stdout.contains("stored for investigation") && stdout.contains("incident memory:"), "{stdout}");
+    assert!(stdout.contains("confirmed false positives of this alert title in the last 30 days: 1"), "{stdout}");
+
+    let pending = dir.path().join("pending.jsonl");
+    std::fs::write(
+        &pending,
+        jsonl(&[serde_json::json!({"pattern_id": "fp-admin", "tenant": "default", "name": "Admin tool", "alert_name_regex": "^x$",
+            "entity_patterns": [], "reason": "known admin tool"})]),
+    )
+    .expect("write");
+    assert!(run(aluskort().args(["context", "add-fp", "--data-dir"]).arg(&data).arg(&pending)).status.success());
+    let list = |args: &[&str]| text(&run(aluskort().args(["context", "list-fp", "--json"]).args(args).arg("--data-dir").arg(&data)).stdout);
+    assert_eq!(list(&["--status", "pending_review"]).lines().count(), 1, "pending patterns are listed for review");
+    assert_eq!(list(&[]).lines().count(), 0, "and never match");
+
+    let step =
+        |command: &str, actor: &str| run(aluskort().args(["context", command, "fp-admin", "--actor", actor, "--data-dir"]).arg(&data));
+    let first = step("approve-fp", "alice");
+    assert!(first.status.success() && text(&first.stdout).contains("approved by 1 of 2"), "{}", text(&first.stdout));
+    let twice = step("approve-fp", "Alice");
+    assert!(!twice.status.success() && text(&twice.stderr).contains("already approved"), "{}", text(&twice.stderr));
+    let second = step("approve-fp", "bob");
+    assert!(second.status.success() && text(&second.stdout).contains("active, approved by alice, bob"), "{}", text(&second.stdout));
+    assert_eq!(list(&[]).lines().count(), 1, "active now");
+    assert!(step("reaffirm-fp", "carol").status.success());
+    let revoked = step("revoke-fp", "carol");
+    assert!(revoked.status.success() && text(&revoked.stdout).contains("revoked"), "{}", text(&revoked.stdout));
+    assert_eq!(list(&[]).lines().count(), 0, "revoked never matches");
+    assert_eq!(list(&["--status", "all"]).lines().count(), 1);
+
+    let verified = run(aluskort().args(["audit", "verify", "--data-dir"]).arg(&data));
+    assert!(verified.status.success(), "{}{}", text(&verified.stdout), text(&verified.stderr));
+}

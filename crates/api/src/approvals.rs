@@ -8,6 +8,7 @@ use aluskort_respond::gate::Decision;
 use aluskort_respond::service::ResponseError;
 use aluskort_store::ApprovalFilter;
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -63,16 +64,21 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Resul
     Ok(Json(json!({"approval": approval, "executions": executions})))
 }
 
-pub async fn approve(State(state): State<AppState>, Path(id): Path<String>, body: Json<DecisionBody>) -> Result<Json<Value>, ApiError> {
-    decide(&state, &id, Decision::Approve, body.0).await
+pub async fn approve(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    decide(&state, &id, Decision::Approve, &body).await
 }
 
-pub async fn reject(State(state): State<AppState>, Path(id): Path<String>, body: Json<DecisionBody>) -> Result<Json<Value>, ApiError> {
-    decide(&state, &id, Decision::Reject, body.0).await
+pub async fn reject(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    decide(&state, &id, Decision::Reject, &body).await
 }
 
-async fn decide(state: &AppState, id: &str, decision: Decision, body: DecisionBody) -> Result<Json<Value>, ApiError> {
+/// The body is `{"actor", "comment"?}` as JSON (any content type, as with `/v1/alerts`).
+async fn decide(state: &AppState, id: &str, decision: Decision, body: &[u8]) -> Result<Json<Value>, ApiError> {
     let responder = responder(state)?;
+    let body: DecisionBody = serde_json::from_slice(body).map_err(|error| ApiError::BadRequest {
+        field: "body".to_owned(),
+        reason: format!("expected {{\"actor\", \"comment\"}}: {error}"),
+    })?;
     let actor = body.actor.unwrap_or_default();
     if actor.trim().is_empty() {
         return Err(ApiError::BadRequest { field: "actor".to_owned(), reason: "who decides must be named".to_owned() });

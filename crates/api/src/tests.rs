@@ -35,6 +35,14 @@ async fn spawn_app_with(secret: Option<&str>) -> TestApp {
     let store = Arc::new(SqliteStore::in_memory().await.expect("store"));
     let bus = MemoryBus::new();
     let audit = Arc::new(AuditLog::new(store.clone()));
+    let responder = Arc::new(aluskort_respond::service::Responder {
+        cases: store.clone(),
+        responses: store.clone(),
+        audit: Arc::clone(&audit),
+        executors: Arc::new(aluskort_respond::executors::Executors::empty()),
+        notifier: aluskort_respond::notify::Notifier::disabled(),
+        config: aluskort_config::RespondConfig::default(),
+    });
     let pipeline = Pipeline::new(Arc::new(bus.clone()), store.clone(), audit, PipelineSettings::default());
     let shutdown = CancellationToken::new();
     tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone()));
@@ -47,7 +55,7 @@ async fn spawn_app_with(secret: Option<&str>) -> TestApp {
         bus: Arc::new(bus.clone()),
         metrics,
         gateway: None,
-        responder: None,
+        responder: Some(responder),
         webhook_secret: secret.map(|s| aluskort_config::SecretString::new(s.to_owned())),
     };
     TestApp { router: router(state, 1024 * 1024), bus, shutdown, store: keep }
@@ -204,4 +212,45 @@ async fn signed_webhooks_refuse_missing_or_wrong_signatures() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, body) = call_with(&app, "/v1/alerts", &line, Some(sign(secret, &line))).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}
+
+/// FR-RSP-002: an investigation awaiting a human has an approval; deciding it over the API
+/// records the actor and comment, a second decision is a conflict, and bad input names the field.
+#[tokio::test]
+async fn approvals_are_listed_and_decided_over_the_api() {
+    let app = spawn_app().await;
+    let (status, _) = call(&app, "POST", "/v1/alerts", &sentinel_line()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let mut listed = Value::Null;
+    for _ in 0..200 {
+        let (_, body) = call(&app, "GET", "/v1/approvals", "").await;
+        if body["count"] == 1 {
+            listed = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let approval = &listed["approvals"][0];
+    assert_eq!(approval["status"], "pending");
+    let id = approval["approval_id"].as_str().expect("id").to_owned();
+    let (status, detail) = call(&app, "GET", &format!("/v1/approvals/{id}"), "").await;
+    assert_eq!((status, detail["approval"]["approval_id"].as_str()), (StatusCode::OK, Some(id.as_str())));
+
+    let (status, body) = call(&app, "POST", &format!("/v1/approvals/{id}/approve"), r#"{"comment": "no actor"}"#).await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("actor")));
+    let (status, body) =
+        call(&app, "POST", &format!("/v1/approvals/{id}/reject"), r#"{"actor": "bob", "comment": "benign admin script"}"#).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["approval"]["status"], "rejected");
+    assert_eq!(body["approval"]["decisions"][0]["comment"], "benign admin script");
+    let (status, body) = call(&app, "POST", &format!("/v1/approvals/{id}/approve"), r#"{"actor": "carol"}"#).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _) = call(&app, "POST", "/v1/approvals/no-such-approval/approve", r#"{"actor": "carol"}"#).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = call(&app, "GET", "/v1/approvals?status=maybe", "").await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("status")));
+    let (_, body) = call(&app, "GET", "/v1/approvals?status=rejected", "").await;
+    assert_eq!(body["count"], 1);
+    let (_, body) = call(&app, "GET", "/v1/investigations?state=closed", "").await;
+    assert_eq!(body["count"], 1, "a rejected response closes the investigation");
 }

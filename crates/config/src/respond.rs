@@ -324,7 +324,8 @@ fn oauth_api(
     if client_secret.is_none() {
         errors.push(format!("`{field}.client_secret` is required (use \"${{VAR}}\" to read it from the environment)"));
     }
-    let scope = text("scope", raw.scope.as_ref(), errors).unwrap_or_else(|| format!("{}/.default", api_url.trim_end_matches('/')));
+    // The token audience is the API's resource id, also for regional or test endpoints.
+    let scope = text("scope", raw.scope.as_ref(), errors).unwrap_or_else(|| format!("{default_api}/.default"));
     let timeout = timeout_of(&format!("{field}.timeout_secs"), raw.timeout_secs, 30, errors);
     if errors.len() != before {
         return None;

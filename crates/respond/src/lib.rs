@@ -14,6 +14,7 @@
 
 pub mod action;
 pub mod executors;
+pub mod feedback;
 pub mod gate;
 pub mod notify;
 pub mod playbook;

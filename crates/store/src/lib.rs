@@ -30,8 +30,8 @@ use chrono::{DateTime, Utc};
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use model::{
-    ApprovalFilter, ApprovalWrite, DeadLetter, Feedback, EntityPattern, Exposure, FpPattern, FpStatus, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, LlmUsageRow,
-    RawMark, RawRecord, RawStatus, TiIndicator, UserRisk, WorkBatch, WorkReport, user_key,
+    ApprovalFilter, ApprovalWrite, DeadLetter, EntityPattern, Exposure, Feedback, FpPattern, FpStatus, InsertOutcome, InvestigationFilter,
+    InvestigationWrite, LlmCall, LlmUsageRow, RawMark, RawRecord, RawStatus, TiIndicator, UserRisk, WorkBatch, WorkReport, user_key,
 };
 pub use sqlite::SqliteStore;
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::error::StoreResult;
-use crate::schema::POSTGRES_EXTRAS;
 use crate::response_sql::impl_response_store;
+use crate::schema::POSTGRES_EXTRAS;
 use crate::sql::impl_stores;
 
 /// Serialises concurrent migrators (several replicas starting at once); released at commit.

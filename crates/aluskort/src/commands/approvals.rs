@@ -102,12 +102,21 @@ pub async fn decide(
 ) -> anyhow::Result<ExitCode> {
     let (backends, responder, shutdown) = open(path, data_dir, env).await?;
     let result = decide_and_run(&responder, approval_id, actor, decision, comment).await;
+    let executions = match &result {
+        Ok((approval, _)) => backends.responses.executions_for_investigation(&approval.investigation_id).await,
+        Err(_) => Ok(Vec::new()),
+    };
     responder.notifier.flush().await;
     shutdown.cancel();
     backends.close().await;
     match result {
         Ok((approval, report)) => {
             print_decision(&approval, report.as_ref())?;
+            let mut out = std::io::stdout().lock();
+            for execution in executions?.iter().filter(|e| e.approval_id.as_deref() == Some(approval.approval_id.as_str())) {
+                let detail = execution.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+                writeln!(out, "  {} {} -> {}{detail}", execution.action.action, execution.action.target, execution.status.as_str())?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(error @ (ResponseError::NotFound(_) | ResponseError::Decide(_) | ResponseError::NotAwaiting { .. })) => {

@@ -669,12 +669,31 @@ pub async fn list_fp(
     data_dir: Option<PathBuf>,
     env: &HashMap<String, String>,
     tenant: Option<String>,
+    status: Option<String>,
     as_json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let tenant = fallback_tenant(tenant)?;
+    // Without --status: what may close alerts of the tenant now. With it: any status, for review
+    // (every tenant unless --tenant is given).
+    let listing = match status.as_deref().map(str::trim) {
+        None => None,
+        Some("all") => Some(None),
+        Some(text) => Some(Some(FpStatus::parse(text).ok_or_else(|| {
+            let known: Vec<&str> = FpStatus::ALL.iter().map(|status| status.as_str()).collect();
+            anyhow::anyhow!("--status {text:?}: expected one of {} or all", known.join(", "))
+        })?)),
+    };
+    let tenant = match (&listing, tenant) {
+        (Some(_), None) => None,
+        (_, tenant) => Some(fallback_tenant(tenant)?),
+    };
     let config = load_config(path, data_dir, env)?;
     let backends = Backends::open(&config).await?;
-    let patterns = backends.context.matchable_fp_patterns(&tenant, Utc::now()).await;
+    let now = Utc::now();
+    let patterns = match (&listing, tenant.as_deref()) {
+        (Some(status), tenant) => backends.context.fp_patterns(tenant, *status).await,
+        (None, Some(tenant)) => backends.context.matchable_fp_patterns(tenant, now).await,
+        (None, None) => backends.context.fp_patterns(None, None).await,
+    };
     backends.close().await;
     let patterns = patterns?;
     let mut out = std::io::stdout().lock();
@@ -684,22 +703,31 @@ pub async fn list_fp(
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let tenant = tenant.unwrap_or_else(|| "*".to_owned());
     if patterns.is_empty() {
-        writeln!(out, "no approved or active FP patterns apply to tenant {tenant}")?;
+        match listing {
+            None => writeln!(out, "no approved or active FP patterns apply to tenant {tenant}")?,
+            Some(_) => writeln!(out, "no FP patterns match")?,
+        }
         return Ok(ExitCode::SUCCESS);
     }
     writeln!(
         out,
-        "{:<20} {:<12} {:<8} {:>9}  {:<10}  {:<24} name",
+        "{:<24} {:<12} {:<14} {:>9}  {:<10}  {:<24} name",
         "pattern_id", "tenant", "status", "threshold", "expires", "approved_by"
     )?;
     for pattern in &patterns {
         writeln!(
             out,
-            "{:<20} {:<12} {:<8} {:>9.2}  {:<10}  {:<24} {}",
+            "{:<24} {:<12} {:<14} {:>9.2}  {:<10}  {:<24} {}",
             pattern.pattern_id,
             pattern.tenant.as_deref().unwrap_or("*"),
-            pattern.status.as_str(),
+            // Past its expiry but not yet swept: it no longer matches.
+            if pattern.status.is_matchable() && pattern.expires_at.is_some_and(|expires| expires <= now) {
+                "lapsed"
+            } else {
+                pattern.status.as_str()
+            },
             pattern.confidence_threshold,
             pattern.expires_at.map_or_else(|| "never".to_owned(), |expires| expires.format("%Y-%m-%d").to_string()),
             pattern.approved_by.join(","),

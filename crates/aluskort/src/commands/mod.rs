@@ -7,6 +7,7 @@ pub mod bench;
 pub mod config;
 pub mod context;
 pub mod extract;
+pub mod feedback;
 pub mod gateway;
 pub mod llm;
 pub mod playbook;
