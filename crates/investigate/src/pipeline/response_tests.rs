@@ -12,7 +12,7 @@ use aluskort_respond::gate::Decision;
 use aluskort_respond::notify::Notifier;
 use aluskort_respond::playbook::PlaybookSet;
 use aluskort_respond::service::Responder;
-use aluskort_store::{ApprovalFilter, InvestigationFilter, ResponseStore, WorkBatch};
+use aluskort_store::{ApprovalFilter, AuditStore, InvestigationFilter, ResponseStore, WorkBatch};
 use aluskort_testkit::fake::defender::{self, FakeDefender};
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
@@ -238,5 +238,70 @@ async fn dry_run_records_the_request_and_sends_nothing() {
     let request = isolation.request.as_ref().expect("what would have been sent");
     assert!(request.to_string().contains("isolate"), "{request}");
     assert!(!request.to_string().contains(defender::CLIENT_SECRET), "no secret in the record");
+    harness.stop().await;
+}
+
+/// FR-RSP-003: the approval request reaches Slack once; at 50 % a reminder; a high-severity
+/// approval past its deadline escalates (audited `approval.escalated`, still pending) and pages
+/// PagerDuty; nothing runs.
+#[tokio::test]
+async fn approvals_notify_remind_and_escalate_without_running_anything() {
+    use aluskort_config::{NotifyKind, NotifyTarget};
+    use aluskort_testkit::fake::chat::{FakePagerDuty, FakeSlack, PAGERDUTY_ROUTING_KEY};
+
+    let World { harness, mut responder, fake } = world().await;
+    let slack = FakeSlack::start().await;
+    let pagerduty = FakePagerDuty::start().await;
+    let target = |kind, events: &[&str]| NotifyTarget {
+        kind,
+        events: events.iter().map(|e| (*e).to_owned()).collect(),
+        timeout: std::time::Duration::from_secs(5),
+        max_retries: 2,
+    };
+    responder.notifier = Notifier::start(
+        vec![
+            target(
+                NotifyKind::Slack { url: SecretString::new(slack.url()) },
+                &["approval.requested", "approval.reminder", "approval.escalated"],
+            ),
+            target(
+                NotifyKind::PagerDuty { url: pagerduty.url(), routing_key: SecretString::new(PAGERDUTY_ROUTING_KEY.to_owned()) },
+                &["approval.escalated"],
+            ),
+        ],
+        CancellationToken::new(),
+    );
+    harness.run(vec![malware_alert("escalate-me", "High", "ws-alpha")]).await;
+    let approval = harness
+        .store
+        .approvals(&ApprovalFilter { status: Some(ApprovalStatus::Pending), ..Default::default() })
+        .await
+        .expect("approvals")
+        .remove(0);
+
+    let now = approval.requested_at + Duration::minutes(1);
+    assert_eq!(responder.sweep_approvals(now).await.expect("sweep").notified, 1);
+    assert_eq!(responder.sweep_approvals(now).await.expect("sweep"), Default::default(), "requested once");
+    let half = approval.requested_at + (approval.deadline - approval.requested_at) / 2;
+    assert_eq!(responder.sweep_approvals(half).await.expect("sweep").reminded, 1);
+    let late = approval.deadline + Duration::seconds(1);
+    assert_eq!(responder.sweep_approvals(late).await.expect("sweep").escalated, 1);
+    assert_eq!(responder.sweep_approvals(late + Duration::hours(1)).await.expect("sweep"), Default::default(), "escalated once");
+    responder.notifier.flush().await;
+
+    let stored = harness.store.approval(&approval.approval_id).await.expect("read").expect("present");
+    assert_eq!(stored.status, ApprovalStatus::Pending, "a high-severity approval stays pending after escalation");
+    assert!(stored.escalated_at.is_some());
+    let state = state_of(&harness, "escalate-me").await;
+    assert_eq!(state.state, InvestigationState::AwaitingHuman);
+    assert_eq!(slack.messages().len(), 3, "request, reminder, escalation: {:?}", slack.messages());
+    assert_eq!(pagerduty.messages().len(), 1, "only the escalation pages");
+    assert_eq!(pagerduty.messages()[0]["event_action"], "trigger");
+    drain(&responder).await;
+    assert_eq!(fake.isolations("m-1"), 0, "an undecided isolation never runs");
+
+    let records = harness.store.audit_records("default", 0, 10_000).await.expect("audit");
+    assert_eq!(records.iter().filter(|r| r.event_type == "approval.escalated").count(), 1);
+    assert_eq!(verify_store(harness.store.as_ref()).await.expect("verify").first_break, None);
     harness.stop().await;
 }
