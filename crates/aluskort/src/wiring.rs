@@ -154,6 +154,7 @@ impl Running {
             tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone())),
             tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone())),
             tokio::spawn(Arc::clone(&responder).run(shutdown.clone(), RESPONSE_POLL)),
+            tokio::spawn(expire_fp_patterns(Arc::clone(&backends.context), Arc::clone(&responder.audit), shutdown.clone())),
         ];
         Ok(Running { pipeline, gateway, responder, bus, shutdown, stages })
     }
@@ -174,6 +175,27 @@ impl Running {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// How often approved FP patterns past their 90 days are marked expired.
+const FP_EXPIRY_SWEEP: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Marks approved/active FP patterns past `expires_at` as expired, now and every
+/// [`FP_EXPIRY_SWEEP`] (they already stop matching at their expiry; this records it, audited).
+async fn expire_fp_patterns(context: Arc<dyn ContextStore>, audit: Arc<AuditLog>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let governance = aluskort_respond::feedback::FpGovernance::new(context, audit, aluskort_respond::feedback::FpPolicy::default());
+    let mut ticker = tokio::time::interval(FP_EXPIRY_SWEEP);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            _ = ticker.tick() => {}
+        }
+        match governance.expire_due(chrono::Utc::now()).await {
+            Ok(expired) if !expired.is_empty() => tracing::info!(count = expired.len(), "FP patterns expired"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(error = %error, "FP pattern expiry sweep failed; retrying later"),
+        }
     }
 }
 

@@ -154,12 +154,7 @@ pub trait ContextStore: Send + Sync + 'static {
     async fn matchable_fp_patterns(&self, tenant: &str, now: DateTime<Utc>) -> StoreResult<Vec<FpPattern>>;
     /// Patterns in any status, for review and listing: with `tenant`, that tenant's own and global
     /// ones (else every tenant's); with `status`, only those in it. By `pattern_id`.
-    ///
-    /// Stores that only serve matching (test doubles) may keep this default, which refuses.
-    async fn fp_patterns(&self, tenant: Option<&str>, status: Option<FpStatus>) -> StoreResult<Vec<FpPattern>> {
-        let _ = (tenant, status);
-        Err(StoreError::new(StoreErrorKind::Internal, anyhow::anyhow!("this store cannot list fp patterns")))
-    }
+    async fn fp_patterns(&self, tenant: Option<&str>, status: Option<FpStatus>) -> StoreResult<Vec<FpPattern>>;
 
     /// Inserts or replaces rows by (tenant, lower-cased user); a key repeated in `rows` is written
     /// once, its last occurrence winning. Returns how many rows were written.

@@ -196,6 +196,9 @@ impl ContextStore for Unreliable {
     async fn matchable_fp_patterns(&self, _: &str, _: DateTime<Utc>) -> StoreResult<Vec<FpPattern>> {
         Err(aluskort_store::StoreError::new(aluskort_store::StoreErrorKind::Unavailable, anyhow::anyhow!("connection refused")))
     }
+    async fn fp_patterns(&self, _: Option<&str>, _: Option<FpStatus>) -> StoreResult<Vec<FpPattern>> {
+        Err(aluskort_store::StoreError::new(aluskort_store::StoreErrorKind::Unavailable, anyhow::anyhow!("connection refused")))
+    }
     async fn upsert_user_risk(&self, _: &[UserRisk]) -> StoreResult<u64> {
         Ok(0)
     }
