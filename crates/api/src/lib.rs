@@ -3,6 +3,7 @@
 
 mod approvals;
 pub mod error;
+mod feedback;
 mod routes;
 
 pub use routes::SIGNATURE_HEADER;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub gateway: Option<Arc<aluskort_gateway::Gateway>>,
     /// Approval gates and response actions; `None` serves no `/v1/approvals`.
     pub responder: Option<Arc<aluskort_respond::service::Responder>>,
+    /// Analyst feedback and FP pattern proposals; `None` serves no feedback route.
+    pub feedback: Option<Arc<aluskort_respond::feedback::FeedbackStores>>,
 }
 
 /// The application router (STYLE ex. 13: `app() -> Router`, tested with `oneshot`).
@@ -44,6 +47,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/webhooks/splunk", post(routes::post_alerts))
         .route("/v1/investigations", get(routes::list_investigations))
         .route("/v1/investigations/{id}", get(routes::get_investigation))
+        .route("/v1/investigations/{id}/feedback", post(feedback::post))
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::get))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))

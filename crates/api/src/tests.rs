@@ -3,7 +3,7 @@ use std::time::Duration;
 use aluskort_audit::AuditLog;
 use aluskort_bus::MemoryBus;
 use aluskort_investigate::PipelineSettings;
-use aluskort_store::SqliteStore;
+use aluskort_store::{ResponseStore, SqliteStore};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -43,6 +43,14 @@ async fn spawn_app_with(secret: Option<&str>) -> TestApp {
         notifier: aluskort_respond::notify::Notifier::disabled(),
         config: aluskort_config::RespondConfig::default(),
     });
+    let feedback = Arc::new(aluskort_respond::feedback::FeedbackStores {
+        cases: store.clone(),
+        responses: store.clone(),
+        context: store.clone(),
+        audit: Arc::clone(&audit),
+        memory: None,
+        policy: aluskort_respond::feedback::FpPolicy::default(),
+    });
     let pipeline = Pipeline::new(Arc::new(bus.clone()), store.clone(), audit, PipelineSettings::default());
     let shutdown = CancellationToken::new();
     tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone()));
@@ -56,6 +64,7 @@ async fn spawn_app_with(secret: Option<&str>) -> TestApp {
         metrics,
         gateway: None,
         responder: Some(responder),
+        feedback: Some(feedback),
         webhook_secret: secret.map(|s| aluskort_config::SecretString::new(s.to_owned())),
     };
     TestApp { router: router(state, 1024 * 1024), bus, shutdown, store: keep }
@@ -253,4 +262,39 @@ async fn approvals_are_listed_and_decided_over_the_api() {
     assert_eq!(body["count"], 1);
     let (_, body) = call(&app, "GET", "/v1/investigations?state=closed", "").await;
     assert_eq!(body["count"], 1, "a rejected response closes the investigation");
+}
+
+/// FR-CSM-004: feedback is validated field by field, stored, and listed with the investigation.
+#[tokio::test]
+async fn feedback_is_validated_and_stored() {
+    let app = spawn_app().await;
+    call(&app, "POST", "/v1/alerts", &sentinel_line()).await;
+    let mut id = String::new();
+    for _ in 0..200 {
+        let (_, body) = call(&app, "GET", "/v1/investigations", "").await;
+        if let Some(found) = body["investigations"][0]["investigation_id"].as_str() {
+            id = found.to_owned();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let uri = format!("/v1/investigations/{id}/feedback");
+    let (status, body) = call(&app, "POST", &uri, r#"{"actor": "alice", "correct": true}"#).await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("rating")));
+    let (status, body) = call(&app, "POST", &uri, r#"{"actor": "alice", "correct": true, "rating": 9}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = call(&app, "POST", &uri, r#"{"actor": "alice", "correct": true, "rating": 4, "comment": "good call"}"#).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["feedback"]["rating"], 4);
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/v1/investigations/0190f000-0000-7000-8000-000000000000/feedback",
+        r#"{"actor": "a", "correct": true, "rating": 3}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let stored = app.store.feedback_for(&id).await.expect("feedback");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].comment, "good call");
 }

@@ -39,6 +39,14 @@ pub async fn run(
         webhook_secret: config.webhook_secret.clone(),
         gateway: Some(Arc::clone(&running.gateway)),
         responder: Some(Arc::clone(&running.responder)),
+        feedback: Some(Arc::new(aluskort_respond::feedback::FeedbackStores {
+            cases: Arc::clone(&backends.case_store),
+            responses: Arc::clone(&backends.responses),
+            context: Arc::clone(&backends.context),
+            audit: Arc::clone(&running.responder.audit),
+            memory: backends.incident_memory.clone(),
+            policy: aluskort_respond::feedback::FpPolicy::default(),
+        })),
     };
     let connectors_shutdown = tokio_util::sync::CancellationToken::new();
     let connectors = crate::commands::sources::start_connectors(&config, &backends, &running, &connectors_shutdown)?;
