@@ -739,6 +739,6 @@ impl std::fmt::Display for BatchError {
 #[cfg(test)]
 mod enrichment_tests;
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod response_tests;
+#[cfg(test)]
+mod tests;
