@@ -105,9 +105,6 @@ pub struct GraphState {
     pub similar_incidents: Vec<serde_json::Value>,
     #[serde(default)]
     pub playbook_matches: Vec<serde_json::Value>,
-    /// Response steps instantiated from the matching playbooks (FR-RSP-005).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub response_plan: Vec<crate::response::PlannedAction>,
     #[serde(default)]
     pub decision_chain: Vec<DecisionEntry>,
     #[serde(default)]
@@ -171,7 +168,6 @@ impl GraphState {
             tactics: Vec::new(),
             similar_incidents: Vec::new(),
             playbook_matches: Vec::new(),
-            response_plan: Vec::new(),
             decision_chain: Vec::new(),
             classification: None,
             confidence: 0.0,

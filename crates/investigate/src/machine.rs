@@ -485,7 +485,8 @@ impl Pipeline {
             return (Vec::new(), Vec::new());
         }
         state.playbook_matches = plan.matches.iter().map(|m| json!({"playbook_id": m.playbook_id, "name": m.name, "why": m.why})).collect();
-        state.response_plan = plan.actions.clone();
+        // The steps themselves are stored once, in the approval (gated) and the execution queue
+        // (automatic), not in every later version of the investigation.
         let confident = state.classification == Some(Classification::TruePositive) && state.confidence >= AUTO_RESPONSE_CONFIDENCE;
         let (auto, gated): (Vec<PlannedAction>, Vec<PlannedAction>) = plan
             .actions

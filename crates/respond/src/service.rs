@@ -28,7 +28,7 @@ use crate::notify::{Notification, Notifier};
 /// Attempts before a retryable failure becomes a final one.
 pub const MAX_EXECUTION_ATTEMPTS: u32 = 5;
 /// Executions claimed per pass.
-const CLAIM_BATCH: u32 = 16;
+const CLAIM_BATCH: u32 = 64;
 /// Tries of one decision or close when a concurrent writer moved the investigation on.
 const MAX_CONFLICT_RETRIES: usize = 5;
 
@@ -343,7 +343,7 @@ impl Responder {
         let lease = chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::minutes(5));
         let claimed = self.responses.claim_executions(now, lease, CLAIM_BATCH).await?;
         let mut report = RunReport::default();
-        let mut finished = Vec::new();
+        let mut done = Vec::with_capacity(claimed.len());
         for execution in claimed {
             let (updated, event) = self.run_one(execution).await;
             match updated.status {
@@ -355,21 +355,34 @@ impl Responder {
                 ExecutionStatus::Failed => report.failed += 1,
                 ExecutionStatus::Pending | ExecutionStatus::Running => report.retrying += 1,
             }
-            let terminal = updated.status.is_terminal();
-            let investigation = updated.investigation_id.clone();
-            let notification = terminal.then(|| executed_notification(&updated));
-            let batch = WorkBatch { execution_updates: vec![updated], ..WorkBatch::default() };
-            match self.commit(batch, event.into_iter().collect()).await {
-                Ok(()) => {}
-                // Its lease ran out while it ran and another worker took it over: theirs counts.
-                Err(error) if error.is_conflict() => continue,
-                Err(error) => return Err(error),
+            done.push((updated, event));
+        }
+        // One transaction for the pass; if one execution was taken over meanwhile (its lease ran
+        // out and another worker claimed it: theirs counts), the rest are recorded one by one.
+        let batch = WorkBatch { execution_updates: done.iter().map(|(e, _)| e.clone()).collect(), ..WorkBatch::default() };
+        let events: Vec<AuditEvent> = done.iter().filter_map(|(_, event)| event.clone()).collect();
+        let recorded: Vec<Execution> = match self.commit(batch, events).await {
+            Ok(()) => done.into_iter().map(|(execution, _)| execution).collect(),
+            Err(error) if error.is_conflict() => {
+                let mut recorded = Vec::new();
+                for (execution, event) in done {
+                    let batch = WorkBatch { execution_updates: vec![execution.clone()], ..WorkBatch::default() };
+                    match self.commit(batch, event.into_iter().collect()).await {
+                        Ok(()) => recorded.push(execution),
+                        Err(error) if error.is_conflict() => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+                recorded
             }
-            if let Some(notification) = notification {
-                self.notifier.notify(notification);
-            }
-            if terminal && !finished.contains(&investigation) {
-                finished.push(investigation);
+            Err(error) => return Err(error),
+        };
+        let mut finished = Vec::new();
+        for execution in recorded.iter().filter(|e| e.status.is_terminal()) {
+            self.notifier.notify(executed_notification(execution));
+            // Only approved actions move an investigation on (automatic ones run beside a human).
+            if execution.approval_id.is_some() && !finished.contains(&execution.investigation_id) {
+                finished.push(execution.investigation_id.clone());
             }
         }
         for investigation in finished {

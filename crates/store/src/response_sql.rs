@@ -1,8 +1,8 @@
 //! Approvals, action executions and feedback (migration 7), written once for both databases and
 //! expanded per store by [`impl_response_store!`]. Every value is bound; the SQL is constant.
 
-pub(crate) const INSERT_APPROVAL: &str = "INSERT INTO approvals (approval_id, tenant_id, investigation_id, status, deadline, version,
-       body, requested_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub(crate) const INSERT_APPROVAL_ROWS: &str = "INSERT INTO approvals (approval_id, tenant_id, investigation_id, status, deadline, version,
+       body, requested_at, updated_at) VALUES";
 pub(crate) const UPDATE_APPROVAL: &str = "UPDATE approvals SET status = $2, deadline = $3, version = $4, body = $5, updated_at = $6
      WHERE approval_id = $1 AND version = $7";
 pub(crate) const SELECT_APPROVAL: &str = "SELECT body FROM approvals WHERE approval_id = $1";
@@ -11,9 +11,9 @@ pub(crate) const SELECT_APPROVALS: &str = "SELECT body FROM approvals
      WHERE ($1 IS NULL OR tenant_id = CAST($1 AS TEXT)) AND ($2 IS NULL OR status = CAST($2 AS TEXT))
        AND ($3 IS NULL OR investigation_id = CAST($3 AS TEXT)) AND ($4 IS NULL OR deadline <= CAST($4 AS TEXT))
      ORDER BY deadline, approval_id LIMIT $5";
-pub(crate) const INSERT_EXECUTION: &str = "INSERT INTO action_executions (execution_key, tenant_id, investigation_id, approval_id, status,
-       attempts, lease_until, body, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-     ON CONFLICT (execution_key) DO NOTHING";
+pub(crate) const INSERT_EXECUTION_ROWS: &str = "INSERT INTO action_executions (execution_key, tenant_id, investigation_id, approval_id,
+       status, attempts, lease_until, body, created_at, updated_at) VALUES";
+pub(crate) const INSERT_EXECUTION_ROWS_TAIL: &str = " ON CONFLICT (execution_key) DO NOTHING";
 /// Fenced by the claim: the row must still be running under the attempt that claimed it.
 pub(crate) const FINISH_EXECUTION: &str = "UPDATE action_executions SET status = $2, lease_until = $3, body = $4, updated_at = $5
      WHERE execution_key = $1 AND attempts = $6 AND status = 'running'";
@@ -46,6 +46,7 @@ macro_rules! impl_response_store {
                 use $crate::model::time_text;
                 use $crate::sql::i64_of;
                 let now = time_text(chrono::Utc::now());
+                let mut creates = Vec::new();
                 for write in &work.approvals {
                     let approval = &write.approval;
                     if approval.version != write.expected_version + 1 {
@@ -56,64 +57,78 @@ macro_rules! impl_response_store {
                     }
                     let body = serde_json::to_string(approval)?;
                     if write.expected_version == 0 {
-                        let result = sqlx::query($crate::response_sql::INSERT_APPROVAL)
+                        creates.push((approval, body));
+                        continue;
+                    }
+                    let result = sqlx::query($crate::response_sql::UPDATE_APPROVAL)
+                        .bind(approval.approval_id.as_str())
+                        .bind(approval.status.as_str())
+                        .bind(time_text(approval.deadline))
+                        .bind(i64_of(approval.version, "version")?)
+                        .bind(body)
+                        .bind(now.as_str())
+                        .bind(i64_of(write.expected_version, "version")?)
+                        .execute(&mut *conn)
+                        .await?;
+                    if result.rows_affected() == 0 {
+                        return Err($crate::StoreError::new(
+                            $crate::StoreErrorKind::Conflict,
+                            anyhow::anyhow!("approval {} is not at version {}", approval.approval_id, write.expected_version),
+                        ));
+                    }
+                }
+                for chunk in $crate::sql::insert_batches(&creates, 9) {
+                    let sql = Self::insert_sql($crate::response_sql::INSERT_APPROVAL_ROWS, 9, chunk.len(), "");
+                    // Audited: constant SQL plus placeholders; every value is bound.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (approval, body) in chunk {
+                        query = query
                             .bind(approval.approval_id.as_str())
                             .bind(approval.tenant_id.as_str())
                             .bind(approval.investigation_id.as_str())
                             .bind(approval.status.as_str())
                             .bind(time_text(approval.deadline))
                             .bind(i64_of(approval.version, "version")?)
-                            .bind(body)
+                            .bind(body.as_str())
                             .bind(time_text(approval.requested_at))
-                            .bind(now.as_str())
-                            .execute(&mut *conn)
-                            .await;
-                        match result {
-                            Ok(_) => {}
-                            Err(error) => {
-                                let error = $crate::StoreError::from(error);
-                                if error.kind == $crate::StoreErrorKind::Conflict {
-                                    return Err($crate::StoreError::new(
-                                        $crate::StoreErrorKind::Conflict,
-                                        anyhow::anyhow!("approval {} already exists", approval.approval_id),
-                                    ));
-                                }
-                                return Err(error);
-                            }
-                        }
-                    } else {
-                        let result = sqlx::query($crate::response_sql::UPDATE_APPROVAL)
-                            .bind(approval.approval_id.as_str())
-                            .bind(approval.status.as_str())
-                            .bind(time_text(approval.deadline))
-                            .bind(i64_of(approval.version, "version")?)
-                            .bind(body)
-                            .bind(now.as_str())
-                            .bind(i64_of(write.expected_version, "version")?)
-                            .execute(&mut *conn)
-                            .await?;
-                        if result.rows_affected() == 0 {
+                            .bind(now.as_str());
+                    }
+                    if let Err(error) = query.execute(&mut *conn).await {
+                        let error = $crate::StoreError::from(error);
+                        if error.kind == $crate::StoreErrorKind::Conflict {
                             return Err($crate::StoreError::new(
                                 $crate::StoreErrorKind::Conflict,
-                                anyhow::anyhow!("approval {} is not at version {}", approval.approval_id, write.expected_version),
+                                anyhow::anyhow!("one of {} approvals already exists", chunk.len()),
                             ));
                         }
+                        return Err(error);
                     }
                 }
-                for execution in &work.executions {
-                    sqlx::query($crate::response_sql::INSERT_EXECUTION)
-                        .bind(execution.execution_key.as_str())
-                        .bind(execution.tenant_id.as_str())
-                        .bind(execution.investigation_id.as_str())
-                        .bind(execution.approval_id.as_deref())
-                        .bind(execution.status.as_str())
-                        .bind(i64::from(execution.attempts))
-                        .bind(execution.lease_until.map(time_text))
-                        .bind(serde_json::to_string(execution)?)
-                        .bind(time_text(execution.created_at))
-                        .bind(now.as_str())
-                        .execute(&mut *conn)
-                        .await?;
+                let bodies =
+                    work.executions.iter().map(|e| serde_json::to_string(e).map(|body| (e, body))).collect::<Result<Vec<_>, _>>()?;
+                for chunk in $crate::sql::insert_batches(&bodies, 10) {
+                    let sql = Self::insert_sql(
+                        $crate::response_sql::INSERT_EXECUTION_ROWS,
+                        10,
+                        chunk.len(),
+                        $crate::response_sql::INSERT_EXECUTION_ROWS_TAIL,
+                    );
+                    // Audited: constant SQL plus placeholders; every value is bound.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (execution, body) in chunk {
+                        query = query
+                            .bind(execution.execution_key.as_str())
+                            .bind(execution.tenant_id.as_str())
+                            .bind(execution.investigation_id.as_str())
+                            .bind(execution.approval_id.as_deref())
+                            .bind(execution.status.as_str())
+                            .bind(i64::from(execution.attempts))
+                            .bind(execution.lease_until.map(time_text))
+                            .bind(body.as_str())
+                            .bind(time_text(execution.created_at))
+                            .bind(now.as_str());
+                    }
+                    query.execute(&mut *conn).await?;
                 }
                 for execution in &work.execution_updates {
                     let result = sqlx::query($crate::response_sql::FINISH_EXECUTION)
