@@ -91,8 +91,9 @@ impl VendorError {
 
 impl From<reqwest::Error> for VendorError {
     fn from(error: reqwest::Error) -> Self {
-        // Display of a reqwest error names the URL without credentials (they travel in headers).
-        VendorError::Network(error.to_string())
+        // Without the URL: some endpoints carry their secret in it (webhook tokens, SAS signatures),
+        // and this text reaches logs and audit records. The caller names the call instead.
+        VendorError::Network(error.without_url().to_string())
     }
 }
 

@@ -611,8 +611,11 @@ impl Pipeline {
                     (state, false)
                 }
             };
+            // RESPONDING is stored only after a human approved (the automatic close passes through
+            // it within one batch): the response service carries it on, never the pipeline.
             let was_settled =
-                matches!(state.state, InvestigationState::AwaitingHuman | InvestigationState::Closed | InvestigationState::Failed);
+                matches!(state.state, InvestigationState::AwaitingHuman | InvestigationState::Closed | InvestigationState::Failed)
+                    || (state.state == InvestigationState::Responding && state.case_facts.contains_key("approval_id"));
             let duplicate = seen_before && was_settled;
             if !was_settled {
                 match self.advance(&mut work, &mut state, normalized).await {

@@ -35,6 +35,11 @@ pub fn open(state: &GraphState, actions: Vec<PlannedAction>, reason: &str, confi
     }
 }
 
+/// Longest actor name accepted.
+pub const MAX_ACTOR_CHARS: usize = 256;
+/// Longest comment accepted (it is copied into the audit trail).
+pub const MAX_COMMENT_CHARS: usize = 4096;
+
 /// What a person decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -58,6 +63,10 @@ pub enum DecideError {
     NotPending { id: String, status: &'static str },
     #[error("the actor must be named")]
     NoActor,
+    #[error("the actor must be at most {MAX_ACTOR_CHARS} characters without control characters")]
+    BadActor,
+    #[error("the comment must be at most {MAX_COMMENT_CHARS} characters")]
+    LongComment,
     #[error("{actor} already approved {id}; four-eyes approval needs a second, different person")]
     SameApprover { actor: String, id: String },
 }
@@ -72,7 +81,14 @@ pub fn decide(approval: &Approval, actor: &str, decision: Decision, comment: &st
     if actor.is_empty() {
         return Err(DecideError::NoActor);
     }
-    if decision == Decision::Approve && approval.approvers().contains(&actor) {
+    if actor.len() > MAX_ACTOR_CHARS || actor.chars().any(char::is_control) {
+        return Err(DecideError::BadActor);
+    }
+    if comment.chars().count() > MAX_COMMENT_CHARS {
+        return Err(DecideError::LongComment);
+    }
+    // The same person however they spell their name: four-eyes means two people.
+    if decision == Decision::Approve && approval.approvers().iter().any(|known| known.eq_ignore_ascii_case(actor)) {
         return Err(DecideError::SameApprover { actor: actor.to_owned(), id: approval.approval_id.clone() });
     }
     let mut next = approval.clone();
@@ -104,7 +120,8 @@ pub enum Due {
     Nothing,
     /// Half the time has passed: remind the approvers once.
     Remind(Approval),
-    /// Critical/high past the deadline: stays pending, escalated once (`approval.escalated`).
+    /// Critical/high past the deadline: stays pending and escalates (`approval.escalated`), due again
+    /// one period later.
     Escalate(Approval),
     /// Medium/low/unknown past the deadline: closed without a decision (`approval.timed_out`).
     TimeOut(Approval),
@@ -120,10 +137,11 @@ pub fn due(approval: &Approval, now: DateTime<Utc>) -> Due {
     next.version += 1;
     if now >= approval.deadline {
         if matches!(approval.severity.as_str(), "critical" | "high") {
-            if approval.escalated_at.is_some() {
-                return Due::Nothing;
-            }
+            // Escalated, still pending, and due again one period later: an undecided critical
+            // approval escalates every period until someone decides.
+            let period = approval.deadline - approval.escalated_at.unwrap_or(approval.requested_at);
             next.escalated_at = Some(now);
+            next.deadline = now + period.max(chrono::Duration::hours(1));
             return Due::Escalate(next);
         }
         next.status = ApprovalStatus::TimedOut;
@@ -199,9 +217,11 @@ mod tests {
         let first = decide(&gated, "alice", Decision::Approve, "ok", t0()).expect("first");
         assert_eq!(first.status, ApprovalStatus::Pending, "one approver is not enough");
         assert_eq!(
-            decide(&first, " alice ", Decision::Approve, "again", t0()),
-            Err(DecideError::SameApprover { actor: "alice".into(), id: gated.approval_id.clone() })
+            decide(&first, " Alice ", Decision::Approve, "again", t0()),
+            Err(DecideError::SameApprover { actor: "Alice".into(), id: gated.approval_id.clone() })
         );
+        assert_eq!(decide(&first, "bob\u{7}", Decision::Approve, "", t0()), Err(DecideError::BadActor));
+        assert_eq!(decide(&first, "bob", Decision::Approve, &"x".repeat(4097), t0()), Err(DecideError::LongComment));
         let second = decide(&first, "bob", Decision::Approve, "ok", t0()).expect("second");
         assert_eq!(second.status, ApprovalStatus::Approved);
         assert_eq!(second.version, gated.version + 2);
@@ -227,7 +247,10 @@ mod tests {
         assert_eq!(due(&reminded, t0() + chrono::Duration::minutes(90)), Due::Nothing, "one reminder");
         let Due::Escalate(escalated) = due(&reminded, t0() + chrono::Duration::hours(2)) else { panic!("high escalates") };
         assert_eq!(escalated.status, ApprovalStatus::Pending, "an escalated approval stays pending");
-        assert_eq!(due(&escalated, t0() + chrono::Duration::hours(5)), Due::Nothing, "escalated once");
+        assert_eq!(escalated.deadline, t0() + chrono::Duration::hours(4), "due again one period (2 h) later");
+        assert_eq!(due(&escalated, t0() + chrono::Duration::hours(3)), Due::Nothing, "not again within the period");
+        let Due::Escalate(again) = due(&escalated, t0() + chrono::Duration::hours(4)) else { panic!("escalates again") };
+        assert_eq!(again.deadline, t0() + chrono::Duration::hours(6));
 
         let medium = open(&state("medium", "default"), vec![], "r", &config, t0());
         let Due::TimeOut(timed_out) = due(&medium, t0() + chrono::Duration::hours(4)) else { panic!("medium times out") };

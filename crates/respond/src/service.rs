@@ -27,6 +27,10 @@ use crate::notify::{Notification, Notifier};
 
 /// Attempts before a retryable failure becomes a final one.
 pub const MAX_EXECUTION_ATTEMPTS: u32 = 5;
+/// Every this many ticks the run loop looks for finished responses left open.
+const CLOSE_SWEEP_TICKS: u64 = 30;
+/// Time before a lease ends in which an execution is no longer started.
+const LEASE_MARGIN: chrono::Duration = chrono::Duration::seconds(5);
 /// Executions claimed per pass.
 const CLAIM_BATCH: u32 = 64;
 /// Tries of one decision or close when a concurrent writer moved the investigation on.
@@ -82,6 +86,8 @@ pub struct RunReport {
 /// What one sweep of pending approvals did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SweepReport {
+    /// Approvals the sweep could not process (logged; retried on the next sweep).
+    pub failed: usize,
     pub notified: usize,
     pub reminded: usize,
     pub escalated: usize,
@@ -199,6 +205,9 @@ impl Responder {
         if state.state != InvestigationState::AwaitingHuman {
             return Err(ResponseError::NotAwaiting { id: approval.investigation_id.clone(), state: state.state.as_str() });
         }
+        if state.case_facts.get("approval_id").and_then(|id| id.as_str()) != Some(approval.approval_id.as_str()) {
+            return Err(ResponseError::NotAwaiting { id: approval.investigation_id.clone(), state: "awaiting a different approval" });
+        }
         let expected_version = state.version;
         let mut moves = Moves::new(now);
         let mut batch = WorkBatch::default();
@@ -243,13 +252,18 @@ impl Responder {
                 state.record_decision("human", "rejected", format!("rejected by {actor}: {comment}"), None, now);
                 state.close_reason = Some("response_rejected".to_owned());
                 moves.step(&mut state, InvestigationState::Responding, by, "response rejected")?;
-                moves.step(&mut state, InvestigationState::Closed, by, "response rejected: nothing was run")?;
+                moves.step(&mut state, InvestigationState::Closed, by, "response rejected: none of the actions awaiting approval ran")?;
             }
             ApprovalStatus::Pending | ApprovalStatus::TimedOut => {}
         }
         let events = moves.write(expected_version, &mut batch);
         batch.approvals.push(ApprovalWrite { expected_version: approval.version, approval: next.clone() });
         self.commit(batch, events).await?;
+        if next.status != ApprovalStatus::Pending {
+            // Lets PagerDuty resolve the page an escalation opened.
+            let kind = if next.status == ApprovalStatus::Approved { "approval.granted" } else { "approval.denied" };
+            self.notifier.notify(notification_of(&next, kind));
+        }
         Ok(next)
     }
 
@@ -275,7 +289,11 @@ impl Responder {
                 Ok(None) => {}
                 // Someone decided meanwhile; the next sweep sees the new state.
                 Err(error) if error.is_conflict() => {}
-                Err(error) => return Err(error),
+                // One bad approval must not hold up every other one's deadline.
+                Err(error) => {
+                    tracing::warn!(approval_id = %approval.approval_id, error = %error, "approval sweep skipped an approval");
+                    report.failed += 1;
+                }
             }
         }
         Ok(report)
@@ -320,7 +338,7 @@ impl Responder {
                 let mut event =
                     system_event(&approval.tenant_id, &approval.investigation_id, &approval.alert_id, "approval.timed_out", now);
                 event.actor_type = "scheduler";
-                event.decision = json!({"decision_type": "timeout", "approval_id": approval.approval_id, "reasoning_summary": format!("no decision within the {} deadline: closed, nothing was run", approval.severity)});
+                event.decision = json!({"decision_type": "timeout", "approval_id": approval.approval_id, "reasoning_summary": format!("no decision within the {} deadline: closed; none of the actions awaiting approval ran", approval.severity)});
                 event.outcome = json!({"outcome_status": "timed_out"});
                 moves.events.push(event);
                 if state.state == InvestigationState::AwaitingHuman {
@@ -343,9 +361,11 @@ impl Responder {
         let lease = chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::minutes(5));
         let claimed = self.responses.claim_executions(now, lease, CLAIM_BATCH).await?;
         let mut report = RunReport::default();
-        let mut done = Vec::with_capacity(claimed.len());
+        let live = self.config.mode == ResponseMode::Live;
+        let mut recorded = Vec::with_capacity(claimed.len());
+        let mut unsent = Vec::new();
         for execution in claimed {
-            let (updated, event) = self.run_one(execution).await;
+            let Some((updated, event)) = self.run_one(execution).await else { continue };
             match updated.status {
                 ExecutionStatus::Succeeded if updated.result.as_ref().is_some_and(|r| r["already_applied"] == json!(true)) => {
                     report.already_applied += 1
@@ -355,17 +375,26 @@ impl Responder {
                 ExecutionStatus::Failed => report.failed += 1,
                 ExecutionStatus::Pending | ExecutionStatus::Running => report.retrying += 1,
             }
-            done.push((updated, event));
+            if !live {
+                unsent.push((updated, event));
+                continue;
+            }
+            // Live: recorded right after its call, so a crash leaves at most this one in doubt.
+            let batch = WorkBatch { execution_updates: vec![updated.clone()], ..WorkBatch::default() };
+            match self.commit(batch, event.clone().into_iter().collect()).await {
+                Ok(()) => recorded.push(updated),
+                Err(error) if error.is_conflict() => self.record_superseded(&updated, event).await?,
+                Err(error) => return Err(error),
+            }
         }
-        // One transaction for the pass; if one execution was taken over meanwhile (its lease ran
-        // out and another worker claimed it: theirs counts), the rest are recorded one by one.
-        let batch = WorkBatch { execution_updates: done.iter().map(|(e, _)| e.clone()).collect(), ..WorkBatch::default() };
-        let events: Vec<AuditEvent> = done.iter().filter_map(|(_, event)| event.clone()).collect();
-        let recorded: Vec<Execution> = match self.commit(batch, events).await {
-            Ok(()) => done.into_iter().map(|(execution, _)| execution).collect(),
+        // Dry-run: nothing was sent, so the pass is recorded in one transaction; if another worker
+        // took one over meanwhile (theirs counts), the rest are recorded one by one.
+        let batch = WorkBatch { execution_updates: unsent.iter().map(|(e, _)| e.clone()).collect(), ..WorkBatch::default() };
+        let events: Vec<AuditEvent> = unsent.iter().filter_map(|(_, event)| event.clone()).collect();
+        match self.commit(batch, events).await {
+            Ok(()) => recorded.extend(unsent.into_iter().map(|(execution, _)| execution)),
             Err(error) if error.is_conflict() => {
-                let mut recorded = Vec::new();
-                for (execution, event) in done {
+                for (execution, event) in unsent {
                     let batch = WorkBatch { execution_updates: vec![execution.clone()], ..WorkBatch::default() };
                     match self.commit(batch, event.into_iter().collect()).await {
                         Ok(()) => recorded.push(execution),
@@ -373,10 +402,9 @@ impl Responder {
                         Err(error) => return Err(error),
                     }
                 }
-                recorded
             }
             Err(error) => return Err(error),
-        };
+        }
         let mut finished = Vec::new();
         for execution in recorded.iter().filter(|e| e.status.is_terminal()) {
             self.notifier.notify(executed_notification(execution));
@@ -394,9 +422,23 @@ impl Responder {
     }
 
     /// Runs one claimed execution; returns it updated, with the audit event of its outcome.
-    async fn run_one(&self, mut execution: Execution) -> (Execution, Option<AuditEvent>) {
+    async fn run_one(&self, mut execution: Execution) -> Option<(Execution, Option<AuditEvent>)> {
         let now = Utc::now();
+        // A claim covers a whole pass; an execution whose lease ran out meanwhile may already be
+        // another worker's (who checks `already_applied` first): leave it to them.
+        if execution.lease_until.is_some_and(|until| until - LEASE_MARGIN <= now) {
+            return None;
+        }
         execution.updated_at = now;
+        if execution.attempts > MAX_EXECUTION_ATTEMPTS {
+            // Its workers kept dying (or its lease kept running out) mid-call: stop trying.
+            execution.status = ExecutionStatus::Failed;
+            execution.lease_until = None;
+            let error = format!("gave up after {} attempts that never finished", execution.attempts - 1);
+            execution.error = Some(error.clone());
+            let event = self.execution_event(&execution, "response.executed", "failed", &error);
+            return Some((execution, Some(event)));
+        }
         let request = ActionRequest {
             execution_key: execution.execution_key.clone(),
             tenant_id: execution.tenant_id.clone(),
@@ -419,7 +461,7 @@ impl Responder {
             }));
             execution.result = Some(json!({"dry_run": true}));
             let event = self.execution_event(&execution, "response.prepared", "success", "dry run: recorded the planned action");
-            return (execution, Some(event));
+            return Some((execution, Some(event)));
         }
         let Some(executor) = executor else {
             let error = format!("no executor is configured for {} (see [respond] in the config)", execution.action.action);
@@ -427,7 +469,7 @@ impl Responder {
             execution.error = Some(error.clone());
             execution.lease_until = None;
             let event = self.execution_event(&execution, "response.executed", "failed", &error);
-            return (execution, Some(event));
+            return Some((execution, Some(event)));
         };
         let described = executor.describe(&request);
         execution.request = described.as_ref().ok().cloned();
@@ -436,7 +478,7 @@ impl Responder {
             execution.lease_until = None;
             execution.result = Some(json!({"dry_run": true}));
             let event = self.execution_event(&execution, "response.prepared", "success", "dry run: recorded what would have been sent");
-            return (execution, Some(event));
+            return Some((execution, Some(event)));
         }
         let outcome = match described {
             Err(error) => Err(error),
@@ -454,7 +496,7 @@ impl Responder {
                 execution.result = Some(detail);
                 execution.error = None;
                 let event = self.execution_event(&execution, "response.executed", "success", "applied");
-                (execution, Some(event))
+                Some((execution, Some(event)))
             }
             Ok(ActionOutcome::AlreadyApplied { detail }) => {
                 execution.status = ExecutionStatus::Succeeded;
@@ -466,7 +508,7 @@ impl Responder {
                     "success",
                     "already applied by an earlier attempt: not sent again",
                 );
-                (execution, Some(event))
+                Some((execution, Some(event)))
             }
             Err(ActionError::Retryable(error)) if execution.attempts < MAX_EXECUTION_ATTEMPTS => {
                 // Back in the queue after a pause: the lease doubles as the not-before time, and a
@@ -474,15 +516,31 @@ impl Responder {
                 execution.status = ExecutionStatus::Running;
                 execution.lease_until = Some(now + backoff(execution.attempts));
                 execution.error = Some(error);
-                (execution, None)
+                Some((execution, None))
             }
             Err(error) => {
                 execution.status = ExecutionStatus::Failed;
                 execution.error = Some(error.to_string());
                 let event = self.execution_event(&execution, "response.executed", "failed", &error.to_string());
-                (execution, Some(event))
+                Some((execution, Some(event)))
             }
         }
+    }
+
+    /// An execution this worker ran but could no longer record (its lease ran out and another
+    /// worker took it over): the call itself is still audited, marked superseded, and logged.
+    async fn record_superseded(&self, execution: &Execution, event: Option<AuditEvent>) -> Result<(), ResponseError> {
+        tracing::warn!(
+            execution_key = %execution.execution_key,
+            action = %execution.action.action,
+            attempts = execution.attempts,
+            "an execution finished after its lease ran out; its result is audited as superseded"
+        );
+        let Some(mut event) = event else { return Ok(()) };
+        event.outcome["superseded"] = json!(true);
+        event.outcome["reasoning_summary"] =
+            json!("finished after its lease ran out: another worker had taken the execution over; this attempt is recorded here only");
+        self.commit(WorkBatch::default(), vec![event]).await
     }
 
     fn execution_event(&self, execution: &Execution, event_type: &'static str, status: &str, summary: &str) -> AuditEvent {
@@ -513,6 +571,24 @@ impl Responder {
             "reasoning_summary": summary,
         });
         event
+    }
+
+    /// Closes every RESPONDING investigation whose approved actions have all finished: the pass
+    /// that finished the last one normally does, but a crash or conflicts between its commit and
+    /// the close would otherwise leave it responding for good.
+    pub async fn close_finished(&self) -> Result<usize, ResponseError> {
+        let filter = aluskort_store::InvestigationFilter {
+            state: Some(InvestigationState::Responding),
+            limit: Some(500),
+            ..aluskort_store::InvestigationFilter::default()
+        };
+        let mut closed = 0;
+        for state in self.cases.list_investigations(&filter).await? {
+            if self.close_if_done(&state.investigation_id.to_string()).await? {
+                closed += 1;
+            }
+        }
+        Ok(closed)
     }
 
     /// Closes a RESPONDING investigation once every execution of its approval has finished.
@@ -557,6 +633,7 @@ impl Responder {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken, poll: Duration) -> anyhow::Result<()> {
         let mut ticker = tokio::time::interval(poll);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks: u64 = 0;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -575,6 +652,12 @@ impl Responder {
             }
             if let Err(error) = self.sweep_approvals(Utc::now()).await {
                 tracing::warn!(error = %error, "approval sweep failed; retrying on the next tick");
+            }
+            ticks += 1;
+            if ticks.is_multiple_of(CLOSE_SWEEP_TICKS)
+                && let Err(error) = self.close_finished().await
+            {
+                tracing::warn!(error = %error, "closing finished responses failed; retrying on the next tick");
             }
         }
         self.notifier.flush().await;
@@ -596,6 +679,8 @@ fn notification_of(approval: &Approval, kind: &str) -> Notification {
         "approval.requested" => format!("{} — approval needed: {}", approval.severity, approval.reason),
         "approval.reminder" => format!("reminder: half the time to decide has passed ({})", approval.reason),
         "approval.escalated" => "deadline passed without a decision: escalated".to_owned(),
+        "approval.granted" => format!("approved by {}", approval.approvers().join(" and ")),
+        "approval.denied" => "rejected: none of the actions awaiting approval will run".to_owned(),
         _ => "deadline passed without a decision: closed, nothing was run".to_owned(),
     };
     Notification {

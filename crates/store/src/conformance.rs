@@ -796,6 +796,13 @@ pub async fn approvals_are_versioned_and_listed_by_deadline(store: &(impl CaseSt
     let again = WorkBatch { approvals: vec![create(sample_approval("a-1", "acme", "critical", 60))], ..WorkBatch::default() };
     let error = store.commit_work(&again, &[]).await.expect_err("an approval id is created once");
     assert_eq!(error.kind, StoreErrorKind::Conflict);
+    let mut second = sample_approval("a-9", "acme", "critical", 60);
+    second.investigation_id = "inv-a-1".to_owned();
+    let error = store
+        .commit_work(&WorkBatch { approvals: vec![create(second)], ..WorkBatch::default() }, &[])
+        .await
+        .expect_err("one pending approval per investigation");
+    assert_eq!(error.kind, StoreErrorKind::Conflict);
 
     let all = store.approvals(&crate::ApprovalFilter::default()).await.expect("list");
     assert_eq!(all.iter().map(|a| a.approval_id.as_str()).collect::<Vec<_>>(), ["a-1", "a-3", "a-2"], "earliest deadline first");

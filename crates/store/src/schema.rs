@@ -231,6 +231,9 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             )",
             "CREATE INDEX IF NOT EXISTS approvals_status ON approvals (status, deadline)",
             "CREATE INDEX IF NOT EXISTS approvals_investigation ON approvals (investigation_id)",
+            // At most one pending approval per investigation: a second would release the same
+            // steps again under other execution keys.
+            "CREATE UNIQUE INDEX IF NOT EXISTS approvals_one_pending ON approvals (investigation_id) WHERE status = 'pending'",
             // Action executions, one row per idempotency key (FR-RSP-004): a key is never
             // inserted twice, and a claim is fenced by `attempts`.
             "CREATE TABLE IF NOT EXISTS action_executions (

@@ -123,6 +123,10 @@ async fn approved_actions_run_exactly_once_rejected_and_timed_out_never_fr_rsp_0
     assert_eq!(decided.status, ApprovalStatus::Approved);
     let state = state_of(&harness, "approve-me").await;
     assert_eq!(state.state, InvestigationState::Responding);
+    // The SIEM sends the alert again while its response runs: a duplicate, never auto-closed.
+    let again = harness.run(vec![malware_alert("approve-me", "High", "ws-alpha")]).await;
+    assert!(again[0].duplicate);
+    assert_eq!(state_of(&harness, "approve-me").await.state, InvestigationState::Responding);
     drain(&responder).await;
     assert_eq!(fake.isolations("m-1"), 1, "approved isolation ran once");
     let state = state_of(&harness, "approve-me").await;
@@ -286,7 +290,11 @@ async fn approvals_notify_remind_and_escalate_without_running_anything() {
     assert_eq!(responder.sweep_approvals(half).await.expect("sweep").reminded, 1);
     let late = approval.deadline + Duration::seconds(1);
     assert_eq!(responder.sweep_approvals(late).await.expect("sweep").escalated, 1);
-    assert_eq!(responder.sweep_approvals(late + Duration::hours(1)).await.expect("sweep"), Default::default(), "escalated once");
+    assert_eq!(
+        responder.sweep_approvals(late + Duration::hours(1)).await.expect("sweep"),
+        Default::default(),
+        "not again within the period"
+    );
     responder.notifier.flush().await;
 
     let stored = harness.store.approval(&approval.approval_id).await.expect("read").expect("present");
@@ -303,5 +311,32 @@ async fn approvals_notify_remind_and_escalate_without_running_anything() {
     let records = harness.store.audit_records("default", 0, 10_000).await.expect("audit");
     assert_eq!(records.iter().filter(|r| r.event_type == "approval.escalated").count(), 1);
     assert_eq!(verify_store(harness.store.as_ref()).await.expect("verify").first_break, None);
+    harness.stop().await;
+}
+
+/// A pass whose lease ran out before it reached an execution leaves it alone (another worker may
+/// hold it now); the next claim treats it as in doubt and still runs it exactly once.
+#[tokio::test]
+async fn an_execution_whose_lease_ran_out_before_its_call_is_left_to_the_next_claim() {
+    let World { harness, responder, fake } = world().await;
+    harness.run(vec![malware_alert("late", "High", "ws-alpha")]).await;
+    drain(&responder).await;
+    let approval = harness
+        .store
+        .approvals(&ApprovalFilter { status: Some(ApprovalStatus::Pending), ..Default::default() })
+        .await
+        .expect("approvals")
+        .remove(0);
+    responder.decide(&approval.approval_id, "alice", Decision::Approve, "").await.expect("approve");
+    // Claimed "an hour ago" with a 5-minute lease: every claim is stale by the time it would run.
+    let report = responder.run_executions(Utc::now() - Duration::hours(1)).await.expect("stale pass");
+    assert_eq!(report.succeeded + report.already_applied + report.failed, 0, "{report:?}");
+    assert_eq!(fake.isolations("m-1"), 0, "nothing started after its lease");
+    drain(&responder).await;
+    assert_eq!(fake.isolations("m-1"), 1);
+    let executions = harness.store.executions_for_investigation(&approval.investigation_id).await.expect("executions");
+    let isolation = executions.iter().find(|e| e.action.action == "defender.isolate_machine").expect("isolation");
+    assert_eq!((isolation.status, isolation.attempts), (ExecutionStatus::Succeeded, 2));
+    assert_eq!(state_of(&harness, "late").await.state, InvestigationState::Closed);
     harness.stop().await;
 }

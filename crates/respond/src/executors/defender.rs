@@ -208,7 +208,11 @@ impl DefenderExecutor {
                 return Ok(Some(found.clone()));
             }
             match body.get("@odata.nextLink").and_then(Value::as_str).map(reqwest::Url::parse) {
-                Some(Ok(next)) => url = next,
+                // The bearer token goes only to the API's own origin, never where a body points.
+                Some(Ok(next)) if next.origin() == url.origin() => url = next,
+                Some(Ok(_)) => {
+                    return Err(fail(VendorError::Malformed("machine action list: @odata.nextLink leaves the API host".to_owned())));
+                }
                 _ => return Ok(None),
             }
         }

@@ -107,7 +107,7 @@ impl Executor for WebhookExecutor {
         if self.secret.is_some() {
             header_names.push(SIGNATURE_HEADER);
         }
-        Ok(json!({"method": self.method.as_str(), "url": self.url.as_str(), "headers": header_names, "body": self.body(request)}))
+        Ok(json!({"method": self.method.as_str(), "url": redacted(&self.url), "headers": header_names, "body": self.body(request)}))
     }
 
     async fn already_applied(&self, _request: &ActionRequest) -> Result<bool, ActionError> {
@@ -145,5 +145,32 @@ impl Executor for WebhookExecutor {
         let answer = answer_of(response).await;
         info!(action = %self.name, execution_key = %request.execution_key, status, "webhook action delivered");
         Ok(ActionOutcome::Applied { detail: json!({"status": status, "answer": answer}) })
+    }
+}
+
+/// The URL as records show it: scheme, host, port and path; no credentials or query, where
+/// webhook endpoints often carry their secret (`?code=`, `?sig=`).
+fn redacted(url: &Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_fragment(None);
+    if shown.query().is_some() {
+        shown.set_query(Some("redacted"));
+    }
+    shown.to_string()
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn records_never_show_url_credentials_or_query_secrets() {
+        let url = Url::parse("https://user:pw@hooks.example.com/api/block?code=s3cr3t&sig=abc#x").expect("url");
+        let shown = redacted(&url);
+        assert_eq!(shown, "https://hooks.example.com/api/block?redacted");
+        let plain = Url::parse("https://soar.internal/hooks/block").expect("url");
+        assert_eq!(redacted(&plain), "https://soar.internal/hooks/block");
     }
 }
