@@ -326,6 +326,16 @@ pub async fn fp_patterns_match_by_tenant_status_and_expiry(store: &dyn ContextSt
         ["fp-01-global", "fp-03-globex", "fp-04-pending"]
     );
     assert_eq!(ids(store.matchable_fp_patterns("acme", now).await.expect("matchable")), ["fp-01-global", "fp-04-pending"]);
+    // Governance writes are compare-and-set: a stale copy cannot undo a revocation.
+    let stored = store.fp_pattern("fp-01-global").await.expect("read").expect("present");
+    let mut revoked = stored.clone();
+    revoked.status = FpStatus::Revoked;
+    store.replace_fp_pattern(&stored, &revoked).await.expect("revoke from the version read");
+    let mut reaffirmed = stored.clone();
+    reaffirmed.expires_at = Some(now + Duration::days(90));
+    let error = store.replace_fp_pattern(&stored, &reaffirmed).await.expect_err("stale copy");
+    assert_eq!(error.kind, StoreErrorKind::Conflict);
+    assert_eq!(store.fp_pattern("fp-01-global").await.expect("read").map(|p| p.status), Some(FpStatus::Revoked));
 }
 
 /// Listing for review (FR-RAG-005): every status, filtered by tenant (its own and global) and

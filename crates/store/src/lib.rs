@@ -148,6 +148,10 @@ pub trait ThreatIntelStore: Send + Sync + 'static {
 pub trait ContextStore: Send + Sync + 'static {
     /// Inserts or replaces the pattern with this `pattern_id`.
     async fn upsert_fp_pattern(&self, pattern: &FpPattern) -> StoreResult<()>;
+    /// Replaces `previous` with `next` (same `pattern_id`) only if the stored pattern still has
+    /// `previous`'s status, approvers and expiry; else `Conflict`, and nothing is written (a
+    /// revocation is never overwritten by a concurrent approval or reaffirmation).
+    async fn replace_fp_pattern(&self, previous: &FpPattern, next: &FpPattern) -> StoreResult<()>;
     async fn fp_pattern(&self, pattern_id: &str) -> StoreResult<Option<FpPattern>>;
     /// Patterns that may close an alert of `tenant` at `now`: status approved or active, not
     /// expired (`expires_at` unset or after `now`), the tenant's own or global; by `pattern_id`.

@@ -251,6 +251,10 @@ pub(crate) const MATCHABLE_FP_PATTERNS: &str = "SELECT pattern_id, tenant_id, na
      ORDER BY pattern_id";
 /// Every pattern, optionally of one tenant (its own and global ones) and of one status; an empty
 /// `$1`/`$3` switches its filter off (tenant ids and statuses are never empty).
+/// Compare-and-set on the governance fields (status, approvers, expiry).
+pub(crate) const REPLACE_FP_PATTERN: &str = "UPDATE fp_patterns SET tenant_id = $2, name = $3, alert_name_regex = $4, entity_patterns = $5,
+       confidence_threshold = $6, status = $7, approved_by = $8, approval_date = $9, expires_at = $10, reason = $11, updated_at = $12
+     WHERE pattern_id = $1 AND status = $13 AND approved_by = $14 AND COALESCE(expires_at, '') = COALESCE($15, '')";
 pub(crate) const LIST_FP_PATTERNS: &str = "SELECT pattern_id, tenant_id, name, alert_name_regex, entity_patterns,
        confidence_threshold, status, approved_by, approval_date, expires_at, created_at, reason FROM fp_patterns
      WHERE ($1 = '' OR tenant_id = $2 OR tenant_id IS NULL) AND ($3 = '' OR status = $4)
@@ -1262,6 +1266,39 @@ macro_rules! impl_stores {
                     .bind(time_text(chrono::Utc::now()))
                     .execute(&self.writer)
                     .await?;
+                Ok(())
+            }
+
+            async fn replace_fp_pattern(&self, previous: &$crate::FpPattern, next: &$crate::FpPattern) -> $crate::StoreResult<()> {
+                use $crate::model::time_text;
+                next.validate()?;
+                if previous.pattern_id != next.pattern_id {
+                    return Err($crate::StoreError::invalid("replace_fp_pattern: the pattern ids differ"));
+                }
+                let result = sqlx::query($crate::sql::REPLACE_FP_PATTERN)
+                    .bind(next.pattern_id.as_str())
+                    .bind(next.tenant.as_deref())
+                    .bind(next.name.as_str())
+                    .bind(next.alert_name_regex.as_deref())
+                    .bind(serde_json::to_string(&next.entity_patterns)?)
+                    .bind(next.confidence_threshold)
+                    .bind(next.status.as_str())
+                    .bind(serde_json::to_string(&next.approved_by)?)
+                    .bind(next.approval_date.map(time_text))
+                    .bind(next.expires_at.map(time_text))
+                    .bind(next.reason.as_str())
+                    .bind(time_text(chrono::Utc::now()))
+                    .bind(previous.status.as_str())
+                    .bind(serde_json::to_string(&previous.approved_by)?)
+                    .bind(previous.expires_at.map(time_text))
+                    .execute(&self.writer)
+                    .await?;
+                if result.rows_affected() == 0 {
+                    return Err($crate::StoreError::new(
+                        $crate::StoreErrorKind::Conflict,
+                        anyhow::anyhow!("fp pattern {} changed meanwhile; reload it and try again", next.pattern_id),
+                    ));
+                }
                 Ok(())
             }
 

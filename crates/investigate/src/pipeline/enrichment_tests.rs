@@ -190,6 +190,9 @@ impl ContextStore for Unreliable {
     async fn upsert_fp_pattern(&self, _: &FpPattern) -> StoreResult<()> {
         Ok(())
     }
+    async fn replace_fp_pattern(&self, _: &FpPattern, _: &FpPattern) -> StoreResult<()> {
+        Ok(())
+    }
     async fn fp_pattern(&self, _: &str) -> StoreResult<Option<FpPattern>> {
         Ok(None)
     }

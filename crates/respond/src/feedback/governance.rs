@@ -85,6 +85,7 @@ impl FpGovernance {
     pub async fn approve(&self, pattern_id: &str, actor: &str, now: DateTime<Utc>) -> Result<FpPattern, FeedbackError> {
         let actor = actor_name(actor)?;
         let mut pattern = self.load(pattern_id).await?;
+        let previous = pattern.clone();
         match pattern.status {
             FpStatus::PendingReview => {}
             FpStatus::Expired => {
@@ -124,7 +125,7 @@ impl FpGovernance {
             pattern.approval_date = Some(now);
             pattern.expires_at = Some(now + self.policy.lifetime);
         }
-        self.context.upsert_fp_pattern(&pattern).await?;
+        self.context.replace_fp_pattern(&previous, &pattern).await?;
         let mut approved = self.event(&pattern, "fp_pattern.approved", &actor, now);
         approved.decision = json!({"decision_type": "fp_pattern_approval", "approvals": approvals, "required_approvers": required});
         if !activated {
@@ -143,6 +144,7 @@ impl FpGovernance {
     pub async fn reaffirm(&self, pattern_id: &str, actor: &str, now: DateTime<Utc>) -> Result<FpPattern, FeedbackError> {
         let actor = actor_name(actor)?;
         let mut pattern = self.load(pattern_id).await?;
+        let previous = pattern.clone();
         if !pattern.status.is_matchable() {
             return Err(FeedbackError::Refused(format!(
                 "fp pattern {pattern_id:?} is {}; only approved or active patterns are reaffirmed",
@@ -157,11 +159,10 @@ impl FpGovernance {
                 expires.to_rfc3339()
             )));
         }
-        let previous = pattern.expires_at;
         pattern.expires_at = Some(now + self.policy.lifetime);
-        self.context.upsert_fp_pattern(&pattern).await?;
+        self.context.replace_fp_pattern(&previous, &pattern).await?;
         let mut event = self.event(&pattern, "fp_pattern.approved", &actor, now);
-        event.decision = json!({"decision_type": "fp_pattern_reaffirmed", "previous_expires_at": previous});
+        event.decision = json!({"decision_type": "fp_pattern_reaffirmed", "previous_expires_at": previous.expires_at});
         self.audit.append(event).await?;
         Ok(pattern)
     }
@@ -174,19 +175,20 @@ impl FpGovernance {
             return Err(FeedbackError::Invalid(format!("reason is longer than {MAX_REASON_CHARS} characters")));
         }
         let mut pattern = self.load(pattern_id).await?;
+        let previous = pattern.clone();
         if pattern.status == FpStatus::Revoked {
             return Err(FeedbackError::Refused(format!("fp pattern {pattern_id:?} is already revoked")));
         }
-        let previous = pattern.status;
         pattern.status = FpStatus::Revoked;
         pattern.reason = if reason.is_empty() {
             format!("{}; revoked by {actor}", pattern.reason)
         } else {
             format!("{}; revoked by {actor}: {reason}", pattern.reason)
         };
-        self.context.upsert_fp_pattern(&pattern).await?;
+        self.context.replace_fp_pattern(&previous, &pattern).await?;
         let mut event = self.event(&pattern, "fp_pattern.revoked", &actor, now);
-        event.decision = json!({"decision_type": "fp_pattern_revoked", "previous_status": previous.as_str(), "reasoning_summary": reason});
+        event.decision =
+            json!({"decision_type": "fp_pattern_revoked", "previous_status": previous.status.as_str(), "reasoning_summary": reason});
         self.audit.append(event).await?;
         Ok(pattern)
     }
@@ -197,11 +199,17 @@ impl FpGovernance {
         let mut expired = Vec::new();
         for status in [FpStatus::Approved, FpStatus::Active] {
             for mut pattern in self.context.fp_patterns(None, Some(status)).await? {
+                let previous = pattern.clone();
                 if pattern.expires_at.is_none_or(|expires| expires > now) {
                     continue;
                 }
                 pattern.status = FpStatus::Expired;
-                self.context.upsert_fp_pattern(&pattern).await?;
+                match self.context.replace_fp_pattern(&previous, &pattern).await {
+                    Ok(()) => {}
+                    // Reaffirmed or revoked meanwhile: that decision stands.
+                    Err(error) if error.kind == aluskort_store::StoreErrorKind::Conflict => continue,
+                    Err(error) => return Err(error.into()),
+                }
                 let mut event = self.event(&pattern, "fp_pattern.revoked", "fp_expiry", now);
                 event.actor_type = "scheduler";
                 event.decision = json!({"decision_type": "fp_pattern_expired", "previous_status": status.as_str()});
