@@ -202,11 +202,13 @@ macro_rules! impl_response_store {
             ) -> $crate::StoreResult<Vec<aluskort_core::response::Execution>> {
                 use $crate::model::time_text;
                 let now_text = time_text(now);
-                let mut transaction = self.writer.begin().await?;
+                // No transaction: each claim is one fenced UPDATE (on `attempts` and the claimable
+                // condition), so concurrent claimers, in this process or another, never both win a
+                // row, and SQLite never has to upgrade a read snapshot to a write lock.
                 let rows: Vec<String> = sqlx::query_scalar($crate::response_sql::CLAIMABLE_EXECUTIONS)
                     .bind(now_text.as_str())
                     .bind(i64::from(limit))
-                    .fetch_all(&mut *transaction)
+                    .fetch_all(&self.writer)
                     .await?;
                 let mut claimed = Vec::with_capacity(rows.len());
                 for body in rows {
@@ -224,13 +226,12 @@ macro_rules! impl_response_store {
                         .bind(now_text.as_str())
                         .bind(i64::from(held))
                         .bind(now_text.as_str())
-                        .execute(&mut *transaction)
+                        .execute(&self.writer)
                         .await?;
                     if result.rows_affected() == 1 {
                         claimed.push(execution);
                     }
                 }
-                transaction.commit().await?;
                 Ok(claimed)
             }
 
