@@ -229,6 +229,7 @@ pub fn build_responder(
         executors: Arc::new(executors),
         notifier: aluskort_respond::notify::Notifier::start(config.respond.notify.clone(), shutdown.clone()),
         config: config.respond.clone(),
+        clock: aluskort_respond::service::Clock::system(),
     }))
 }
 

@@ -42,6 +42,7 @@ async fn spawn_app_with(secret: Option<&str>) -> TestApp {
         executors: Arc::new(aluskort_respond::executors::Executors::empty()),
         notifier: aluskort_respond::notify::Notifier::disabled(),
         config: aluskort_config::RespondConfig::default(),
+        clock: aluskort_respond::service::Clock::system(),
     });
     let feedback = Arc::new(aluskort_respond::feedback::FeedbackStores {
         cases: store.clone(),

@@ -68,6 +68,47 @@ pub struct Responder {
     pub executors: Arc<Executors>,
     pub notifier: Notifier,
     pub config: RespondConfig,
+    /// What "now" is for deadlines, leases and records.
+    pub clock: Clock,
+}
+
+/// The time source of the response service: the system clock, or (tests) a manual clock that
+/// moves only when told, so hours of deadlines pass in milliseconds.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
+
+/// The hand of a [`Clock::manual`]: advances it.
+#[derive(Debug, Clone)]
+pub struct ManualTime(Arc<std::sync::atomic::AtomicI64>);
+
+impl ManualTime {
+    pub fn advance(&self, by: chrono::Duration) {
+        self.0.fetch_add(by.num_milliseconds(), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock {
+    pub fn system() -> Self {
+        Clock(Arc::new(Utc::now))
+    }
+
+    /// A clock standing at `start` until its [`ManualTime`] advances it.
+    pub fn manual(start: DateTime<Utc>) -> (Self, ManualTime) {
+        let offset = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let hand = ManualTime(Arc::clone(&offset));
+        let clock = Clock(Arc::new(move || start + chrono::Duration::milliseconds(offset.load(std::sync::atomic::Ordering::SeqCst))));
+        (clock, hand)
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
 }
 
 /// What one execution pass did.
@@ -183,7 +224,7 @@ impl Responder {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_decide(approval_id, actor, decision, comment, Utc::now()).await {
+            match self.try_decide(approval_id, actor, decision, comment, self.clock.now()).await {
                 Err(error) if error.is_conflict() && attempt < MAX_CONFLICT_RETRIES => continue,
                 result => return result,
             }
@@ -423,7 +464,7 @@ impl Responder {
 
     /// Runs one claimed execution; returns it updated, with the audit event of its outcome.
     async fn run_one(&self, mut execution: Execution) -> Option<(Execution, Option<AuditEvent>)> {
-        let now = Utc::now();
+        let now = self.clock.now();
         // A claim covers a whole pass; an execution whose lease ran out meanwhile may already be
         // another worker's (who checks `already_applied` first): leave it to them.
         if execution.lease_until.is_some_and(|until| until - LEASE_MARGIN <= now) {
@@ -544,7 +585,7 @@ impl Responder {
     }
 
     fn execution_event(&self, execution: &Execution, event_type: &'static str, status: &str, summary: &str) -> AuditEvent {
-        let mut event = AuditEvent::agent(&execution.tenant_id, event_type, "response_agent", Utc::now());
+        let mut event = AuditEvent::agent(&execution.tenant_id, event_type, "response_agent", self.clock.now());
         event.investigation_id = Some(execution.investigation_id.clone());
         event.actor_permissions = vec!["execute_playbook".to_owned()];
         event.entity_ids = if execution.action.target.is_empty() { Vec::new() } else { vec![execution.action.target.clone()] };
@@ -609,7 +650,7 @@ impl Responder {
                 "failed": count(ExecutionStatus::Failed),
                 "dry_run": count(ExecutionStatus::DryRun),
             });
-            let now = Utc::now();
+            let now = self.clock.now();
             let reason = format!("approved actions finished: {summary}");
             state.case_facts.insert("response_summary".to_owned(), summary);
             state.close_reason = Some(state.classification.map_or("responded", |c| c.as_str()).to_owned());
@@ -640,7 +681,7 @@ impl Responder {
                 _ = ticker.tick() => {}
             }
             loop {
-                match self.run_executions(Utc::now()).await {
+                match self.run_executions(self.clock.now()).await {
                     // A full batch: there may be more waiting.
                     Ok(report) if report_total(&report) >= CLAIM_BATCH as usize && !shutdown.is_cancelled() => continue,
                     Ok(_) => break,
@@ -650,7 +691,7 @@ impl Responder {
                     }
                 }
             }
-            if let Err(error) = self.sweep_approvals(Utc::now()).await {
+            if let Err(error) = self.sweep_approvals(self.clock.now()).await {
                 tracing::warn!(error = %error, "approval sweep failed; retrying on the next tick");
             }
             ticks += 1;

@@ -69,6 +69,7 @@ async fn world() -> World {
         executors: Arc::new(Executors::from_config(&config, cancel.clone()).expect("executors")),
         notifier: Notifier::disabled(),
         config,
+        clock: aluskort_respond::service::Clock::system(),
     };
     World { harness, responder, fake }
 }

@@ -1,0 +1,104 @@
+//! Approval deadlines driven through the running response loop with a manual clock (FR-RSP-003,
+//! decisions table). The clock stands still until the test moves it, as paused time would; tokio's
+//! paused time itself cannot be used here, because it also fires the store pool's acquire
+//! timeout. A high-severity approval escalates at 2 h and stays pending, escalating again each
+//! period; a medium one times out at 4 h and closes its investigation as `timed_out`; every step
+//! is audited and the chain verifies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aluskort_audit::{AuditLog, verify_store};
+use aluskort_config::RespondConfig;
+use aluskort_core::response::ApprovalStatus;
+use aluskort_core::{AlertId, DegradationLevel, GraphState, InvestigationState, TenantId};
+use aluskort_respond::executors::Executors;
+use aluskort_respond::gate;
+use aluskort_respond::notify::Notifier;
+use aluskort_respond::service::{Clock, Responder};
+use aluskort_store::{ApprovalWrite, AuditStore, CaseStore, InvestigationWrite, ResponseStore, SqliteStore, WorkBatch};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+/// An investigation awaiting a human, with its approval, stored as the pipeline leaves them.
+async fn awaiting(store: &SqliteStore, alert: &str, severity: &str, clock: &Clock) -> (String, String) {
+    let tenant = TenantId::parse("acme").expect("tenant");
+    let mut state = GraphState::new(AlertId::parse(alert).expect("alert id"), tenant, DegradationLevel::Deterministic, clock.now());
+    state.state = InvestigationState::AwaitingHuman;
+    state.severity = severity.to_owned();
+    state.version = 1;
+    let approval = gate::open(&state, Vec::new(), "verdict needs a human decision", &RespondConfig::default(), clock.now());
+    state.case_facts.insert("approval_id".to_owned(), json!(approval.approval_id));
+    let ids = (state.investigation_id.to_string(), approval.approval_id.clone());
+    let batch = WorkBatch {
+        investigations: vec![InvestigationWrite { expected_version: 0, versions: vec![state], skip_on_conflict: false }],
+        approvals: vec![ApprovalWrite { expected_version: 0, approval }],
+        ..WorkBatch::default()
+    };
+    store.commit_work(&batch, &[]).await.expect("store");
+    ids
+}
+
+#[tokio::test]
+async fn high_escalates_and_stays_pending_medium_times_out_as_the_clock_moves() {
+    // A file store: its writer and readers are separate connections, so the loop's writes and
+    // the test's reads never wait for each other's connection.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    let (clock, hand) = Clock::manual(chrono::Utc::now());
+    let (high_investigation, high) = awaiting(&store, "high-1", "high", &clock).await;
+    let (medium_investigation, medium) = awaiting(&store, "medium-1", "medium", &clock).await;
+    let responder = Arc::new(Responder {
+        cases: store.clone(),
+        responses: store.clone(),
+        audit: Arc::new(AuditLog::new(store.clone())),
+        executors: Arc::new(Executors::empty()),
+        notifier: Notifier::disabled(),
+        config: RespondConfig::default(),
+        clock: clock.clone(),
+    });
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(Arc::clone(&responder).run(shutdown.clone(), Duration::from_millis(5)));
+    let status = |id: String| {
+        let store = Arc::clone(&store);
+        async move { store.approval(&id).await.expect("read").expect("present") }
+    };
+    let state_of = |id: String| {
+        let store = Arc::clone(&store);
+        async move {
+            let id = aluskort_core::InvestigationId::parse(&id).expect("uuid");
+            store.investigation(id).await.expect("read").expect("present")
+        }
+    };
+
+    // The loop passes every 5 ms; 300 ms of real time is many passes at the new time.
+    let settle = || tokio::time::sleep(Duration::from_millis(300));
+    hand.advance(chrono::Duration::minutes(90));
+    settle().await;
+    let early = status(high.clone()).await;
+    assert!(early.reminded_at.is_some(), "reminded at 50 % (1 h of 2 h)");
+    assert!(early.escalated_at.is_none(), "not escalated before the deadline");
+
+    hand.advance(chrono::Duration::minutes(40)); // 2 h 10 min
+    settle().await;
+    let escalated = status(high.clone()).await;
+    assert_eq!(escalated.status, ApprovalStatus::Pending, "a high approval stays pending after escalation");
+    assert!(escalated.escalated_at.is_some());
+    assert_eq!(status(medium.clone()).await.status, ApprovalStatus::Pending, "medium has 4 h");
+
+    hand.advance(chrono::Duration::hours(2)); // 4 h 10 min
+    settle().await;
+    let timed_out = status(medium.clone()).await;
+    assert_eq!(timed_out.status, ApprovalStatus::TimedOut);
+    let closed = state_of(medium_investigation).await;
+    assert_eq!((closed.state, closed.close_reason.as_deref()), (InvestigationState::Closed, Some("timed_out")));
+    assert_eq!(state_of(high_investigation).await.state, InvestigationState::AwaitingHuman, "a high investigation never times out");
+
+    shutdown.cancel();
+    task.await.expect("loop task").expect("loop result");
+    let records = store.audit_records("acme", 0, 1000).await.expect("audit");
+    let count = |kind: &str| records.iter().filter(|r| r.event_type == kind).count();
+    assert_eq!(count("approval.escalated"), 2, "at 2 h and again one period later (4 h)");
+    assert_eq!(count("approval.timed_out"), 1);
+    assert_eq!(verify_store(store.as_ref()).await.expect("verify").first_break, None);
+}
