@@ -637,7 +637,12 @@ pub async fn work_commits_atomically(store: &dyn CaseStore, audit: &dyn AuditSto
         tenant: None,
     };
     store.insert_raw(&raw).await.expect("raw");
-    let versions = versions_of(&alert, InvestigationState::Reasoning);
+    let mut versions = versions_of(&alert, InvestigationState::Reasoning);
+    // Versions are stored as patches against the one before; a JSON null (which a merge patch
+    // cannot express) and removed keys must still read back exactly.
+    versions[1].case_facts.insert("note".to_owned(), serde_json::json!({"set": true, "n": 1}));
+    versions[2].case_facts.insert("note".to_owned(), serde_json::Value::Null);
+    versions[3].case_facts.remove("note");
     let investigation_id = versions[0].investigation_id;
     let genesis = sample_audit_record("default", 0, "0".repeat(64));
     let first = sample_audit_record("default", 1, genesis.record_hash.clone());

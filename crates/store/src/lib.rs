@@ -12,6 +12,7 @@
 
 pub mod error;
 pub mod model;
+mod patch;
 mod response_sql;
 pub mod schema;
 mod sql;

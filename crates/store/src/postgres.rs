@@ -62,7 +62,7 @@ impl PostgresStore {
 }
 
 impl_stores!(PostgresStore, sqlx::Postgres, Numbered);
-impl_response_store!(PostgresStore, sqlx::Postgres);
+impl_response_store!(PostgresStore, sqlx::Postgres, "BEGIN");
 
 #[cfg(test)]
 mod tests {

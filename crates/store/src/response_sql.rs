@@ -36,7 +36,7 @@ pub(crate) fn body_of<T: serde::de::DeserializeOwned>(table: &str, body: &str) -
 }
 
 macro_rules! impl_response_store {
-    ($store:ident, $db:ty) => {
+    ($store:ident, $db:ty, $begin_write:expr) => {
         impl $store {
             /// The approval and execution part of [`crate::CaseStore::commit_work`], inside its transaction.
             pub(crate) async fn write_response(
@@ -202,13 +202,14 @@ macro_rules! impl_response_store {
             ) -> $crate::StoreResult<Vec<aluskort_core::response::Execution>> {
                 use $crate::model::time_text;
                 let now_text = time_text(now);
-                // No transaction: each claim is one fenced UPDATE (on `attempts` and the claimable
-                // condition), so concurrent claimers, in this process or another, never both win a
-                // row, and SQLite never has to upgrade a read snapshot to a write lock.
+                // One transaction that takes the write lock at its start (SQLite: BEGIN IMMEDIATE),
+                // so a CLI and a server on one SQLite file never fail on a read-to-write upgrade;
+                // each claim is also fenced on `attempts` and the claimable condition.
+                let mut transaction = self.writer.begin_with($begin_write).await?;
                 let rows: Vec<String> = sqlx::query_scalar($crate::response_sql::CLAIMABLE_EXECUTIONS)
                     .bind(now_text.as_str())
                     .bind(i64::from(limit))
-                    .fetch_all(&self.writer)
+                    .fetch_all(&mut *transaction)
                     .await?;
                 let mut claimed = Vec::with_capacity(rows.len());
                 for body in rows {
@@ -226,12 +227,13 @@ macro_rules! impl_response_store {
                         .bind(now_text.as_str())
                         .bind(i64::from(held))
                         .bind(now_text.as_str())
-                        .execute(&self.writer)
+                        .execute(&mut *transaction)
                         .await?;
                     if result.rows_affected() == 1 {
                         claimed.push(execution);
                     }
                 }
+                transaction.commit().await?;
                 Ok(claimed)
             }
 

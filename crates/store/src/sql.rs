@@ -540,9 +540,11 @@ macro_rules! impl_stores {
                             )));
                         }
                     }
-                    let bodies = write.versions.iter().map(serde_json::to_string).collect::<Result<Vec<String>, _>>()?;
+                    let values = write.versions.iter().map(serde_json::to_value).collect::<Result<Vec<serde_json::Value>, _>>()?;
+                    let current = values.last().map(serde_json::to_string).transpose()?.unwrap_or_default();
+                    // Each version after the first of this write as a patch against the one before.
+                    let bodies = $crate::patch::encode(&values)?;
                     let id = last.investigation_id.to_string();
-                    let current = bodies.last().cloned().unwrap_or_default();
                     if write.expected_version == 0 {
                         creates.push((last, current));
                     } else {
@@ -986,7 +988,7 @@ macro_rules! impl_stores {
             ) -> $crate::StoreResult<Vec<aluskort_core::GraphState>> {
                 let bodies: Vec<String> =
                     sqlx::query_scalar($crate::sql::INVESTIGATION_HISTORY).bind(id.to_string()).fetch_all(&self.pool).await?;
-                bodies.iter().map(|body| $crate::sql::decode_state(body)).collect()
+                $crate::patch::decode(&bodies)
             }
 
             async fn list_investigations(

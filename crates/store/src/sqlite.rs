@@ -83,7 +83,7 @@ impl SqliteStore {
 }
 
 impl_stores!(SqliteStore, sqlx::Sqlite, Anonymous);
-impl_response_store!(SqliteStore, sqlx::Sqlite);
+impl_response_store!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE");
 
 #[cfg(test)]
 mod tests {

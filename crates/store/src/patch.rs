@@ -1,0 +1,147 @@
+//! Investigation versions stored as JSON merge patches (RFC 7396) against the version before them.
+//!
+//! Every transition is still its own stored version, but most of a `GraphState` does not change
+//! from one step to the next: storing the whole state each time made the version table the bulk
+//! of what the pipeline writes (~42 KB of ~65 KB per real Sentinel alert). The first version of
+//! each write is stored whole; each later one as `{"$patch": <merge patch>}` against the one
+//! before. A patch is used only when applying it reproduces the version exactly (RFC 7396 cannot
+//! express a JSON `null` value, so such a version is stored whole), so history reads back exactly
+//! as written.
+
+use serde_json::{Map, Value};
+
+use crate::StoreResult;
+
+/// Top-level key of a stored patch; never a `GraphState` field.
+const PATCH_KEY: &str = "$patch";
+
+/// The merge patch turning `old` into `new`; `None` when they are equal.
+fn diff(old: &Value, new: &Value) -> Option<Value> {
+    match (old, new) {
+        (Value::Object(old), Value::Object(new)) => {
+            let mut patch = Map::new();
+            for (key, new_value) in new {
+                match old.get(key) {
+                    Some(old_value) => {
+                        if let Some(change) = diff(old_value, new_value) {
+                            patch.insert(key.clone(), change);
+                        }
+                    }
+                    None => {
+                        patch.insert(key.clone(), new_value.clone());
+                    }
+                }
+            }
+            for key in old.keys().filter(|key| !new.contains_key(*key)) {
+                patch.insert(key.clone(), Value::Null);
+            }
+            (!patch.is_empty()).then_some(Value::Object(patch))
+        }
+        _ if old == new => None,
+        // Arrays and scalars are replaced whole (RFC 7396 has no finer edit for them).
+        _ => Some(new.clone()),
+    }
+}
+
+/// Applies merge patch `patch` to `target` (RFC 7396 §2).
+fn apply(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    if let Value::Object(map) = target {
+        for (key, value) in patch {
+            if value.is_null() {
+                map.remove(key);
+            } else {
+                apply(map.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+    }
+}
+
+/// Stored bodies for consecutive versions `values`: the first whole, each later one as a patch
+/// against the one before when that patch reproduces it exactly, else whole.
+pub(crate) fn encode(values: &[Value]) -> StoreResult<Vec<String>> {
+    let mut bodies = Vec::with_capacity(values.len());
+    for (index, value) in values.iter().enumerate() {
+        let previous = index.checked_sub(1).and_then(|before| values.get(before));
+        let patched = previous.and_then(|previous| {
+            let patch = diff(previous, value).unwrap_or_else(|| Value::Object(Map::new()));
+            let mut check = previous.clone();
+            apply(&mut check, &patch);
+            (check == *value && patch.is_object()).then_some(patch)
+        });
+        bodies.push(match patched {
+            Some(patch) => serde_json::to_string(&serde_json::json!({ PATCH_KEY: patch }))?,
+            None => serde_json::to_string(value)?,
+        });
+    }
+    Ok(bodies)
+}
+
+/// The versions `bodies` (oldest first, as [`encode`] wrote them, or whole from before patches
+/// existed) reconstructed.
+pub(crate) fn decode(bodies: &[String]) -> StoreResult<Vec<aluskort_core::GraphState>> {
+    let mut states = Vec::with_capacity(bodies.len());
+    let mut previous: Option<Value> = None;
+    for body in bodies {
+        let mut value: Value = serde_json::from_str(body)?;
+        let patch = match &mut value {
+            Value::Object(map) if map.len() == 1 && map.contains_key(PATCH_KEY) => map.remove(PATCH_KEY),
+            _ => None,
+        };
+        if let Some(patch) = patch {
+            let Some(mut base) = previous.take() else {
+                return Err(crate::StoreError::invalid("investigation history starts with a patch, not a whole version"));
+            };
+            apply(&mut base, &patch);
+            value = base;
+        }
+        states.push(serde_json::from_value(value.clone())?);
+        previous = Some(value);
+    }
+    Ok(states)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn patches_reproduce_every_version_exactly() {
+        let versions = [
+            json!({"state": "received", "version": 1, "facts": {"a": 1}, "chain": [1], "gone": "x"}),
+            json!({"state": "parsing", "version": 2, "facts": {"a": 1, "b": {"c": 2}}, "chain": [1, 2]}),
+            json!({"state": "parsing", "version": 3, "facts": {"b": {"c": 3}}, "chain": [1, 2], "n": null}),
+            json!({"state": "closed", "version": 4, "facts": {"b": {"c": 3}}, "chain": [1, 2, 3]}),
+        ];
+        let bodies = encode(&versions).expect("encode");
+        assert!(!bodies[0].contains(PATCH_KEY), "the first version is whole");
+        assert!(bodies[1].starts_with(r#"{"$patch""#), "{}", bodies[1]);
+        assert!(!bodies[2].contains(PATCH_KEY), "a version holding a JSON null is stored whole: {}", bodies[2]);
+        assert!(bodies[3].contains(PATCH_KEY));
+        let mut previous: Option<Value> = None;
+        for (body, expected) in bodies.iter().zip(&versions) {
+            let mut value: Value = serde_json::from_str(body).expect("json");
+            if let Some(patch) = value.get(PATCH_KEY).cloned() {
+                let mut base = previous.clone().expect("base");
+                apply(&mut base, &patch);
+                value = base;
+            }
+            assert_eq!(&value, expected);
+            previous = Some(value);
+        }
+    }
+
+    #[test]
+    fn a_history_cannot_start_with_a_patch() {
+        let error = decode(&[r#"{"$patch": {"state": "closed"}}"#.to_owned()]).expect_err("no base");
+        assert_eq!(error.kind, crate::StoreErrorKind::Invalid);
+    }
+}
