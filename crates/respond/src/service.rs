@@ -348,6 +348,11 @@ impl Responder {
         let (kind, mut next) = match gate::due(approval, now) {
             Due::TimeOut(next) => ("approval.timed_out", next),
             Due::Escalate(next) => ("approval.escalated", next),
+            // Requests and reminders are only notifications: with no target taking them there is
+            // nothing to send and nothing to record.
+            Due::Remind(_) | Due::Nothing if !self.notifier.wants("approval.requested") && !self.notifier.wants("approval.reminder") => {
+                return Ok(None);
+            }
             Due::Remind(next) if approval.notified_at.is_some() => ("approval.reminder", next),
             // The request itself goes out before any reminder.
             Due::Remind(_) | Due::Nothing if approval.notified_at.is_none() => {

@@ -196,6 +196,11 @@ impl Notifier {
 
     /// Queues `notification` for every target subscribed to its event type and returns at once;
     /// never waits. A target whose queue is full loses it (counted, logged).
+    /// Whether any target takes `event_type` (callers skip work only a notification needs).
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.inner.lanes.iter().any(|lane| lane.events.iter().any(|event| event == event_type))
+    }
+
     pub fn notify(&self, notification: Notification) {
         if self.inner.closed.load(Ordering::Acquire) {
             debug!(event = %notification.event_type, investigation_id = %notification.investigation_id, "notifier shut down; notification dropped");
