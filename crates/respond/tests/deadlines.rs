@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aluskort_audit::{AuditLog, verify_store};
-use aluskort_config::RespondConfig;
+use aluskort_config::{NotifyKind, NotifyTarget, RespondConfig, SecretString};
 use aluskort_core::response::ApprovalStatus;
 use aluskort_core::{AlertId, DegradationLevel, GraphState, InvestigationState, TenantId};
 use aluskort_respond::executors::Executors;
@@ -17,6 +17,7 @@ use aluskort_respond::gate;
 use aluskort_respond::notify::Notifier;
 use aluskort_respond::service::{Clock, Responder};
 use aluskort_store::{ApprovalWrite, AuditStore, CaseStore, InvestigationWrite, ResponseStore, SqliteStore, WorkBatch};
+use aluskort_testkit::fake::chat::FakeSlack;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -46,6 +47,8 @@ async fn high_escalates_and_stays_pending_medium_times_out_as_the_clock_moves() 
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
     let (clock, hand) = Clock::manual(chrono::Utc::now());
+    let slack = FakeSlack::start().await;
+    let shutdown = CancellationToken::new();
     let (high_investigation, high) = awaiting(&store, "high-1", "high", &clock).await;
     let (medium_investigation, medium) = awaiting(&store, "medium-1", "medium", &clock).await;
     let responder = Arc::new(Responder {
@@ -53,11 +56,19 @@ async fn high_escalates_and_stays_pending_medium_times_out_as_the_clock_moves() 
         responses: store.clone(),
         audit: Arc::new(AuditLog::new(store.clone())),
         executors: Arc::new(Executors::empty()),
-        notifier: Notifier::disabled(),
+        notifier: Notifier::start(
+            vec![NotifyTarget {
+                kind: NotifyKind::Slack { url: SecretString::new(slack.url()) },
+                events: ["approval.requested", "approval.reminder", "approval.escalated", "approval.timed_out"].map(String::from).to_vec(),
+                timeout: Duration::from_secs(5),
+                max_retries: 1,
+            }],
+            // Its own token: the loop flushes it after shutdown.
+            CancellationToken::new(),
+        ),
         config: RespondConfig::default(),
         clock: clock.clone(),
     });
-    let shutdown = CancellationToken::new();
     let task = tokio::spawn(Arc::clone(&responder).run(shutdown.clone(), Duration::from_millis(5)));
     let status = |id: String| {
         let store = Arc::clone(&store);
@@ -96,6 +107,9 @@ async fn high_escalates_and_stays_pending_medium_times_out_as_the_clock_moves() 
 
     shutdown.cancel();
     task.await.expect("loop task").expect("loop result");
+    // Two requests, two reminders (high at 1 h, medium at 2 h), two escalations, one timeout.
+    let texts: Vec<String> = slack.messages().iter().map(|m| m["text"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(texts.len(), 7, "{texts:?}");
     let records = store.audit_records("acme", 0, 1000).await.expect("audit");
     let count = |kind: &str| records.iter().filter(|r| r.event_type == kind).count();
     assert_eq!(count("approval.escalated"), 2, "at 2 h and again one period later (4 h)");
