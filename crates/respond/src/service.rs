@@ -27,6 +27,8 @@ use crate::notify::{Notification, Notifier};
 
 /// Attempts before a retryable failure becomes a final one.
 pub const MAX_EXECUTION_ATTEMPTS: u32 = 5;
+/// Every this many ticks the run loop sweeps pending approvals (10 s at the server's 1 s tick).
+const SWEEP_TICKS: u64 = 10;
 /// Every this many ticks the run loop looks for finished responses left open.
 const CLOSE_SWEEP_TICKS: u64 = 30;
 /// Time before a lease ends in which an execution is no longer started.
@@ -696,7 +698,11 @@ impl Responder {
                     }
                 }
             }
-            if let Err(error) = self.sweep_approvals(self.clock.now()).await {
+            // Deadlines are hours long; sweeping every few ticks keeps reading every pending
+            // approval off the hot path of a busy store.
+            if ticks.is_multiple_of(SWEEP_TICKS)
+                && let Err(error) = self.sweep_approvals(self.clock.now()).await
+            {
                 tracing::warn!(error = %error, "approval sweep failed; retrying on the next tick");
             }
             ticks += 1;

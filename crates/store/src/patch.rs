@@ -4,9 +4,9 @@
 //! from one step to the next: storing the whole state each time made the version table the bulk
 //! of what the pipeline writes (~42 KB of ~65 KB per real Sentinel alert). The first version of
 //! each write is stored whole; each later one as `{"$patch": <merge patch>}` against the one
-//! before. A patch is used only when applying it reproduces the version exactly (RFC 7396 cannot
-//! express a JSON `null` value, so such a version is stored whole), so history reads back exactly
-//! as written.
+//! before. A patch is used only when applying it reproduces the version exactly: RFC 7396 cannot
+//! express a JSON `null` value, so a version whose changes hold one is stored whole, and history
+//! reads back exactly as written.
 
 use serde_json::{Map, Value};
 
@@ -15,19 +15,21 @@ use crate::StoreResult;
 /// Top-level key of a stored patch; never a `GraphState` field.
 const PATCH_KEY: &str = "$patch";
 
-/// The merge patch turning `old` into `new`; `None` when they are equal.
-fn diff(old: &Value, new: &Value) -> Option<Value> {
+/// The merge patch turning `old` into `new`; `None` when they are equal. Sets `lossy` when the
+/// patch would not reproduce `new` exactly: a JSON `null` in `new` that applying would drop.
+fn diff(old: &Value, new: &Value, lossy: &mut bool) -> Option<Value> {
     match (old, new) {
         (Value::Object(old), Value::Object(new)) => {
             let mut patch = Map::new();
             for (key, new_value) in new {
                 match old.get(key) {
                     Some(old_value) => {
-                        if let Some(change) = diff(old_value, new_value) {
+                        if let Some(change) = diff(old_value, new_value, lossy) {
                             patch.insert(key.clone(), change);
                         }
                     }
                     None => {
+                        *lossy |= drops_nulls(new_value);
                         patch.insert(key.clone(), new_value.clone());
                     }
                 }
@@ -39,7 +41,20 @@ fn diff(old: &Value, new: &Value) -> Option<Value> {
         }
         _ if old == new => None,
         // Arrays and scalars are replaced whole (RFC 7396 has no finer edit for them).
-        _ => Some(new.clone()),
+        _ => {
+            *lossy |= drops_nulls(new);
+            Some(new.clone())
+        }
+    }
+}
+
+/// Whether applying `value` as a patch loses something: a `null`, itself or as an object member
+/// at any depth (arrays are copied whole, nulls in them survive).
+fn drops_nulls(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Object(map) => map.values().any(drops_nulls),
+        _ => false,
     }
 }
 
@@ -69,11 +84,10 @@ pub(crate) fn encode(values: &[Value]) -> StoreResult<Vec<String>> {
     let mut bodies = Vec::with_capacity(values.len());
     for (index, value) in values.iter().enumerate() {
         let previous = index.checked_sub(1).and_then(|before| values.get(before));
-        let patched = previous.and_then(|previous| {
-            let patch = diff(previous, value).unwrap_or_else(|| Value::Object(Map::new()));
-            let mut check = previous.clone();
-            apply(&mut check, &patch);
-            (check == *value && patch.is_object()).then_some(patch)
+        let patched = previous.filter(|previous| previous.is_object() && value.is_object()).and_then(|previous| {
+            let mut lossy = false;
+            let patch = diff(previous, value, &mut lossy).unwrap_or_else(|| Value::Object(Map::new()));
+            (!lossy).then_some(patch)
         });
         bodies.push(match patched {
             Some(patch) => serde_json::to_string(&serde_json::json!({ PATCH_KEY: patch }))?,
@@ -137,6 +151,16 @@ mod tests {
             assert_eq!(&value, expected);
             previous = Some(value);
         }
+    }
+
+    #[test]
+    fn a_null_inside_a_new_object_is_kept_by_storing_the_version_whole() {
+        let versions = [json!({"facts": {}}), json!({"facts": {"added": {"inner": null, "n": 1}}})];
+        let bodies = encode(&versions).expect("encode");
+        assert!(!bodies[1].contains(PATCH_KEY), "{}", bodies[1]);
+        let arrays = [json!({"list": [1]}), json!({"list": [1, null]})];
+        let bodies = encode(&arrays).expect("encode");
+        assert!(bodies[1].contains(PATCH_KEY), "a null inside an array survives a whole-array replacement");
     }
 
     #[test]
