@@ -230,6 +230,7 @@ pub fn build_responder(
         notifier: aluskort_respond::notify::Notifier::start(config.respond.notify.clone(), shutdown.clone()),
         config: config.respond.clone(),
         clock: aluskort_respond::service::Clock::system(),
+        kill_switches: config.kill_switches.clone(),
     }))
 }
 

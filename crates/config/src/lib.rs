@@ -53,6 +53,29 @@ pub struct KillSwitches {
     pub techniques: Vec<String>,
 }
 
+impl KillSwitches {
+    pub fn is_empty(&self) -> bool {
+        self.tenants.is_empty() && self.sources.is_empty() && self.techniques.is_empty()
+    }
+
+    /// Why automation is off for an alert of `tenant` from `source` naming `techniques`, if it is:
+    /// a listed tenant or source, or a listed technique or a sub-technique of one.
+    pub fn applies<'a>(&self, tenant: &str, source: &str, techniques: impl IntoIterator<Item = &'a str>) -> Option<String> {
+        if self.tenants.iter().any(|switched| switched == tenant) {
+            return Some(format!("kill switch on tenant {tenant}"));
+        }
+        if self.sources.iter().any(|switched| switched == source) {
+            return Some(format!("kill switch on source {source}"));
+        }
+        techniques.into_iter().find_map(|id| {
+            self.techniques
+                .iter()
+                .find(|switched| id == switched.as_str() || id.strip_prefix(switched.as_str()).is_some_and(|rest| rest.starts_with('.')))
+                .map(|switched| format!("kill switch on technique {switched} ({id})"))
+        })
+    }
+}
+
 /// What a compromise of an asset in a zone costs (the static zone→consequence table, used for
 /// asset consequence in enrichment and reasoning).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

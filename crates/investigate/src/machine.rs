@@ -729,23 +729,8 @@ fn recorded_context(state: &GraphState) -> Option<IncidentContext> {
 /// The kill switch covering `alert`, if one does: its tenant, its source, or a technique it or its
 /// verdict names (a switched-off technique covers its sub-techniques).
 fn kill_switch(switches: &aluskort_config::KillSwitches, alert: &aluskort_core::CanonicalAlert, techniques: &[String]) -> Option<String> {
-    if switches.tenants.iter().any(|tenant| tenant == alert.tenant_id.as_str()) {
-        return Some(format!("kill switch on tenant {}", alert.tenant_id.as_str()));
-    }
-    if switches.sources.iter().any(|source| source == alert.source.as_str()) {
-        return Some(format!("kill switch on source {}", alert.source.as_str()));
-    }
-    let covered = |id: &String| {
-        switches
-            .techniques
-            .iter()
-            .find(|switched| *id == **switched || id.strip_prefix(switched.as_str()).is_some_and(|rest| rest.starts_with('.')))
-    };
-    alert
-        .techniques
-        .iter()
-        .chain(techniques)
-        .find_map(|id| covered(id).map(|switched| format!("kill switch on technique {switched} ({id})")))
+    let named = alert.techniques.iter().chain(techniques).map(String::as_str);
+    switches.applies(alert.tenant_id.as_str(), alert.source.as_str(), named)
 }
 
 /// Tactics whose alerts are never dismissed without a human, whatever the confidence.

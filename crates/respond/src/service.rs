@@ -72,6 +72,9 @@ pub struct Responder {
     pub config: RespondConfig,
     /// What "now" is for deadlines, leases and records.
     pub clock: Clock,
+    /// `[pipeline.kill_switches]`, checked again when an automatic step is about to run: a switch
+    /// turned on after planning holds what is still queued.
+    pub kill_switches: aluskort_config::KillSwitches,
 }
 
 /// The time source of the response service: the system clock, or (tests) a manual clock that
@@ -478,6 +481,15 @@ impl Responder {
             return None;
         }
         execution.updated_at = now;
+        if execution.approval_id.is_none()
+            && let Some(why) = self.kill_switched(&execution).await
+        {
+            execution.status = ExecutionStatus::Failed;
+            execution.lease_until = None;
+            execution.error = Some(format!("held: {why}; automatic steps do not run under a kill switch"));
+            let event = self.execution_event(&execution, "response.executed", "blocked_by_guardrail", &why);
+            return Some((execution, Some(event)));
+        }
         if execution.attempts > MAX_EXECUTION_ATTEMPTS {
             // Its workers kept dying (or its lease kept running out) mid-call: stop trying.
             execution.status = ExecutionStatus::Failed;
@@ -573,6 +585,25 @@ impl Responder {
                 Some((execution, Some(event)))
             }
         }
+    }
+
+    /// The kill switch covering an automatic execution's alert, if any (read only when switches
+    /// are configured). An investigation or alert that cannot be read holds the step too.
+    async fn kill_switched(&self, execution: &Execution) -> Option<String> {
+        if self.kill_switches.is_empty() {
+            return None;
+        }
+        let state = match self.investigation(&execution.investigation_id).await {
+            Ok(state) => state,
+            Err(error) => return Some(format!("investigation unreadable, kill switches not checked: {error}")),
+        };
+        let alert = match self.cases.alert(&state.tenant_id, &state.alert_id).await {
+            Ok(Some(alert)) => alert,
+            Ok(None) => return Some("alert not found, kill switches not checked".to_owned()),
+            Err(error) => return Some(format!("alert unreadable, kill switches not checked: {error}")),
+        };
+        let named = alert.techniques.iter().chain(&state.techniques).map(String::as_str);
+        self.kill_switches.applies(alert.tenant_id.as_str(), alert.source.as_str(), named)
     }
 
     /// An execution this worker ran but could no longer record (its lease ran out and another

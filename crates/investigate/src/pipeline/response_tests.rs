@@ -70,6 +70,7 @@ async fn world() -> World {
         notifier: Notifier::disabled(),
         config,
         clock: aluskort_respond::service::Clock::system(),
+        kill_switches: aluskort_config::KillSwitches::default(),
     };
     World { harness, responder, fake }
 }
@@ -339,5 +340,29 @@ async fn an_execution_whose_lease_ran_out_before_its_call_is_left_to_the_next_cl
     let isolation = executions.iter().find(|e| e.action.action == "defender.isolate_machine").expect("isolation");
     assert_eq!((isolation.status, isolation.attempts), (ExecutionStatus::Succeeded, 2));
     assert_eq!(state_of(&harness, "late").await.state, InvestigationState::Closed);
+    harness.stop().await;
+}
+
+/// A kill switch turned on after planning holds the automatic steps still queued: they are
+/// recorded as blocked, never run.
+#[tokio::test]
+async fn a_kill_switch_holds_queued_automatic_steps() {
+    let World { harness, mut responder, fake } = world().await;
+    harness.run(vec![malware_alert("switched", "High", "ws-alpha")]).await;
+    responder.kill_switches = aluskort_config::KillSwitches { techniques: vec!["T1059".to_owned()], ..Default::default() };
+    drain(&responder).await;
+    let state = state_of(&harness, "switched").await;
+    let executions = harness.store.executions_for_investigation(&state.investigation_id.to_string()).await.expect("executions");
+    let automatic: Vec<&Execution> = executions.iter().filter(|e| e.approval_id.is_none()).collect();
+    assert!(!automatic.is_empty(), "the malware playbook queues automatic steps");
+    for execution in &automatic {
+        assert_eq!(execution.status, ExecutionStatus::Failed);
+        let error = execution.error.as_deref().unwrap_or_default();
+        assert!(error.contains("kill switch on technique T1059 (T1059.001)"), "{error}");
+    }
+    assert!(fake.actions().is_empty());
+    let records = harness.store.audit_records("default", 0, 10_000).await.expect("audit");
+    let blocked = records.iter().filter(|r| r.outcome["outcome_status"] == "blocked_by_guardrail").count();
+    assert_eq!(blocked, automatic.len());
     harness.stop().await;
 }
