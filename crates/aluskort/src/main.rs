@@ -445,9 +445,7 @@ fn main() -> ExitCode {
                 PlaybookCommand::Lint { paths } => commands::playbook::lint(&paths),
                 PlaybookCommand::List => {
                     let config = wiring::load_config(cli.config.as_deref(), cli.data_dir, &env)?;
-                    let default_dir = config.data_dir.join("playbooks");
-                    let dir = config.respond.playbook_dir.clone().or_else(|| default_dir.is_dir().then_some(default_dir));
-                    commands::playbook::list(dir.as_deref()).map(|()| ExitCode::SUCCESS)
+                    commands::playbook::list(wiring::playbook_dir(&config).as_deref()).map(|()| ExitCode::SUCCESS)
                 }
             },
             Command::Context { command } => {

@@ -202,12 +202,17 @@ async fn expire_fp_patterns(context: Arc<dyn ContextStore>, audit: Arc<AuditLog>
 /// How often the response loop looks for queued actions and due approvals.
 const RESPONSE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Where extra playbooks are read from: `respond.playbook_dir`, else `<data_dir>/playbooks` when it
+/// exists.
+pub fn playbook_dir(config: &Config) -> Option<std::path::PathBuf> {
+    let default_dir = config.data_dir.join("playbooks");
+    config.respond.playbook_dir.clone().or_else(|| default_dir.is_dir().then_some(default_dir))
+}
+
 /// The built-in playbooks, overridden by `respond.playbook_dir` (or `<data_dir>/playbooks` when it
 /// exists); a set with lint errors is refused, every problem named.
 pub fn load_playbooks(config: &Config) -> anyhow::Result<aluskort_respond::playbook::PlaybookSet> {
-    let default_dir = config.data_dir.join("playbooks");
-    let dir = config.respond.playbook_dir.clone().or_else(|| default_dir.is_dir().then_some(default_dir));
-    aluskort_respond::playbook::PlaybookSet::load(dir.as_deref()).map_err(|problems| {
+    aluskort_respond::playbook::PlaybookSet::load(playbook_dir(config).as_deref()).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("invalid playbooks:\n  {}", lines.join("\n  "))
     })

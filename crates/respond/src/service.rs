@@ -129,6 +129,23 @@ pub struct RunReport {
     pub closed: usize,
 }
 
+impl RunReport {
+    /// Executions the pass handled, whatever became of them.
+    pub fn executions(&self) -> usize {
+        self.succeeded + self.already_applied + self.dry_run + self.failed + self.retrying
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &RunReport) {
+        self.succeeded += other.succeeded;
+        self.already_applied += other.already_applied;
+        self.dry_run += other.dry_run;
+        self.failed += other.failed;
+        self.retrying += other.retrying;
+        self.closed += other.closed;
+    }
+}
+
 /// What one sweep of pending approvals did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SweepReport {
@@ -721,7 +738,7 @@ impl Responder {
             loop {
                 match self.run_executions(self.clock.now()).await {
                     // A full batch: there may be more waiting.
-                    Ok(report) if report_total(&report) >= CLAIM_BATCH as usize && !shutdown.is_cancelled() => continue,
+                    Ok(report) if report.executions() >= CLAIM_BATCH as usize && !shutdown.is_cancelled() => continue,
                     Ok(_) => break,
                     Err(error) => {
                         tracing::warn!(error = %error, "response execution pass failed; retrying on the next tick");
@@ -746,10 +763,6 @@ impl Responder {
         self.notifier.flush().await;
         Ok(())
     }
-}
-
-fn report_total(report: &RunReport) -> usize {
-    report.succeeded + report.already_applied + report.dry_run + report.failed + report.retrying
 }
 
 /// Pause before retry `attempt` (1-based): 30 s doubling, at most 15 min.

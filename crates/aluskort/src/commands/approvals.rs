@@ -141,14 +141,8 @@ async fn decide_and_run(
     let mut total = RunReport::default();
     loop {
         let report = responder.run_executions(Utc::now()).await?;
-        let ran = report.succeeded + report.already_applied + report.dry_run + report.failed + report.retrying;
-        total.succeeded += report.succeeded;
-        total.already_applied += report.already_applied;
-        total.dry_run += report.dry_run;
-        total.failed += report.failed;
-        total.retrying += report.retrying;
-        total.closed += report.closed;
-        if ran == 0 {
+        total.add(&report);
+        if report.executions() == 0 {
             return Ok((approval, Some(total)));
         }
     }

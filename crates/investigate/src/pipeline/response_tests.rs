@@ -80,11 +80,15 @@ async fn state_of(harness: &Harness, alert: &str) -> GraphState {
     states.into_iter().find(|s| s.alert_id.as_str() == alert).expect("investigated")
 }
 
+async fn pending_approvals(harness: &Harness) -> Vec<aluskort_core::response::Approval> {
+    harness.store.approvals(&ApprovalFilter { status: Some(ApprovalStatus::Pending), ..Default::default() }).await.expect("approvals")
+}
+
 /// Runs the execution queue until a pass finds nothing.
 async fn drain(responder: &Responder) {
     for _ in 0..20 {
         let report = responder.run_executions(Utc::now()).await.expect("run");
-        if report.succeeded + report.already_applied + report.dry_run + report.failed + report.retrying == 0 {
+        if report.executions() == 0 {
             return;
         }
     }
@@ -101,8 +105,7 @@ async fn approved_actions_run_exactly_once_rejected_and_timed_out_never_fr_rsp_0
             malware_alert("time-me-out", "Medium", "ws-charlie"),
         ])
         .await;
-    let pending =
-        harness.store.approvals(&ApprovalFilter { status: Some(ApprovalStatus::Pending), ..Default::default() }).await.expect("approvals");
+    let pending = pending_approvals(&harness).await;
     assert_eq!(pending.len(), 3, "one approval per investigation awaiting a human");
     let approval_of = |alert: &str| pending.iter().find(|a| a.alert_id == alert).cloned().expect("approval");
     let approve = approval_of("approve-me");
@@ -184,12 +187,7 @@ async fn a_worker_dying_after_the_call_does_not_isolate_twice() {
     let World { harness, responder, fake } = world().await;
     harness.run(vec![malware_alert("crash-me", "High", "ws-alpha")]).await;
     drain(&responder).await;
-    let approval = harness
-        .store
-        .approvals(&ApprovalFilter { status: Some(ApprovalStatus::Pending), ..Default::default() })
-        .await
-        .expect("approvals")
-        .remove(0);
+    let approval = pending_approvals(&harness).await.remove(0);
     // Approve, then a worker claims the isolation, makes the call, and dies before recording it.
     responder.decide(&approval.approval_id, "alice", Decision::Approve, "").await.expect("approve");
     let claimed = harness.store.claim_executions(Utc::now(), Duration::minutes(5), 100).await.expect("claim");
@@ -229,12 +227,7 @@ async fn dry_run_records_the_request_and_sends_nothing() {
     let World { harness, mut responder, fake } = world().await;
     responder.config.mode = ResponseMode::DryRun;
     harness.run(vec![malware_alert("dry", "High", "ws-alpha")]).await;
-    let approval = harness
-        .store
-        .approvals(&ApprovalFilter { status: Some(ApprovalStatus::Pending), ..Default::default() })
-        .await
-        .expect("approvals")
-        .remove(0);
+    let approval = pending_approvals(&harness).await.remove(0);
     responder.decide(&approval.approval_id, "alice", Decision::Approve, "").await.expect("approve");
     drain(&responder).await;
     assert!(fake.actions().is_empty(), "dry-run sends nothing");
@@ -278,12 +271,7 @@ async fn approvals_notify_remind_and_escalate_without_running_anything() {
         CancellationToken::new(),
     );
     harness.run(vec![malware_alert("escalate-me", "High", "ws-alpha")]).await;
-    let approval = harness
-        .store
-        .approvals(&ApprovalFilter { status: Some(ApprovalStatus::Pending), ..Default::default() })
-        .await
-        .expect("approvals")
-        .remove(0);
+    let approval = pending_approvals(&harness).await.remove(0);
 
     let now = approval.requested_at + Duration::minutes(1);
     assert_eq!(responder.sweep_approvals(now).await.expect("sweep").notified, 1);
@@ -323,12 +311,7 @@ async fn an_execution_whose_lease_ran_out_before_its_call_is_left_to_the_next_cl
     let World { harness, responder, fake } = world().await;
     harness.run(vec![malware_alert("late", "High", "ws-alpha")]).await;
     drain(&responder).await;
-    let approval = harness
-        .store
-        .approvals(&ApprovalFilter { status: Some(ApprovalStatus::Pending), ..Default::default() })
-        .await
-        .expect("approvals")
-        .remove(0);
+    let approval = pending_approvals(&harness).await.remove(0);
     responder.decide(&approval.approval_id, "alice", Decision::Approve, "").await.expect("approve");
     // Claimed "an hour ago" with a 5-minute lease: every claim is stale by the time it would run.
     let report = responder.run_executions(Utc::now() - Duration::hours(1)).await.expect("stale pass");

@@ -2,26 +2,9 @@
 //!
 //! Playbooks name tactics by id (`TA0006`); SIEMs mostly name them (`CredentialAccess`,
 //! `Credential Access`, `credential-access`), so an alert's tactic is resolved to an id before it
-//! is compared. The table is the 14 Enterprise tactics, the same list as
-//! `aluskort_extract::attack::TACTICS`, which this crate does not depend on.
+//! is compared, with the tactic table and spellings of [`aluskort_extract::attack`].
 
-/// The Enterprise ATT&CK tactics (v18): id and display name.
-pub const TACTICS: [(&str, &str); 14] = [
-    ("TA0043", "Reconnaissance"),
-    ("TA0042", "Resource Development"),
-    ("TA0001", "Initial Access"),
-    ("TA0002", "Execution"),
-    ("TA0003", "Persistence"),
-    ("TA0004", "Privilege Escalation"),
-    ("TA0005", "Defense Evasion"),
-    ("TA0006", "Credential Access"),
-    ("TA0007", "Discovery"),
-    ("TA0008", "Lateral Movement"),
-    ("TA0009", "Collection"),
-    ("TA0011", "Command and Control"),
-    ("TA0010", "Exfiltration"),
-    ("TA0040", "Impact"),
-];
+use aluskort_extract::attack::{TACTICS, tactic_name};
 
 fn digits(text: &str, count: usize) -> bool {
     text.len() == count && text.bytes().all(|b| b.is_ascii_digit())
@@ -50,10 +33,6 @@ pub fn is_known_enterprise_tactic(id: &str) -> bool {
     id.starts_with("AML.") || TACTICS.iter().any(|(known, _)| *known == id)
 }
 
-fn key(text: &str) -> String {
-    text.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect()
-}
-
 /// The id of a tactic written as an id (any case) or as a name in any of the usual spellings;
 /// `None` when it is neither.
 pub fn tactic_id(raw: &str) -> Option<String> {
@@ -62,8 +41,8 @@ pub fn tactic_id(raw: &str) -> Option<String> {
     if is_tactic_id(&upper) {
         return Some(upper);
     }
-    let wanted = key(trimmed);
-    TACTICS.iter().find(|(_, name)| key(name) == wanted).map(|(id, _)| (*id).to_owned())
+    let name = tactic_name(trimmed)?;
+    TACTICS.iter().find(|(_, known)| *known == name).map(|(id, _)| (*id).to_owned())
 }
 
 /// Whether the alert's technique `seen` is `listed` or one of its sub-techniques (case-insensitive).
