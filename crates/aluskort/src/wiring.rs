@@ -48,6 +48,11 @@ pub struct Backends {
     pub responses: Arc<dyn ResponseStore>,
     /// Incident memory (`[knowledge]`), unless disabled.
     pub incident_memory: Option<Arc<IncidentMemory>>,
+    /// The kill switches in force: the file's, joined at run time by those in Redis (`[redis]`).
+    pub kill_switches: aluskort_config::SharedKillSwitches,
+    /// The shared Redis of `[redis]`, when configured.
+    #[cfg(feature = "redis")]
+    pub redis: Option<aluskort_cache::RedisCache>,
     closer: Closer,
 }
 
@@ -71,11 +76,35 @@ impl Backends {
             context: Arc::new(store.clone()),
             responses: Arc::new(store.clone()),
             incident_memory,
+            kill_switches: aluskort_config::SharedKillSwitches::default(),
+            #[cfg(feature = "redis")]
+            redis: None,
             closer,
         }
     }
 
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        let mut backends = Self::open_stores(config).await?;
+        backends.kill_switches = aluskort_config::SharedKillSwitches::new(config.kill_switches.clone());
+        if let Some(redis) = &config.redis {
+            #[cfg(feature = "redis")]
+            {
+                let cache = aluskort_cache::RedisCache::connect(redis).await.context("cannot reach the Redis of `[redis]`")?;
+                backends.threat_intel =
+                    Arc::new(aluskort_cache::ti::CachedThreatIntel::new(cache.clone(), Arc::clone(&backends.threat_intel)));
+                backends.context = Arc::new(aluskort_cache::fp::CachedContext::new(cache.clone(), Arc::clone(&backends.context)));
+                backends.redis = Some(cache);
+            }
+            #[cfg(not(feature = "redis"))]
+            {
+                let _ = redis;
+                anyhow::bail!("`[redis]` is configured but aluskort was built without the `redis` feature");
+            }
+        }
+        Ok(backends)
+    }
+
+    async fn open_stores(config: &Config) -> anyhow::Result<Self> {
         match &config.case_store {
             CaseStoreConfig::Sqlite => {
                 let store = SqliteStore::open(&config.data_dir)
@@ -128,7 +157,13 @@ impl Running {
             catalog: Arc::new(Taxonomy::embedded()),
             deterministic: DeterministicProvider::new(),
         };
-        let gateway = Arc::new(build_gateway(&config.llm, parts, &shutdown).context("cannot set up the model providers")?);
+        let gateway = build_gateway(&config.llm, parts, &shutdown).context("cannot set up the model providers")?;
+        #[cfg(feature = "redis")]
+        let gateway = match &backends.redis {
+            Some(cache) => gateway.with_quota(Arc::new(SharedQuota(aluskort_cache::quota::RedisQuota::new(cache.clone())))),
+            None => gateway,
+        };
+        let gateway = Arc::new(gateway);
         let settings = PipelineSettings {
             technique_suggester: load_suggester(&config.data_dir),
             incident_memory: backends.incident_memory.clone(),
@@ -136,7 +171,7 @@ impl Running {
             // Without a reachable model, reasoning is deterministic (NFR-REL-003).
             degradation: gateway.router.degradation(),
             gateway: Some(Arc::clone(&gateway)),
-            kill_switches: config.kill_switches.clone(),
+            kill_switches: backends.kill_switches.clone(),
             threat_intel: Some(Arc::clone(&backends.threat_intel)),
             context: Some(Arc::clone(&backends.context)),
             zones: config.zones.clone(),
@@ -150,12 +185,28 @@ impl Running {
         let shared_bus: Arc<dyn Bus> = bus.clone();
         let responder = build_responder(config, backends, Arc::clone(&audit), &shutdown)?;
         let pipeline = Pipeline::new(shared_bus, Arc::clone(&backends.case_store), audit, settings);
-        let stages = vec![
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+        let mut stages = vec![
             tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone())),
             tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone())),
             tokio::spawn(Arc::clone(&responder).run(shutdown.clone(), RESPONSE_POLL)),
             tokio::spawn(expire_fp_patterns(Arc::clone(&backends.context), Arc::clone(&responder.audit), shutdown.clone())),
         ];
+        #[cfg(feature = "redis")]
+        if let (Some(cache), Some(redis)) = (&backends.redis, &config.redis) {
+            let store = aluskort_cache::kill::KillSwitchStore::new(cache.clone());
+            let refresh = aluskort_cache::kill::refresh(
+                store,
+                config.kill_switches.clone(),
+                backends.kill_switches.clone(),
+                redis.kill_switch_refresh,
+                shutdown.clone(),
+            );
+            stages.push(tokio::spawn(async move {
+                refresh.await;
+                anyhow::Ok(())
+            }));
+        }
         Ok(Running { pipeline, gateway, responder, bus, shutdown, stages })
     }
 
@@ -235,8 +286,20 @@ pub fn build_responder(
         notifier: aluskort_respond::notify::Notifier::start(config.respond.notify.clone(), shutdown.clone()),
         config: config.respond.clone(),
         clock: aluskort_respond::service::Clock::system(),
-        kill_switches: config.kill_switches.clone(),
+        kill_switches: backends.kill_switches.clone(),
     }))
+}
+
+/// Tenant quotas counted in Redis, shared by every worker (FR-ING-007).
+#[cfg(feature = "redis")]
+struct SharedQuota(aluskort_cache::quota::RedisQuota);
+
+#[cfg(feature = "redis")]
+#[async_trait::async_trait]
+impl aluskort_gateway::QuotaGate for SharedQuota {
+    async fn take(&self, tenant: &str, limit: u64) -> Result<bool, String> {
+        self.0.take(tenant, limit, chrono::Utc::now()).await.map(|decision| decision.allowed).map_err(|error| error.to_string())
+    }
 }
 
 /// Incident memory per `[knowledge]`: the embedder and the vector index it names.

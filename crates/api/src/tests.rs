@@ -43,7 +43,7 @@ async fn spawn_app_with(secret: Option<&str>) -> TestApp {
         notifier: aluskort_respond::notify::Notifier::disabled(),
         config: aluskort_config::RespondConfig::default(),
         clock: aluskort_respond::service::Clock::system(),
-        kill_switches: aluskort_config::KillSwitches::default(),
+        kill_switches: aluskort_config::SharedKillSwitches::default(),
     });
     let feedback = Arc::new(aluskort_respond::feedback::FeedbackStores {
         cases: store.clone(),

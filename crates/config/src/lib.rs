@@ -8,6 +8,7 @@
 pub mod knowledge;
 pub mod llm;
 mod raw;
+pub mod redis;
 pub mod respond;
 mod secret;
 pub mod sources;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 pub use knowledge::{EmbedderConfig, KnowledgeConfig, VectorIndexConfig};
 pub use llm::{LlmConfig, LlmProviderConfig, OpenAiFlavorConfig};
 pub use raw::{RawCaseStore, RawConfig};
+pub use redis::RedisConfig;
 pub use respond::{ApprovalTimeouts, NotifyKind, NotifyTarget, OAuthApi, RespondConfig, ResponseMode, WebhookTarget};
 pub use secret::SecretString;
 pub use sources::{ElasticSource, SentinelSource, SourceConfig, SourceKind, SplunkSource};
@@ -45,17 +47,19 @@ pub enum CaseStoreConfig {
 
 /// Scopes in which automation is switched off (FR-RSN-006 kill switches): alerts of these
 /// tenants or sources, or naming these techniques (or their sub-techniques), always wait for a
-/// human.
+/// human; a switched-off FP pattern closes nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KillSwitches {
     pub tenants: Vec<String>,
     pub sources: Vec<String>,
     pub techniques: Vec<String>,
+    /// FP pattern ids whose matches may not close alerts.
+    pub patterns: Vec<String>,
 }
 
 impl KillSwitches {
     pub fn is_empty(&self) -> bool {
-        self.tenants.is_empty() && self.sources.is_empty() && self.techniques.is_empty()
+        self.tenants.is_empty() && self.sources.is_empty() && self.techniques.is_empty() && self.patterns.is_empty()
     }
 
     /// Why automation is off for an alert of `tenant` from `source` naming `techniques`, if it is:
@@ -73,6 +77,139 @@ impl KillSwitches {
                 .find(|switched| id == switched.as_str() || id.strip_prefix(switched.as_str()).is_some_and(|rest| rest.starts_with('.')))
                 .map(|switched| format!("kill switch on technique {switched} ({id})"))
         })
+    }
+
+    /// Why `pattern_id` may not close alerts, if it may not.
+    pub fn blocks_pattern(&self, pattern_id: &str) -> Option<String> {
+        self.patterns.iter().any(|switched| switched == pattern_id).then(|| format!("kill switch on FP pattern {pattern_id}"))
+    }
+
+    /// Both sets' switches, each once, `self`'s first.
+    pub fn union(&self, other: &KillSwitches) -> KillSwitches {
+        let mut out = self.clone();
+        for dimension in KillDimension::ALL {
+            for value in other.values(dimension) {
+                out.insert(dimension, value.clone());
+            }
+        }
+        out
+    }
+}
+
+/// What a kill switch is on (REQUIREMENTS §1.9: tenant, pattern, technique, datasource).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KillDimension {
+    Tenant,
+    Source,
+    Technique,
+    Pattern,
+}
+
+impl KillDimension {
+    pub const ALL: [KillDimension; 4] = [KillDimension::Tenant, KillDimension::Source, KillDimension::Technique, KillDimension::Pattern];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KillDimension::Tenant => "tenant",
+            KillDimension::Source => "source",
+            KillDimension::Technique => "technique",
+            KillDimension::Pattern => "pattern",
+        }
+    }
+
+    const fn plural(self) -> &'static str {
+        match self {
+            KillDimension::Tenant => "tenants",
+            KillDimension::Source => "sources",
+            KillDimension::Technique => "techniques",
+            KillDimension::Pattern => "patterns",
+        }
+    }
+
+    /// `tenant`, `source` (or `datasource`), `technique` or `pattern`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "tenant" => Some(KillDimension::Tenant),
+            "source" | "datasource" => Some(KillDimension::Source),
+            "technique" => Some(KillDimension::Technique),
+            "pattern" => Some(KillDimension::Pattern),
+            _ => None,
+        }
+    }
+
+    /// `value` as switches of this dimension hold it (technique ids canonical, so matching is
+    /// exact), or why it cannot be one.
+    pub fn canonical(self, value: &str) -> Result<String, String> {
+        match self {
+            KillDimension::Tenant | KillDimension::Pattern if value.trim().is_empty() => Err(format!("{value:?} is empty")),
+            KillDimension::Tenant | KillDimension::Pattern => Ok(value.to_owned()),
+            KillDimension::Source if raw::SOURCES.contains(&value) => Ok(value.to_owned()),
+            KillDimension::Source => Err(format!("unknown source {value:?} (expected one of {})", raw::SOURCES.join(", "))),
+            KillDimension::Technique => aluskort_core::Ioc::parse(aluskort_core::IocType::AttackTechnique, value)
+                .map(|id| id.value().to_owned())
+                .map_err(|error| format!("{value:?} is not a technique id (T1078, T1078.004, AML.T0051): {error}")),
+        }
+    }
+}
+
+impl std::fmt::Display for KillDimension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl KillSwitches {
+    /// The values switched off in `dimension`.
+    pub fn values(&self, dimension: KillDimension) -> &[String] {
+        match dimension {
+            KillDimension::Tenant => &self.tenants,
+            KillDimension::Source => &self.sources,
+            KillDimension::Technique => &self.techniques,
+            KillDimension::Pattern => &self.patterns,
+        }
+    }
+
+    /// Switches `value` off in `dimension` (once).
+    pub fn insert(&mut self, dimension: KillDimension, value: String) {
+        let list = match dimension {
+            KillDimension::Tenant => &mut self.tenants,
+            KillDimension::Source => &mut self.sources,
+            KillDimension::Technique => &mut self.techniques,
+            KillDimension::Pattern => &mut self.patterns,
+        };
+        if !list.contains(&value) {
+            list.push(value);
+        }
+    }
+}
+
+/// The kill switches in force, shared by the pipeline and the responder: the configuration file's,
+/// joined by those switched on at run time (in Redis, `[redis]`) once a refresher has read them.
+/// Cloning shares the same state.
+#[derive(Debug, Clone, Default)]
+pub struct SharedKillSwitches {
+    current: std::sync::Arc<std::sync::RwLock<std::sync::Arc<KillSwitches>>>,
+}
+
+impl SharedKillSwitches {
+    pub fn new(switches: KillSwitches) -> Self {
+        SharedKillSwitches { current: std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(switches))) }
+    }
+
+    /// The switches in force now.
+    pub fn snapshot(&self) -> std::sync::Arc<KillSwitches> {
+        std::sync::Arc::clone(&self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Puts `switches` in force.
+    pub fn replace(&self, switches: KillSwitches) {
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(switches);
+    }
+}
+
+impl From<KillSwitches> for SharedKillSwitches {
+    fn from(switches: KillSwitches) -> Self {
+        SharedKillSwitches::new(switches)
     }
 }
 
@@ -170,6 +307,9 @@ pub struct Config {
     pub llm: LlmConfig,
     /// `[respond]`: playbooks, approvals and action executors.
     pub respond: RespondConfig,
+    /// `[redis]`: shared IOC cache, FP hot patterns, kill switches and quotas; `None` keeps them
+    /// in the case store and this file.
+    pub redis: Option<RedisConfig>,
 }
 
 impl Config {

@@ -30,6 +30,8 @@ pub struct RawConfig {
     pub knowledge: crate::knowledge::RawKnowledge,
     #[serde(default)]
     pub respond: crate::respond::RawRespond,
+    #[serde(default)]
+    pub redis: crate::redis::RawRedis,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -84,6 +86,9 @@ pub struct RawKillSwitches {
     /// ATT&CK/ATLAS ids; a technique also covers its sub-techniques.
     #[serde(default)]
     pub techniques: Vec<String>,
+    /// FP pattern ids that may not close alerts.
+    #[serde(default)]
+    pub patterns: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -192,6 +197,7 @@ impl RawConfig {
         let knowledge = crate::knowledge::validate_knowledge(self.knowledge, env, &mut errors);
         let llm = crate::llm::validate_llm(self.llm, env, &mut errors);
         let respond = crate::respond::validate_respond(self.respond, env, &mut errors);
+        let redis = crate::redis::validate_redis(self.redis, env, &mut errors);
         match (errors.is_empty(), listen_addr, case_store) {
             (true, Some(listen_addr), Some(case_store)) => Ok(Config {
                 data_dir: PathBuf::from(data_dir),
@@ -208,32 +214,34 @@ impl RawConfig {
                 knowledge,
                 llm,
                 respond,
+                redis,
             }),
             _ => Err(ConfigErrors(errors)),
         }
     }
 }
 
-const SOURCES: &[&str] = &["sentinel", "elastic", "splunk", "webhook", "atlas", "canonical"];
+pub(crate) const SOURCES: &[&str] = &["sentinel", "elastic", "splunk", "webhook", "atlas", "canonical"];
 
 fn validate_kill_switches(raw: &RawKillSwitches, errors: &mut Vec<String>) -> crate::KillSwitches {
-    for tenant in raw.tenants.iter().filter(|tenant| tenant.trim().is_empty()) {
-        errors.push(format!("`pipeline.kill_switches.tenants`: {tenant:?} is empty"));
+    use crate::KillDimension;
+    let mut check = |dimension: KillDimension, values: &[String]| -> Vec<String> {
+        values
+            .iter()
+            .filter_map(|value| {
+                dimension
+                    .canonical(value)
+                    .map_err(|error| errors.push(format!("`pipeline.kill_switches.{}`: {error}", dimension.plural())))
+                    .ok()
+            })
+            .collect()
+    };
+    crate::KillSwitches {
+        tenants: check(KillDimension::Tenant, &raw.tenants),
+        sources: check(KillDimension::Source, &raw.sources),
+        techniques: check(KillDimension::Technique, &raw.techniques),
+        patterns: check(KillDimension::Pattern, &raw.patterns),
     }
-    for source in raw.sources.iter().filter(|source| !SOURCES.contains(&source.as_str())) {
-        errors.push(format!("`pipeline.kill_switches.sources`: unknown source {source:?} (expected one of {})", SOURCES.join(", ")));
-    }
-    // Kept canonical (as alert techniques are), so matching is exact.
-    let mut techniques = Vec::with_capacity(raw.techniques.len());
-    for technique in &raw.techniques {
-        match aluskort_core::Ioc::parse(aluskort_core::IocType::AttackTechnique, technique) {
-            Ok(id) => techniques.push(id.value().to_owned()),
-            Err(error) => errors.push(format!(
-                "`pipeline.kill_switches.techniques`: {technique:?} is not a technique id (T1078, T1078.004, AML.T0051): {error}"
-            )),
-        }
-    }
-    crate::KillSwitches { tenants: raw.tenants.clone(), sources: raw.sources.clone(), techniques }
 }
 
 fn validate_zones(raw: &[RawZone], errors: &mut Vec<String>) -> Vec<crate::AssetZone> {

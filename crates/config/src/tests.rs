@@ -284,3 +284,42 @@ fn bad_zones_report_every_problem_with_its_field() {
         .0;
     assert!(errors[0].contains("asset"), "{errors:?}");
 }
+
+#[test]
+fn kill_switches_take_fp_patterns_and_join_without_repeats() {
+    let text = "[pipeline.kill_switches]\npatterns = [\"fp-1\", \"\"]\n";
+    let errors = load(Some(text), &HashMap::new()).expect_err("an empty pattern id").0;
+    assert_eq!(errors, ["`pipeline.kill_switches.patterns`: \"\" is empty"]);
+    let config = load(Some("[pipeline.kill_switches]\npatterns = [\"fp-1\"]\ntenants = [\"acme\"]\n"), &HashMap::new()).expect("valid");
+    assert_eq!(config.kill_switches.blocks_pattern("fp-1").as_deref(), Some("kill switch on FP pattern fp-1"));
+    assert_eq!(config.kill_switches.blocks_pattern("fp-2"), None);
+    let mut runtime = crate::KillSwitches::default();
+    runtime.insert(crate::KillDimension::Tenant, "acme".to_owned());
+    runtime.insert(crate::KillDimension::Technique, "T1078".to_owned());
+    let joined = config.kill_switches.union(&runtime);
+    assert_eq!(joined.tenants, ["acme"], "a switch in both sets is listed once");
+    assert_eq!(joined.techniques, ["T1078"]);
+    assert_eq!(joined.patterns, ["fp-1"]);
+    let shared = crate::SharedKillSwitches::new(config.kill_switches.clone());
+    let seen_by_another_holder = shared.clone();
+    shared.replace(joined.clone());
+    assert_eq!(*seen_by_another_holder.snapshot(), joined, "clones share one state");
+}
+
+#[test]
+fn redis_section_is_optional_validated_and_keeps_its_url_secret() {
+    assert_eq!(load(None, &HashMap::new()).expect("defaults").redis, None, "no Redis by default");
+    let env = HashMap::from([("REDIS_PASSWORD".to_owned(), "hunter2".to_owned())]);
+    let text = "[redis]\nurl = \"redis://:${REDIS_PASSWORD}@127.0.0.1:6379/0\"\nkey_prefix = \"prod:\"\n";
+    let redis = load(Some(text), &env).expect("valid").redis.expect("configured");
+    assert_eq!(redis.url.expose(), "redis://:hunter2@127.0.0.1:6379/0");
+    assert!(!format!("{redis:?}").contains("hunter2"), "the URL never reaches a log: {redis:?}");
+    assert_eq!((redis.key_prefix.as_str(), redis.timeout.as_millis(), redis.negative_ttl_secs), ("prod:", 5_000, 3_600));
+    assert_eq!(redis.kill_switch_refresh.as_secs(), 10);
+    let bad = "[redis]\nurl = \"http://127.0.0.1:6379\"\nkill_switch_refresh_secs = 120\ntimeout_ms = 0\n";
+    let errors = load(Some(bad), &HashMap::new()).expect_err("three problems").0;
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(errors[0].contains("`redis.url`: must start with redis://"), "{errors:?}");
+    let stray = load(Some("[redis]\nkey_prefix = \"x\"\n"), &HashMap::new()).expect_err("no url").0;
+    assert_eq!(stray, ["`redis`: settings given without `redis.url`"]);
+}

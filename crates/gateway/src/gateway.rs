@@ -138,9 +138,19 @@ impl GatewayError {
     }
 }
 
+/// Tenant quotas shared by every worker (with `[redis]`): takes one call of the tenant's hourly
+/// limit atomically, or says the limit is used up. An `Err` is a failure of the shared counter:
+/// the gateway then counts the ledger instead.
+#[async_trait::async_trait]
+pub trait QuotaGate: Send + Sync {
+    /// `Ok(true)` when the call may go ahead (and is counted).
+    async fn take(&self, tenant: &str, limit: u64) -> Result<bool, String>;
+}
+
 pub struct Gateway {
     pub router: Router,
     ledger: Arc<dyn UsageStore>,
+    quota: Option<Arc<dyn QuotaGate>>,
     audit: Arc<AuditLog>,
     spend: SpendGuard,
     catalog: Arc<dyn TechniqueCatalog>,
@@ -169,7 +179,14 @@ impl Gateway {
         catalog: Arc<dyn TechniqueCatalog>,
         tenant_tiers: HashMap<String, TenantTier>,
     ) -> Self {
-        Gateway { router, ledger, audit, spend, catalog, tenant_tiers }
+        Gateway { router, ledger, quota: None, audit, spend, catalog, tenant_tiers }
+    }
+
+    /// Counts tenant quotas with `quota` (shared by every worker) instead of the ledger.
+    #[must_use]
+    pub fn with_quota(mut self, quota: Arc<dyn QuotaGate>) -> Self {
+        self.quota = Some(quota);
+        self
     }
 
     pub fn tenant_tier(&self, tenant: &str) -> TenantTier {
@@ -232,8 +249,21 @@ impl Gateway {
 
     async fn check_quota(&self, request: &GatewayRequest) -> Result<(), GatewayError> {
         let quota = self.tenant_tier(&request.tenant).hourly_quota();
-        let used = self.ledger.llm_calls_since(&request.tenant, Utc::now() - chrono::Duration::hours(1)).await?;
-        if used >= quota {
+        let allowed = match &self.quota {
+            Some(gate) => match gate.take(&request.tenant, quota).await {
+                Ok(allowed) => Some(allowed),
+                Err(error) => {
+                    tracing::warn!(%error, "shared quota counter unavailable: counting the call ledger");
+                    None
+                }
+            },
+            None => None,
+        };
+        let allowed = match allowed {
+            Some(allowed) => allowed,
+            None => self.ledger.llm_calls_since(&request.tenant, Utc::now() - chrono::Duration::hours(1)).await? < quota,
+        };
+        if !allowed {
             metrics::counter!("aluskort_llm_quota_rejections_total", "tenant" => request.tenant.clone()).increment(1);
             return Err(GatewayError::QuotaExceeded { tenant: request.tenant.clone(), quota });
         }

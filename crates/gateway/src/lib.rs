@@ -24,7 +24,7 @@ pub mod setup;
 pub mod spend;
 pub mod tier;
 
-pub use gateway::{Gateway, GatewayError, GatewayRequest, GatewayResponse, TenantTier};
+pub use gateway::{Gateway, GatewayError, GatewayRequest, GatewayResponse, QuotaGate, TenantTier};
 pub use router::{Route, Router, TierRoutes};
 pub use screen::{Screening, Verdict, screen};
 pub use tier::Tier;

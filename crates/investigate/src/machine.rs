@@ -207,8 +207,12 @@ impl Pipeline {
             );
             return self.transition(work, state, InvestigationState::Enriching, "context_enricher", "FP pattern below its threshold");
         }
-        let blocked =
-            kill_switch(&self.settings.kill_switches, alert, &[]).or_else(|| safety_relevance(state, alert, None)).or_else(|| {
+        let switches = self.settings.kill_switches.snapshot();
+        let blocked = switches
+            .blocks_pattern(&found.pattern_id)
+            .or_else(|| kill_switch(&switches, alert, &[]))
+            .or_else(|| safety_relevance(state, alert, None))
+            .or_else(|| {
                 (!state.degradation_level.allows_auto_close())
                     .then(|| format!("degradation level {} closes nothing without a human", state.degradation_level))
             });
@@ -406,7 +410,7 @@ impl Pipeline {
             self.reassess_members(work, incident, &state.alert_id).await?;
         }
 
-        let killed = kill_switch(&self.settings.kill_switches, &normalized.alert, &verdict.techniques);
+        let killed = kill_switch(&self.settings.kill_switches.snapshot(), &normalized.alert, &verdict.techniques);
         let (auto_actions, gated_actions) = self.plan_response(work, state, &normalized.alert, killed.is_some());
         let destructive = verdict.has_destructive_action() || gated_actions.iter().any(|action| action.destructive);
         let dismissible = matches!(verdict.classification, Classification::FalsePositive | Classification::BenignTruePositive);

@@ -53,7 +53,7 @@ pub struct PipelineSettings {
     /// The model gateway for the reasoning agent; `None` reasons deterministically.
     pub gateway: Option<Arc<aluskort_gateway::Gateway>>,
     /// Scopes where nothing is closed automatically.
-    pub kill_switches: aluskort_config::KillSwitches,
+    pub kill_switches: aluskort_config::SharedKillSwitches,
     /// Incident grouping window (default 24 h).
     pub grouping_window: Duration,
     /// Deliveries of one message before it is dead-lettered / its investigation failed.
@@ -100,7 +100,7 @@ impl Default for PipelineSettings {
             context: None,
             enricher_timeout: DEFAULT_ENRICHER_TIMEOUT,
             zones: Vec::new(),
-            kill_switches: aluskort_config::KillSwitches::default(),
+            kill_switches: aluskort_config::SharedKillSwitches::default(),
             grouping_window: crate::grouping::DEFAULT_WINDOW,
             max_attempts: 5,
             playbooks: None,

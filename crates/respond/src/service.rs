@@ -72,9 +72,10 @@ pub struct Responder {
     pub config: RespondConfig,
     /// What "now" is for deadlines, leases and records.
     pub clock: Clock,
-    /// `[pipeline.kill_switches]`, checked again when an automatic step is about to run: a switch
-    /// turned on after planning holds what is still queued.
-    pub kill_switches: aluskort_config::KillSwitches,
+    /// The kill switches in force (`[pipeline.kill_switches]` and, with `[redis]`, those switched
+    /// on at run time), checked again when an automatic step is about to run: a switch turned on
+    /// after planning holds what is still queued.
+    pub kill_switches: aluskort_config::SharedKillSwitches,
 }
 
 /// The time source of the response service: the system clock, or (tests) a manual clock that
@@ -607,7 +608,8 @@ impl Responder {
     /// The kill switch covering an automatic execution's alert, if any (read only when switches
     /// are configured). An investigation or alert that cannot be read holds the step too.
     async fn kill_switched(&self, execution: &Execution) -> Option<String> {
-        if self.kill_switches.is_empty() {
+        let switches = self.kill_switches.snapshot();
+        if switches.is_empty() {
             return None;
         }
         let state = match self.investigation(&execution.investigation_id).await {
@@ -620,7 +622,7 @@ impl Responder {
             Err(error) => return Some(format!("alert unreadable, kill switches not checked: {error}")),
         };
         let named = alert.techniques.iter().chain(&state.techniques).map(String::as_str);
-        self.kill_switches.applies(alert.tenant_id.as_str(), alert.source.as_str(), named)
+        switches.applies(alert.tenant_id.as_str(), alert.source.as_str(), named)
     }
 
     /// An execution this worker ran but could no longer record (its lease ran out and another

@@ -68,7 +68,7 @@ async fn high_escalates_and_stays_pending_medium_times_out_as_the_clock_moves() 
         ),
         config: RespondConfig::default(),
         clock: clock.clone(),
-        kill_switches: aluskort_config::KillSwitches::default(),
+        kill_switches: aluskort_config::SharedKillSwitches::default(),
     });
     let task = tokio::spawn(Arc::clone(&responder).run(shutdown.clone(), Duration::from_millis(5)));
     let status = |id: String| {

@@ -925,7 +925,8 @@ pub async fn feedback_round_trips(store: &impl ResponseStore) {
 }
 
 /// Instantiates every conformance test for a store built by `$make` (an expression, evaluated in
-/// each test; it may `return` to skip).
+/// each test; it may `return` to skip). Used by this crate's own tests only.
+#[cfg(test)]
 macro_rules! case_store_suite {
     ($suite:ident, $make:expr) => {
         mod $suite {
@@ -1041,4 +1042,5 @@ macro_rules! case_store_suite {
     };
 }
 
+#[cfg(test)]
 pub(crate) use case_store_suite;

@@ -45,3 +45,19 @@ pub fn pg_test_url() -> Option<String> {
     }
     url
 }
+
+/// The Redis URL server-backed tests run against (`ALUSKORT_TEST_REDIS_URL`), or `None` to skip.
+///
+/// # Panics
+/// When `CI` is set and the URL is not: in CI the server suites must run, never skip.
+pub fn redis_test_url() -> Option<String> {
+    #[expect(clippy::disallowed_methods, reason = "test helper: the service location is environment-specific")]
+    let url = std::env::var("ALUSKORT_TEST_REDIS_URL").ok().filter(|url| !url.is_empty());
+    if url.is_none() {
+        #[expect(clippy::disallowed_methods, reason = "test helper: CI must not skip server suites")]
+        let in_ci = std::env::var("CI").is_ok();
+        assert!(!in_ci, "CI is set but ALUSKORT_TEST_REDIS_URL is not: the Redis suites must run in CI");
+        eprintln!("skipping a Redis test: ALUSKORT_TEST_REDIS_URL is not set");
+    }
+    url
+}

@@ -70,7 +70,7 @@ async fn world() -> World {
         notifier: Notifier::disabled(),
         config,
         clock: aluskort_respond::service::Clock::system(),
-        kill_switches: aluskort_config::KillSwitches::default(),
+        kill_switches: aluskort_config::SharedKillSwitches::default(),
     };
     World { harness, responder, fake }
 }
@@ -330,9 +330,9 @@ async fn an_execution_whose_lease_ran_out_before_its_call_is_left_to_the_next_cl
 /// recorded as blocked, never run.
 #[tokio::test]
 async fn a_kill_switch_holds_queued_automatic_steps() {
-    let World { harness, mut responder, fake } = world().await;
+    let World { harness, responder, fake } = world().await;
     harness.run(vec![malware_alert("switched", "High", "ws-alpha")]).await;
-    responder.kill_switches = aluskort_config::KillSwitches { techniques: vec!["T1059".to_owned()], ..Default::default() };
+    responder.kill_switches.replace(aluskort_config::KillSwitches { techniques: vec!["T1059".to_owned()], ..Default::default() });
     drain(&responder).await;
     let state = state_of(&harness, "switched").await;
     let executions = harness.store.executions_for_investigation(&state.investigation_id.to_string()).await.expect("executions");
