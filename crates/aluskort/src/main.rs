@@ -64,6 +64,13 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Kill switches switched on and off at run time, read by every worker within
+    /// `redis.kill_switch_refresh_secs` (needs `[redis]`; `list` also shows the config file's).
+    #[cfg(feature = "redis")]
+    Killswitch {
+        #[command(subcommand)]
+        command: KillSwitchCommand,
+    },
     /// Benchmarks (throughput and memory, measured; never in tests).
     Bench {
         #[command(subcommand)]
@@ -184,6 +191,29 @@ enum PlaybookCommand {
     List,
 }
 
+#[cfg(feature = "redis")]
+#[derive(Subcommand)]
+enum KillSwitchCommand {
+    /// Stop automation in a scope: no auto-close, no automatic action (tenant, source, technique
+    /// and its sub-techniques, or an FP pattern id).
+    On {
+        /// tenant, source, technique or pattern.
+        dimension: String,
+        value: String,
+        #[arg(long)]
+        actor: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a run-time switch (the config file's stay until the file changes).
+    Off { dimension: String, value: String },
+    /// Every switch in force: the config file's and the run-time ones.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Synthetic alerts through the whole embedded pipeline (deterministic reasoner) in a scratch
@@ -202,6 +232,17 @@ enum BenchCommand {
         /// Offered load in alerts per second (default: submit as fast as accepted).
         #[arg(long)]
         rate: Option<f64>,
+    },
+    /// IOC exact-match lookups through the Redis cache against a real server: p50/p95/p99.
+    #[cfg(feature = "redis")]
+    Redis {
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        url: String,
+        #[arg(long, default_value_t = 100_000)]
+        lookups: usize,
+        /// Lookups in flight at once.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
     },
 }
 
@@ -400,6 +441,21 @@ fn main() -> ExitCode {
             Command::Config { command: ConfigCommand::Check } => commands::config::check(cli.config.as_deref(), cli.data_dir, &env),
             Command::Bench { command: BenchCommand::Pipeline { alerts, group, source, rate } } => {
                 commands::bench::run(commands::bench::BenchOptions { alerts, group, source, rate }).await
+            }
+            #[cfg(feature = "redis")]
+            Command::Bench { command: BenchCommand::Redis { url, lookups, concurrency } } => {
+                commands::redis::bench(url, lookups, concurrency).await
+            }
+            #[cfg(feature = "redis")]
+            Command::Killswitch { command } => {
+                let action = match command {
+                    KillSwitchCommand::On { dimension, value, actor, reason } => {
+                        commands::redis::KillSwitchAction::On { dimension, value, actor, reason }
+                    }
+                    KillSwitchCommand::Off { dimension, value } => commands::redis::KillSwitchAction::Off { dimension, value },
+                    KillSwitchCommand::List { json } => commands::redis::KillSwitchAction::List { json },
+                };
+                commands::redis::killswitch(cli.config.as_deref(), cli.data_dir, &env, action).await
             }
             Command::Gateway { command: GatewayCommand::Screen { file, jsonl } } => commands::gateway::screen(file.as_deref(), jsonl),
             Command::Attack { command } => {

@@ -93,6 +93,12 @@ impl Backends {
                 backends.threat_intel =
                     Arc::new(aluskort_cache::ti::CachedThreatIntel::new(cache.clone(), Arc::clone(&backends.threat_intel)));
                 backends.context = Arc::new(aluskort_cache::fp::CachedContext::new(cache.clone(), Arc::clone(&backends.context)));
+                // In force before the first alert: the refresher only keeps them current.
+                let stored = aluskort_cache::kill::KillSwitchStore::new(cache.clone())
+                    .current()
+                    .await
+                    .context("cannot read the kill switches in Redis (`[redis]`); refusing to run without them")?;
+                backends.kill_switches.replace(config.kill_switches.union(&stored));
                 backends.redis = Some(cache);
             }
             #[cfg(not(feature = "redis"))]

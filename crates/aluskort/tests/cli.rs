@@ -1118,3 +1118,63 @@ fn feedback_is_recorded_and_fp_patterns_need_two_distinct_approvers() {
     let verified = run(aluskort().args(["audit", "verify", "--data-dir"]).arg(&data));
     assert!(verified.status.success(), "{}{}", text(&verified.stdout), text(&verified.stderr));
 }
+
+/// Run-time kill switches (`aluskort killswitch`, `[redis]`): switched on from the command line
+/// against the real Redis, they hold a confident benign verdict in their scope exactly as the
+/// config file's do; `list` shows both kinds, `off` lifts it, and without `[redis]` switching is
+/// refused with the reason.
+#[test]
+fn run_time_kill_switches_in_redis_hold_automatic_closure() {
+    use aluskort_testkit::fake::anthropic::{FakeAnthropic, Reply};
+    let Some(redis_url) = aluskort_testkit::redis_test_url() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prefix = format!("aluskort-test:cli-kill:{}:", std::process::id());
+    let redis_config = format!("[redis]\nurl = \"{redis_url}\"\nkey_prefix = \"{prefix}\"\n");
+    let config = dir.path().join("kill.toml");
+    std::fs::write(&config, format!("[pipeline.kill_switches]\nsources = [\"splunk\"]\n{redis_config}")).expect("config");
+    let killswitch = |args: &[&str]| run(aluskort().arg("--config").arg(&config).arg("killswitch").args(args));
+
+    let refused = run(aluskort().args(["killswitch", "on", "technique", "T1518", "--actor", "alice", "--reason", "r"]));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains("needs `[redis]`"), "{}", text(&refused.stderr));
+    let bad = killswitch(&["on", "technique", "T15", "--actor", "alice", "--reason", "r"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad.stderr).contains("\"T15\" is not a technique id"), "{}", text(&bad.stderr));
+    let on = killswitch(&["on", "technique", "t1518", "--actor", "alice", "--reason", "red-team week"]);
+    assert!(on.status.success(), "{}", text(&on.stderr));
+    assert!(text(&on.stdout).starts_with("kill switch on: technique T1518 (by alice: red-team week)"), "{}", text(&on.stdout));
+    let list = killswitch(&["list", "--json"]);
+    let lines: Vec<Value> = text(&list.stdout).lines().map(|line| serde_json::from_str(line).expect("json")).collect();
+    let listed: Vec<(&str, &str, &str)> = lines
+        .iter()
+        .map(|line| (line["dimension"].as_str().unwrap_or(""), line["value"].as_str().unwrap_or(""), line["origin"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(listed, [("source", "splunk", "config"), ("technique", "T1518", "redis")]);
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let fake = runtime.block_on(FakeAnthropic::start());
+    let benign = serde_json::json!({
+        "classification": "benign_true_positive", "confidence": 0.97, "techniques": [],
+        "reasoning": ["an approved red-team exercise"], "recommended_actions": []
+    });
+    fake.reply(Reply::tool_use(benign.clone()));
+    fake.reply(Reply::tool_use(benign));
+    let line = std::fs::read_to_string(sentinel_file()).expect("alerts").lines().next().expect("line").to_owned();
+    let mut switched: Value = serde_json::from_str(&line).expect("alert");
+    switched["AlertSeverity"] = "Low".into();
+    switched["Techniques"] = "[]".into();
+    switched["SubTechniques"] = "[\"T1518.001\"]".into();
+    let mut other = switched.clone();
+    other["SystemAlertId"] = "bbbbbbbb-0000-4000-8000-000000000002".into();
+    other["TenantId"] = "0f0f0f0f-0000-4000-8000-00000000000d".into();
+    other["SubTechniques"] = "[\"T1010\"]".into();
+    let records = triage_with_model(dir.path(), &fake.base_url(), &redis_config, &[&switched, &other]);
+    assert_eq!(records[0]["state"], "awaiting_human", "the run-time switch on T1518 holds T1518.001: {}", records[0]);
+    assert_eq!(records[1]["state"], "closed", "{}", records[1]);
+
+    let off = killswitch(&["off", "technique", "T1518"]);
+    assert!(off.status.success(), "{}", text(&off.stderr));
+    assert_eq!(killswitch(&["off", "technique", "T1518"]).status.code(), Some(1), "already off");
+    let list = killswitch(&["list"]);
+    assert!(!text(&list.stdout).contains("T1518") && text(&list.stdout).contains("splunk"), "{}", text(&list.stdout));
+}

@@ -102,6 +102,28 @@ impl RedisCache {
         &self.prefix
     }
 
+    /// Deletes every key under this prefix (tests and benchmarks under a prefix of their own;
+    /// refused for an empty prefix, which would be the whole database). Returns how many.
+    pub async fn clear_prefix(&self) -> Result<u64, CacheError> {
+        if self.prefix.is_empty() {
+            return Err(CacheError::Redis { what: "clear", message: "refusing to clear without a key prefix".to_owned() });
+        }
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .query("clear", redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(format!("{}*", self.prefix)).arg("COUNT").arg(1_000))
+                .await?;
+            if !keys.is_empty() {
+                deleted += self.query::<u64>("clear", redis::cmd("DEL").arg(keys)).await?;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
     /// Runs one command (or a pipeline) under the timeout and the breaker.
     pub async fn query<T: redis::FromRedisValue>(&self, what: &'static str, command: impl Query) -> Result<T, CacheError> {
         self.guarded(what, async {

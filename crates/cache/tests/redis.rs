@@ -37,10 +37,9 @@ async fn cache(name: &str) -> Option<RedisCache> {
 
 /// Deletes every key under the cache's prefix.
 async fn clean(cache: &RedisCache) {
-    let keys: Vec<String> = cache.query("scan", redis::cmd("KEYS").arg(format!("{}*", cache.prefix()))).await.expect("keys");
-    if !keys.is_empty() {
-        let _: u64 = cache.query("del", redis::cmd("DEL").arg(keys)).await.expect("del");
-    }
+    cache.clear_prefix().await.expect("clear");
+    let left: Vec<String> = cache.query("keys", redis::cmd("KEYS").arg(format!("{}*", cache.prefix()))).await.expect("keys");
+    assert!(left.is_empty(), "{left:?}");
 }
 
 async fn sqlite() -> Arc<SqliteStore> {

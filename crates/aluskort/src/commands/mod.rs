@@ -11,6 +11,8 @@ pub mod feedback;
 pub mod gateway;
 pub mod llm;
 pub mod playbook;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod serve;
 pub mod sources;
 pub mod ti;
