@@ -410,7 +410,14 @@ impl Pipeline {
             self.reassess_members(work, incident, &state.alert_id).await?;
         }
 
-        let killed = kill_switch(&self.settings.kill_switches.snapshot(), &normalized.alert, &verdict.techniques);
+        let switches = self.settings.kill_switches.snapshot();
+        // A switched-off FP pattern's match is still evidence, but closes nothing by itself or
+        // through the verdict it informed.
+        let matched_pattern =
+            state.case_facts.get("fp_match").and_then(|found| found.get("pattern_id")).and_then(serde_json::Value::as_str);
+        let killed = matched_pattern
+            .and_then(|pattern| switches.blocks_pattern(pattern))
+            .or_else(|| kill_switch(&switches, &normalized.alert, &verdict.techniques));
         let (auto_actions, gated_actions) = self.plan_response(work, state, &normalized.alert, killed.is_some());
         let destructive = verdict.has_destructive_action() || gated_actions.iter().any(|action| action.destructive);
         let dismissible = matches!(verdict.classification, Classification::FalsePositive | Classification::BenignTruePositive);

@@ -90,6 +90,34 @@ async fn an_approved_fp_pattern_closes_the_alert_before_reasoning() {
     harness.stop().await;
 }
 
+/// A kill switch on an FP pattern (REQUIREMENTS §1.9, switched on at run time through `[redis]`
+/// or in the config file) stops that pattern closing alerts, audited as a blocked close; lifting
+/// it lets the next alert close again, without a restart (the pipeline reads the shared switches).
+#[tokio::test]
+async fn a_kill_switch_on_an_fp_pattern_stops_it_closing_alerts() {
+    let switches = aluskort_config::SharedKillSwitches::default();
+    let shared = switches.clone();
+    let harness = harness_with(move |store| PipelineSettings {
+        context: Some(store.clone()),
+        degradation: aluskort_core::DegradationLevel::Full,
+        kill_switches: shared,
+        ..PipelineSettings::default()
+    })
+    .await;
+    harness.store.upsert_fp_pattern(&backup_pattern()).await.expect("pattern");
+    switches.replace(aluskort_config::KillSwitches { patterns: vec!["fp-backup".into()], ..Default::default() });
+    harness.run(vec![sentinel_alert("ks-1", "Backup job read 40,000 files", "Medium", "bkp-01", "svc-backup")]).await;
+    switches.replace(aluskort_config::KillSwitches::default());
+    harness.run(vec![sentinel_alert("ks-2", "Backup job read 40,000 files", "Medium", "bkp-03", "svc-backup")]).await;
+    let states = states_by_alert(&harness).await;
+    let held = &states["ks-1"];
+    assert_ne!(held.state, InvestigationState::Closed, "{:?}", actions(held));
+    let blocked = held.decision_chain.iter().find(|entry| entry.action == "fp_close_blocked").expect("a blocked close");
+    assert!(blocked.reasoning.contains("kill switch on FP pattern fp-backup"), "{}", blocked.reasoning);
+    assert_eq!(states["ks-2"].close_reason.as_deref(), Some("fp_pattern:fp-backup"), "lifted: the pattern closes again");
+    harness.stop().await;
+}
+
 /// NFR-REL-003: at the deterministic level an FP match is evidence, and a human closes.
 #[tokio::test]
 async fn at_the_deterministic_level_an_fp_match_waits_for_a_human() {
