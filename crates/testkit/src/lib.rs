@@ -46,6 +46,23 @@ pub fn pg_test_url() -> Option<String> {
     url
 }
 
+/// The Kafka-protocol broker server-backed tests run against (`ALUSKORT_TEST_KAFKA_BROKERS`,
+/// `host:port`), or `None` to skip.
+///
+/// # Panics
+/// When `CI` is set and the brokers are not: in CI the server suites must run, never skip.
+pub fn kafka_test_brokers() -> Option<String> {
+    #[expect(clippy::disallowed_methods, reason = "test helper: the service location is environment-specific")]
+    let brokers = std::env::var("ALUSKORT_TEST_KAFKA_BROKERS").ok().filter(|brokers| !brokers.is_empty());
+    if brokers.is_none() {
+        #[expect(clippy::disallowed_methods, reason = "test helper: CI must not skip server suites")]
+        let in_ci = std::env::var("CI").is_ok();
+        assert!(!in_ci, "CI is set but ALUSKORT_TEST_KAFKA_BROKERS is not: the Kafka suites must run in CI");
+        eprintln!("skipping a Kafka test: ALUSKORT_TEST_KAFKA_BROKERS is not set");
+    }
+    brokers
+}
+
 /// The Redis URL server-backed tests run against (`ALUSKORT_TEST_REDIS_URL`), or `None` to skip.
 ///
 /// # Panics
