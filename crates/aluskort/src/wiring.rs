@@ -140,21 +140,69 @@ impl Backends {
     }
 }
 
-/// The pipeline over `backends` with an in-process bus, its parse and investigate stages running.
+/// The bus of `[bus]`: in-process, or a Kafka cluster.
+#[derive(Clone)]
+pub enum BusHandle {
+    Memory(Arc<MemoryBus>),
+    #[cfg(feature = "kafka")]
+    Kafka(Arc<aluskort_kafka::KafkaBus>),
+}
+
+impl BusHandle {
+    pub async fn open(config: &aluskort_config::BusConfig) -> anyhow::Result<Self> {
+        match config {
+            aluskort_config::BusConfig::Memory => Ok(BusHandle::Memory(Arc::new(MemoryBus::new()))),
+            #[cfg(feature = "kafka")]
+            aluskort_config::BusConfig::Kafka { brokers, topic_prefix, client_id, replication } => {
+                let settings = aluskort_kafka::KafkaSettings {
+                    brokers: brokers.clone(),
+                    topic_prefix: topic_prefix.clone(),
+                    client_id: client_id.clone(),
+                    replication: *replication,
+                };
+                let bus =
+                    aluskort_kafka::KafkaBus::connect(settings).await.with_context(|| format!("cannot use the Kafka bus at {brokers}"))?;
+                Ok(BusHandle::Kafka(Arc::new(bus)))
+            }
+            #[cfg(not(feature = "kafka"))]
+            aluskort_config::BusConfig::Kafka { .. } => {
+                anyhow::bail!("`[bus] backend = \"kafka\"` needs a build with the `kafka` feature (cargo build --release --features kafka)")
+            }
+        }
+    }
+
+    pub fn shared(&self) -> Arc<dyn Bus> {
+        match self {
+            BusHandle::Memory(bus) => bus.clone(),
+            #[cfg(feature = "kafka")]
+            BusHandle::Kafka(bus) => bus.clone(),
+        }
+    }
+
+    pub fn close(&self) {
+        match self {
+            BusHandle::Memory(bus) => bus.close(),
+            #[cfg(feature = "kafka")]
+            BusHandle::Kafka(bus) => bus.close(),
+        }
+    }
+}
+
+/// The pipeline over `backends` and the bus of `[bus]`, its parse and investigate stages running.
 pub struct Running {
     pub pipeline: Arc<Pipeline>,
     /// The only path to a model (`[llm]`); the investigation engine does not call it yet.
     pub gateway: Arc<Gateway>,
     /// Approvals and response actions; its loop runs beside the stages.
     pub responder: Arc<aluskort_respond::service::Responder>,
-    pub bus: Arc<MemoryBus>,
+    pub bus: BusHandle,
     shutdown: CancellationToken,
     stages: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl Running {
-    pub fn start(config: &Config, backends: &Backends) -> anyhow::Result<Self> {
-        let bus = Arc::new(MemoryBus::new());
+    pub async fn start(config: &Config, backends: &Backends) -> anyhow::Result<Self> {
+        let bus = BusHandle::open(&config.bus).await?;
         let audit = Arc::new(AuditLog::new(Arc::clone(&backends.audit_store)));
         let shutdown = CancellationToken::new();
         let parts = GatewayParts {
@@ -188,7 +236,7 @@ impl Running {
             respond: config.respond.clone(),
             ..PipelineSettings::default()
         };
-        let shared_bus: Arc<dyn Bus> = bus.clone();
+        let shared_bus = bus.shared();
         let responder = build_responder(config, backends, Arc::clone(&audit), &shutdown)?;
         let pipeline = Pipeline::new(shared_bus, Arc::clone(&backends.case_store), audit, settings);
         #[cfg_attr(not(feature = "redis"), allow(unused_mut))]

@@ -5,6 +5,7 @@
 //! Without a file everything is embedded under `./aluskort-data`, the HTTP server binds
 //! 127.0.0.1, and reasoning is deterministic unless a model key is in the environment ([`llm`]).
 
+pub mod bus;
 pub mod knowledge;
 pub mod llm;
 mod raw;
@@ -17,6 +18,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use bus::BusConfig;
 pub use knowledge::{EmbedderConfig, KnowledgeConfig, VectorIndexConfig};
 pub use llm::{LlmConfig, LlmProviderConfig, OpenAiFlavorConfig};
 pub use raw::{RawCaseStore, RawConfig};
@@ -310,6 +312,8 @@ pub struct Config {
     /// `[redis]`: shared IOC cache, FP hot patterns, kill switches and quotas; `None` keeps them
     /// in the case store and this file.
     pub redis: Option<RedisConfig>,
+    /// `[bus]`: in-process (default) or Kafka.
+    pub bus: BusConfig,
 }
 
 impl Config {

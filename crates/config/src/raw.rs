@@ -32,6 +32,8 @@ pub struct RawConfig {
     pub respond: crate::respond::RawRespond,
     #[serde(default)]
     pub redis: crate::redis::RawRedis,
+    #[serde(default)]
+    pub bus: crate::bus::RawBus,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -198,6 +200,7 @@ impl RawConfig {
         let llm = crate::llm::validate_llm(self.llm, env, &mut errors);
         let respond = crate::respond::validate_respond(self.respond, env, &mut errors);
         let redis = crate::redis::validate_redis(self.redis, env, &mut errors);
+        let bus = crate::bus::validate_bus(self.bus, &mut errors);
         match (errors.is_empty(), listen_addr, case_store) {
             (true, Some(listen_addr), Some(case_store)) => Ok(Config {
                 data_dir: PathBuf::from(data_dir),
@@ -215,6 +218,7 @@ impl RawConfig {
                 llm,
                 respond,
                 redis,
+                bus,
             }),
             _ => Err(ConfigErrors(errors)),
         }

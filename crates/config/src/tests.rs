@@ -323,3 +323,28 @@ fn redis_section_is_optional_validated_and_keeps_its_url_secret() {
     let stray = load(Some("[redis]\nkey_prefix = \"x\"\n"), &HashMap::new()).expect_err("no url").0;
     assert_eq!(stray, ["`redis`: settings given without `redis.url`"]);
 }
+
+#[test]
+fn bus_is_in_process_by_default_and_kafka_is_validated() {
+    assert_eq!(load(None, &HashMap::new()).expect("defaults").bus, crate::BusConfig::Memory);
+    let kafka = load(Some("[bus]\nbackend = \"kafka\"\nbrokers = \"k1:9092,k2:9092\"\ntopic_prefix = \"prod.\"\n"), &HashMap::new())
+        .expect("valid");
+    assert_eq!(
+        kafka.bus,
+        crate::BusConfig::Kafka {
+            brokers: "k1:9092,k2:9092".into(),
+            topic_prefix: "prod.".into(),
+            client_id: "aluskort".into(),
+            replication: 1
+        }
+    );
+    let errors = load(Some("[bus]\nbackend = \"kafka\"\nbrokers = \"k1\"\ntopic_prefix = \"a b\"\nreplication = 0\n"), &HashMap::new())
+        .expect_err("three problems")
+        .0;
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(errors[0].starts_with("`bus.brokers`"), "{errors:?}");
+    let stray = load(Some("[bus]\nbrokers = \"k1:9092\"\n"), &HashMap::new()).expect_err("memory with brokers").0;
+    assert_eq!(stray, ["`bus`: kafka settings given but `bus.backend` is not \"kafka\""]);
+    let unknown = load(Some("[bus]\nbackend = \"nats\"\n"), &HashMap::new()).expect_err("unknown").0;
+    assert!(unknown[0].contains("unknown backend \"nats\""), "{unknown:?}");
+}

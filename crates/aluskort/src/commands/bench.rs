@@ -59,7 +59,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<ExitCode> {
     let env = std::collections::HashMap::new();
     let config = crate::wiring::load_config(None, Some(data_dir.clone()), &env)?;
     let backends = Backends::open(&config).await?;
-    let running = Running::start(&config, &backends)?;
+    let running = Running::start(&config, &backends).await?;
     let pipeline = Arc::clone(&running.pipeline);
     let expected: HashSet<String> = records.iter().map(|(id, _)| id.clone()).collect();
     let submitted: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::with_capacity(alerts)));

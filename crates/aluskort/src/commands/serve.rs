@@ -25,7 +25,7 @@ pub async fn run(
     let listen_addr = listen.unwrap_or(config.listen_addr);
     let metrics = PrometheusBuilder::new().install_recorder().context("cannot install the metrics recorder")?;
     let backends = Backends::open(&config).await?;
-    let running = Running::start(&config, &backends)?;
+    let running = Running::start(&config, &backends).await?;
     let replayed = running.pipeline.replay_pending().await?;
     if replayed > 0 {
         warn!(replayed, "replayed raw records left pending by a previous run");
@@ -34,7 +34,7 @@ pub async fn run(
     let state = AppState {
         pipeline: Arc::clone(&running.pipeline),
         store: Arc::clone(&backends.case_store),
-        bus: running.bus.clone(),
+        bus: running.bus.shared(),
         metrics,
         webhook_secret: config.webhook_secret.clone(),
         gateway: Some(Arc::clone(&running.gateway)),

@@ -74,7 +74,7 @@ pub async fn test(
     let config = load_config(config_path, data_dir, env)?;
     let source = find(&config, name)?.clone();
     let backends = Backends::open(&config).await?;
-    let running = Running::start(&config, &backends)?;
+    let running = Running::start(&config, &backends).await?;
     println!("source {name}: {} — {}", source.kind.as_str(), endpoint(&source));
     let sink: Arc<dyn AlertSink> = running.pipeline.clone();
     let mut connector = connector_for(&source, Arc::clone(&backends.case_store), sink, CancellationToken::new())?;
@@ -122,7 +122,7 @@ pub async fn poll(
     let config = load_config(config_path, data_dir, env)?;
     let source = find(&config, name)?.clone();
     let backends = Backends::open(&config).await?;
-    let running = Running::start(&config, &backends)?;
+    let running = Running::start(&config, &backends).await?;
     let sink: Arc<dyn AlertSink> = running.pipeline.clone();
     let mut connector = connector_for(&source, Arc::clone(&backends.case_store), sink, CancellationToken::new())?;
     let result = connector.poll_once().await;

@@ -49,7 +49,7 @@ pub async fn run(
     }
 
     let backends = Backends::open(&config).await?;
-    let running = Running::start(&config, &backends)?;
+    let running = Running::start(&config, &backends).await?;
     let pipeline = Arc::clone(&running.pipeline);
     let started = Instant::now();
 
