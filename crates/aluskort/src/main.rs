@@ -146,6 +146,18 @@ enum Command {
         /// Listen address (overrides `listen_addr`; default 127.0.0.1:8080).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// The API only, no stage (needs `[bus] backend = "kafka"`; workers run the stages).
+        #[arg(long)]
+        api_only: bool,
+    },
+    /// One stage of the pipeline, stateless, with /health, /ready and /metrics on --listen
+    /// (needs `[bus] backend = "kafka"`); SIGTERM finishes the message in hand, then exits.
+    Worker {
+        #[arg(long, value_enum)]
+        stage: commands::serve::Stage,
+        /// Probe address (overrides `listen_addr`).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
     },
 }
 
@@ -424,7 +436,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     #[expect(clippy::disallowed_methods, reason = "the one place the environment is read")]
     let env: HashMap<String, String> = std::env::vars().collect();
-    let serve = matches!(cli.command, Command::Serve { .. });
+    let serve = matches!(cli.command, Command::Serve { .. } | Command::Worker { .. });
     wiring::init_tracing(&env, serve);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -546,7 +558,13 @@ fn main() -> ExitCode {
                 let args = commands::feedback::FeedbackArgs { investigation_id, actor, correct, rating, comment, classification };
                 commands::feedback::run(cli.config.as_deref(), cli.data_dir, &env, args).await
             }
-            Command::Serve { listen } => commands::serve::run(cli.config.as_deref(), cli.data_dir, &env, listen).await,
+            Command::Serve { listen, api_only } => {
+                let mode = if api_only { commands::serve::Mode::ApiOnly } else { commands::serve::Mode::All };
+                commands::serve::run(cli.config.as_deref(), cli.data_dir, &env, listen, mode).await
+            }
+            Command::Worker { stage, listen } => {
+                commands::serve::run(cli.config.as_deref(), cli.data_dir, &env, listen, commands::serve::Mode::Worker(stage)).await
+            }
         }
     });
     match result {

@@ -200,8 +200,29 @@ pub struct Running {
     stages: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+/// Which of the pipeline's consuming stages a process runs (`aluskort worker --stage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stages {
+    /// `alerts.raw` → `alerts.normalized`.
+    pub parse: bool,
+    /// `alerts.normalized` → investigations → `incidents.enriched`.
+    pub investigate: bool,
+    /// Approvals, action executions and FP pattern expiry.
+    pub respond: bool,
+}
+
+impl Stages {
+    pub const ALL: Stages = Stages { parse: true, investigate: true, respond: true };
+    pub const NONE: Stages = Stages { parse: false, investigate: false, respond: false };
+}
+
 impl Running {
+    /// Every stage in this process (the embedded default, `serve`, `triage`).
     pub async fn start(config: &Config, backends: &Backends) -> anyhow::Result<Self> {
+        Self::start_stages(config, backends, Stages::ALL).await
+    }
+
+    pub async fn start_stages(config: &Config, backends: &Backends, run: Stages) -> anyhow::Result<Self> {
         let bus = BusHandle::open(&config.bus).await?;
         let audit = Arc::new(AuditLog::new(Arc::clone(&backends.audit_store)));
         let shutdown = CancellationToken::new();
@@ -239,15 +260,19 @@ impl Running {
         let shared_bus = bus.shared();
         let responder = build_responder(config, backends, Arc::clone(&audit), &shutdown)?;
         let pipeline = Pipeline::new(shared_bus, Arc::clone(&backends.case_store), audit, settings);
-        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
-        let mut stages = vec![
-            tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone())),
-            tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone())),
-            tokio::spawn(Arc::clone(&responder).run(shutdown.clone(), RESPONSE_POLL)),
-            tokio::spawn(expire_fp_patterns(Arc::clone(&backends.context), Arc::clone(&responder.audit), shutdown.clone())),
-        ];
+        let mut stages = Vec::new();
+        if run.parse {
+            stages.push(tokio::spawn(Arc::clone(&pipeline).run_parse_stage(shutdown.clone())));
+        }
+        if run.investigate {
+            stages.push(tokio::spawn(Arc::clone(&pipeline).run_investigate_stage(shutdown.clone())));
+        }
+        if run.respond {
+            stages.push(tokio::spawn(Arc::clone(&responder).run(shutdown.clone(), RESPONSE_POLL)));
+            stages.push(tokio::spawn(expire_fp_patterns(Arc::clone(&backends.context), Arc::clone(&responder.audit), shutdown.clone())));
+        }
         #[cfg(feature = "redis")]
-        if let (Some(cache), Some(redis)) = (&backends.redis, &config.redis) {
+        if let (true, Some(cache), Some(redis)) = (run.investigate || run.respond, &backends.redis, &config.redis) {
             let store = aluskort_cache::kill::KillSwitchStore::new(cache.clone());
             let refresh = aluskort_cache::kill::refresh(
                 store,

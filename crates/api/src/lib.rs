@@ -36,6 +36,16 @@ pub struct AppState {
     pub feedback: Option<Arc<aluskort_respond::feedback::FeedbackStores>>,
 }
 
+/// Probes and metrics only, for a stage worker (`aluskort worker`): `/health`, `/ready` (store,
+/// bus and gateway as for the full API) and `/metrics`.
+pub fn probes_router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(routes::health))
+        .route("/ready", get(routes::ready))
+        .route("/metrics", get(routes::metrics))
+        .with_state(state)
+}
+
 /// The application router (STYLE ex. 13: `app() -> Router`, tested with `oneshot`).
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()

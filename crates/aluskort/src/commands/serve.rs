@@ -1,6 +1,11 @@
 //! `aluskort serve`: the HTTP API plus the pipeline stages, until Ctrl-C (or SIGTERM), then a
 //! graceful shutdown: stop accepting, let stages finish their current message, close the store.
 //! On start, raw records accepted but never finished (a previous crash) are replayed.
+//!
+//! With `[bus] backend = "kafka"` the same binary also runs one part only (issue 9, NFR-SCL-001):
+//! `serve --api-only` (the API; alerts it accepts go to `alerts.raw`), and `worker --stage S`
+//! (one stage, with `/health`, `/ready` and `/metrics` for the orchestrator's probes). All of
+//! them are stateless: state is in the case store, Redis and Kafka, configured by the same file.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,22 +18,67 @@ use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tracing::{info, warn};
 
-use crate::wiring::{Backends, Running, load_config};
+use crate::wiring::{Backends, Running, Stages, load_config};
+
+/// One part of the pipeline (`aluskort worker --stage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stage {
+    /// SIEM connectors (and replay of raw records a crash left pending) → `alerts.raw`.
+    Ingest,
+    /// `alerts.raw` → `alerts.normalized`.
+    Parse,
+    /// `alerts.normalized` → investigations → `incidents.enriched`.
+    Investigate,
+    /// Approvals, exactly-once actions, notifications, FP pattern expiry.
+    Respond,
+    /// Verifies the audit chain every 5 minutes (the chain itself is written with each change).
+    Audit,
+}
+
+/// What `serve` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The API, every stage and the connectors.
+    All,
+    /// The API only.
+    ApiOnly,
+    /// One stage, with probes.
+    Worker(Stage),
+}
+
+/// How often the audit worker verifies the chain (REQUIREMENTS §1.9 "Verification: every 5 min").
+const AUDIT_VERIFY_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
 pub async fn run(
     config_path: Option<&Path>,
     data_dir: Option<PathBuf>,
     env: &HashMap<String, String>,
     listen: Option<SocketAddr>,
+    mode: Mode,
 ) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path, data_dir, env)?;
+    if mode != Mode::All && config.bus == aluskort_config::BusConfig::Memory {
+        anyhow::bail!(
+            "running one part of the pipeline needs `[bus] backend = \"kafka\"`: with the in-process bus, stages in \
+             separate processes cannot reach each other (use `aluskort serve` for everything in one process)"
+        );
+    }
     let listen_addr = listen.unwrap_or(config.listen_addr);
     let metrics = PrometheusBuilder::new().install_recorder().context("cannot install the metrics recorder")?;
     let backends = Backends::open(&config).await?;
-    let running = Running::start(&config, &backends).await?;
-    let replayed = running.pipeline.replay_pending().await?;
-    if replayed > 0 {
-        warn!(replayed, "replayed raw records left pending by a previous run");
+    let stages = match mode {
+        Mode::All => Stages::ALL,
+        Mode::ApiOnly | Mode::Worker(Stage::Ingest | Stage::Audit) => Stages::NONE,
+        Mode::Worker(Stage::Parse) => Stages { parse: true, ..Stages::NONE },
+        Mode::Worker(Stage::Investigate) => Stages { investigate: true, ..Stages::NONE },
+        Mode::Worker(Stage::Respond) => Stages { respond: true, ..Stages::NONE },
+    };
+    let running = Running::start_stages(&config, &backends, stages).await?;
+    if matches!(mode, Mode::All | Mode::Worker(Stage::Ingest)) {
+        let replayed = running.pipeline.replay_pending().await?;
+        if replayed > 0 {
+            warn!(replayed, "replayed raw records left pending by a previous run");
+        }
     }
 
     let state = AppState {
@@ -49,11 +99,26 @@ pub async fn run(
         })),
     };
     let connectors_shutdown = tokio_util::sync::CancellationToken::new();
-    let connectors = crate::commands::sources::start_connectors(&config, &backends, &running, &connectors_shutdown)?;
-    let app = aluskort_api::router(state, config.max_body_bytes);
+    let connectors = if matches!(mode, Mode::All | Mode::Worker(Stage::Ingest)) {
+        crate::commands::sources::start_connectors(&config, &backends, &running, &connectors_shutdown)?
+    } else {
+        Vec::new()
+    };
+    if mode == Mode::Worker(Stage::Audit) {
+        spawn_audit_verifier(&connectors_shutdown, &backends);
+    }
+    let app = match mode {
+        Mode::All | Mode::ApiOnly => aluskort_api::router(state, config.max_body_bytes),
+        Mode::Worker(_) => aluskort_api::probes_router(state),
+    };
     let listener = tokio::net::TcpListener::bind(listen_addr).await.with_context(|| format!("cannot listen on {listen_addr}"))?;
-    info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "aluskort serving");
-    eprintln!("aluskort serving on http://{}", listener.local_addr()?);
+    let what = match mode {
+        Mode::All => "aluskort serving".to_owned(),
+        Mode::ApiOnly => "aluskort serving the API only".to_owned(),
+        Mode::Worker(stage) => format!("aluskort {} worker, probes", format!("{stage:?}").to_lowercase()),
+    };
+    info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "{what}");
+    eprintln!("{what} on http://{}", listener.local_addr()?);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => info!("shutdown requested"),
@@ -73,6 +138,31 @@ pub async fn run(
     backends.close().await;
     served.context("http server failed")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The audit worker's periodic verification, until `shutdown`.
+fn spawn_audit_verifier(shutdown: &tokio_util::sync::CancellationToken, backends: &Backends) {
+    let (shutdown, store) = (shutdown.clone(), Arc::clone(&backends.audit_store));
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(AUDIT_VERIFY_EVERY);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            match aluskort_audit::verify_store(store.as_ref()).await {
+                Ok(report) if report.first_break.is_none() => {
+                    metrics::gauge!("aluskort_audit_chain_valid").set(1.0);
+                    info!(records = report.records, tenants = report.tenants, "audit chain verified");
+                }
+                Ok(report) => {
+                    metrics::gauge!("aluskort_audit_chain_valid").set(0.0);
+                    tracing::error!(first_break = ?report.first_break, "AUDIT CHAIN BROKEN");
+                }
+                Err(error) => warn!(%error, "audit chain not verified; retrying later"),
+            }
+        }
+    });
 }
 
 #[cfg(unix)]
