@@ -164,6 +164,9 @@ impl Bus for KafkaBus {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
+            // A member that died (SIGKILL) hands its partitions over after 10 s, not librdkafka's 45.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "2000")
             .create()
             .map_err(unavailable)?;
         let name = self.topic_name(topic);
