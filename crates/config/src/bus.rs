@@ -1,14 +1,18 @@
 //! `[bus]`: how the pipeline stages talk (REQUIREMENTS §3.9). `memory` (default): in-process, one
 //! machine. `kafka`: a Kafka-protocol cluster, so stages can run as separate workers (issue 9).
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
+
+use crate::interpolate;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBus {
     /// `memory` (default) or `kafka`.
     pub backend: Option<String>,
-    /// `host:port[,host:port…]` (kafka).
+    /// `host:port[,host:port…]` (kafka); `${VAR}` is interpolated.
     pub brokers: Option<String>,
     /// Put before every topic name; default none.
     pub topic_prefix: Option<String>,
@@ -30,7 +34,7 @@ pub enum BusConfig {
     },
 }
 
-pub(crate) fn validate_bus(raw: RawBus, errors: &mut Vec<String>) -> BusConfig {
+pub(crate) fn validate_bus(raw: RawBus, env: &HashMap<String, String>, errors: &mut Vec<String>) -> BusConfig {
     match raw.backend.as_deref().unwrap_or("memory") {
         "memory" => {
             if raw.brokers.is_some() || raw.topic_prefix.is_some() || raw.client_id.is_some() || raw.replication.is_some() {
@@ -39,11 +43,14 @@ pub(crate) fn validate_bus(raw: RawBus, errors: &mut Vec<String>) -> BusConfig {
             BusConfig::Memory
         }
         "kafka" => {
-            let brokers = raw.brokers.unwrap_or_default();
-            if brokers.split(',').any(|broker| {
-                let broker = broker.trim();
-                broker.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
-            }) {
+            let unset = errors.len();
+            let brokers = interpolate("bus.brokers", &raw.brokers.unwrap_or_default(), env, errors);
+            if errors.len() == unset
+                && brokers.split(',').any(|broker| {
+                    let broker = broker.trim();
+                    broker.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+                })
+            {
                 errors.push(format!("`bus.brokers`: {brokers:?} must be host:port[,host:port...]"));
             }
             let topic_prefix = raw.topic_prefix.unwrap_or_default();

@@ -200,7 +200,7 @@ impl RawConfig {
         let llm = crate::llm::validate_llm(self.llm, env, &mut errors);
         let respond = crate::respond::validate_respond(self.respond, env, &mut errors);
         let redis = crate::redis::validate_redis(self.redis, env, &mut errors);
-        let bus = crate::bus::validate_bus(self.bus, &mut errors);
+        let bus = crate::bus::validate_bus(self.bus, env, &mut errors);
         match (errors.is_empty(), listen_addr, case_store) {
             (true, Some(listen_addr), Some(case_store)) => Ok(Config {
                 data_dir: PathBuf::from(data_dir),

@@ -348,3 +348,28 @@ fn bus_is_in_process_by_default_and_kafka_is_validated() {
     let unknown = load(Some("[bus]\nbackend = \"nats\"\n"), &HashMap::new()).expect_err("unknown").0;
     assert!(unknown[0].contains("unknown backend \"nats\""), "{unknown:?}");
 }
+
+/// The configuration the deployment artefacts ship (deploy/aluskort.toml, also the Kubernetes
+/// ConfigMap) is valid with its three secrets set, names the production backends, and the
+/// ConfigMap holds it unchanged.
+#[test]
+fn the_deployment_configuration_is_valid_and_the_configmap_matches_it() {
+    let text = include_str!("../../../deploy/aluskort.toml");
+    let env = HashMap::from([
+        ("ALUSKORT_PG_URL".to_owned(), "postgres://aluskort:pw@postgres:5432/aluskort".to_owned()),
+        ("ALUSKORT_KAFKA_BROKERS".to_owned(), "kafka:9092".to_owned()),
+        ("ALUSKORT_REDIS_URL".to_owned(), "redis://redis:6379/0".to_owned()),
+    ]);
+    let config = load(Some(text), &env).expect("valid");
+    assert!(matches!(config.case_store, CaseStoreConfig::Postgres { .. }));
+    assert!(matches!(config.bus, crate::BusConfig::Kafka { ref brokers, .. } if brokers == "kafka:9092"));
+    assert!(config.redis.is_some());
+    let missing = load(Some(text), &HashMap::new()).expect_err("secrets unset").0;
+    for variable in ["ALUSKORT_PG_URL", "ALUSKORT_KAFKA_BROKERS", "ALUSKORT_REDIS_URL"] {
+        assert!(missing.iter().any(|error| error.contains(&format!("environment variable {variable} is not set"))), "{missing:#?}");
+    }
+    let manifests = include_str!("../../../deploy/k8s/aluskort.yaml");
+    for line in text.lines().filter(|line| !line.is_empty()) {
+        assert!(manifests.contains(&format!("\n    {line}\n")), "ConfigMap lacks {line:?}");
+    }
+}
