@@ -206,7 +206,6 @@ impl Bus for KafkaBus {
                 };
                 lag += u64::try_from(high - from).unwrap_or(0);
             }
-            metrics::gauge!("aluskort_kafka_consumer_lag", "topic" => topic.name()).set(lag as f64);
             Ok(lag)
         })
         .await

@@ -107,6 +107,24 @@ pub async fn run(
     if mode == Mode::Worker(Stage::Audit) {
         spawn_audit_verifier(&connectors_shutdown, &backends);
     }
+    let consumed = match mode {
+        Mode::All | Mode::Worker(Stage::Parse) => vec![(aluskort_bus::Topic::AlertsRaw, aluskort_bus::topic::group::ENTITY_PARSER)],
+        Mode::Worker(Stage::Investigate) => vec![(aluskort_bus::Topic::AlertsNormalized, aluskort_bus::topic::group::ORCHESTRATOR)],
+        _ => Vec::new(),
+    };
+    if mode == Mode::All {
+        // Both stages in one process: both lags.
+        spawn_lag_gauges(
+            &connectors_shutdown,
+            running.bus.shared(),
+            vec![
+                (aluskort_bus::Topic::AlertsRaw, aluskort_bus::topic::group::ENTITY_PARSER),
+                (aluskort_bus::Topic::AlertsNormalized, aluskort_bus::topic::group::ORCHESTRATOR),
+            ],
+        );
+    } else if !consumed.is_empty() {
+        spawn_lag_gauges(&connectors_shutdown, running.bus.shared(), consumed);
+    }
     let app = match mode {
         Mode::All | Mode::ApiOnly => aluskort_api::router(state, config.max_body_bytes),
         Mode::Worker(_) => aluskort_api::probes_router(state),
@@ -138,6 +156,34 @@ pub async fn run(
     backends.close().await;
     served.context("http server failed")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How often a stage's consumer lag is measured.
+const LAG_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// `aluskort_bus_pending{topic,group}`: messages of each consumed topic its group has not yet
+/// acknowledged (the Kafka bus: high watermarks minus committed offsets), every [`LAG_EVERY`].
+fn spawn_lag_gauges(
+    shutdown: &tokio_util::sync::CancellationToken,
+    bus: Arc<dyn aluskort_bus::Bus>,
+    consumed: Vec<(aluskort_bus::Topic, &'static str)>,
+) {
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(LAG_EVERY);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            for (topic, group) in &consumed {
+                match bus.pending(*topic, group).await {
+                    Ok(pending) => metrics::gauge!("aluskort_bus_pending", "topic" => topic.name(), "group" => *group).set(pending as f64),
+                    Err(error) => warn!(%error, topic = topic.name(), "consumer lag not measured"),
+                }
+            }
+        }
+    });
 }
 
 /// The audit worker's periodic verification, until `shutdown`.
