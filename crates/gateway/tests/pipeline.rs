@@ -129,6 +129,26 @@ async fn harness(tiers: HashMap<Tier, TierRoutes>, deterministic: Option<Determi
     Harness { gateway, store }
 }
 
+/// One accounted model call of `tenant` (ledger seed for spend and quota tests).
+fn ledger_call(call_id: &str, tenant: &str, cost_micros: u64) -> LlmCall {
+    LlmCall {
+        call_id: call_id.to_owned(),
+        called_at: Utc::now(),
+        tenant_id: tenant.to_owned(),
+        task: "investigation".to_owned(),
+        tier: "tier_1".to_owned(),
+        provider: "anthropic".to_owned(),
+        model: "claude-sonnet-4-5-20250929".to_owned(),
+        outcome: "ok".to_owned(),
+        input_tokens: 0,
+        output_tokens: 0,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
+        cost_micros,
+        latency_ms: 1,
+    }
+}
+
 async fn audit_types(store: &SqliteStore, tenant: &str) -> Vec<String> {
     store.audit_records(tenant, 0, 1_000).await.expect("audit").into_iter().map(|record| record.event_type).collect()
 }
@@ -261,22 +281,7 @@ async fn spend_and_quota_limits_refuse_calls_unless_a_deterministic_answer_exist
         (Tier::T0, TierRoutes { primary: route(sonnet.clone(), "claude-haiku-4-5-20251001"), fallbacks: vec![] }),
     ]);
     let h = harness(tiers, Some(deterministic), SpendLimits { daily_soft_usd: 1.0, daily_hard_usd: 2.0, ..SpendLimits::default() }).await;
-    let spent = LlmCall {
-        call_id: "earlier".to_owned(),
-        called_at: Utc::now(),
-        tenant_id: "acme".to_owned(),
-        task: "investigation".to_owned(),
-        tier: "tier_1".to_owned(),
-        provider: "anthropic".to_owned(),
-        model: "claude-sonnet-4-5-20250929".to_owned(),
-        outcome: "ok".to_owned(),
-        input_tokens: 0,
-        output_tokens: 0,
-        cache_read_tokens: 0,
-        cache_write_tokens: 0,
-        cost_micros: 2_000_000,
-        latency_ms: 1,
-    };
+    let spent = ledger_call("earlier", "acme", 2_000_000);
     h.store.record_llm_call(&spent).await.expect("seed spend");
 
     let refused = h.gateway.call(&request("investigation", Severity::High, &[("alert_title", "x")])).await.expect_err("hard limit");
@@ -317,4 +322,53 @@ async fn without_any_model_the_deterministic_provider_answers_and_says_so() {
     assert!(response.output["techniques"].as_array().is_some_and(Vec::is_empty), "deterministic answers are checked too");
     let unanswerable = h.gateway.call(&request("incident_report", Severity::High, &[("alert_title", "x")])).await.expect_err("no route");
     assert!(matches!(unanswerable, GatewayError::NoRoute { tier: Tier::T1, .. }), "{unanswerable}");
+}
+
+/// A quota gate shared by workers (Redis, FR-ING-007) answers from a script and remembers what it
+/// was asked.
+struct ScriptedGate {
+    answers: Mutex<VecDeque<Result<bool, String>>>,
+    asked: Mutex<Vec<(String, u64)>>,
+}
+
+#[async_trait]
+impl aluskort_gateway::QuotaGate for ScriptedGate {
+    async fn take(&self, tenant: &str, limit: u64) -> Result<bool, String> {
+        self.asked.lock().expect("lock").push((tenant.to_owned(), limit));
+        self.answers.lock().expect("lock").pop_front().unwrap_or(Err("script exhausted".to_owned()))
+    }
+}
+
+/// With a shared quota gate the gate decides (its refusal is a quota error and no model is
+/// called); when the gate itself fails, the gateway counts its own ledger instead, so a Redis
+/// outage neither lifts quotas nor stops the calls the ledger allows.
+#[tokio::test]
+async fn a_shared_quota_gate_decides_and_a_failing_one_falls_back_to_the_ledger() {
+    let ok = || Ok(json!({"classification": "true_positive", "confidence": 0.9, "techniques": [], "summary": "s"}));
+    let sonnet = Scripted::new("anthropic", (0..3).map(|_| ok()).collect());
+    let Harness { gateway, store } =
+        harness(single_tier(Tier::T1, route(sonnet.clone(), "claude-sonnet-4-5-20250929"), vec![]), None, SpendLimits::default()).await;
+    let gate = Arc::new(ScriptedGate {
+        answers: Mutex::new(VecDeque::from([Ok(false), Ok(true), Err("redis down".to_owned()), Err("redis down".to_owned())])),
+        asked: Mutex::new(Vec::new()),
+    });
+    let gateway = gateway.with_quota(gate.clone());
+    let call = || request("investigation", Severity::High, &[("alert_title", "x")]);
+
+    let refused = gateway.call(&call()).await.expect_err("the gate refuses");
+    assert!(matches!(refused, GatewayError::QuotaExceeded { quota: 100, .. }), "{refused}");
+    assert!(sonnet.seen().is_empty(), "no model call after a refusal");
+    gateway.call(&call()).await.expect("the gate allows");
+    gateway.call(&call()).await.expect("gate down, the ledger (1 call) allows");
+    // A trial tenant whose ledger already holds its 20 calls: with the gate down, the ledger refuses.
+    for n in 0..20 {
+        store.record_llm_call(&ledger_call(&format!("trial-{n}"), "trial-co", 0)).await.expect("seed");
+    }
+    let mut trial = call();
+    trial.tenant = "trial-co".to_owned();
+    let refused = gateway.call(&trial).await.expect_err("ledger refuses");
+    assert!(matches!(refused, GatewayError::QuotaExceeded { quota: 20, .. }), "{refused}");
+    assert_eq!(sonnet.seen().len(), 2);
+    let asked = gate.asked.lock().expect("lock").clone();
+    assert_eq!(asked, [("acme".to_owned(), 100), ("acme".to_owned(), 100), ("acme".to_owned(), 100), ("trial-co".to_owned(), 20)]);
 }
