@@ -30,51 +30,36 @@ pub fn sentinel_incidents_path() -> PathBuf {
     shared_data("alerts/sentinel/sentinel-incidents.jsonl")
 }
 
-/// The PostgreSQL URL server-backed tests run against (`ALUSKORT_TEST_PG_URL`), or `None` to skip.
+/// Where a server suite's server is (`var`), or `None` to skip; an empty value counts as unset.
 ///
 /// # Panics
-/// When `CI` is set and the URL is not: in CI the server suites must run, never skip.
-pub fn pg_test_url() -> Option<String> {
+/// When `CI` is set and `var` is not: in CI the server suites must run, never skip.
+fn server_under_test(var: &str, suites: &str) -> Option<String> {
     #[expect(clippy::disallowed_methods, reason = "test helper: the service location is environment-specific")]
-    let url = std::env::var("ALUSKORT_TEST_PG_URL").ok();
-    if url.is_none() {
+    let location = std::env::var(var).ok().filter(|location| !location.is_empty());
+    if location.is_none() {
         #[expect(clippy::disallowed_methods, reason = "test helper: CI must not skip server suites")]
         let in_ci = std::env::var("CI").is_ok();
-        assert!(!in_ci, "CI is set but ALUSKORT_TEST_PG_URL is not: the PostgreSQL suites must run in CI");
-        eprintln!("skipping a PostgreSQL test: ALUSKORT_TEST_PG_URL is not set");
+        assert!(!in_ci, "CI is set but {var} is not: the {suites} suites must run in CI");
+        eprintln!("skipping a {suites} test: {var} is not set");
     }
-    url
+    location
+}
+
+/// The PostgreSQL URL server-backed tests run against (`ALUSKORT_TEST_PG_URL`), or `None` to skip
+/// (in CI, a panic: see [`server_under_test`]).
+pub fn pg_test_url() -> Option<String> {
+    server_under_test("ALUSKORT_TEST_PG_URL", "PostgreSQL")
 }
 
 /// The Kafka-protocol broker server-backed tests run against (`ALUSKORT_TEST_KAFKA_BROKERS`,
-/// `host:port`), or `None` to skip.
-///
-/// # Panics
-/// When `CI` is set and the brokers are not: in CI the server suites must run, never skip.
+/// `host:port`), or `None` to skip (in CI, a panic).
 pub fn kafka_test_brokers() -> Option<String> {
-    #[expect(clippy::disallowed_methods, reason = "test helper: the service location is environment-specific")]
-    let brokers = std::env::var("ALUSKORT_TEST_KAFKA_BROKERS").ok().filter(|brokers| !brokers.is_empty());
-    if brokers.is_none() {
-        #[expect(clippy::disallowed_methods, reason = "test helper: CI must not skip server suites")]
-        let in_ci = std::env::var("CI").is_ok();
-        assert!(!in_ci, "CI is set but ALUSKORT_TEST_KAFKA_BROKERS is not: the Kafka suites must run in CI");
-        eprintln!("skipping a Kafka test: ALUSKORT_TEST_KAFKA_BROKERS is not set");
-    }
-    brokers
+    server_under_test("ALUSKORT_TEST_KAFKA_BROKERS", "Kafka")
 }
 
-/// The Redis URL server-backed tests run against (`ALUSKORT_TEST_REDIS_URL`), or `None` to skip.
-///
-/// # Panics
-/// When `CI` is set and the URL is not: in CI the server suites must run, never skip.
+/// The Redis URL server-backed tests run against (`ALUSKORT_TEST_REDIS_URL`), or `None` to skip
+/// (in CI, a panic).
 pub fn redis_test_url() -> Option<String> {
-    #[expect(clippy::disallowed_methods, reason = "test helper: the service location is environment-specific")]
-    let url = std::env::var("ALUSKORT_TEST_REDIS_URL").ok().filter(|url| !url.is_empty());
-    if url.is_none() {
-        #[expect(clippy::disallowed_methods, reason = "test helper: CI must not skip server suites")]
-        let in_ci = std::env::var("CI").is_ok();
-        assert!(!in_ci, "CI is set but ALUSKORT_TEST_REDIS_URL is not: the Redis suites must run in CI");
-        eprintln!("skipping a Redis test: ALUSKORT_TEST_REDIS_URL is not set");
-    }
-    url
+    server_under_test("ALUSKORT_TEST_REDIS_URL", "Redis")
 }
