@@ -798,6 +798,17 @@ fn a_confident_model_closes_ordinary_alerts_but_never_dismisses_safety_relevant_
 /// sub-techniques) is not closed however confident the model is; the same verdict elsewhere is.
 #[test]
 fn kill_switches_keep_their_scope_from_automatic_closure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let records = triage_benign_pair(dir.path(), "[pipeline.kill_switches]\ntechniques = [\"T1518\"]\n");
+    assert_eq!(records.len(), 2);
+    assert!(records[0]["techniques"].as_array().is_some_and(|t| t.contains(&"T1518.001".into())), "{}", records[0]);
+    assert_eq!(records[0]["state"], "awaiting_human", "the kill switch on T1518 holds T1518.001: {}", records[0]);
+    assert_eq!(records[1]["state"], "closed", "{}", records[1]);
+}
+
+/// Two low-severity alerts that a fake model calls benign with confidence 0.97, triaged under
+/// `extra_config`: the first names T1518.001, the second (another tenant's) T1010.
+fn triage_benign_pair(dir: &Path, extra_config: &str) -> Vec<Value> {
     use aluskort_testkit::fake::anthropic::{FakeAnthropic, Reply};
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let fake = runtime.block_on(FakeAnthropic::start());
@@ -807,8 +818,6 @@ fn kill_switches_keep_their_scope_from_automatic_closure() {
     });
     fake.reply(Reply::tool_use(benign.clone()));
     fake.reply(Reply::tool_use(benign));
-
-    let dir = tempfile::tempdir().expect("tempdir");
     let line = std::fs::read_to_string(sentinel_file()).expect("alerts").lines().next().expect("line").to_owned();
     let mut switched: Value = serde_json::from_str(&line).expect("alert");
     switched["AlertSeverity"] = "Low".into();
@@ -818,12 +827,7 @@ fn kill_switches_keep_their_scope_from_automatic_closure() {
     other["SystemAlertId"] = "bbbbbbbb-0000-4000-8000-000000000002".into();
     other["TenantId"] = "0f0f0f0f-0000-4000-8000-00000000000d".into();
     other["SubTechniques"] = "[\"T1010\"]".into();
-    let records =
-        triage_with_model(dir.path(), &fake.base_url(), "[pipeline.kill_switches]\ntechniques = [\"T1518\"]\n", &[&switched, &other]);
-    assert_eq!(records.len(), 2);
-    assert!(records[0]["techniques"].as_array().is_some_and(|t| t.contains(&"T1518.001".into())), "{}", records[0]);
-    assert_eq!(records[0]["state"], "awaiting_human", "the kill switch on T1518 holds T1518.001: {}", records[0]);
-    assert_eq!(records[1]["state"], "closed", "{}", records[1]);
+    triage_with_model(dir, &fake.base_url(), extra_config, &[&switched, &other])
 }
 
 /// FR-ENR-004: imported indicators enrich matching alerts (exact, canonical match), and the
@@ -1125,7 +1129,6 @@ fn feedback_is_recorded_and_fp_patterns_need_two_distinct_approvers() {
 /// refused with the reason.
 #[test]
 fn run_time_kill_switches_in_redis_hold_automatic_closure() {
-    use aluskort_testkit::fake::anthropic::{FakeAnthropic, Reply};
     let Some(redis_url) = aluskort_testkit::redis_test_url() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let prefix = format!("aluskort-test:cli-kill:{}:", std::process::id());
@@ -1151,24 +1154,7 @@ fn run_time_kill_switches_in_redis_hold_automatic_closure() {
         .collect();
     assert_eq!(listed, [("source", "splunk", "config"), ("technique", "T1518", "redis")]);
 
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let fake = runtime.block_on(FakeAnthropic::start());
-    let benign = serde_json::json!({
-        "classification": "benign_true_positive", "confidence": 0.97, "techniques": [],
-        "reasoning": ["an approved red-team exercise"], "recommended_actions": []
-    });
-    fake.reply(Reply::tool_use(benign.clone()));
-    fake.reply(Reply::tool_use(benign));
-    let line = std::fs::read_to_string(sentinel_file()).expect("alerts").lines().next().expect("line").to_owned();
-    let mut switched: Value = serde_json::from_str(&line).expect("alert");
-    switched["AlertSeverity"] = "Low".into();
-    switched["Techniques"] = "[]".into();
-    switched["SubTechniques"] = "[\"T1518.001\"]".into();
-    let mut other = switched.clone();
-    other["SystemAlertId"] = "bbbbbbbb-0000-4000-8000-000000000002".into();
-    other["TenantId"] = "0f0f0f0f-0000-4000-8000-00000000000d".into();
-    other["SubTechniques"] = "[\"T1010\"]".into();
-    let records = triage_with_model(dir.path(), &fake.base_url(), &redis_config, &[&switched, &other]);
+    let records = triage_benign_pair(dir.path(), &redis_config);
     assert_eq!(records[0]["state"], "awaiting_human", "the run-time switch on T1518 holds T1518.001: {}", records[0]);
     assert_eq!(records[1]["state"], "closed", "{}", records[1]);
 
