@@ -107,22 +107,14 @@ pub async fn run(
     if mode == Mode::Worker(Stage::Audit) {
         spawn_audit_verifier(&connectors_shutdown, &backends);
     }
-    let consumed = match mode {
-        Mode::All | Mode::Worker(Stage::Parse) => vec![(aluskort_bus::Topic::AlertsRaw, aluskort_bus::topic::group::ENTITY_PARSER)],
-        Mode::Worker(Stage::Investigate) => vec![(aluskort_bus::Topic::AlertsNormalized, aluskort_bus::topic::group::ORCHESTRATOR)],
-        _ => Vec::new(),
-    };
-    if mode == Mode::All {
-        // Both stages in one process: both lags.
-        spawn_lag_gauges(
-            &connectors_shutdown,
-            running.bus.shared(),
-            vec![
-                (aluskort_bus::Topic::AlertsRaw, aluskort_bus::topic::group::ENTITY_PARSER),
-                (aluskort_bus::Topic::AlertsNormalized, aluskort_bus::topic::group::ORCHESTRATOR),
-            ],
-        );
-    } else if !consumed.is_empty() {
+    // The lag of each topic a stage of this process consumes.
+    use aluskort_bus::{Topic, topic::group};
+    let consumed: Vec<(Topic, &'static str)> =
+        [(stages.parse, Topic::AlertsRaw, group::ENTITY_PARSER), (stages.investigate, Topic::AlertsNormalized, group::ORCHESTRATOR)]
+            .into_iter()
+            .filter_map(|(runs, topic, group)| runs.then_some((topic, group)))
+            .collect();
+    if !consumed.is_empty() {
         spawn_lag_gauges(&connectors_shutdown, running.bus.shared(), consumed);
     }
     let app = match mode {
