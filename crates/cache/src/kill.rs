@@ -138,8 +138,9 @@ impl KillSwitchStore {
     }
 }
 
-/// Keeps `shared` = `configured` ∪ the stored switches, read now and then every `period`, until
-/// `shutdown`. A failed read keeps what is in force.
+/// Keeps `shared` = `configured` ∪ the stored switches, read every `period` until `shutdown`
+/// (the first read is the caller's, before any alert is handled: `aluskort` loads the switches
+/// when it opens its backends). A failed read keeps what is in force.
 pub async fn refresh(
     store: KillSwitchStore,
     configured: KillSwitches,
@@ -147,7 +148,7 @@ pub async fn refresh(
     period: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(period);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
