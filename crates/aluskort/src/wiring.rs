@@ -130,6 +130,16 @@ impl Backends {
         }
     }
 
+    /// The PostgreSQL store, whose audit table is partitioned by month (NFR-CMP-002) and needs
+    /// next month's partitions made ahead of time; `None` on SQLite.
+    #[cfg(feature = "postgres")]
+    pub fn partitioned_audit(&self) -> Option<aluskort_store::PostgresStore> {
+        match &self.closer {
+            Closer::Postgres(store) => Some(store.clone()),
+            Closer::Sqlite(_) => None,
+        }
+    }
+
     /// Flushes and closes connections (SQLite checkpoints its WAL into the database file).
     pub async fn close(self) {
         match self.closer {

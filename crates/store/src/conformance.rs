@@ -750,6 +750,13 @@ pub async fn audit_chain_storage_is_exact_and_gap_free(store: &dyn AuditStore) {
     let fork = sample_audit_record("t", 1, first.record_hash.clone());
     let error = store.append_audit(&fork).await.expect_err("same sequence twice");
     assert_eq!(error.kind, StoreErrorKind::Conflict);
+    // The head moves by compare-and-set: a record must follow it and name its hash.
+    let unlinked = sample_audit_record("t", 2, "f".repeat(64));
+    assert_eq!(store.append_audit(&unlinked).await.expect_err("not naming the head's hash").kind, StoreErrorKind::Conflict);
+    let gap = sample_audit_record("t", 3, second.record_hash.clone());
+    assert_eq!(store.append_audit(&gap).await.expect_err("a gap").kind, StoreErrorKind::Conflict);
+    let restart = sample_audit_record("t", 0, "0".repeat(64));
+    assert_eq!(store.append_audit(&restart).await.expect_err("a second genesis").kind, StoreErrorKind::Conflict);
     assert_eq!(store.audit_head("t").await.expect("head"), Some((1, second.record_hash.clone())));
     let records = store.audit_records("t", 0, 100).await.expect("records");
     assert_eq!(records, vec![first, second], "records read back exactly as written");

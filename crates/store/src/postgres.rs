@@ -8,8 +8,11 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::error::StoreResult;
 use crate::response_sql::impl_response_store;
-use crate::schema::POSTGRES_EXTRAS;
+use crate::schema::{AUDIT_TENANT_PARTITIONS, POSTGRES_EXTRAS};
 use crate::sql::impl_stores;
+
+/// Months after the current one whose audit partitions are created ahead of time.
+const MONTHS_AHEAD: u32 = 2;
 
 /// Serialises concurrent migrators (several replicas starting at once); released at commit.
 const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7305840521)";
@@ -22,8 +25,41 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects to `url`, creates `schema` if given and missing, and applies migrations.
+    /// Connects to `url`, creates `schema` if given and missing, applies migrations, and makes sure
+    /// the audit table has its partitions for this month and the next
+    /// ([`PostgresStore::prepare_audit_partitions`]).
     pub async fn connect(url: &str, schema: Option<&str>, max_connections: u32) -> StoreResult<Self> {
+        let store = Self::connect_until(url, schema, max_connections, i64::MAX).await?;
+        store.prepare_audit_partitions(chrono::Utc::now()).await?;
+        Ok(store)
+    }
+
+    /// Creates the audit table's partitions (a month hash-partitioned by tenant, NFR-CMP-002) for
+    /// the month of `now` and the [`MONTHS_AHEAD`] after it, where missing. Returns the months
+    /// that could not be partitioned because records of them already sit in the default
+    /// partition (they stay there, still verified; a warning says so). Run at connect and by the
+    /// audit worker, so a month's partition exists before its first record.
+    pub async fn prepare_audit_partitions(&self, now: chrono::DateTime<chrono::Utc>) -> StoreResult<Vec<String>> {
+        use chrono::Datelike;
+        let mut skipped = Vec::new();
+        let (mut year, mut month) = (now.year(), now.month());
+        for _ in 0..=MONTHS_AHEAD {
+            let label = format!("{year:04}-{month:02}");
+            let created: bool = sqlx::query_scalar("SELECT aluskort_audit_partition($1, $2)")
+                .bind(&label)
+                .bind(AUDIT_TENANT_PARTITIONS)
+                .fetch_one(&self.writer)
+                .await?;
+            if !created {
+                tracing::warn!(month = %label, "audit records of this month are in the default partition; it was not partitioned");
+                skipped.push(label);
+            }
+            (year, month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+        }
+        Ok(skipped)
+    }
+
+    async fn connect_until(url: &str, schema: Option<&str>, max_connections: u32, until: i64) -> StoreResult<Self> {
         let mut options = PgConnectOptions::from_str(url)?;
         if let Some(schema) = schema {
             if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || schema.is_empty() {
@@ -39,7 +75,7 @@ impl PostgresStore {
         let pool =
             PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(30)).connect_with(options).await?;
         let store = PostgresStore { writer: pool.clone(), pool };
-        store.apply_migrations(Some(MIGRATION_LOCK), POSTGRES_EXTRAS).await?;
+        store.apply_migrations(Some(MIGRATION_LOCK), POSTGRES_EXTRAS, until).await?;
         Ok(store)
     }
 
@@ -78,6 +114,132 @@ mod tests {
     }
 
     crate::conformance::case_store_suite!(postgres_conformance, pg_or_skip!());
+
+    /// Inserts `record` as a row, bypassing the chain heads (the layout before version 8).
+    async fn insert_audit_row(pool: &PgPool, record: &aluskort_core::audit::AuditRecord) {
+        let sequence = i64::try_from(record.sequence_number).expect("sequence");
+        sqlx::query(crate::sql::INSERT_AUDIT)
+            .bind(&record.tenant_id)
+            .bind(sequence)
+            .bind(&record.audit_id)
+            .bind(&record.previous_hash)
+            .bind(&record.timestamp)
+            .bind(&record.ingested_at)
+            .bind(&record.event_type)
+            .bind(&record.event_category)
+            .bind(&record.severity)
+            .bind(&record.actor_type)
+            .bind(&record.actor_id)
+            .bind(serde_json::to_string(&record.actor_permissions).expect("json"))
+            .bind(record.investigation_id.as_deref())
+            .bind(record.alert_id.as_deref())
+            .bind(serde_json::to_string(&record.entity_ids).expect("json"))
+            .bind(record.context.to_string())
+            .bind(record.decision.to_string())
+            .bind(record.outcome.to_string())
+            .bind(&record.record_hash)
+            .bind(&record.record_version)
+            .execute(pool)
+            .await
+            .expect("insert row");
+    }
+
+    /// `count` linked sample records of `tenant`, the i-th stamped `times[i % times.len()]`.
+    fn chain(tenant: &str, count: u64, times: &[&str]) -> Vec<aluskort_core::audit::AuditRecord> {
+        let mut records: Vec<aluskort_core::audit::AuditRecord> = Vec::new();
+        for sequence in 0..count {
+            let previous = records.last().map_or_else(|| "0".repeat(64), |record| record.record_hash.clone());
+            let mut record = crate::conformance::sample_audit_record(tenant, sequence, previous);
+            record.record_hash = format!("{tenant}{sequence:060}");
+            record.timestamp = times[usize::try_from(sequence).expect("small") % times.len()].to_owned();
+            records.push(record);
+        }
+        records
+    }
+
+    /// Which table each record of `tenant` is stored in, by sequence.
+    async fn placement(store: &PostgresStore, tenant: &str) -> Vec<(i64, String)> {
+        sqlx::query_as("SELECT sequence_number, tableoid::regclass::text FROM audit_records WHERE tenant_id = $1 ORDER BY sequence_number")
+            .bind(tenant)
+            .fetch_all(&store.pool)
+            .await
+            .expect("placement")
+    }
+
+    /// NFR-CMP-002: the audit table is partitioned by month of the event, and each month by tenant;
+    /// a month whose records already sit in the default partition is reported, not partitioned.
+    #[tokio::test]
+    async fn audit_records_are_partitioned_by_month_and_tenant() {
+        use crate::AuditStore;
+        let store = pg_or_skip!();
+        let now = chrono::Utc::now();
+        let month = now.format("%Y_%m").to_string();
+        let tenant_partitions: Vec<String> =
+            sqlx::query_scalar("SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = to_regclass($1) ORDER BY 1")
+                .bind(format!("audit_records_{month}"))
+                .fetch_all(&store.pool)
+                .await
+                .expect("partitions");
+        let expected: Vec<String> = (0..AUDIT_TENANT_PARTITIONS).map(|bucket| format!("audit_records_{month}_t{bucket}")).collect();
+        assert_eq!(tenant_partitions, expected, "this month exists at connect, split by tenant");
+
+        let this_month = now.format("%Y-%m-%dT%H:%M:%S.000Z").to_string();
+        let records = chain("acme", 3, &["2024-07-04T22:35:00.000Z", &this_month, &this_month]);
+        for record in &records {
+            store.append_audit(record).await.expect("append");
+        }
+        let placed = placement(&store, "acme").await;
+        assert_eq!(placed[0], (0, "audit_records_default".to_owned()), "a month without a partition goes to the default");
+        assert!(placed[1].1.starts_with(&format!("audit_records_{month}_t")), "{placed:?}");
+        assert_eq!(placed[1].1, placed[2].1, "one tenant's month is one partition");
+        assert_eq!(store.audit_records("acme", 0, 10).await.expect("read"), records, "read back across partitions, in order");
+
+        // July 2024 has a record in the default partition: it stays there; later months are made.
+        let july = chrono::DateTime::parse_from_rfc3339("2024-07-10T00:00:00Z").expect("time").with_timezone(&chrono::Utc);
+        assert_eq!(store.prepare_audit_partitions(july).await.expect("prepare"), vec!["2024-07".to_owned()]);
+        let august: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('audit_records_2024_08')::text").fetch_one(&store.pool).await.expect("lookup");
+        assert_eq!(august.as_deref(), Some("audit_records_2024_08"));
+        // A bad month never reaches DDL.
+        let error = sqlx::query("SELECT aluskort_audit_partition($1, 4)").bind("2024-13; DROP TABLE x").execute(&store.pool).await;
+        assert!(error.is_err(), "the month is validated");
+    }
+
+    /// The version-8 migration turns an existing unpartitioned audit table into the partitioned one
+    /// without losing or changing a record, and seeds each tenant's chain head from it.
+    #[tokio::test]
+    async fn partitioning_migration_keeps_every_record_and_the_heads() {
+        use crate::AuditStore;
+        let Some(url) = aluskort_testkit::pg_test_url() else { return };
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let old = PostgresStore::connect_until(&url, Some(&schema), 2, 7).await.expect("version 7");
+        let acme = chain("acme", 5, &["2024-07-30T23:59:59.999Z", "2024-08-01T00:00:00.000Z", "not-a-time"]);
+        let umbrella = chain("umbrella", 2, &["2025-01-15T10:00:00.000Z"]);
+        for record in acme.iter().chain(&umbrella) {
+            insert_audit_row(&old.pool, record).await;
+        }
+        old.close().await;
+
+        let store = PostgresStore::connect(&url, Some(&schema), 2).await.expect("migrate");
+        assert_eq!(store.audit_records("acme", 0, 100).await.expect("acme"), acme);
+        assert_eq!(store.audit_records("umbrella", 0, 100).await.expect("umbrella"), umbrella);
+        assert_eq!(store.audit_tenants().await.expect("tenants"), vec!["acme".to_owned(), "umbrella".to_owned()]);
+        assert_eq!(store.audit_head("acme").await.expect("head"), Some((4, acme[4].record_hash.clone())));
+        let placed: Vec<String> = placement(&store, "acme").await.into_iter().map(|(_, table)| table).collect();
+        assert!(placed[0].starts_with("audit_records_2024_07_t"), "{placed:?}");
+        assert!(placed[1].starts_with("audit_records_2024_08_t"), "{placed:?}");
+        assert_eq!(placed[2], "audit_records_default", "an unreadable time is kept, in the default partition");
+
+        // The chain goes on from the seeded head, and a fork of it is refused.
+        let next = chain("acme", 6, &["2024-07-30T23:59:59.999Z"]).remove(5);
+        let mut next = next;
+        next.previous_hash = acme[4].record_hash.clone();
+        store.append_audit(&next).await.expect("append after the migration");
+        let error = store.append_audit(&next).await.expect_err("the same sequence again");
+        assert_eq!(error.kind, crate::StoreErrorKind::Conflict);
+        let update = sqlx::query("UPDATE audit_records SET actor_id = 'mallory'").execute(&store.pool).await;
+        assert!(update.is_err(), "still append-only after the migration");
+    }
 
     #[tokio::test]
     async fn audit_records_are_append_only_in_postgres() {

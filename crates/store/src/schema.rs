@@ -266,16 +266,123 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX IF NOT EXISTS feedback_tenant ON feedback (tenant_id, created_at)",
         ],
     ),
+    (
+        8,
+        &[
+            // Each tenant's chain head, advanced by compare-and-set in the transaction that appends
+            // records (NFR-CMP-001): a writer whose head moved under it conflicts before any row is
+            // written, and the audit table no longer needs (tenant, sequence) to be globally unique,
+            // which PostgreSQL's monthly partitions cannot enforce (NFR-CMP-002).
+            "CREATE TABLE IF NOT EXISTS audit_chain_heads (
+                tenant_id TEXT PRIMARY KEY,
+                sequence_number BIGINT NOT NULL,
+                record_hash TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )",
+            "INSERT INTO audit_chain_heads (tenant_id, sequence_number, record_hash, updated_at)
+             SELECT a.tenant_id, a.sequence_number, a.record_hash, a.ingested_at FROM audit_records a
+             WHERE a.sequence_number = (SELECT MAX(b.sequence_number) FROM audit_records b WHERE b.tenant_id = a.tenant_id)",
+        ],
+    ),
 ];
 
 /// The migration after which existing incidents' keys are indexed.
 pub const INCIDENT_KEYS_VERSION: i64 = 5;
 
-/// PostgreSQL-only statements run after version 1: the audit table refuses UPDATE and DELETE.
-pub const POSTGRES_EXTRAS: &[&str] = &[
-    "CREATE OR REPLACE FUNCTION aluskort_audit_immutable() RETURNS trigger AS $$
+/// PostgreSQL-only statements, run after the shared statements of the version they are listed
+/// under, in the same transaction.
+///
+/// - 1: the audit table refuses UPDATE and DELETE (NFR-CMP-001).
+/// - 8: the audit table becomes partitioned by month of `event_time` (a range over its
+///   `YYYY-MM` prefix; the column is collated "C" so the bounds compare bytewise, whatever the
+///   database's collation), each month hash-partitioned by tenant into
+///   [`AUDIT_TENANT_PARTITIONS`] (NFR-CMP-002). Records of a month without a partition land in
+///   `audit_records_default`. `aluskort_audit_partition(month)` creates a month's partitions and is
+///   called for the current and coming months ([`crate::AuditStore::prepare_audit_partitions`]);
+///   old months can then be detached and archived whole. Existing rows are copied over in the same
+///   transaction. (tenant, sequence) stays unique through `audit_chain_heads`, not the key.
+pub const POSTGRES_EXTRAS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE OR REPLACE FUNCTION aluskort_audit_immutable() RETURNS trigger AS $$
      BEGIN RAISE EXCEPTION 'audit_records is append-only'; END; $$ LANGUAGE plpgsql",
-    "DROP TRIGGER IF EXISTS audit_records_immutable ON audit_records",
-    "CREATE TRIGGER audit_records_immutable BEFORE UPDATE OR DELETE ON audit_records
+            "DROP TRIGGER IF EXISTS audit_records_immutable ON audit_records",
+            "CREATE TRIGGER audit_records_immutable BEFORE UPDATE OR DELETE ON audit_records
      FOR EACH ROW EXECUTE FUNCTION aluskort_audit_immutable()",
+        ],
+    ),
+    (
+        8,
+        &[
+            "ALTER TABLE audit_records RENAME TO audit_records_unpartitioned",
+            "ALTER TABLE audit_records_unpartitioned RENAME CONSTRAINT audit_records_pkey TO audit_records_unpartitioned_pkey",
+            "ALTER TABLE audit_records_unpartitioned RENAME CONSTRAINT audit_records_audit_id_key TO audit_records_unpartitioned_audit_id_key",
+            "CREATE TABLE audit_records (
+            tenant_id TEXT NOT NULL,
+            sequence_number BIGINT NOT NULL,
+            audit_id TEXT NOT NULL,
+            previous_hash TEXT NOT NULL,
+            event_time TEXT COLLATE \"C\" NOT NULL,
+            ingested_at TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            event_category TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            actor_type TEXT NOT NULL,
+            actor_id TEXT NOT NULL,
+            actor_permissions TEXT NOT NULL,
+            investigation_id TEXT,
+            alert_id TEXT,
+            entity_ids TEXT NOT NULL,
+            context TEXT NOT NULL,
+            decision TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            record_hash TEXT NOT NULL,
+            record_version TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, sequence_number, event_time)
+        ) PARTITION BY RANGE (event_time)",
+            "CREATE TABLE audit_records_default PARTITION OF audit_records DEFAULT",
+            "CREATE INDEX IF NOT EXISTS audit_records_investigation ON audit_records (investigation_id)",
+            // Creates month `month` (`YYYY-MM`) and its tenant partitions unless they exist; false
+            // when the default partition already holds records of that month (they stay there).
+            // The name is built from the validated month only.
+            "CREATE OR REPLACE FUNCTION aluskort_audit_partition(month TEXT, tenant_partitions INTEGER) RETURNS BOOLEAN AS $$
+     DECLARE
+       first DATE;
+       name TEXT;
+     BEGIN
+       IF month !~ '^[0-9]{4}-(0[1-9]|1[0-2])$' THEN
+         RAISE EXCEPTION 'audit partition month % is not YYYY-MM', month;
+       END IF;
+       -- Replicas starting together: one creates, the others then find the partition.
+       PERFORM pg_advisory_xact_lock(7305840522);
+       first := to_date(month || '-01', 'YYYY-MM-DD');
+       name := 'audit_records_' || to_char(first, 'YYYY_MM');
+       IF to_regclass(name) IS NOT NULL THEN
+         RETURN TRUE;
+       END IF;
+       IF EXISTS (SELECT 1 FROM audit_records_default WHERE event_time >= month AND event_time < to_char(first + INTERVAL '1 month', 'YYYY-MM')) THEN
+         RETURN FALSE;
+       END IF;
+       EXECUTE format('CREATE TABLE %I PARTITION OF audit_records FOR VALUES FROM (%L) TO (%L) PARTITION BY HASH (tenant_id)',
+                      name, month, to_char(first + INTERVAL '1 month', 'YYYY-MM'));
+       FOR bucket IN 0 .. tenant_partitions - 1 LOOP
+         EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES WITH (MODULUS %s, REMAINDER %s)',
+                        name || '_t' || bucket, name, tenant_partitions, bucket);
+       END LOOP;
+       RETURN TRUE;
+     END; $$ LANGUAGE plpgsql",
+            // Every month the existing records span gets its partitions before they are copied.
+            "SELECT aluskort_audit_partition(month, 4) FROM
+               (SELECT DISTINCT substr(event_time, 1, 7) AS month FROM audit_records_unpartitioned
+                WHERE substr(event_time, 1, 7) ~ '^[0-9]{4}-(0[1-9]|1[0-2])$') AS months",
+            "INSERT INTO audit_records SELECT * FROM audit_records_unpartitioned",
+            "DROP TABLE audit_records_unpartitioned",
+            "CREATE TRIGGER audit_records_immutable BEFORE UPDATE OR DELETE ON audit_records
+     FOR EACH ROW EXECUTE FUNCTION aluskort_audit_immutable()",
+        ],
+    ),
 ];
+
+/// Hash partitions per month of the PostgreSQL audit table (by tenant).
+pub const AUDIT_TENANT_PARTITIONS: i32 = 4;

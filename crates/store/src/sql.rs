@@ -222,8 +222,13 @@ pub(crate) const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters (id, topic
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING";
 pub(crate) const SELECT_DEAD_LETTERS: &str =
     "SELECT id, topic, origin, error, original, recorded_at FROM dead_letters ORDER BY recorded_at, id LIMIT $1";
-pub(crate) const AUDIT_HEAD: &str =
-    "SELECT sequence_number, record_hash FROM audit_records WHERE tenant_id = $1 ORDER BY sequence_number DESC LIMIT 1";
+pub(crate) const AUDIT_HEAD: &str = "SELECT sequence_number, record_hash FROM audit_chain_heads WHERE tenant_id = $1";
+/// Starts a tenant's chain; no row when another writer started it first.
+pub(crate) const INSERT_AUDIT_HEAD: &str = "INSERT INTO audit_chain_heads (tenant_id, sequence_number, record_hash, updated_at)
+     VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id) DO NOTHING";
+/// Advances a tenant's chain from the head the records were sealed on; no row when it moved.
+pub(crate) const ADVANCE_AUDIT_HEAD: &str = "UPDATE audit_chain_heads SET sequence_number = $2, record_hash = $3, updated_at = $4
+     WHERE tenant_id = $1 AND sequence_number = $5 AND record_hash = $6";
 pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_records (tenant_id, sequence_number, audit_id, previous_hash, event_time,
        ingested_at, event_type, event_category, severity, actor_type, actor_id, actor_permissions, investigation_id,
        alert_id, entity_ids, context, decision, outcome, record_hash, record_version)
@@ -232,7 +237,7 @@ pub(crate) const SELECT_AUDIT: &str = "SELECT tenant_id, sequence_number, audit_
        event_type, event_category, severity, actor_type, actor_id, actor_permissions, investigation_id, alert_id,
        entity_ids, context, decision, outcome, record_hash, record_version
      FROM audit_records WHERE tenant_id = $1 AND sequence_number >= $2 ORDER BY sequence_number LIMIT $3";
-pub(crate) const AUDIT_TENANTS: &str = "SELECT DISTINCT tenant_id FROM audit_records ORDER BY tenant_id";
+pub(crate) const AUDIT_TENANTS: &str = "SELECT tenant_id FROM audit_chain_heads ORDER BY tenant_id";
 
 pub(crate) const UPSERT_FP_PATTERN: &str = "INSERT INTO fp_patterns (pattern_id, tenant_id, name, alert_name_regex, entity_patterns,
        confidence_threshold, status, approved_by, approval_date, expires_at, created_at, reason, updated_at)
@@ -363,6 +368,42 @@ pub(crate) fn i64_of(value: u64, field: &str) -> StoreResult<i64> {
 
 pub(crate) fn u64_of(value: i64, field: &str) -> StoreResult<u64> {
     u64::try_from(value).map_err(|_| crate::StoreError::invalid(format!("{field} {value} is negative")))
+}
+
+/// How a unit of audit records moves one tenant's chain head: from the head they were sealed on
+/// (`None` when they start the chain with its genesis record) to their last record.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct HeadMove<'a> {
+    pub(crate) tenant: &'a str,
+    pub(crate) from: Option<(i64, &'a str)>,
+    pub(crate) to: (i64, &'a str),
+}
+
+/// The head moves of `records`, one per tenant in tenant order (writers take the heads' row
+/// locks in one order, so two of them never deadlock). Each tenant's records must link up in
+/// order: consecutive sequence numbers, each naming the hash of the one before.
+pub(crate) fn head_moves(records: &[AuditRecord]) -> StoreResult<Vec<HeadMove<'_>>> {
+    let mut moves: std::collections::BTreeMap<&str, HeadMove<'_>> = std::collections::BTreeMap::new();
+    for record in records {
+        let sequence = i64_of(record.sequence_number, "sequence_number")?;
+        match moves.get_mut(record.tenant_id.as_str()) {
+            Some(head) => {
+                if sequence != head.to.0 + 1 || record.previous_hash != head.to.1 {
+                    return Err(crate::StoreError::invalid(format!(
+                        "audit records of tenant {} do not link up: #{sequence} follows #{} without naming its hash",
+                        record.tenant_id, head.to.0
+                    )));
+                }
+                head.to = (sequence, record.record_hash.as_str());
+            }
+            None => {
+                let from = (sequence > 0).then(|| (sequence - 1, record.previous_hash.as_str()));
+                let head = HeadMove { tenant: record.tenant_id.as_str(), from, to: (sequence, record.record_hash.as_str()) };
+                moves.insert(record.tenant_id.as_str(), head);
+            }
+        }
+    }
+    Ok(moves.into_values().collect())
 }
 
 /// Columns of an audit row, in `SELECT_AUDIT` order, decoded back into a record. The JSON columns
@@ -497,6 +538,39 @@ macro_rules! impl_stores {
                 Ok(())
             }
 
+            /// Moves each tenant's chain head over `records` by compare-and-set, before they are
+            /// inserted in the same transaction: `Conflict` when another writer moved a head first
+            /// (nothing of the unit lands; the audit log reseals and retries).
+            async fn advance_audit_heads(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                records: &[aluskort_core::audit::AuditRecord],
+            ) -> $crate::StoreResult<()> {
+                let now = $crate::model::time_text(chrono::Utc::now());
+                for head in $crate::sql::head_moves(records)? {
+                    let query = match head.from {
+                        None => sqlx::query($crate::sql::INSERT_AUDIT_HEAD).bind(head.tenant).bind(head.to.0).bind(head.to.1).bind(&now),
+                        Some((sequence, hash)) => sqlx::query($crate::sql::ADVANCE_AUDIT_HEAD)
+                            .bind(head.tenant)
+                            .bind(head.to.0)
+                            .bind(head.to.1)
+                            .bind(&now)
+                            .bind(sequence)
+                            .bind(hash),
+                    };
+                    if query.execute(&mut *conn).await?.rows_affected() == 0 {
+                        let expected = head.from.map_or_else(|| "empty".to_owned(), |(sequence, _)| format!("at #{sequence}"));
+                        return Err($crate::StoreError::new(
+                            $crate::StoreErrorKind::Conflict,
+                            anyhow::anyhow!(
+                                "the audit chain of tenant {} is no longer {expected}: another writer advanced it",
+                                head.tenant
+                            ),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+
             /// The body of [`CaseStore::commit_work`], inside its transaction.
             async fn write_work(
                 conn: &mut <$db as sqlx::Database>::Connection,
@@ -626,6 +700,7 @@ macro_rules! impl_stores {
                 Self::write_incidents(&mut *conn, &incidents).await?;
                 Self::write_response(&mut *conn, work).await?;
 
+                Self::advance_audit_heads(&mut *conn, audit).await?;
                 for chunk in $crate::sql::insert_batches(audit, 20) {
                     let sql = Self::insert_sql($crate::sql::INSERT_AUDIT_ROWS, 20, chunk.len(), "");
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -690,12 +765,19 @@ macro_rules! impl_stores {
 
             /// Applies every migration not yet recorded in `schema_migrations`, one transaction per
             /// version. `lock`, when given, runs first in each transaction (PostgreSQL serialises
-            /// concurrent migrators with an advisory lock); `extras` run after version 1.
-            async fn apply_migrations(&self, lock: Option<&'static str>, extras: &[&'static str]) -> $crate::StoreResult<()> {
+            /// concurrent migrators with an advisory lock); `extras` (the dialect's own statements,
+            /// by version) run after the shared statements of their version. Versions after `until`
+            /// are left (tests build older schemas this way).
+            async fn apply_migrations(
+                &self,
+                lock: Option<&'static str>,
+                extras: &[(i64, &[&'static str])],
+                until: i64,
+            ) -> $crate::StoreResult<()> {
                 sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
                     .execute(&self.writer)
                     .await?;
-                for (version, statements) in $crate::schema::MIGRATIONS {
+                for (version, statements) in $crate::schema::MIGRATIONS.iter().filter(|(version, _)| *version <= until) {
                     let mut transaction = self.writer.begin().await?;
                     if let Some(lock) = lock {
                         sqlx::query(lock).execute(&mut *transaction).await?;
@@ -710,10 +792,8 @@ macro_rules! impl_stores {
                     for statement in *statements {
                         sqlx::query(*statement).execute(&mut *transaction).await?;
                     }
-                    if *version == 1 {
-                        for statement in extras {
-                            sqlx::query(*statement).execute(&mut *transaction).await?;
-                        }
+                    for statement in extras.iter().filter(|(at, _)| at == version).flat_map(|(_, statements)| statements.iter()) {
+                        sqlx::query(*statement).execute(&mut *transaction).await?;
                     }
                     if *version == $crate::schema::INCIDENT_KEYS_VERSION {
                         let bodies: Vec<String> = sqlx::query_scalar($crate::sql::ALL_INCIDENT_BODIES).fetch_all(&mut *transaction).await?;
@@ -1120,6 +1200,8 @@ macro_rules! impl_stores {
             }
 
             async fn append_audit(&self, record: &aluskort_core::audit::AuditRecord) -> $crate::StoreResult<()> {
+                let mut transaction = self.writer.begin().await?;
+                Self::advance_audit_heads(&mut *transaction, std::slice::from_ref(record)).await?;
                 sqlx::query($crate::sql::INSERT_AUDIT)
                     .bind(&record.tenant_id)
                     .bind($crate::sql::i64_of(record.sequence_number, "sequence_number")?)
@@ -1141,8 +1223,9 @@ macro_rules! impl_stores {
                     .bind(record.outcome.to_string())
                     .bind(&record.record_hash)
                     .bind(&record.record_version)
-                    .execute(&self.writer)
+                    .execute(&mut *transaction)
                     .await?;
+                transaction.commit().await?;
                 Ok(())
             }
 
@@ -1534,6 +1617,30 @@ pub(crate) use impl_stores;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn head_moves_are_one_per_tenant_in_order_and_need_linked_records() {
+        let record = |tenant: &str, sequence: u64, previous: &str, hash: &str| {
+            let mut record = crate::conformance::sample_audit_record(tenant, sequence, previous.to_owned());
+            record.record_hash = hash.to_owned();
+            record
+        };
+        let records = vec![
+            record("zeta", 4, "z3", "z4"),
+            record("acme", 0, "genesis", "a0"),
+            record("zeta", 5, "z4", "z5"),
+            record("acme", 1, "a0", "a1"),
+        ];
+        let moves = head_moves(&records).expect("linked");
+        assert_eq!(
+            moves,
+            vec![HeadMove { tenant: "acme", from: None, to: (1, "a1") }, HeadMove { tenant: "zeta", from: Some((3, "z3")), to: (5, "z5") },]
+        );
+        let unlinked = vec![record("acme", 0, "genesis", "a0"), record("acme", 1, "other", "a1")];
+        assert_eq!(head_moves(&unlinked).expect_err("unlinked").kind, crate::StoreErrorKind::Invalid);
+        let gap = vec![record("acme", 0, "genesis", "a0"), record("acme", 2, "a0", "a2")];
+        assert!(head_moves(&gap).expect_err("gap").to_string().contains("#2 follows #0"));
+    }
 
     #[test]
     fn chunks_cover_every_row_with_few_distinct_sizes() {

@@ -48,6 +48,9 @@ pub enum Mode {
 
 /// How often the audit worker verifies the chain (REQUIREMENTS §1.9 "Verification: every 5 min").
 const AUDIT_VERIFY_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+/// How often the coming months' audit partitions are checked (PostgreSQL).
+#[cfg(feature = "postgres")]
+const PARTITION_MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 pub async fn run(
     config_path: Option<&Path>,
@@ -106,6 +109,10 @@ pub async fn run(
     };
     if mode == Mode::Worker(Stage::Audit) {
         spawn_audit_verifier(&connectors_shutdown, &backends);
+    }
+    #[cfg(feature = "postgres")]
+    if let (Mode::All | Mode::Worker(Stage::Audit), Some(store)) = (mode, backends.partitioned_audit()) {
+        spawn_partition_maintenance(&connectors_shutdown, store);
     }
     // The lag of each topic a stage of this process consumes.
     use aluskort_bus::{Topic, topic::group};
@@ -173,6 +180,26 @@ fn spawn_lag_gauges(
                     Ok(pending) => metrics::gauge!("aluskort_bus_pending", "topic" => topic.name(), "group" => *group).set(pending as f64),
                     Err(error) => warn!(%error, topic = topic.name(), "consumer lag not measured"),
                 }
+            }
+        }
+    });
+}
+
+/// Makes the coming months' audit partitions every [`PARTITION_MAINTENANCE_EVERY`], until
+/// `shutdown` (connecting made the first ones).
+#[cfg(feature = "postgres")]
+fn spawn_partition_maintenance(shutdown: &tokio_util::sync::CancellationToken, store: aluskort_store::PostgresStore) {
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(PARTITION_MAINTENANCE_EVERY);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            if let Err(error) = store.prepare_audit_partitions(chrono::Utc::now()).await {
+                warn!(%error, "audit partitions not prepared; retrying later");
             }
         }
     });
