@@ -5,6 +5,7 @@
 //! Without a file everything is embedded under `./aluskort-data`, the HTTP server binds
 //! 127.0.0.1, and reasoning is deterministic unless a model key is in the environment ([`llm`]).
 
+pub mod blobs;
 pub mod bus;
 pub mod knowledge;
 pub mod llm;
@@ -18,6 +19,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use blobs::{BlobsConfig, S3Config};
 pub use bus::BusConfig;
 pub use knowledge::{EmbedderConfig, KnowledgeConfig, VectorIndexConfig};
 pub use llm::{LlmConfig, LlmProviderConfig, OpenAiFlavorConfig};
@@ -314,6 +316,8 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// `[bus]`: in-process (default) or Kafka.
     pub bus: BusConfig,
+    /// `[blobs]`: raw payloads and evidence packages, in local files (default) or an S3 bucket.
+    pub blobs: BlobsConfig,
 }
 
 impl Config {

@@ -34,6 +34,8 @@ pub struct RawConfig {
     pub redis: crate::redis::RawRedis,
     #[serde(default)]
     pub bus: crate::bus::RawBus,
+    #[serde(default)]
+    pub blobs: crate::blobs::RawBlobs,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -201,6 +203,7 @@ impl RawConfig {
         let respond = crate::respond::validate_respond(self.respond, env, &mut errors);
         let redis = crate::redis::validate_redis(self.redis, env, &mut errors);
         let bus = crate::bus::validate_bus(self.bus, env, &mut errors);
+        let blobs = crate::blobs::validate_blobs(self.blobs, env, &mut errors);
         match (errors.is_empty(), listen_addr, case_store) {
             (true, Some(listen_addr), Some(case_store)) => Ok(Config {
                 data_dir: PathBuf::from(data_dir),
@@ -219,6 +222,7 @@ impl RawConfig {
                 respond,
                 redis,
                 bus,
+                blobs,
             }),
             _ => Err(ConfigErrors(errors)),
         }

@@ -63,3 +63,10 @@ pub fn kafka_test_brokers() -> Option<String> {
 pub fn redis_test_url() -> Option<String> {
     server_under_test("ALUSKORT_TEST_REDIS_URL", "Redis")
 }
+
+/// The S3-compatible endpoint object-store tests run against (`ALUSKORT_TEST_S3_ENDPOINT`,
+/// `http://host:port`; `scripts/test` starts moto's S3 server there), or `None` to skip (in CI, a
+/// panic).
+pub fn s3_test_endpoint() -> Option<String> {
+    server_under_test("ALUSKORT_TEST_S3_ENDPOINT", "S3")
+}
