@@ -424,6 +424,21 @@ enum SourcesCommand {
 enum AuditCommand {
     /// Verify every record and link of the audit chain.
     Verify,
+    /// Export one investigation as an evidence package (its states, alert, incident, audit
+    /// records and chain proof), stored write-once in `[blobs]`; prints its key and SHA-256.
+    Evidence {
+        /// The investigation id (as `triage` prints it).
+        investigation: String,
+        /// Also write the package to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check an evidence package file: every record's hash, every successor link, the chain head.
+    /// Exit 0 when it holds; 1 naming the first failure.
+    VerifyEvidence {
+        /// The package (a file, or `-` for standard input).
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -450,6 +465,10 @@ fn main() -> ExitCode {
             Command::Triage { files, format } => commands::triage::run(cli.config.as_deref(), cli.data_dir, &env, &files, format).await,
             Command::Extract { file, jsonl } => commands::extract::run(file.as_deref(), jsonl).await,
             Command::Audit { command: AuditCommand::Verify } => commands::audit::verify(cli.config.as_deref(), cli.data_dir, &env).await,
+            Command::Audit { command: AuditCommand::Evidence { investigation, out } } => {
+                commands::audit::evidence(cli.config.as_deref(), cli.data_dir, &env, &investigation, out.as_deref()).await
+            }
+            Command::Audit { command: AuditCommand::VerifyEvidence { file } } => commands::audit::verify_evidence(&file),
             Command::Config { command: ConfigCommand::Check } => commands::config::check(cli.config.as_deref(), cli.data_dir, &env),
             Command::Bench { command: BenchCommand::Pipeline { alerts, group, source, rate } } => {
                 commands::bench::run(commands::bench::BenchOptions { alerts, group, source, rate }).await

@@ -301,41 +301,65 @@ pub async fn verify_store(store: &dyn AuditStore) -> Result<VerifyReport, StoreE
     let tenants = store.audit_tenants().await?;
     let mut report = VerifyReport { tenants: tenants.len(), records: 0, first_break: None };
     for tenant in &tenants {
-        let mut expected = (0_u64, GENESIS_PREVIOUS_HASH.to_owned());
-        loop {
-            let page = store.audit_records(tenant, expected.0, VERIFY_PAGE).await?;
-            if page.is_empty() {
-                break;
-            }
-            match verify_records(&page, expected) {
-                Ok(next) => {
-                    report.records += page.len() as u64;
-                    expected = next;
-                }
-                Err(chain_break) => {
-                    report.records += chain_break.sequence_number.saturating_sub(page[0].sequence_number);
-                    report.first_break = Some(chain_break);
-                    return Ok(report);
-                }
-            }
-        }
-        // A gap at the start (records exist but none at 0) shows up as an empty first page.
-        if expected.0 == 0 {
-            let any = store.audit_records(tenant, 0, 1).await?;
-            if any.is_empty()
-                && let Some(head) = store.audit_head(tenant).await?
-            {
-                report.first_break = Some(ChainBreak {
-                    tenant_id: tenant.clone(),
-                    sequence_number: 0,
-                    audit_id: String::new(),
-                    reason: format!("genesis record missing; chain head is at {}", head.0),
-                });
-                return Ok(report);
-            }
+        let (records, first_break) = verify_tenant(store, tenant).await?;
+        report.records += records;
+        if first_break.is_some() {
+            report.first_break = first_break;
+            return Ok(report);
         }
     }
     Ok(report)
+}
+
+/// Verifies `tenant`'s chain from its genesis record: the records that verified, and the first
+/// that did not, if any.
+pub async fn verify_tenant(store: &dyn AuditStore, tenant: &str) -> Result<(u64, Option<ChainBreak>), StoreError> {
+    let mut expected = (0_u64, GENESIS_PREVIOUS_HASH.to_owned());
+    let mut records = 0_u64;
+    loop {
+        let page = store.audit_records(tenant, expected.0, VERIFY_PAGE).await?;
+        if page.is_empty() {
+            break;
+        }
+        match verify_records(&page, expected) {
+            Ok(next) => {
+                records += page.len() as u64;
+                expected = next;
+            }
+            Err(chain_break) => {
+                records += chain_break.sequence_number.saturating_sub(page[0].sequence_number);
+                return Ok((records, Some(chain_break)));
+            }
+        }
+    }
+    // A gap at the start (records exist but none at 0) shows up as an empty first page.
+    if expected.0 == 0
+        && store.audit_records(tenant, 0, 1).await?.is_empty()
+        && let Some(head) = store.audit_head(tenant).await?
+    {
+        let chain_break = ChainBreak {
+            tenant_id: tenant.to_owned(),
+            sequence_number: 0,
+            audit_id: String::new(),
+            reason: format!("genesis record missing; chain head is at {}", head.0),
+        };
+        return Ok((records, Some(chain_break)));
+    }
+    // The head is moved in the same transaction as the records it covers: a head past the last
+    // record means newest records were removed (a truncated tail leaves no broken link).
+    if let Some((sequence, hash)) = store.audit_head(tenant).await?
+        && expected.0 > 0
+        && (sequence + 1 != expected.0 || hash != expected.1)
+    {
+        let chain_break = ChainBreak {
+            tenant_id: tenant.to_owned(),
+            sequence_number: expected.0,
+            audit_id: String::new(),
+            reason: format!("the chain head is at {sequence} ({hash}) but the records end at {}: records are missing", expected.0 - 1),
+        };
+        return Ok((records, Some(chain_break)));
+    }
+    Ok((records, None))
 }
 
 #[cfg(test)]

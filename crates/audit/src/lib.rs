@@ -4,6 +4,7 @@
 //! - [`taxonomy`]: the event types and their categories; unknown types are refused.
 //! - [`hash`]: canonical JSON and the record hash over the explicit field set.
 //! - [`chain`]: [`AuditLog`], the single writer that links records, and [`verify_records`].
+//! - [`evidence`]: evidence packages of one investigation and their independent check.
 //!
 //! Record format: every field of [`AuditRecord`] except `record_hash` is hashed, as canonical
 //! JSON (keys sorted at every level, no whitespace, UTF-8): `record_hash = sha256_hex(canonical)`.
@@ -12,10 +13,11 @@
 //! its predecessor's `record_hash`.
 
 pub mod chain;
+pub mod evidence;
 pub mod hash;
 pub mod taxonomy;
 
 pub use aluskort_core::audit::AuditRecord;
-pub use chain::{AuditEvent, AuditLog, ChainBreak, VerifyReport, verify_records, verify_store};
+pub use chain::{AuditEvent, AuditLog, ChainBreak, VerifyReport, verify_records, verify_store, verify_tenant};
 pub use hash::{canonical_json, record_hash};
 pub use taxonomy::{EventCategory, event_category};

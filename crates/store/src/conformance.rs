@@ -759,8 +759,21 @@ pub async fn audit_chain_storage_is_exact_and_gap_free(store: &dyn AuditStore) {
     assert_eq!(store.append_audit(&restart).await.expect_err("a second genesis").kind, StoreErrorKind::Conflict);
     assert_eq!(store.audit_head("t").await.expect("head"), Some((1, second.record_hash.clone())));
     let records = store.audit_records("t", 0, 100).await.expect("records");
-    assert_eq!(records, vec![first, second], "records read back exactly as written");
+    assert_eq!(records, vec![first, second.clone()], "records read back exactly as written");
     assert_eq!(store.audit_tenants().await.expect("tenants"), vec!["t".to_owned()]);
+
+    // An investigation's records, by tenant and id, in order (evidence packages).
+    let mut third = sample_audit_record("t", 2, second.record_hash.clone());
+    third.investigation_id = Some("inv-9".to_owned());
+    let mut fourth = sample_audit_record("t", 3, third.record_hash.clone());
+    fourth.investigation_id = Some("inv-8".to_owned());
+    let mut fifth = sample_audit_record("t", 4, fourth.record_hash.clone());
+    fifth.investigation_id = Some("inv-9".to_owned());
+    for record in [&third, &fourth, &fifth] {
+        store.append_audit(record).await.expect("append");
+    }
+    assert_eq!(store.audit_records_for_investigation("t", "inv-9").await.expect("of inv-9"), vec![third, fifth]);
+    assert!(store.audit_records_for_investigation("other", "inv-9").await.expect("other tenant").is_empty());
 }
 
 fn sample_planned(step: &str) -> aluskort_core::response::PlannedAction {

@@ -117,6 +117,8 @@ pub trait AuditStore: Send + Sync + 'static {
     /// Records of `tenant` with sequence ≥ `from_sequence`, in order, at most `limit`.
     async fn audit_records(&self, tenant: &str, from_sequence: u64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
     async fn audit_tenants(&self) -> StoreResult<Vec<String>>;
+    /// The records of `tenant` naming `investigation_id`, in sequence order (evidence packages).
+    async fn audit_records_for_investigation(&self, tenant: &str, investigation_id: &str) -> StoreResult<Vec<AuditRecord>>;
 }
 
 /// The ledger of model calls the gateway keeps (spend limits, tenant quotas, usage reports).

@@ -342,7 +342,7 @@ pub const POSTGRES_EXTRAS: &[(i64, &[&str])] = &[
             PRIMARY KEY (tenant_id, sequence_number, event_time)
         ) PARTITION BY RANGE (event_time)",
             "CREATE TABLE audit_records_default PARTITION OF audit_records DEFAULT",
-            "CREATE INDEX IF NOT EXISTS audit_records_investigation ON audit_records (investigation_id)",
+            "CREATE INDEX IF NOT EXISTS audit_records_investigation ON audit_records (tenant_id, investigation_id)",
             // Creates month `month` (`YYYY-MM`) and its tenant partitions unless they exist; false
             // when the default partition already holds records of that month (they stay there).
             // The name is built from the validated month only.
@@ -383,6 +383,10 @@ pub const POSTGRES_EXTRAS: &[(i64, &[&str])] = &[
         ],
     ),
 ];
+
+/// SQLite-only statements, by version (PostgreSQL makes the same index on its new table).
+pub const SQLITE_EXTRAS: &[(i64, &[&str])] =
+    &[(8, &["CREATE INDEX IF NOT EXISTS audit_records_investigation ON audit_records (tenant_id, investigation_id)"])];
 
 /// Hash partitions per month of the PostgreSQL audit table (by tenant).
 pub const AUDIT_TENANT_PARTITIONS: i32 = 4;

@@ -237,6 +237,10 @@ pub(crate) const SELECT_AUDIT: &str = "SELECT tenant_id, sequence_number, audit_
        event_type, event_category, severity, actor_type, actor_id, actor_permissions, investigation_id, alert_id,
        entity_ids, context, decision, outcome, record_hash, record_version
      FROM audit_records WHERE tenant_id = $1 AND sequence_number >= $2 ORDER BY sequence_number LIMIT $3";
+pub(crate) const AUDIT_OF_INVESTIGATION: &str = "SELECT tenant_id, sequence_number, audit_id, previous_hash, event_time, ingested_at,
+       event_type, event_category, severity, actor_type, actor_id, actor_permissions, investigation_id, alert_id,
+       entity_ids, context, decision, outcome, record_hash, record_version
+     FROM audit_records WHERE tenant_id = $1 AND investigation_id = $2 ORDER BY sequence_number";
 pub(crate) const AUDIT_TENANTS: &str = "SELECT tenant_id FROM audit_chain_heads ORDER BY tenant_id";
 
 pub(crate) const UPSERT_FP_PATTERN: &str = "INSERT INTO fp_patterns (pattern_id, tenant_id, name, alert_name_regex, entity_patterns,
@@ -496,6 +500,33 @@ macro_rules! impl_stores {
         impl $store {
             /// Placeholder spelling of this database's multi-row inserts.
             const PLACEHOLDERS: $crate::sql::Placeholders = $crate::sql::Placeholders::$placeholders;
+
+            /// An audit row (`SELECT_AUDIT` columns) decoded back into a record.
+            fn audit_row(row: &<$db as sqlx::Database>::Row) -> $crate::StoreResult<aluskort_core::audit::AuditRecord> {
+                use sqlx::Row;
+                $crate::sql::audit_from_columns(
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    row.try_get(4)?,
+                    row.try_get(5)?,
+                    row.try_get(6)?,
+                    row.try_get(7)?,
+                    row.try_get(8)?,
+                    row.try_get(9)?,
+                    row.try_get(10)?,
+                    row.try_get(11)?,
+                    row.try_get(12)?,
+                    row.try_get(13)?,
+                    row.try_get(14)?,
+                    row.try_get(15)?,
+                    row.try_get(16)?,
+                    row.try_get(17)?,
+                    row.try_get(18)?,
+                    row.try_get(19)?,
+                )
+            }
 
             /// [`$crate::sql::insert_rows_sql`] in this database's placeholder spelling.
             fn insert_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
@@ -1235,39 +1266,23 @@ macro_rules! impl_stores {
                 from_sequence: u64,
                 limit: u32,
             ) -> $crate::StoreResult<Vec<aluskort_core::audit::AuditRecord>> {
-                use sqlx::Row;
                 let rows = sqlx::query($crate::sql::SELECT_AUDIT)
                     .bind(tenant)
                     .bind($crate::sql::i64_of(from_sequence, "sequence_number")?)
                     .bind(i64::from(limit))
                     .fetch_all(&self.pool)
                     .await?;
-                rows.iter()
-                    .map(|row| {
-                        $crate::sql::audit_from_columns(
-                            row.try_get(0)?,
-                            row.try_get(1)?,
-                            row.try_get(2)?,
-                            row.try_get(3)?,
-                            row.try_get(4)?,
-                            row.try_get(5)?,
-                            row.try_get(6)?,
-                            row.try_get(7)?,
-                            row.try_get(8)?,
-                            row.try_get(9)?,
-                            row.try_get(10)?,
-                            row.try_get(11)?,
-                            row.try_get(12)?,
-                            row.try_get(13)?,
-                            row.try_get(14)?,
-                            row.try_get(15)?,
-                            row.try_get(16)?,
-                            row.try_get(17)?,
-                            row.try_get(18)?,
-                            row.try_get(19)?,
-                        )
-                    })
-                    .collect()
+                rows.iter().map(Self::audit_row).collect()
+            }
+
+            async fn audit_records_for_investigation(
+                &self,
+                tenant: &str,
+                investigation_id: &str,
+            ) -> $crate::StoreResult<Vec<aluskort_core::audit::AuditRecord>> {
+                let rows =
+                    sqlx::query($crate::sql::AUDIT_OF_INVESTIGATION).bind(tenant).bind(investigation_id).fetch_all(&self.pool).await?;
+                rows.iter().map(Self::audit_row).collect()
             }
 
             async fn audit_tenants(&self) -> $crate::StoreResult<Vec<String>> {

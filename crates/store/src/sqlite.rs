@@ -71,7 +71,7 @@ impl SqliteStore {
             pool.clone()
         };
         let store = SqliteStore { pool, writer };
-        store.apply_migrations(None, &[], i64::MAX).await?;
+        store.apply_migrations(None, crate::schema::SQLITE_EXTRAS, i64::MAX).await?;
         Ok(store)
     }
 

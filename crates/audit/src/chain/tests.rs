@@ -153,3 +153,44 @@ async fn batched_appends_reseal_after_another_writer() {
         "{conflict:?}"
     );
 }
+
+/// A store that has lost its newest records (as a truncating edit of the table would leave it):
+/// reads stop at `keep`, the head stays where the writers left it.
+struct Truncated {
+    inner: Arc<SqliteStore>,
+    keep: u64,
+}
+
+#[async_trait::async_trait]
+impl AuditStore for Truncated {
+    async fn audit_head(&self, tenant: &str) -> Result<Option<(u64, String)>, StoreError> {
+        self.inner.audit_head(tenant).await
+    }
+    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        self.inner.append_audit(record).await
+    }
+    async fn audit_records(&self, tenant: &str, from_sequence: u64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        let records = self.inner.audit_records(tenant, from_sequence, limit).await?;
+        Ok(records.into_iter().filter(|record| record.sequence_number < self.keep).collect())
+    }
+    async fn audit_tenants(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.audit_tenants().await
+    }
+    async fn audit_records_for_investigation(&self, tenant: &str, investigation_id: &str) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.audit_records_for_investigation(tenant, investigation_id).await
+    }
+}
+
+/// Removing the newest records breaks no link; the chain head (moved with every append) shows it.
+#[tokio::test]
+async fn a_truncated_tail_is_detected_through_the_chain_head() {
+    let (log, store) = log_with_store().await;
+    for n in 0..4 {
+        log.append(event("a", n)).await.expect("append");
+    }
+    assert_eq!(verify_store(&Truncated { inner: store.clone(), keep: 5 }).await.expect("verify").first_break, None);
+    let report = verify_store(&Truncated { inner: store, keep: 3 }).await.expect("verify");
+    let chain_break = report.first_break.expect("truncation found");
+    assert_eq!((report.records, chain_break.sequence_number), (3, 3));
+    assert!(chain_break.reason.contains("the chain head is at 4"), "{}", chain_break.reason);
+}
