@@ -10,7 +10,16 @@
 //! - A nacked delivery is handed out again by the same subscription with its attempt count
 //!   raised, ahead of new messages, and holds its partition's commits back until it is acked.
 //! - Messages are keyed by the caller (tenant or alert id), so ordering holds per key.
+//! - Topics and consumer groups are both named with `topic_prefix`, so deployments sharing a
+//!   cluster never share a group.
 //! - `pending` is the group's lag: the high watermarks minus the committed offsets.
+//! - A member that has been idle for [`STALL_CHECK`] twice in a row while its group's lag stayed
+//!   above zero and unchanged rejoins the group (leaves and subscribes again), which makes the
+//!   coordinator hand out every partition anew. Nobody was consuming those messages: seen with the
+//!   tansu 0.6.0 broker, whose coordinator drops a dead member without asking the survivors to
+//!   rejoin, so the dead member's partitions would wait for a new member (and sometimes stay
+//!   unowned after one joined). A healthy group never trips it: lag that others are working
+//!   through goes down.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -30,6 +39,8 @@ use tokio::sync::mpsc;
 
 /// Longest wait for a produce, a metadata or a watermark request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a member waits for a message before it checks whether its group is stalled.
+pub const STALL_CHECK: Duration = Duration::from_secs(20);
 
 /// How a topic is created (REQUIREMENTS §3.9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +107,12 @@ impl KafkaBus {
         format!("{}{}", self.settings.topic_prefix, topic.name())
     }
 
+    /// Consumer groups carry the topic prefix too: deployments (or test runs) sharing a cluster
+    /// must not share a group, or one's members would rebalance, and stall, the other's.
+    fn group_name(&self, group: &str) -> String {
+        format!("{}{group}", self.settings.topic_prefix)
+    }
+
     /// Creates every topic of [`Topic::ALL`] missing on the cluster, with its §3.9 layout.
     pub async fn bootstrap_topics(&self) -> Result<(), BusError> {
         let admin: AdminClient<DefaultClientContext> = client_config(&self.settings).create().map_err(unavailable)?;
@@ -159,8 +176,9 @@ impl Bus for KafkaBus {
     }
 
     async fn subscribe(&self, topic: Topic, group: &str) -> Result<Box<dyn Subscription>, BusError> {
+        let group = self.group_name(group);
         let consumer: StreamConsumer = client_config(&self.settings)
-            .set("group.id", group)
+            .set("group.id", &group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
@@ -174,6 +192,8 @@ impl Bus for KafkaBus {
         let (settled_tx, settled_rx) = mpsc::unbounded_channel();
         Ok(Box::new(KafkaSubscription {
             consumer: Arc::new(consumer),
+            lag_config: client_config(&self.settings).set("group.id", &group).clone(),
+            idle_lag: None,
             topic,
             topic_name: name,
             settled_tx,
@@ -185,31 +205,7 @@ impl Bus for KafkaBus {
     }
 
     async fn pending(&self, topic: Topic, group: &str) -> Result<u64, BusError> {
-        let name = self.topic_name(topic);
-        let config = client_config(&self.settings).set("group.id", group).set("enable.auto.commit", "false").clone();
-        tokio::task::spawn_blocking(move || -> Result<u64, BusError> {
-            let consumer: BaseConsumer = config.create().map_err(unavailable)?;
-            let metadata = consumer.fetch_metadata(Some(&name), REQUEST_TIMEOUT).map_err(unavailable)?;
-            let mut list = TopicPartitionList::new();
-            for found in metadata.topics().iter().filter(|found| found.name() == name) {
-                for partition in found.partitions() {
-                    list.add_partition(&name, partition.id());
-                }
-            }
-            let committed = consumer.committed_offsets(list, REQUEST_TIMEOUT).map_err(unavailable)?;
-            let mut lag = 0u64;
-            for element in committed.elements() {
-                let (low, high) = consumer.fetch_watermarks(&name, element.partition(), REQUEST_TIMEOUT).map_err(unavailable)?;
-                let from = match element.offset() {
-                    Offset::Offset(offset) => offset,
-                    _ => low,
-                };
-                lag += u64::try_from(high - from).unwrap_or(0);
-            }
-            Ok(lag)
-        })
-        .await
-        .map_err(|error| BusError::Unavailable(format!("lag query panicked: {error}")))?
+        group_lag(client_config(&self.settings).set("group.id", self.group_name(group)).clone(), self.topic_name(topic)).await
     }
 
     async fn check_connectivity(&self) -> anyhow::Result<()> {
@@ -221,6 +217,44 @@ impl Bus for KafkaBus {
             Ok(())
         })
         .await?
+    }
+}
+
+/// The lag of the consumer group `config` names on topic `name`: per partition, the high
+/// watermark minus the committed offset (the low watermark when nothing is committed).
+async fn group_lag(mut config: ClientConfig, name: String) -> Result<u64, BusError> {
+    config.set("enable.auto.commit", "false");
+    tokio::task::spawn_blocking(move || -> Result<u64, BusError> {
+        let consumer: BaseConsumer = config.create().map_err(unavailable)?;
+        let metadata = consumer.fetch_metadata(Some(&name), REQUEST_TIMEOUT).map_err(unavailable)?;
+        let mut list = TopicPartitionList::new();
+        for found in metadata.topics().iter().filter(|found| found.name() == name) {
+            for partition in found.partitions() {
+                list.add_partition(&name, partition.id());
+            }
+        }
+        let committed = consumer.committed_offsets(list, REQUEST_TIMEOUT).map_err(unavailable)?;
+        let mut lag = 0u64;
+        for element in committed.elements() {
+            let (low, high) = consumer.fetch_watermarks(&name, element.partition(), REQUEST_TIMEOUT).map_err(unavailable)?;
+            let from = match element.offset() {
+                Offset::Offset(offset) => offset,
+                _ => low,
+            };
+            lag += u64::try_from(high - from).unwrap_or(0);
+        }
+        Ok(lag)
+    })
+    .await
+    .map_err(|error| BusError::Unavailable(format!("lag query panicked: {error}")))?
+}
+
+/// After an idle [`STALL_CHECK`] with the group's lag at `lag`: whether the group is stalled (the
+/// same lag, above zero, as at the previous idle check), and the lag to compare the next check with.
+fn stall_verdict(previous: Option<u64>, lag: u64) -> (bool, Option<u64>) {
+    match previous {
+        Some(previous) if lag > 0 && previous == lag => (true, None),
+        _ => (false, (lag > 0).then_some(lag)),
     }
 }
 
@@ -258,6 +292,11 @@ impl Acker for KafkaAcker {
 /// One consumer group member on one topic.
 struct KafkaSubscription {
     consumer: Arc<StreamConsumer>,
+    /// Reaches the group's committed offsets (the stall check).
+    lag_config: ClientConfig,
+    /// The group's lag at the end of the last idle [`STALL_CHECK`], if the member has received
+    /// nothing since.
+    idle_lag: Option<u64>,
     topic: Topic,
     topic_name: String,
     settled_tx: mpsc::UnboundedSender<Settled>,
@@ -319,6 +358,33 @@ impl KafkaSubscription {
         }
     }
 
+    /// Called after [`STALL_CHECK`] without a message: rejoins the group when its lag stayed above
+    /// zero and unchanged since the previous idle check (nobody is consuming it).
+    async fn check_stall(&mut self) {
+        let lag = match group_lag(self.lag_config.clone(), self.topic_name.clone()).await {
+            Ok(lag) => lag,
+            Err(error) => {
+                tracing::warn!(topic = %self.topic_name, %error, "consumer lag not measured; stall check skipped");
+                return;
+            }
+        };
+        let (stalled, idle_lag) = stall_verdict(self.idle_lag, lag);
+        self.idle_lag = idle_lag;
+        if stalled {
+            tracing::warn!(
+                topic = %self.topic_name,
+                lag,
+                idle_secs = 2 * STALL_CHECK.as_secs(),
+                "consumer group looks stalled (lag unchanged while this member idles); rejoining it"
+            );
+            metrics::counter!("aluskort_bus_rejoins_total", "topic" => self.topic.name()).increment(1);
+            self.consumer.unsubscribe();
+            if let Err(error) = self.consumer.subscribe(&[&self.topic_name]) {
+                tracing::warn!(topic = %self.topic_name, %error, "rejoining the consumer group failed; retrying at the next check");
+            }
+        }
+    }
+
     fn drain_settled(&mut self) {
         while let Ok(settled) = self.settled_rx.try_recv() {
             self.apply(settled);
@@ -352,8 +418,10 @@ impl Subscription for KafkaSubscription {
                         self.apply(settled);
                     }
                 }
+                () = tokio::time::sleep(STALL_CHECK) => self.check_stall().await,
                 received = consumer.recv() => match received {
                     Ok(message) => {
+                        self.idle_lag = None;
                         let (message, partition, offset) = to_message(self.topic, &message);
                         return Some(self.deliver(message, partition, offset, 1));
                     }
@@ -376,10 +444,26 @@ impl Subscription for KafkaSubscription {
         let ready = consumer.recv().now_or_never()?;
         match ready {
             Ok(message) => {
+                self.idle_lag = None;
                 let (message, partition, offset) = to_message(self.topic, &message);
                 Some(self.deliver(message, partition, offset, 1))
             }
             Err(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_lag_that_stays_put_across_two_idle_checks_is_a_stall() {
+        assert_eq!(stall_verdict(None, 0), (false, None), "nothing to consume");
+        assert_eq!(stall_verdict(None, 323), (false, Some(323)), "first idle check: remember");
+        assert_eq!(stall_verdict(Some(323), 300), (false, Some(300)), "others are working through it");
+        assert_eq!(stall_verdict(Some(323), 323), (true, None), "nobody consumed it: rejoin, then start over");
+        assert_eq!(stall_verdict(Some(323), 0), (false, None), "drained");
+        assert_eq!(stall_verdict(Some(5), 9), (false, Some(9)), "growing lag is being produced, not stalled yet");
     }
 }
