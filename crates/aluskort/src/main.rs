@@ -91,6 +91,11 @@ enum Command {
         #[command(subcommand)]
         command: TiCommand,
     },
+    /// The asset/zone graph (`[graph]`): where assets reside and what a compromise there costs.
+    Assets {
+        #[command(subcommand)]
+        command: AssetsCommand,
+    },
     /// Enrichment context: UEBA user risk, CTEM exposures and false-positive patterns.
     Context {
         #[command(subcommand)]
@@ -273,6 +278,26 @@ enum TiCommand {
         /// Confidence 0..=100 for indicators that carry none; sets their lifetime.
         #[arg(long, default_value_t = 50)]
         confidence: u8,
+    },
+}
+
+#[derive(Subcommand)]
+enum AssetsCommand {
+    /// Place assets in zones: JSON lines {"asset","zone","consequence" (low|medium|high|critical),
+    /// "tenant"?}. Any bad line: all are named and nothing is written.
+    Import {
+        file: PathBuf,
+        /// Tenant of lines that name none.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
+    /// Where the named assets reside: one {"asset","zone","consequence"} line each; exit 1 if any
+    /// is unknown.
+    Show {
+        #[arg(required = true)]
+        assets: Vec<String>,
+        #[arg(long, default_value = "default")]
+        tenant: String,
     },
 }
 
@@ -506,6 +531,12 @@ fn main() -> ExitCode {
                     KnowledgeCommand::Reports { files } => commands::attack::import_reports(&config.data_dir, &files),
                     KnowledgeCommand::Lookup { text } => commands::attack::lookup(&config.data_dir, &text),
                 }
+            }
+            Command::Assets { command: AssetsCommand::Import { file, tenant } } => {
+                commands::assets::import(cli.config.as_deref(), cli.data_dir, &env, &file, &tenant).await
+            }
+            Command::Assets { command: AssetsCommand::Show { assets, tenant } } => {
+                commands::assets::show(cli.config.as_deref(), cli.data_dir, &env, &assets, &tenant).await
             }
             Command::Ti { command: TiCommand::Import { file, source, tenant, confidence } } => {
                 let options = commands::ti::ImportOptions { file: &file, source, tenant, confidence };

@@ -260,6 +260,7 @@ impl Running {
             threat_intel: Some(Arc::clone(&backends.threat_intel)),
             context: Some(Arc::clone(&backends.context)),
             zones: config.zones.clone(),
+            asset_graph: Some(open_graph(config).await?),
             enricher_timeout: config.enricher_timeout,
             grouping_window: chrono::Duration::hours(i64::from(config.grouping_window_hours)),
             max_attempts: config.max_attempts,
@@ -392,6 +393,24 @@ impl aluskort_gateway::QuotaGate for SharedQuota {
 }
 
 /// Incident memory per `[knowledge]`: the embedder and the vector index it names.
+/// The asset/zone graph of `[graph]`: in-process under `<data_dir>/graph`, or Neo4j.
+pub async fn open_graph(config: &Config) -> anyhow::Result<Arc<dyn aluskort_knowledge::assets::AssetGraph>> {
+    use aluskort_knowledge::assets::{MemoryGraph, Neo4jGraph};
+    Ok(match &config.graph {
+        aluskort_config::GraphConfig::Memory => {
+            let dir = config.data_dir.join("graph");
+            let graph = MemoryGraph::open(&dir).await.with_context(|| format!("cannot open the asset graph under {}", dir.display()))?;
+            if graph.skipped_lines > 0 {
+                tracing::warn!(skipped = graph.skipped_lines, "asset graph log lines could not be read and were skipped");
+            }
+            Arc::new(graph)
+        }
+        aluskort_config::GraphConfig::Neo4j { url, database, user, password, timeout } => {
+            Arc::new(Neo4jGraph::new(url, database, user, password.expose(), *timeout).context("cannot set up the Neo4j client")?)
+        }
+    })
+}
+
 async fn open_memory(config: &Config) -> anyhow::Result<Option<Arc<IncidentMemory>>> {
     let knowledge = &config.knowledge;
     if !knowledge.incident_memory {

@@ -129,7 +129,7 @@ pub(crate) fn validate_blobs(raw: RawBlobs, env: &HashMap<String, String>, error
 }
 
 /// Whether the authority at the start of `rest` (after `http://`) is a loopback host.
-fn loopback(rest: &str) -> bool {
+pub(crate) fn loopback(rest: &str) -> bool {
     let authority = rest.split('/').next().unwrap_or_default();
     let host = match authority.strip_prefix('[') {
         Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),

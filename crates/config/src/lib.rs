@@ -7,6 +7,7 @@
 
 pub mod blobs;
 pub mod bus;
+pub mod graph;
 pub mod knowledge;
 pub mod llm;
 mod raw;
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 
 pub use blobs::{BlobsConfig, S3Config};
 pub use bus::BusConfig;
+pub use graph::GraphConfig;
 pub use knowledge::{EmbedderConfig, KnowledgeConfig, VectorIndexConfig};
 pub use llm::{LlmConfig, LlmProviderConfig, OpenAiFlavorConfig};
 pub use raw::{RawCaseStore, RawConfig};
@@ -318,6 +320,8 @@ pub struct Config {
     pub bus: BusConfig,
     /// `[blobs]`: raw payloads and evidence packages, in local files (default) or an S3 bucket.
     pub blobs: BlobsConfig,
+    /// `[graph]`: the asset/zone graph, in-process (default) or Neo4j.
+    pub graph: GraphConfig,
 }
 
 impl Config {

@@ -36,6 +36,8 @@ pub struct RawConfig {
     pub bus: crate::bus::RawBus,
     #[serde(default)]
     pub blobs: crate::blobs::RawBlobs,
+    #[serde(default)]
+    pub graph: crate::graph::RawGraph,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -204,6 +206,7 @@ impl RawConfig {
         let redis = crate::redis::validate_redis(self.redis, env, &mut errors);
         let bus = crate::bus::validate_bus(self.bus, env, &mut errors);
         let blobs = crate::blobs::validate_blobs(self.blobs, env, &mut errors);
+        let graph = crate::graph::validate_graph(self.graph, env, &mut errors);
         match (errors.is_empty(), listen_addr, case_store) {
             (true, Some(listen_addr), Some(case_store)) => Ok(Config {
                 data_dir: PathBuf::from(data_dir),
@@ -223,6 +226,7 @@ impl RawConfig {
                 redis,
                 bus,
                 blobs,
+                graph,
             }),
             _ => Err(ConfigErrors(errors)),
         }

@@ -5,9 +5,10 @@
 //! the investigations: it is recorded on each of them, user risk becomes `unknown` (never `low`),
 //! and an alert whose threat-intel lookup failed is never closed automatically.
 //!
-//! The asset zone of an alert comes from the static zone table (`[[pipeline.zones]]`); CTEM
-//! exposures count only for the alert's host *in that zone* (FR-ENR-006: by asset and zone, not by
-//! asset id alone), and data older than 24 h is stale.
+//! The asset zone of an alert comes from the asset graph (`[graph]`, read once per batch before
+//! the other lookups: hosts first, then addresses), else from the static zone table
+//! (`[[pipeline.zones]]`); CTEM exposures count only for the alert's host *in that zone*
+//! (FR-ENR-006: by asset and zone, not by asset id alone), and data older than 24 h is stale.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -35,6 +36,8 @@ pub(crate) struct BatchContext {
     risk: HashMap<(TenantId, String), UserRisk>,
     exposures: HashMap<(TenantId, String, String), Vec<Exposure>>,
     fp: HashMap<TenantId, FpMatcher>,
+    /// Where the batch's assets reside, per tenant, as the asset graph placed them.
+    placed: HashMap<TenantId, HashMap<String, AssetZone>>,
     /// Lookups that failed or timed out, by enricher (`threat_intel`, `ueba`, `ctem`,
     /// `fp_patterns`), with the reason.
     failures: HashMap<&'static str, String>,
@@ -47,6 +50,7 @@ pub(crate) struct Sources<'a> {
     pub threat_intel: Option<&'a dyn ThreatIntelStore>,
     pub context: Option<&'a dyn ContextStore>,
     pub zones: &'a [AssetZone],
+    pub graph: Option<&'a dyn aluskort_knowledge::assets::AssetGraph>,
     pub timeout: StdDuration,
 }
 
@@ -66,9 +70,37 @@ fn assets(entities: &AlertEntities) -> (Vec<String>, Vec<IpAddr>) {
 }
 
 /// The zone of an alert's assets, if the zone table places one of them.
-pub(crate) fn zone<'z>(zones: &'z [AssetZone], entities: &AlertEntities) -> Option<&'z AssetZone> {
+fn static_zone<'z>(zones: &'z [AssetZone], entities: &AlertEntities) -> Option<&'z AssetZone> {
     let (hosts, ips) = assets(entities);
     hosts.iter().find_map(|host| aluskort_config::zone_of(zones, Some(host), &[])).or_else(|| aluskort_config::zone_of(zones, None, &ips))
+}
+
+/// The names the asset graph knows an alert's assets by: host names (lower-case), then addresses.
+fn graph_names(entities: &AlertEntities) -> Vec<String> {
+    let (hosts, ips) = assets(entities);
+    hosts.into_iter().chain(ips.iter().map(ToString::to_string)).collect()
+}
+
+/// The `[graph]` lookup of a batch: each tenant's asset names, and a zone per name placed.
+async fn placed_assets(
+    graph: &dyn aluskort_knowledge::assets::AssetGraph,
+    alerts: &[&NormalizedAlert],
+) -> Result<HashMap<TenantId, HashMap<String, AssetZone>>, String> {
+    let mut names: HashMap<TenantId, HashSet<String>> = HashMap::new();
+    for alert in alerts {
+        names.entry(alert.alert.tenant_id.clone()).or_default().extend(graph_names(&alert.entities));
+    }
+    let mut placed: HashMap<TenantId, HashMap<String, AssetZone>> = HashMap::new();
+    for (tenant, names) in names.into_iter().filter(|(_, names)| !names.is_empty()) {
+        let names: Vec<String> = names.into_iter().collect();
+        for placement in graph.placements(tenant.as_str(), &names).await.map_err(|error| error.to_string())? {
+            // A zone without a consequence class (written by another tool) places nothing.
+            let Some(consequence) = placement.consequence() else { continue };
+            let zone = AssetZone { name: placement.zone, consequence, hosts: vec![placement.asset.clone()], cidrs: Vec::new() };
+            placed.entry(tenant.clone()).or_default().insert(placement.asset, zone);
+        }
+    }
+    Ok(placed)
 }
 
 /// The UEBA keys an account may be known by: its UPN, `domain\name`, and its name.
@@ -151,18 +183,35 @@ struct Wanted {
 }
 
 impl BatchContext {
-    /// Reads everything the batch's alerts need, the four lookups concurrently.
+    /// The zone of an alert's assets: where the asset graph placed one of them (hosts first, then
+    /// addresses), else the zone table's.
+    pub(crate) fn zone<'z>(&'z self, zones: &'z [AssetZone], tenant: &TenantId, entities: &AlertEntities) -> Option<&'z AssetZone> {
+        let placed = self.placed.get(tenant);
+        placed.and_then(|placed| graph_names(entities).iter().find_map(|name| placed.get(name))).or_else(|| static_zone(zones, entities))
+    }
+
+    /// Reads everything the batch's alerts need: the asset graph first (zones decide which
+    /// exposures count), then the four lookups concurrently.
     pub(crate) async fn load(sources: &Sources<'_>, alerts: &[&NormalizedAlert], now: DateTime<Utc>) -> BatchContext {
+        let timeout = sources.timeout;
+        let mut context = BatchContext::default();
+        if let Some(graph) = sources.graph {
+            match bounded(timeout, placed_assets(graph, alerts)).await {
+                Ok(placed) => context.placed = placed,
+                Err(reason) => {
+                    context.failures.insert("asset_graph", reason);
+                }
+            }
+        }
         let mut wanted: HashMap<TenantId, Wanted> = HashMap::new();
         for alert in alerts {
             let entry = wanted.entry(alert.alert.tenant_id.clone()).or_default();
             entry.indicators.extend(alert.iocs.iter().map(Ioc::to_string));
             entry.users.extend(user_keys(&alert.entities));
-            if let Some(zone) = zone(sources.zones, &alert.entities) {
+            if let Some(zone) = context.zone(sources.zones, &alert.alert.tenant_id, &alert.entities) {
                 entry.assets.extend(assets(&alert.entities).0.into_iter().map(|host| (host, zone.name.clone())));
             }
         }
-        let timeout = sources.timeout;
         let ti = bounded(timeout, async {
             let mut found = HashMap::new();
             let Some(store) = sources.threat_intel else { return Ok(found) };
@@ -229,7 +278,6 @@ impl BatchContext {
             Ok((found, bad))
         });
         let (ti, ueba, ctem, fp) = tokio::join!(ti, ueba, ctem, fp);
-        let mut context = BatchContext::default();
         match ti {
             Ok(found) => context.ti = found,
             Err(reason) => {

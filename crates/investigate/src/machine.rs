@@ -174,7 +174,7 @@ impl Pipeline {
             let note = format!("{} indicator(s) in threat intelligence: {}", names.len(), names.join(", "));
             state.record_decision("context_enricher", "ti_matched", &note, None, now);
         }
-        match enrich::zone(&self.settings.zones, &normalized.entities) {
+        match work.context.zone(&self.settings.zones, &alert.tenant_id, &normalized.entities) {
             Some(zone) => {
                 state.case_facts.insert("asset_zone".to_owned(), json!({"zone": zone.name, "consequence": zone.consequence.as_str()}));
             }
@@ -324,7 +324,7 @@ impl Pipeline {
         }
         state.ueba_context = users;
         // FR-ENR-006: open exposures of the alert's hosts in their zone.
-        if let Some(zone) = enrich::zone(&self.settings.zones, &normalized.entities) {
+        if let Some(zone) = work.context.zone(&self.settings.zones, &state.tenant_id, &normalized.entities) {
             let exposures = work.context.exposures(&state.tenant_id, &normalized.entities, zone, now);
             if !exposures.is_empty() {
                 let fresh = exposures.iter().filter(|e| e["stale"] == json!(false)).count();

@@ -50,6 +50,8 @@ pub struct PipelineSettings {
     pub enricher_timeout: StdDuration,
     /// Asset zones and their consequence (`[[pipeline.zones]]`; first match wins).
     pub zones: Vec<aluskort_config::AssetZone>,
+    /// The asset/zone graph (`[graph]`), asked before the zone table; `None` uses the table only.
+    pub asset_graph: Option<Arc<dyn aluskort_knowledge::assets::AssetGraph>>,
     /// The model gateway for the reasoning agent; `None` reasons deterministically.
     pub gateway: Option<Arc<aluskort_gateway::Gateway>>,
     /// Scopes where nothing is closed automatically.
@@ -78,6 +80,7 @@ impl std::fmt::Debug for PipelineSettings {
             .field("context", &self.context.is_some())
             .field("enricher_timeout", &self.enricher_timeout)
             .field("zones", &self.zones.len())
+            .field("asset_graph", &self.asset_graph.is_some())
             .field("kill_switches", &self.kill_switches)
             .field("grouping_window", &self.grouping_window)
             .field("max_attempts", &self.max_attempts)
@@ -100,6 +103,7 @@ impl Default for PipelineSettings {
             context: None,
             enricher_timeout: DEFAULT_ENRICHER_TIMEOUT,
             zones: Vec::new(),
+            asset_graph: None,
             kill_switches: aluskort_config::SharedKillSwitches::default(),
             grouping_window: crate::grouping::DEFAULT_WINDOW,
             max_attempts: 5,
@@ -581,6 +585,7 @@ impl Pipeline {
             threat_intel: self.settings.threat_intel.as_deref(),
             context: self.settings.context.as_deref(),
             zones: &self.settings.zones,
+            graph: self.settings.asset_graph.as_deref(),
             timeout: self.settings.enricher_timeout,
         };
         let alerts: Vec<&NormalizedAlert> = items.iter().map(|(normalized, _)| *normalized).collect();

@@ -4,6 +4,7 @@
 //! technique ids are validated offline, with no import step.
 //!
 //! # Layout
+//! - [`assets`]: the asset/zone graph (in-process or Neo4j): where assets reside, at what consequence.
 //! - [`taxonomy`]: the tables, lookups and validation.
 //! - [`vector`]: the vector index trait, the embedded exact index (persisted), the conformance suite.
 //! - [`context`]: token-budgeted, de-duplicated, attributed context assembly per tier.
@@ -18,6 +19,7 @@
 //! - [`suggest`]: techniques from text (BM25 over ATT&CK's own text and procedure examples).
 //! - [`ueba`]: user risk state from UEBA scores; absent data is never low (FR-ENR-005).
 
+pub mod assets;
 pub mod context;
 pub mod embed;
 pub mod fp;

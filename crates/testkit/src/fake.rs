@@ -10,6 +10,7 @@ pub mod chat;
 pub mod defender;
 pub mod elastic;
 pub mod graph;
+pub mod neo4j;
 pub mod openai;
 pub mod openai_chat;
 pub mod qdrant;

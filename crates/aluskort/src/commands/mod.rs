@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod approvals;
+pub mod assets;
 pub mod attack;
 pub mod audit;
 pub mod bench;

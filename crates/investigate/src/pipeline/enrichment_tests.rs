@@ -210,6 +210,49 @@ async fn user_risk_and_exposures_enrich_the_investigation() {
     harness.stop().await;
 }
 
+/// `[graph]` decides an alert's zone before the zone table: its placement moves ws-01 into
+/// Zone9_Lab (so that zone's exposure counts, not Zone3's) and places lab-01, which the table does
+/// not know; dc-01, absent from the graph, keeps the table's zone.
+#[tokio::test]
+async fn the_asset_graph_places_assets_before_the_zone_table() {
+    use aluskort_knowledge::assets::{AssetGraph, MemoryGraph, Placement};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let graph = Arc::new(MemoryGraph::open(dir.path()).await.expect("graph"));
+    let placements = [Placement::new("default", "WS-01", "Zone9_Lab", "high"), Placement::new("default", "lab-01", "Zone9_Lab", "high")];
+    graph.place(&placements.map(|placement| placement.expect("valid"))).await.expect("place");
+    let asset_graph: Arc<dyn AssetGraph> = graph;
+    let harness = harness_with(move |store| PipelineSettings {
+        context: Some(store.clone()),
+        zones: zones(),
+        asset_graph: Some(asset_graph),
+        ..PipelineSettings::default()
+    })
+    .await;
+    let now = Utc::now();
+    harness
+        .store
+        .upsert_exposures(&[
+            exposure("e-1", "ws-01", "Zone3_Enterprise", "Open", 8.5, now),
+            exposure("e-2", "ws-01", "Zone9_Lab", "Open", 9.9, now),
+        ])
+        .await
+        .expect("exposures");
+    harness
+        .run(vec![
+            sentinel_alert("g-1", "Suspicious sign-in", "Medium", "ws-01", "alice"),
+            sentinel_alert("g-2", "Suspicious sign-in", "Medium", "dc-01", "bob"),
+            sentinel_alert("g-3", "Suspicious sign-in", "Medium", "lab-01", "carol"),
+        ])
+        .await;
+    let states = states_by_alert(&harness).await;
+    assert_eq!(states["g-1"].case_facts["asset_zone"], json!({"zone": "Zone9_Lab", "consequence": "high"}));
+    let ids: Vec<&str> = states["g-1"].ctem_exposures.iter().filter_map(|e| e["exposure_id"].as_str()).collect();
+    assert_eq!(ids, vec!["e-2"], "exposures of the zone the graph places the asset in");
+    assert_eq!(states["g-2"].case_facts["asset_zone"]["zone"], json!("Zone1_Critical"), "the table still places what the graph does not");
+    assert_eq!(states["g-3"].case_facts["asset_zone"]["zone"], json!("Zone9_Lab"));
+    harness.stop().await;
+}
+
 /// A context source that answers too late (UEBA) or fails (the rest).
 struct Unreliable;
 
