@@ -14,7 +14,7 @@ pub struct RawBus {
     pub backend: Option<String>,
     /// `host:port[,host:port…]` (kafka); `${VAR}` is interpolated.
     pub brokers: Option<String>,
-    /// Put before every topic name; default none.
+    /// Put before every topic and consumer-group name (deployments sharing a cluster); default none.
     pub topic_prefix: Option<String>,
     /// Default `aluskort`.
     pub client_id: Option<String>,
