@@ -2,6 +2,7 @@
 //! queries. [`error`] is the only place that maps error kinds to HTTP status codes.
 
 mod approvals;
+mod audit;
 pub mod error;
 mod feedback;
 mod routes;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub responder: Option<Arc<aluskort_respond::service::Responder>>,
     /// Analyst feedback and FP pattern proposals; `None` serves no feedback route.
     pub feedback: Option<Arc<aluskort_respond::feedback::FeedbackStores>>,
+    /// The audit trail, for `/v1/audit`; `None` serves no audit route.
+    pub audit: Option<Arc<dyn aluskort_store::AuditStore>>,
 }
 
 /// Probes and metrics only, for a stage worker (`aluskort worker`): `/health`, `/ready` (store,
@@ -62,6 +65,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/approvals/{id}", get(approvals::get))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/v1/approvals/{id}/reject", post(approvals::reject))
+        .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/audit/evidence-package/{id}", get(audit::evidence_package))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

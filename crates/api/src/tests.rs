@@ -67,6 +67,7 @@ async fn spawn_app_with(secret: Option<&str>) -> TestApp {
         gateway: None,
         responder: Some(responder),
         feedback: Some(feedback),
+        audit: Some(keep.clone()),
         webhook_secret: secret.map(|s| aluskort_config::SecretString::new(s.to_owned())),
     };
     TestApp { router: router(state, 1024 * 1024), bus, shutdown, store: keep }
@@ -141,6 +142,40 @@ async fn posted_alerts_are_investigated_and_queryable() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(detail["graph_state"]["state"], "awaiting_human");
     assert!(detail["graph_state"]["decision_chain"].as_array().is_some_and(|chain| chain.len() >= 3));
+}
+
+/// `/v1/audit/verify` and `/v1/audit/evidence-package/{id}` (§3.8): the chain verifies and a
+/// posted alert's investigation comes back as a package that verifies on its own.
+#[tokio::test]
+async fn the_audit_chain_and_evidence_packages_are_served() {
+    let app = spawn_app().await;
+    let (status, _) = call(&app, "POST", "/v1/alerts", &sentinel_line()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let mut id = None;
+    for _ in 0..200 {
+        let (_, body) = call(&app, "GET", "/v1/investigations?state=awaiting_human", "").await;
+        if let Some(found) = body["investigations"][0]["investigation_id"].as_str() {
+            id = Some(found.to_owned());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let id = id.expect("investigated");
+    let (status, report) = call(&app, "GET", "/v1/audit/verify", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(report["valid"], true, "{report}");
+    assert!(report["records"].as_u64().is_some_and(|records| records >= 4), "{report}");
+
+    let (status, package) = call(&app, "GET", &format!("/v1/audit/evidence-package/{id}"), "").await;
+    assert_eq!(status, StatusCode::OK, "{package}");
+    assert_eq!(package["investigation_id"], id.as_str());
+    let decoded: aluskort_audit::evidence::EvidencePackage = serde_json::from_value(package).expect("a package");
+    assert!(aluskort_audit::evidence::verify_package(&decoded).is_ok());
+
+    let (status, body) = call(&app, "GET", "/v1/audit/evidence-package/nope", "").await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("id")));
+    let (status, _) = call(&app, "GET", "/v1/audit/evidence-package/0190f000-0000-7000-8000-000000000000", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -87,6 +87,7 @@ pub async fn run(
     let state = AppState {
         pipeline: Arc::clone(&running.pipeline),
         store: Arc::clone(&backends.case_store),
+        audit: Some(Arc::clone(&backends.audit_store)),
         bus: running.bus.shared(),
         metrics,
         webhook_secret: config.webhook_secret.clone(),
