@@ -776,7 +776,7 @@ pub async fn audit_chain_storage_is_exact_and_gap_free(store: &dyn AuditStore) {
     assert!(store.audit_records_for_investigation("other", "inv-9").await.expect("other tenant").is_empty());
 }
 
-fn sample_planned(step: &str) -> aluskort_core::response::PlannedAction {
+pub(crate) fn sample_planned(step: &str) -> aluskort_core::response::PlannedAction {
     aluskort_core::response::PlannedAction {
         step_key: format!("pb/{step}/host-1"),
         playbook_id: "pb".to_owned(),

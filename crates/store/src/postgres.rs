@@ -98,7 +98,7 @@ impl PostgresStore {
 }
 
 impl_stores!(PostgresStore, sqlx::Postgres, Numbered);
-impl_response_store!(PostgresStore, sqlx::Postgres, "BEGIN");
+impl_response_store!(PostgresStore, sqlx::Postgres, "BEGIN", crate::response_sql::CLAIMABLE_EXECUTIONS_SKIP_LOCKED);
 
 #[cfg(test)]
 mod tests {
@@ -164,6 +164,45 @@ mod tests {
             .fetch_all(&store.pool)
             .await
             .expect("placement")
+    }
+
+    /// Respond replicas claiming at once (`FOR UPDATE SKIP LOCKED`): while one replica's claim
+    /// holds the oldest executions, another takes the next ones at once instead of queueing on
+    /// the same rows and losing the race; every execution is claimed exactly once.
+    #[tokio::test]
+    async fn a_claim_skips_executions_another_claim_holds() {
+        use crate::{CaseStore, ResponseStore, WorkBatch};
+        use aluskort_core::response::Execution;
+        let store = pg_or_skip!();
+        let now = chrono::Utc::now();
+        let queued: Vec<Execution> = (0..10)
+            .map(|n| {
+                let mut planned = crate::conformance::sample_planned("scan");
+                planned.step_key = format!("scan-{n}");
+                Execution::queued("acme", &format!("inv-{n}"), None, planned, now + chrono::Duration::milliseconds(n))
+            })
+            .collect();
+        store.commit_work(&WorkBatch { executions: queued.clone(), ..WorkBatch::default() }, &[]).await.expect("queue");
+        // Another replica's claim, still open: it holds the five oldest rows.
+        let mut other = store.pool.begin().await.expect("begin");
+        let held: Vec<String> = sqlx::query_scalar(crate::response_sql::CLAIMABLE_EXECUTIONS_SKIP_LOCKED)
+            .bind(crate::model::time_text(now))
+            .bind(5_i64)
+            .fetch_all(&mut *other)
+            .await
+            .expect("hold");
+        assert_eq!(held.len(), 5);
+        let claimed =
+            tokio::time::timeout(std::time::Duration::from_secs(5), store.claim_executions(now, chrono::Duration::minutes(5), 10))
+                .await
+                .expect("not blocked by the other claim's rows")
+                .expect("claim");
+        let keys: Vec<&str> = claimed.iter().map(|execution| execution.execution_key.as_str()).collect();
+        let expected: Vec<&str> = queued[5..].iter().map(|execution| execution.execution_key.as_str()).collect();
+        assert_eq!(keys, expected, "the five the other claim does not hold");
+        other.rollback().await.expect("release");
+        let rest = store.claim_executions(now, chrono::Duration::minutes(5), 10).await.expect("claim the rest");
+        assert_eq!(rest.len(), 5, "released rows are claimable again");
     }
 
     /// NFR-CMP-002: the audit table is partitioned by month of the event, and each month by tenant;

@@ -19,6 +19,12 @@ pub(crate) const FINISH_EXECUTION: &str = "UPDATE action_executions SET status =
      WHERE execution_key = $1 AND attempts = $6 AND status = 'running'";
 pub(crate) const CLAIMABLE_EXECUTIONS: &str = "SELECT body FROM action_executions
      WHERE status = 'pending' OR (status = 'running' AND lease_until < $1) ORDER BY created_at, execution_key LIMIT $2";
+/// PostgreSQL: the same rows, locked, skipping rows another worker's claim holds, so replicas
+/// claiming at once take disjoint executions instead of queueing on the same rows and losing the
+/// race (each claim is still fenced on `attempts`).
+pub(crate) const CLAIMABLE_EXECUTIONS_SKIP_LOCKED: &str = "SELECT body FROM action_executions
+     WHERE status = 'pending' OR (status = 'running' AND lease_until < $1) ORDER BY created_at, execution_key LIMIT $2
+     FOR UPDATE SKIP LOCKED";
 pub(crate) const CLAIM_EXECUTION: &str = "UPDATE action_executions SET status = 'running', attempts = $2, lease_until = $3, body = $4,
        updated_at = $5 WHERE execution_key = $1 AND attempts = $6 AND (status = 'pending' OR (status = 'running' AND lease_until < $7))";
 pub(crate) const SELECT_EXECUTION: &str = "SELECT body FROM action_executions WHERE execution_key = $1";
@@ -36,7 +42,7 @@ pub(crate) fn body_of<T: serde::de::DeserializeOwned>(table: &str, body: &str) -
 }
 
 macro_rules! impl_response_store {
-    ($store:ident, $db:ty, $begin_write:expr) => {
+    ($store:ident, $db:ty, $begin_write:expr, $claimable:expr) => {
         impl $store {
             /// The approval and execution part of [`crate::CaseStore::commit_work`], inside its transaction.
             pub(crate) async fn write_response(
@@ -206,11 +212,8 @@ macro_rules! impl_response_store {
                 // so a CLI and a server on one SQLite file never fail on a read-to-write upgrade;
                 // each claim is also fenced on `attempts` and the claimable condition.
                 let mut transaction = self.writer.begin_with($begin_write).await?;
-                let rows: Vec<String> = sqlx::query_scalar($crate::response_sql::CLAIMABLE_EXECUTIONS)
-                    .bind(now_text.as_str())
-                    .bind(i64::from(limit))
-                    .fetch_all(&mut *transaction)
-                    .await?;
+                let rows: Vec<String> =
+                    sqlx::query_scalar($claimable).bind(now_text.as_str()).bind(i64::from(limit)).fetch_all(&mut *transaction).await?;
                 let mut claimed = Vec::with_capacity(rows.len());
                 for body in rows {
                     let mut execution: aluskort_core::response::Execution = $crate::response_sql::body_of("action_executions", &body)?;

@@ -83,7 +83,7 @@ impl SqliteStore {
 }
 
 impl_stores!(SqliteStore, sqlx::Sqlite, Anonymous);
-impl_response_store!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE");
+impl_response_store!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE", crate::response_sql::CLAIMABLE_EXECUTIONS);
 
 #[cfg(test)]
 mod tests {
