@@ -274,8 +274,17 @@ fn serve_binds_loopback_answers_and_shuts_down_gracefully() {
         ),
     );
     assert!(post.starts_with("HTTP/1.1 202"), "{post}");
-    let metrics = http(&address, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = http(&address, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        if metrics.contains("aluskort_verdicts_total") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert!(metrics.contains("aluskort_alerts_received_total"), "{metrics}");
+    assert!(metrics.contains("aluskort_verdicts_total{classification=\""), "verdicts by classification: {metrics}");
+    assert!(metrics.contains("aluskort_alert_to_verdict_seconds_bucket{le=\"30\"}"), "alert-to-verdict as a histogram: {metrics}");
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());
     let exit = child.wait().expect("wait");

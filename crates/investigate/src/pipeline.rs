@@ -634,7 +634,13 @@ impl Pipeline {
             }
             debug!(alert_id = %alert.alert_id, state = %state.state, duplicate, "investigation settled");
             if !duplicate {
-                settled.push(state.state);
+                let age = (Utc::now() - alert.timestamp).num_milliseconds().max(0) as f64 / 1_000.0;
+                settled.push(Settled {
+                    state: state.state,
+                    classification: state.classification,
+                    degradation: state.degradation_level,
+                    age,
+                });
             }
             work.mark_raw(&normalized.ingest_id, RawStatus::Done, None);
             outcomes.push(StageOutcome {
@@ -670,8 +676,16 @@ impl Pipeline {
             info!(skipped = report.skipped.len(), "reassessments skipped: changed meanwhile by someone else");
         }
         metrics::histogram!("aluskort_investigate_batch_size").record(outcomes.len() as f64);
-        for state in settled {
-            metrics::counter!("aluskort_investigations_settled_total", "state" => state.as_str()).increment(1);
+        for settled in settled {
+            metrics::counter!("aluskort_investigations_settled_total", "state" => settled.state.as_str()).increment(1);
+            let classification = settled.classification.map_or("none", aluskort_core::Classification::as_str);
+            metrics::counter!(
+                "aluskort_verdicts_total",
+                "classification" => classification,
+                "degradation_level" => settled.degradation.as_str()
+            )
+            .increment(1);
+            metrics::histogram!("aluskort_alert_to_verdict_seconds").record(settled.age);
         }
         for state in &work.closed {
             self.remember(state).await;
@@ -684,8 +698,18 @@ impl Pipeline {
 struct Prepared {
     work: Work,
     outcomes: Vec<StageOutcome>,
-    /// The settled state of each alert investigated (not of duplicates), for the metrics.
-    settled: Vec<InvestigationState>,
+    /// Each alert investigated (not duplicates), for the metrics.
+    settled: Vec<Settled>,
+}
+
+/// How one alert's investigation settled, for the metrics.
+struct Settled {
+    state: InvestigationState,
+    classification: Option<aluskort_core::Classification>,
+    degradation: DegradationLevel,
+    /// Seconds from the alert's own time (at the source) to its verdict: what the SOC waits,
+    /// SIEM and connector delays included (the design's triage median target is 30 s).
+    age: f64,
 }
 
 /// A batch being committed, and what it changed.

@@ -48,6 +48,9 @@ pub enum Mode {
 
 /// How often the audit worker verifies the chain (REQUIREMENTS §1.9 "Verification: every 5 min").
 const AUDIT_VERIFY_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+/// Bucket bounds of every `*_seconds` histogram: alert-to-verdict (target median < 30 s), model
+/// latency, jobs.
+const SECONDS_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0];
 /// How often the coming months' audit partitions are checked (PostgreSQL).
 #[cfg(feature = "postgres")]
 const PARTITION_MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -67,7 +70,12 @@ pub async fn run(
         );
     }
     let listen_addr = listen.unwrap_or(config.listen_addr);
-    let metrics = PrometheusBuilder::new().install_recorder().context("cannot install the metrics recorder")?;
+    // Durations as histograms (buckets add up across replicas; the dashboard takes quantiles of them).
+    let metrics = PrometheusBuilder::new()
+        .set_buckets_for_metric(metrics_exporter_prometheus::Matcher::Suffix("_seconds".to_owned()), SECONDS_BUCKETS)
+        .context("cannot set the metric buckets")?
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
     let backends = Backends::open(&config).await?;
     let stages = match mode {
         Mode::All => Stages::ALL,
