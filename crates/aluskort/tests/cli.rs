@@ -257,10 +257,21 @@ fn spawn_serve(data_dir: &Path, config: Option<&Path>) -> (std::process::Child, 
     (child, address)
 }
 
+/// An analyst's API key for the serve tests (`[api.auth]`).
+const ANALYST_KEY: &str = "test-analyst-key-0123456789abcdef0123";
+
+fn api_keys_config() -> String {
+    format!("[[api.auth.keys]]\nname = \"alice\"\nkey = \"{ANALYST_KEY}\"\nrole = \"analyst\"\n")
+}
+
 #[test]
 fn serve_binds_loopback_answers_and_shuts_down_gracefully() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut child, address) = spawn_serve(dir.path(), None);
+    let config = dir.path().join("aluskort.toml");
+    std::fs::write(&config, api_keys_config()).expect("config");
+    let (mut child, address) = spawn_serve(&dir.path().join("data"), Some(&config));
+    let anonymous = http(&address, "GET /v1/investigations HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(anonymous.starts_with("HTTP/1.1 401"), "no key, no access: {anonymous}");
     let health = http(&address, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     let ready = http(&address, "GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -269,7 +280,7 @@ fn serve_binds_loopback_answers_and_shuts_down_gracefully() {
     let post = http(
         &address,
         &format!(
-            "POST /v1/alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST /v1/alerts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ANALYST_KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         ),
     );
@@ -289,8 +300,15 @@ fn serve_binds_loopback_answers_and_shuts_down_gracefully() {
     assert!(status.success());
     let exit = child.wait().expect("wait");
     assert!(exit.success(), "graceful exit, got {exit:?}");
-    let verify = run(aluskort().args(["audit", "verify", "--data-dir"]).arg(dir.path()));
+    let verify = run(aluskort().args(["audit", "verify", "--data-dir"]).arg(dir.path().join("data")));
     assert!(verify.status.success(), "{}", text(&verify.stdout));
+
+    // Authentication is off only explicitly, and then only on loopback.
+    std::fs::write(&config, "[api.auth]\ndisabled = true\n").expect("config");
+    let refused =
+        run(aluskort().arg("--config").arg(&config).args(["serve", "--listen", "0.0.0.0:0", "--data-dir"]).arg(dir.path().join("data")));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains("disabled = true is for local use only"), "{}", text(&refused.stderr));
 }
 
 /// `serve` polls every enabled source: a fake Splunk's notables are investigated, the per-source
@@ -311,15 +329,17 @@ fn serve_polls_configured_sources_and_exports_per_source_metrics() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("aluskort.toml");
     let text = format!(
-        "[sources.splunk-es]\nkind = \"splunk\"\nurl = \"{}\"\ntoken = \"{TOKEN}\"\npoll_interval_secs = 1\nsettle_secs = 0\n",
-        fake.url()
+        "[sources.splunk-es]\nkind = \"splunk\"\nurl = \"{}\"\ntoken = \"{TOKEN}\"\npoll_interval_secs = 1\nsettle_secs = 0\n{}",
+        fake.url(),
+        api_keys_config()
     );
     std::fs::write(&config, text).expect("config");
     let (mut child, address) = spawn_serve(&dir.path().join("data"), Some(&config));
     assert!(address.starts_with("127.0.0.1:"), "bound {address:?}");
     let mut investigated = Value::Null;
     for _ in 0..200 {
-        let response = http(&address, "GET /v1/investigations HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let response =
+            http(&address, &format!("GET /v1/investigations HTTP/1.1\r\nHost: x\r\nX-API-Key: {ANALYST_KEY}\r\nConnection: close\r\n\r\n"));
         let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
         investigated = serde_json::from_str(body).unwrap_or(Value::Null);
         if investigated["count"] == 3 {

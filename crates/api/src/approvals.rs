@@ -1,7 +1,7 @@
-//! `/v1/approvals`: the approval gates over HTTP (FR-RSP-002/003). Deciding records the actor and
-//! comment with the decision in the audit trail; approved actions are then run by the server's
-//! response loop, each exactly once. Until API authentication lands (issue 10) the actor is taken
-//! from the request body, so the server must stay on loopback (its default).
+//! `/v1/approvals`: the approval gates over HTTP (FR-RSP-002/003). Only senior analysts and
+//! admins decide; the actor recorded with the decision in the audit trail is the API key's caller
+//! (with authentication disabled for local use, the body's `actor`). Approved actions are then run
+//! by the server's response loop, each exactly once.
 
 use aluskort_core::response::ApprovalStatus;
 use aluskort_respond::gate::Decision;
@@ -14,7 +14,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
+use aluskort_config::Permission;
 
 #[derive(Debug, Deserialize)]
 pub struct ApprovalQuery {
@@ -37,8 +39,10 @@ fn responder(state: &AppState) -> Result<&aluskort_respond::service::Responder, 
     state.responder.as_deref().ok_or_else(|| ApiError::NotFound("approvals are not served by this process".to_owned()))
 }
 
-pub async fn list(State(state): State<AppState>, Query(query): Query<ApprovalQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>, caller: Caller, Query(query): Query<ApprovalQuery>) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
     let responder = responder(&state)?;
+    let tenant = caller.tenant_scope(query.tenant.as_deref())?;
     let status = match query.status.as_deref().unwrap_or("pending") {
         "all" => None,
         other => Some(ApprovalStatus::parse(other).ok_or_else(|| ApiError::BadRequest {
@@ -50,39 +54,52 @@ pub async fn list(State(state): State<AppState>, Query(query): Query<ApprovalQue
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest { field: "limit".to_owned(), reason: format!("{limit} must be 1..=1000") });
     }
-    let filter =
-        ApprovalFilter { status, tenant: query.tenant, investigation_id: query.investigation_id, limit, ..ApprovalFilter::default() };
+    let filter = ApprovalFilter { status, tenant, investigation_id: query.investigation_id, limit, ..ApprovalFilter::default() };
     let approvals = responder.responses.approvals(&filter).await?;
     Ok(Json(json!({"count": approvals.len(), "approvals": approvals})))
 }
 
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+/// The approval `id` if the caller sees its tenant (another tenant's is not revealed: 404).
+async fn visible(
+    responder: &aluskort_respond::service::Responder,
+    caller: &Caller,
+    id: &str,
+) -> Result<aluskort_core::response::Approval, ApiError> {
+    responder
+        .responses
+        .approval(id)
+        .await?
+        .filter(|approval| caller.sees(&approval.tenant_id))
+        .ok_or_else(|| ApiError::NotFound(format!("approval {id}")))
+}
+
+pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
     let responder = responder(&state)?;
-    let approval = responder.responses.approval(&id).await?.ok_or_else(|| ApiError::NotFound(format!("approval {id}")))?;
+    let approval = visible(responder, &caller, &id).await?;
     let executions = responder.responses.executions_for_investigation(&approval.investigation_id).await?;
     let executions: Vec<_> = executions.into_iter().filter(|e| e.approval_id.as_deref() == Some(id.as_str())).collect();
     Ok(Json(json!({"approval": approval, "executions": executions})))
 }
 
-pub async fn approve(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    decide(&state, &id, Decision::Approve, &body).await
+pub async fn approve(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    decide(&state, &caller, &id, Decision::Approve, &body).await
 }
 
-pub async fn reject(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    decide(&state, &id, Decision::Reject, &body).await
+pub async fn reject(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    decide(&state, &caller, &id, Decision::Reject, &body).await
 }
 
-/// The body is `{"actor", "comment"?}` as JSON (any content type, as with `/v1/alerts`).
-async fn decide(state: &AppState, id: &str, decision: Decision, body: &[u8]) -> Result<Json<Value>, ApiError> {
+/// The body is `{"comment"?, "actor"?}` as JSON (any content type, as with `/v1/alerts`).
+async fn decide(state: &AppState, caller: &Caller, id: &str, decision: Decision, body: &[u8]) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Decide)?;
     let responder = responder(state)?;
     let body: DecisionBody = serde_json::from_slice(body).map_err(|error| ApiError::BadRequest {
         field: "body".to_owned(),
-        reason: format!("expected {{\"actor\", \"comment\"}}: {error}"),
+        reason: format!("expected {{\"comment\", \"actor\"?}}: {error}"),
     })?;
-    let actor = body.actor.unwrap_or_default();
-    if actor.trim().is_empty() {
-        return Err(ApiError::BadRequest { field: "actor".to_owned(), reason: "who decides must be named".to_owned() });
-    }
+    visible(responder, caller, id).await?;
+    let actor = caller.actor(body.actor)?;
     match responder.decide(id, &actor, decision, &body.comment).await {
         Ok(approval) => Ok(Json(json!({"approval": approval}))),
         Err(ResponseError::NotFound(what)) => Err(ApiError::NotFound(format!("approval {what}"))),

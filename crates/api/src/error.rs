@@ -18,6 +18,8 @@ pub enum ApiError {
         field: String,
         reason: String,
     },
+    /// Authenticated, but the caller's role or tenants do not allow it.
+    Forbidden(String),
     NotFound(String),
     /// The request is valid but the resource is not in a state that allows it.
     Conflict(String),
@@ -46,6 +48,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized { field, reason } => {
                 (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized", "field": field, "reason": reason}))
             }
+            ApiError::Forbidden(reason) => (StatusCode::FORBIDDEN, json!({"error": "forbidden", "reason": reason})),
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, json!({"error": "not_found", "reason": what})),
             ApiError::Conflict(reason) => (StatusCode::CONFLICT, json!({"error": "conflict", "reason": reason})),
             ApiError::Store(error) => {

@@ -3,6 +3,7 @@
 
 mod approvals;
 mod audit;
+pub mod auth;
 pub mod error;
 mod feedback;
 mod routes;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub feedback: Option<Arc<aluskort_respond::feedback::FeedbackStores>>,
     /// The audit trail, for `/v1/audit`; `None` serves no audit route.
     pub audit: Option<Arc<dyn aluskort_store::AuditStore>>,
+    /// API keys and roles (`[api.auth]`).
+    pub auth: Arc<auth::Auth>,
 }
 
 /// Probes and metrics only, for a stage worker (`aluskort worker`): `/health`, `/ready` (store,
@@ -71,5 +74,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod tests;

@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
+use aluskort_config::Permission;
 
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
@@ -98,10 +100,29 @@ fn verify_signature(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<(
 /// is detected. Every accepted record is durable before the 202; repeats of an alert already
 /// received are reported as duplicates, heartbeat/test alerts as dropped, and records no mapping
 /// understands as rejected with the reason (and dead-lettered). 400 when nothing was accepted.
+///
+/// Authenticated by the body's signature when `api.webhook_secret` is set (senders that cannot
+/// hold an API key), else by an API key allowed to submit alerts; a key limited to one tenant
+/// files every alert it posts under that tenant.
 pub async fn post_alerts(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<impl IntoResponse, ApiError> {
-    if let Some(secret) = &state.webhook_secret {
-        verify_signature(secret.expose().as_bytes(), &headers, &body)?;
-    }
+    let tenant = match &state.webhook_secret {
+        Some(secret) => {
+            verify_signature(secret.expose().as_bytes(), &headers, &body)?;
+            None
+        }
+        None => {
+            let caller = state.auth.authenticate(&headers)?;
+            caller.require(aluskort_config::Permission::Ingest)?;
+            match &caller.tenants {
+                None => None,
+                Some(tenants) if tenants.len() == 1 => {
+                    let only = tenants.iter().next().map(String::as_str).unwrap_or_default();
+                    Some(TenantId::parse(only).map_err(|error| ApiError::Internal(anyhow::anyhow!("tenant of the key: {error}")))?)
+                }
+                Some(_) => return Err(ApiError::Forbidden("a key of several tenants cannot tell which one alerts belong to".to_owned())),
+            }
+        }
+    };
     let records = aluskort_ingest::read_records("request", &body);
     if records.is_empty() {
         return Err(ApiError::BadRequest { field: "body".to_owned(), reason: "no alert records in the request body".to_owned() });
@@ -118,7 +139,7 @@ pub async fn post_alerts(State(state): State<AppState>, headers: HeaderMap, body
                 continue;
             }
         };
-        let outcome = state.pipeline.accept(&format!("webhook:{}", record.location), payload, None).await?;
+        let outcome = state.pipeline.accept(&format!("webhook:{}", record.location), payload, tenant.clone()).await?;
         let counter = match &outcome {
             Accepted::Queued { .. } => ("aluskort_source_published_total", None),
             Accepted::Duplicate { .. } => ("aluskort_source_dropped_total", Some("duplicate")),
@@ -159,7 +180,12 @@ fn parse_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>,
         .transpose()
 }
 
-pub async fn list_investigations(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list_investigations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
     let investigation_state = query
         .state
         .as_deref()
@@ -170,8 +196,8 @@ pub async fn list_investigations(State(state): State<AppState>, Query(query): Qu
             })
         })
         .transpose()?;
-    let tenant = query
-        .tenant
+    let tenant = caller
+        .tenant_scope(query.tenant.as_deref())?
         .as_deref()
         .map(|raw| TenantId::parse(raw).map_err(|error| ApiError::BadRequest { field: "tenant".to_owned(), reason: error.to_string() }))
         .transpose()?;
@@ -197,10 +223,16 @@ pub async fn list_investigations(State(state): State<AppState>, Query(query): Qu
     Ok(Json(json!({"count": items.len(), "investigations": items})))
 }
 
-pub async fn get_investigation(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get_investigation(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
     let investigation_id = InvestigationId::parse(&id)
         .ok_or_else(|| ApiError::BadRequest { field: "id".to_owned(), reason: format!("{id:?} is not a UUID") })?;
-    let graph = state.store.investigation(investigation_id).await?.ok_or_else(|| ApiError::NotFound(format!("investigation {id}")))?;
+    let graph = state
+        .store
+        .investigation(investigation_id)
+        .await?
+        .filter(|graph| caller.sees(graph.tenant_id.as_str()))
+        .ok_or_else(|| ApiError::NotFound(format!("investigation {id}")))?;
     let record = TriageRecord::load(state.store.as_ref(), &graph).await?;
     Ok(Json(json!({"investigation": record, "graph_state": graph})))
 }

@@ -14,8 +14,8 @@ use tower::ServiceExt;
 
 use super::*;
 
-struct TestApp {
-    router: Router,
+pub(super) struct TestApp {
+    pub(super) router: Router,
     bus: MemoryBus,
     shutdown: CancellationToken,
     store: Arc<SqliteStore>,
@@ -32,6 +32,10 @@ async fn spawn_app() -> TestApp {
 }
 
 async fn spawn_app_with(secret: Option<&str>) -> TestApp {
+    spawn_app_authenticated(secret, crate::auth::Auth::disabled()).await
+}
+
+pub(super) async fn spawn_app_authenticated(secret: Option<&str>, auth: Arc<crate::auth::Auth>) -> TestApp {
     let store = Arc::new(SqliteStore::in_memory().await.expect("store"));
     let bus = MemoryBus::new();
     let audit = Arc::new(AuditLog::new(store.clone()));
@@ -68,6 +72,7 @@ async fn spawn_app_with(secret: Option<&str>) -> TestApp {
         responder: Some(responder),
         feedback: Some(feedback),
         audit: Some(keep.clone()),
+        auth,
         webhook_secret: secret.map(|s| aluskort_config::SecretString::new(s.to_owned())),
     };
     TestApp { router: router(state, 1024 * 1024), bus, shutdown, store: keep }
@@ -82,7 +87,7 @@ async fn call(app: &TestApp, method: &str, uri: &str, body: &str) -> (StatusCode
     (status, value)
 }
 
-fn sentinel_line() -> String {
+pub(super) fn sentinel_line() -> String {
     let path = aluskort_testkit::sentinel_alerts_path();
     std::fs::read_to_string(path).expect("shared alerts").lines().next().expect("a line").to_owned()
 }

@@ -5,6 +5,7 @@
 //! Without a file everything is embedded under `./aluskort-data`, the HTTP server binds
 //! 127.0.0.1, and reasoning is deterministic unless a model key is in the environment ([`llm`]).
 
+pub mod auth;
 pub mod blobs;
 pub mod bus;
 pub mod graph;
@@ -20,6 +21,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use auth::{ApiKey, AuthConfig, Permission, Role};
 pub use blobs::{BlobsConfig, S3Config};
 pub use bus::BusConfig;
 pub use graph::GraphConfig;
@@ -322,6 +324,8 @@ pub struct Config {
     pub blobs: BlobsConfig,
     /// `[graph]`: the asset/zone graph, in-process (default) or Neo4j.
     pub graph: GraphConfig,
+    /// `[api.auth]`: API keys and roles; authentication is off only when explicitly disabled.
+    pub auth: AuthConfig,
 }
 
 impl Config {

@@ -103,6 +103,9 @@ pub struct RawApi {
     pub max_body_bytes: Option<usize>,
     /// When set, `POST /v1/alerts` requires `X-Aluskort-Signature: sha256=<hex HMAC-SHA256 of the body>`.
     pub webhook_secret: Option<String>,
+    /// `[api.auth]`: API keys and roles.
+    #[serde(default)]
+    pub auth: crate::auth::RawAuth,
 }
 
 /// Environment variables that override file values.
@@ -207,6 +210,10 @@ impl RawConfig {
         let bus = crate::bus::validate_bus(self.bus, env, &mut errors);
         let blobs = crate::blobs::validate_blobs(self.blobs, env, &mut errors);
         let graph = crate::graph::validate_graph(self.graph, env, &mut errors);
+        let auth = crate::auth::validate_auth(self.api.auth, env, &mut errors);
+        if auth.disabled && listen_addr.is_some_and(|addr: SocketAddr| !addr.ip().is_loopback()) {
+            errors.push("`api.auth.disabled`: only for local use; `listen_addr` must then be a loopback address".to_owned());
+        }
         match (errors.is_empty(), listen_addr, case_store) {
             (true, Some(listen_addr), Some(case_store)) => Ok(Config {
                 data_dir: PathBuf::from(data_dir),
@@ -227,6 +234,7 @@ impl RawConfig {
                 bus,
                 blobs,
                 graph,
+                auth,
             }),
             _ => Err(ConfigErrors(errors)),
         }

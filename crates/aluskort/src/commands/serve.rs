@@ -70,6 +70,10 @@ pub async fn run(
         );
     }
     let listen_addr = listen.unwrap_or(config.listen_addr);
+    anyhow::ensure!(
+        !config.auth.disabled || listen_addr.ip().is_loopback(),
+        "[api.auth] disabled = true is for local use only: refusing to listen on {listen_addr} (use a loopback address, or configure API keys)"
+    );
     // Durations as histograms (buckets add up across replicas; the dashboard takes quantiles of them).
     let metrics = PrometheusBuilder::new()
         .set_buckets_for_metric(metrics_exporter_prometheus::Matcher::Suffix("_seconds".to_owned()), SECONDS_BUCKETS)
@@ -96,6 +100,7 @@ pub async fn run(
         pipeline: Arc::clone(&running.pipeline),
         store: Arc::clone(&backends.case_store),
         audit: Some(Arc::clone(&backends.audit_store)),
+        auth: aluskort_api::auth::Auth::new(&config.auth),
         bus: running.bus.shared(),
         metrics,
         webhook_secret: config.webhook_secret.clone(),
