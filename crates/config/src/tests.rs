@@ -359,13 +359,15 @@ fn the_deployment_configuration_is_valid_and_the_configmap_matches_it() {
         ("ALUSKORT_PG_URL".to_owned(), "postgres://aluskort:pw@postgres:5432/aluskort".to_owned()),
         ("ALUSKORT_KAFKA_BROKERS".to_owned(), "kafka:9092".to_owned()),
         ("ALUSKORT_REDIS_URL".to_owned(), "redis://redis:6379/0".to_owned()),
+        ("ALUSKORT_ADMIN_API_KEY".to_owned(), "a".repeat(64)),
     ]);
     let config = load(Some(text), &env).expect("valid");
     assert!(matches!(config.case_store, CaseStoreConfig::Postgres { .. }));
     assert!(matches!(config.bus, crate::BusConfig::Kafka { ref brokers, .. } if brokers == "kafka:9092"));
     assert!(config.redis.is_some());
     let missing = load(Some(text), &HashMap::new()).expect_err("secrets unset").0;
-    for variable in ["ALUSKORT_PG_URL", "ALUSKORT_KAFKA_BROKERS", "ALUSKORT_REDIS_URL"] {
+    assert_eq!(config.auth.keys.iter().map(|key| (key.name.as_str(), key.role)).collect::<Vec<_>>(), [("admin", crate::Role::Admin)]);
+    for variable in ["ALUSKORT_PG_URL", "ALUSKORT_KAFKA_BROKERS", "ALUSKORT_REDIS_URL", "ALUSKORT_ADMIN_API_KEY"] {
         assert!(missing.iter().any(|error| error.contains(&format!("environment variable {variable} is not set"))), "{missing:#?}");
     }
     let manifests = include_str!("../../../deploy/k8s/aluskort.yaml");
