@@ -85,6 +85,7 @@ async fn every_role_against_every_route() {
         ("POST", format!("{missing_approval}/approve"), "{}", [401, 403, 404, 404, 403]),
         ("POST", format!("{missing_approval}/reject"), "{}", [401, 403, 404, 404, 403]),
         ("GET", "/v1/audit/verify".to_owned(), "", [401, 403, 200, 200, 200]),
+        ("GET", "/v1/stream?tenant=%20".to_owned(), "", [401, 400, 400, 400, 400]),
         ("GET", format!("/v1/audit/evidence-package/{id}"), "", [401, 403, 200, 200, 200]),
     ];
     let callers = [None, Some("ana"), Some("sam"), Some("root"), Some("aud")];

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 mod feedback;
 mod routes;
+mod stream;
 
 pub use routes::SIGNATURE_HEADER;
 
@@ -63,6 +64,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/webhooks/splunk", post(routes::post_alerts))
         .route("/v1/investigations", get(routes::list_investigations))
         .route("/v1/investigations/{id}", get(routes::get_investigation))
+        .route("/v1/stream", get(stream::stream))
         .route("/v1/investigations/{id}/feedback", post(feedback::post))
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::get))

@@ -183,6 +183,31 @@ async fn the_audit_chain_and_evidence_packages_are_served() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// `GET /v1/stream` (live updates): an investigation saved after the client connected arrives as
+/// `investigation` events, up to its settled state.
+#[tokio::test]
+async fn live_updates_stream_investigations_as_they_change() {
+    let app = spawn_app().await;
+    let request = Request::builder().uri("/v1/stream").body(Body::empty()).expect("request");
+    let response = app.router.clone().oneshot(request).await.expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("text/event-stream"));
+    let mut body = response.into_body();
+    let (status, _) = call(&app, "POST", "/v1/alerts", &sentinel_line()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut text = String::new();
+    while !text.contains("\"state\":\"awaiting_human\"") {
+        let frame =
+            tokio::time::timeout_at(deadline, body.frame()).await.expect("the settled state in time").expect("open").expect("frame");
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    assert!(text.contains("event: investigation"), "{text}");
+    assert!(text.contains("\"alert_id\":\"197c2262-2cd9-4ca0-4c33-add856f8af63\""), "{text}");
+}
+
 #[tokio::test]
 async fn bad_requests_name_the_field() {
     let app = spawn_app().await;
