@@ -72,6 +72,10 @@ async fn investigated(app: &TestApp) -> String {
 async fn every_role_against_every_route() {
     let app = app().await;
     let id = investigated(&app).await;
+    let tenant = call_as(&app, Some("root"), "GET", &format!("/v1/investigations/{id}"), "").await.1["investigation"]["tenant_id"]
+        .as_str()
+        .expect("tenant")
+        .to_owned();
     let missing_approval = "/v1/approvals/no-such-approval";
     let feedback = r#"{"correct": true, "rating": 4}"#;
     // (method, path, body, expected status per caller: none, analyst, senior, admin, audit reader)
@@ -86,6 +90,9 @@ async fn every_role_against_every_route() {
         ("POST", format!("{missing_approval}/reject"), "{}", [401, 403, 404, 404, 403]),
         ("GET", "/v1/audit/verify".to_owned(), "", [401, 403, 200, 200, 200]),
         ("GET", "/v1/stream?tenant=%20".to_owned(), "", [401, 400, 400, 400, 400]),
+        ("GET", format!("/v1/incidents?tenant={tenant}"), "", [401, 200, 200, 200, 200]),
+        ("GET", "/v1/incidents/no-such-incident".to_owned(), "", [401, 404, 404, 404, 404]),
+        ("GET", "/v1/fp-patterns".to_owned(), "", [401, 200, 200, 200, 200]),
         ("GET", format!("/v1/audit/evidence-package/{id}"), "", [401, 403, 200, 200, 200]),
     ];
     let callers = [None, Some("ana"), Some("sam"), Some("root"), Some("aud")];

@@ -6,6 +6,7 @@ mod audit;
 pub mod auth;
 pub mod error;
 mod feedback;
+mod incidents;
 mod routes;
 mod stream;
 
@@ -65,6 +66,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/investigations", get(routes::list_investigations))
         .route("/v1/investigations/{id}", get(routes::get_investigation))
         .route("/v1/stream", get(stream::stream))
+        .route("/v1/incidents", get(incidents::list))
+        .route("/v1/incidents/{id}", get(incidents::get))
+        .route("/v1/fp-patterns", get(incidents::fp_patterns))
         .route("/v1/investigations/{id}/feedback", post(feedback::post))
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::get))

@@ -183,6 +183,42 @@ async fn the_audit_chain_and_evidence_packages_are_served() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// `GET /v1/incidents` and `/v1/incidents/{id}`: the incident an investigated alert joined, with
+/// its members; `/v1/fp-patterns` lists patterns and names a bad status.
+#[tokio::test]
+async fn incidents_and_fp_patterns_are_served() {
+    let app = spawn_app().await;
+    let (status, _) = call(&app, "POST", "/v1/alerts", &sentinel_line()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let mut investigation = Value::Null;
+    for _ in 0..200 {
+        let (_, body) = call(&app, "GET", "/v1/investigations?state=awaiting_human", "").await;
+        if body["count"] == 1 {
+            investigation = body["investigations"][0].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let incident_id = investigation["incident_id"].as_str().expect("grouped").to_owned();
+    let tenant = investigation["tenant_id"].as_str().expect("tenant").to_owned();
+    let (status, incident) = call(&app, "GET", &format!("/v1/incidents/{incident_id}"), "").await;
+    assert_eq!(status, StatusCode::OK, "{incident}");
+    assert_eq!(incident["incident"]["alert_ids"][0], investigation["alert_id"]);
+    assert!(incident["incident"]["members"][0]["keys"].as_array().is_some_and(|keys| !keys.is_empty()), "{incident}");
+    // The alert's activity is from June 2024: a window around it finds the incident, the default last week does not.
+    let (status, listed) =
+        call(&app, "GET", &format!("/v1/incidents?tenant={tenant}&since=2024-06-01T00:00:00Z&until=2024-07-31T00:00:00Z"), "").await;
+    assert_eq!((status, listed["count"].as_u64()), (StatusCode::OK, Some(1)), "{listed} {incident}");
+    let (_, recent) = call(&app, "GET", &format!("/v1/incidents?tenant={tenant}"), "").await;
+    assert_eq!(recent["count"], 0);
+    let (status, body) = call(&app, "GET", "/v1/incidents", "").await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("tenant")));
+    let (status, body) = call(&app, "GET", "/v1/fp-patterns", "").await;
+    assert_eq!((status, body["count"].as_u64()), (StatusCode::OK, Some(0)));
+    let (status, body) = call(&app, "GET", "/v1/fp-patterns?status=bogus", "").await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("status")));
+}
+
 /// `GET /v1/stream` (live updates): an investigation saved after the client connected arrives as
 /// `investigation` events, up to its settled state.
 #[tokio::test]
