@@ -1,5 +1,6 @@
 //! Who is calling (issue 10): an API key of `[api.auth]` (`Authorization: Bearer <key>` or
-//! `X-API-Key: <key>`) names a caller with a role and, optionally, the tenants it may see. There is
+//! `X-API-Key: <key>`), or a bearer token of the `[api.auth.oidc]` issuer (see [`crate::oidc`]),
+//! names a caller with a role and, optionally, the tenants it may see. There is
 //! no default identity: a missing or unknown key is 401, a role or tenant the request needs and the
 //! caller lacks is 403 (or 404 for a single resource of another tenant, which is not revealed).
 //! Only with `[api.auth] disabled = true` (loopback only) is every request a local admin.
@@ -15,27 +16,47 @@ use axum::http::request::Parts;
 use crate::AppState;
 use crate::error::ApiError;
 
-/// The configured keys, by digest.
+/// The configured keys, by digest, and the OIDC issuer whose tokens are accepted.
 #[derive(Debug, Default)]
 pub struct Auth {
     disabled: bool,
     keys: HashMap<[u8; 32], aluskort_config::ApiKey>,
+    oidc: Option<crate::oidc::Oidc>,
 }
 
 impl Auth {
     pub fn new(config: &AuthConfig) -> Arc<Self> {
-        Arc::new(Auth { disabled: config.disabled, keys: config.keys.iter().map(|key| (key.key_sha256, key.clone())).collect() })
+        Arc::new(Auth {
+            disabled: config.disabled,
+            keys: config.keys.iter().map(|key| (key.key_sha256, key.clone())).collect(),
+            oidc: config.oidc.clone().map(crate::oidc::Oidc::new),
+        })
+    }
+
+    /// Bearer tokens of `oidc` only (tests set how soon an unknown key id refetches the JWKS).
+    pub fn with_oidc(oidc: crate::oidc::Oidc) -> Arc<Self> {
+        Arc::new(Auth { disabled: false, keys: HashMap::new(), oidc: Some(oidc) })
     }
 
     /// Every request served as a local admin (tests and `[api.auth] disabled = true`).
     pub fn disabled() -> Arc<Self> {
-        Arc::new(Auth { disabled: true, keys: HashMap::new() })
+        Arc::new(Auth { disabled: true, keys: HashMap::new(), oidc: None })
     }
 
-    /// The caller the request's key names.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    /// The caller the request's API key or (with `[api.auth.oidc]`) bearer token names.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         if self.disabled {
             return Ok(Caller { name: None, role: Role::Admin, tenants: None });
+        }
+        if let Some(oidc) = &self.oidc
+            && let Some(token) = headers
+                .get("authorization")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.strip_prefix("Bearer "))
+                .map(str::trim)
+                .filter(|token| token.split('.').count() == 3)
+        {
+            return oidc.caller(token).await;
         }
         let unauthorized = |field: &str, reason: &str| ApiError::Unauthorized { field: field.to_owned(), reason: reason.to_owned() };
         let presented = match (headers.get("authorization"), headers.get("x-api-key")) {
@@ -74,7 +95,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        state.auth.authenticate(&parts.headers)
+        state.auth.authenticate(&parts.headers).await
     }
 }
 

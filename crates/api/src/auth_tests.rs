@@ -37,6 +37,7 @@ async fn app() -> TestApp {
             key("aud", Role::AuditReader, None),
             key("other", Role::Analyst, Some(&["other-tenant"])),
         ],
+        oidc: None,
     };
     spawn_app_authenticated(None, Auth::new(&config)).await
 }
@@ -182,4 +183,90 @@ async fn decisions_are_recorded_under_the_keys_caller() {
     let (status, body) = call_as(&app, Some("sam"), "POST", &format!("/v1/approvals/{approval}/approve"), r#"{"comment":"contain"}"#).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.to_string().contains("\"sam\""), "the approver is the key's caller: {body}");
+}
+
+fn oidc_config(issuer: String) -> aluskort_config::OidcConfig {
+    aluskort_config::OidcConfig {
+        issuer,
+        audience: "api://aluskort".to_owned(),
+        roles_claim: "roles".to_owned(),
+        tenants_claim: "tenants".to_owned(),
+        name_claim: "preferred_username".to_owned(),
+    }
+}
+
+fn claims(roles: &[&str]) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    serde_json::json!({"sub": "u-1", "preferred_username": "olivia@contoso.com", "aud": "api://aluskort",
+        "iat": now, "nbf": now - 5, "exp": now + 600, "roles": roles})
+}
+
+async fn call_bearer(app: &TestApp, token: &str, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
+    let request = Request::builder().method(method).uri(uri).header("authorization", format!("Bearer {token}"));
+    let response = app.router.clone().oneshot(request.body(Body::from(body.to_owned())).expect("request")).await.expect("response");
+    let status = response.status();
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// OIDC bearer tokens (RS256 via the issuer's JWKS): roles from the token decide, and every way a
+/// token can be wrong is 401 (no role: 403). Against a local issuer (crates/testkit fake::oidc).
+#[tokio::test]
+async fn oidc_tokens_are_verified_against_the_issuers_keys() {
+    use aluskort_testkit::fake::oidc::FakeOidc;
+    let issuer = FakeOidc::start().await;
+    let app = spawn_app_authenticated(None, Auth::with_oidc(crate::oidc::Oidc::new(oidc_config(issuer.issuer())))).await;
+    let senior = issuer.token(claims(&["senior_analyst"]));
+    assert_eq!(call_bearer(&app, &senior, "GET", "/v1/investigations", "").await.0, StatusCode::OK);
+    assert_eq!(call_bearer(&app, &senior, "POST", "/v1/approvals/none/approve", "{}").await.0, StatusCode::NOT_FOUND, "may decide");
+    let analyst = issuer.token(claims(&["analyst", "unknown_role"]));
+    assert_eq!(call_bearer(&app, &analyst, "POST", "/v1/approvals/none/approve", "{}").await.0, StatusCode::FORBIDDEN);
+    let (status, body) = call_bearer(&app, &issuer.token(claims(&["viewer"])), "GET", "/v1/investigations", "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    let mut wrong_audience = claims(&["admin"]);
+    wrong_audience["aud"] = Value::from("api://someone-else");
+    let mut expired = claims(&["admin"]);
+    expired["exp"] = Value::from(chrono::Utc::now().timestamp() - 3600);
+    let mut other_issuer = claims(&["admin"]);
+    other_issuer["iss"] = Value::from("https://evil.example");
+    let unsigned = {
+        use base64::Engine as _;
+        let encode = |value: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
+        let mut claims = claims(&["admin"]);
+        claims["iss"] = Value::from(issuer.issuer());
+        format!("{}.{}.", encode(&serde_json::json!({"alg": "none", "typ": "JWT"})), encode(&claims))
+    };
+    for (what, token) in [
+        ("audience", issuer.token(wrong_audience)),
+        ("expired", issuer.token(expired)),
+        ("issuer", issuer.token(other_issuer)),
+        ("forged signature", issuer.forged_token(claims(&["admin"]))),
+        ("alg none", unsigned),
+    ] {
+        let (status, body) = call_bearer(&app, &token, "GET", "/v1/investigations", "").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}: {body}");
+    }
+}
+
+/// Key rotation: a token signed with a key the cache has not seen refetches the JWKS; tokens naming
+/// unknown keys do not make the server fetch again and again.
+#[tokio::test]
+async fn oidc_key_rotation_is_followed_and_unknown_keys_do_not_hammer_the_issuer() {
+    use aluskort_testkit::fake::oidc::FakeOidc;
+    let issuer = FakeOidc::start().await;
+    let rotating = crate::oidc::Oidc::with_refetch_after(oidc_config(issuer.issuer()), Duration::ZERO);
+    let app = spawn_app_authenticated(None, Auth::with_oidc(rotating)).await;
+    assert_eq!(call_bearer(&app, &issuer.token(claims(&["analyst"])), "GET", "/v1/investigations", "").await.0, StatusCode::OK);
+    issuer.rotate();
+    assert_eq!(call_bearer(&app, &issuer.token(claims(&["analyst"])), "GET", "/v1/investigations", "").await.0, StatusCode::OK, "new key");
+    assert_eq!(issuer.jwks_fetches(), 2);
+
+    let patient = spawn_app_authenticated(None, Auth::with_oidc(crate::oidc::Oidc::new(oidc_config(issuer.issuer())))).await;
+    let before = issuer.jwks_fetches();
+    for n in 0..5 {
+        let token = issuer.token_with_kid(&format!("made-up-{n}"), claims(&["admin"]));
+        assert_eq!(call_bearer(&patient, &token, "GET", "/v1/investigations", "").await.0, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(issuer.jwks_fetches() - before, 1, "one fetch, then the cache answers until REFETCH_AFTER");
 }

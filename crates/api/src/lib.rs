@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 mod feedback;
 mod incidents;
+pub mod oidc;
 mod routes;
 mod stream;
 

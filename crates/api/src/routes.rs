@@ -111,7 +111,7 @@ pub async fn post_alerts(State(state): State<AppState>, headers: HeaderMap, body
             None
         }
         None => {
-            let caller = state.auth.authenticate(&headers)?;
+            let caller = state.auth.authenticate(&headers).await?;
             caller.require(aluskort_config::Permission::Ingest)?;
             match &caller.tenants {
                 None => None,

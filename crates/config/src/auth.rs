@@ -21,6 +21,35 @@ pub struct RawAuth {
     pub disabled: Option<bool>,
     #[serde(default)]
     pub keys: Vec<RawApiKey>,
+    /// Bearer tokens of an OpenID Connect issuer (Entra ID, Okta, Keycloak): RS256, keys from its JWKS.
+    pub oidc: Option<RawOidc>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOidc {
+    /// The `iss` of accepted tokens; its `/.well-known/openid-configuration` names the JWKS.
+    pub issuer: String,
+    /// The `aud` accepted tokens must carry (the API's application id URI or client id).
+    pub audience: String,
+    /// The claim holding the caller's roles (default `roles`): analyst, senior_analyst, admin,
+    /// audit_reader; the most privileged present counts.
+    pub roles_claim: Option<String>,
+    /// The claim listing the tenants the caller may see (default `tenants`); absent from a token:
+    /// every tenant.
+    pub tenants_claim: Option<String>,
+    /// The claim naming the caller (default `preferred_username`, then `sub`).
+    pub name_claim: Option<String>,
+}
+
+/// A validated `[api.auth.oidc]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub roles_claim: String,
+    pub tenants_claim: String,
+    pub name_claim: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,6 +130,7 @@ pub struct ApiKey {
 pub struct AuthConfig {
     pub disabled: bool,
     pub keys: Vec<ApiKey>,
+    pub oidc: Option<OidcConfig>,
 }
 
 /// SHA-256 of an API key, as [`ApiKey::key_sha256`] keeps it.
@@ -141,7 +171,31 @@ pub(crate) fn validate_auth(raw: RawAuth, env: &HashMap<String, String>, errors:
         }
         keys.push(ApiKey { name: key.name, key_sha256: digest, role, tenants });
     }
-    AuthConfig { disabled, keys }
+    let oidc = raw.oidc.map(|oidc| {
+        if disabled {
+            errors.push("`api.auth`: disabled = true and oidc configured; choose one".to_owned());
+        }
+        let issuer = oidc.issuer.trim_end_matches('/').to_owned();
+        match issuer.strip_prefix("http://") {
+            Some(rest) if !crate::blobs::loopback(rest) => {
+                errors.push(format!("`api.auth.oidc.issuer`: {issuer} must be https (plain http only on loopback)"));
+            }
+            Some(_) => {}
+            None if issuer.starts_with("https://") => {}
+            None => errors.push(format!("`api.auth.oidc.issuer`: {issuer:?} must start with https://")),
+        }
+        if oidc.audience.trim().is_empty() {
+            errors.push("`api.auth.oidc.audience`: required (the API's application id URI or client id)".to_owned());
+        }
+        OidcConfig {
+            issuer,
+            audience: oidc.audience,
+            roles_claim: oidc.roles_claim.unwrap_or_else(|| "roles".to_owned()),
+            tenants_claim: oidc.tenants_claim.unwrap_or_else(|| "tenants".to_owned()),
+            name_claim: oidc.name_claim.unwrap_or_else(|| "preferred_username".to_owned()),
+        }
+    });
+    AuthConfig { disabled, keys, oidc }
 }
 
 #[cfg(test)]
@@ -178,7 +232,7 @@ mod tests {
 
     #[test]
     fn keys_are_interpolated_hashed_and_checked() {
-        let (config, errors) = validate(RawAuth { disabled: None, keys: vec![key("soar", "${KEY}", "analyst")] });
+        let (config, errors) = validate(RawAuth { disabled: None, keys: vec![key("soar", "${KEY}", "analyst")], oidc: None });
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(config.keys[0].key_sha256, key_digest(&"k".repeat(40)));
         assert!(!format!("{config:?}").contains(&"k".repeat(40)), "only the digest is kept");
@@ -186,6 +240,7 @@ mod tests {
         let (_, errors) = validate(RawAuth {
             disabled: Some(true),
             keys: vec![key("a", "short", "root"), key("a", "${KEY}", "admin"), key("b", "${KEY}", "admin")],
+            oidc: None,
         });
         assert_eq!(errors.len(), 5, "{errors:#?}");
         assert!(errors[0].contains("choose one"));

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-pub use auth::{ApiKey, AuthConfig, Permission, Role};
+pub use auth::{ApiKey, AuthConfig, OidcConfig, Permission, Role};
 pub use blobs::{BlobsConfig, S3Config};
 pub use bus::BusConfig;
 pub use graph::GraphConfig;

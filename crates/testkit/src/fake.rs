@@ -11,6 +11,7 @@ pub mod defender;
 pub mod elastic;
 pub mod graph;
 pub mod neo4j;
+pub mod oidc;
 pub mod openai;
 pub mod openai_chat;
 pub mod qdrant;
