@@ -63,6 +63,10 @@ impl Oidc {
             .json()
             .await
             .map_err(|error| unavailable("discovery document", &error))?;
+        // OpenID Connect Discovery 1.0 §4.3: the document's issuer must be the one configured.
+        if discovery.get("issuer").and_then(Value::as_str).map(|issuer| issuer.trim_end_matches('/')) != Some(self.config.issuer.as_str()) {
+            return Err(unavailable("discovery document", &"its issuer is not the configured one"));
+        }
         let jwks_uri =
             discovery.get("jwks_uri").and_then(Value::as_str).ok_or_else(|| unavailable("discovery document", &"no jwks_uri"))?;
         self.client
