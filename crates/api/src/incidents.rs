@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::routes::parse_time;
 
 #[derive(Debug, Deserialize)]
 pub struct IncidentQuery {
@@ -27,22 +28,13 @@ fn tenant_of(caller: &Caller, requested: Option<&str>) -> Result<TenantId, ApiEr
     TenantId::parse(&tenant).map_err(|error| ApiError::BadRequest { field: "tenant".to_owned(), reason: error.to_string() })
 }
 
-fn time(field: &str, value: Option<&str>, default: chrono::DateTime<Utc>) -> Result<chrono::DateTime<Utc>, ApiError> {
-    match value {
-        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
-            .map(|time| time.with_timezone(&Utc))
-            .map_err(|error| ApiError::BadRequest { field: field.to_owned(), reason: format!("{text:?} is not RFC 3339: {error}") }),
-        None => Ok(default),
-    }
-}
-
 /// `GET /v1/incidents?tenant=&since=&until=`: the tenant's incidents active in the window (default
 /// the last 7 days), oldest first; merged incidents are left out (their survivor is listed).
 pub async fn list(State(state): State<AppState>, caller: Caller, Query(query): Query<IncidentQuery>) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Read)?;
     let tenant = tenant_of(&caller, query.tenant.as_deref())?;
-    let until = time("until", query.until.as_deref(), Utc::now())?;
-    let since = time("since", query.since.as_deref(), until - Duration::days(7))?;
+    let until = parse_time("until", query.until.as_deref())?.unwrap_or_else(Utc::now);
+    let since = parse_time("since", query.since.as_deref())?.unwrap_or(until - Duration::days(7));
     if since > until {
         return Err(ApiError::BadRequest { field: "since".to_owned(), reason: "after `until`".to_owned() });
     }

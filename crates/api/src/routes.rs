@@ -170,7 +170,7 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
-fn parse_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+pub(crate) fn parse_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     value
         .map(|text| {
             DateTime::parse_from_rfc3339(text)
