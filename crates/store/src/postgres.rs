@@ -117,31 +117,7 @@ mod tests {
 
     /// Inserts `record` as a row, bypassing the chain heads (the layout before version 8).
     async fn insert_audit_row(pool: &PgPool, record: &aluskort_core::audit::AuditRecord) {
-        let sequence = i64::try_from(record.sequence_number).expect("sequence");
-        sqlx::query(crate::sql::INSERT_AUDIT)
-            .bind(&record.tenant_id)
-            .bind(sequence)
-            .bind(&record.audit_id)
-            .bind(&record.previous_hash)
-            .bind(&record.timestamp)
-            .bind(&record.ingested_at)
-            .bind(&record.event_type)
-            .bind(&record.event_category)
-            .bind(&record.severity)
-            .bind(&record.actor_type)
-            .bind(&record.actor_id)
-            .bind(serde_json::to_string(&record.actor_permissions).expect("json"))
-            .bind(record.investigation_id.as_deref())
-            .bind(record.alert_id.as_deref())
-            .bind(serde_json::to_string(&record.entity_ids).expect("json"))
-            .bind(record.context.to_string())
-            .bind(record.decision.to_string())
-            .bind(record.outcome.to_string())
-            .bind(&record.record_hash)
-            .bind(&record.record_version)
-            .execute(pool)
-            .await
-            .expect("insert row");
+        PostgresStore::bind_audit(sqlx::query(crate::sql::INSERT_AUDIT), record).expect("bind").execute(pool).await.expect("insert row");
     }
 
     /// `count` linked sample records of `tenant`, the i-th stamped `times[i % times.len()]`.

@@ -501,6 +501,35 @@ macro_rules! impl_stores {
             /// Placeholder spelling of this database's multi-row inserts.
             const PLACEHOLDERS: $crate::sql::Placeholders = $crate::sql::Placeholders::$placeholders;
 
+            /// Binds one audit record's columns onto `query`, in `INSERT_AUDIT` order (one row of
+            /// `INSERT_AUDIT_ROWS`).
+            fn bind_audit<'q>(
+                query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
+                record: &'q aluskort_core::audit::AuditRecord,
+            ) -> $crate::StoreResult<sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>> {
+                Ok(query
+                    .bind(record.tenant_id.as_str())
+                    .bind($crate::sql::i64_of(record.sequence_number, "sequence_number")?)
+                    .bind(record.audit_id.as_str())
+                    .bind(record.previous_hash.as_str())
+                    .bind(record.timestamp.as_str())
+                    .bind(record.ingested_at.as_str())
+                    .bind(record.event_type.as_str())
+                    .bind(record.event_category.as_str())
+                    .bind(record.severity.as_str())
+                    .bind(record.actor_type.as_str())
+                    .bind(record.actor_id.as_str())
+                    .bind(serde_json::to_string(&record.actor_permissions)?)
+                    .bind(record.investigation_id.as_deref())
+                    .bind(record.alert_id.as_deref())
+                    .bind(serde_json::to_string(&record.entity_ids)?)
+                    .bind(record.context.to_string())
+                    .bind(record.decision.to_string())
+                    .bind(record.outcome.to_string())
+                    .bind(record.record_hash.as_str())
+                    .bind(record.record_version.as_str()))
+            }
+
             /// An audit row (`SELECT_AUDIT` columns) decoded back into a record.
             fn audit_row(row: &<$db as sqlx::Database>::Row) -> $crate::StoreResult<aluskort_core::audit::AuditRecord> {
                 use sqlx::Row;
@@ -736,27 +765,7 @@ macro_rules! impl_stores {
                     let sql = Self::insert_sql($crate::sql::INSERT_AUDIT_ROWS, 20, chunk.len(), "");
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for record in chunk {
-                        query = query
-                            .bind(record.tenant_id.as_str())
-                            .bind(i64_of(record.sequence_number, "sequence_number")?)
-                            .bind(record.audit_id.as_str())
-                            .bind(record.previous_hash.as_str())
-                            .bind(record.timestamp.as_str())
-                            .bind(record.ingested_at.as_str())
-                            .bind(record.event_type.as_str())
-                            .bind(record.event_category.as_str())
-                            .bind(record.severity.as_str())
-                            .bind(record.actor_type.as_str())
-                            .bind(record.actor_id.as_str())
-                            .bind(serde_json::to_string(&record.actor_permissions)?)
-                            .bind(record.investigation_id.as_deref())
-                            .bind(record.alert_id.as_deref())
-                            .bind(serde_json::to_string(&record.entity_ids)?)
-                            .bind(record.context.to_string())
-                            .bind(record.decision.to_string())
-                            .bind(record.outcome.to_string())
-                            .bind(record.record_hash.as_str())
-                            .bind(record.record_version.as_str());
+                        query = Self::bind_audit(query, record)?;
                     }
                     query.execute(&mut *conn).await?;
                 }
@@ -1233,29 +1242,7 @@ macro_rules! impl_stores {
             async fn append_audit(&self, record: &aluskort_core::audit::AuditRecord) -> $crate::StoreResult<()> {
                 let mut transaction = self.writer.begin().await?;
                 Self::advance_audit_heads(&mut *transaction, std::slice::from_ref(record)).await?;
-                sqlx::query($crate::sql::INSERT_AUDIT)
-                    .bind(&record.tenant_id)
-                    .bind($crate::sql::i64_of(record.sequence_number, "sequence_number")?)
-                    .bind(&record.audit_id)
-                    .bind(&record.previous_hash)
-                    .bind(&record.timestamp)
-                    .bind(&record.ingested_at)
-                    .bind(&record.event_type)
-                    .bind(&record.event_category)
-                    .bind(&record.severity)
-                    .bind(&record.actor_type)
-                    .bind(&record.actor_id)
-                    .bind(serde_json::to_string(&record.actor_permissions)?)
-                    .bind(record.investigation_id.as_deref())
-                    .bind(record.alert_id.as_deref())
-                    .bind(serde_json::to_string(&record.entity_ids)?)
-                    .bind(record.context.to_string())
-                    .bind(record.decision.to_string())
-                    .bind(record.outcome.to_string())
-                    .bind(&record.record_hash)
-                    .bind(&record.record_version)
-                    .execute(&mut *transaction)
-                    .await?;
+                Self::bind_audit(sqlx::query($crate::sql::INSERT_AUDIT), record)?.execute(&mut *transaction).await?;
                 transaction.commit().await?;
                 Ok(())
             }
