@@ -176,14 +176,7 @@ pub(crate) fn validate_auth(raw: RawAuth, env: &HashMap<String, String>, errors:
             errors.push("`api.auth`: disabled = true and oidc configured; choose one".to_owned());
         }
         let issuer = oidc.issuer.trim_end_matches('/').to_owned();
-        match issuer.strip_prefix("http://") {
-            Some(rest) if !crate::blobs::loopback(rest) => {
-                errors.push(format!("`api.auth.oidc.issuer`: {issuer} must be https (plain http only on loopback)"));
-            }
-            Some(_) => {}
-            None if issuer.starts_with("https://") => {}
-            None => errors.push(format!("`api.auth.oidc.issuer`: {issuer:?} must start with https://")),
-        }
+        crate::blobs::check_server_url("api.auth.oidc.issuer", &issuer, None, errors);
         if oidc.audience.trim().is_empty() {
             errors.push("`api.auth.oidc.audience`: required (the API's application id URI or client id)".to_owned());
         }

@@ -93,14 +93,7 @@ pub(crate) fn validate_blobs(raw: RawBlobs, env: &HashMap<String, String>, error
             let endpoint = raw.endpoint.as_deref().map(|endpoint| interpolate("blobs.endpoint", endpoint, env, errors));
             let allow_http = raw.allow_http.unwrap_or(false);
             if let Some(endpoint) = &endpoint {
-                match endpoint.strip_prefix("http://") {
-                    Some(rest) if !allow_http && !loopback(rest) => errors.push(format!(
-                        "`blobs.endpoint`: {endpoint} is plain HTTP to a non-loopback host; use https or set allow_http = true"
-                    )),
-                    Some(_) => {}
-                    None if endpoint.starts_with("https://") => {}
-                    None => errors.push(format!("`blobs.endpoint`: {endpoint:?} must start with http:// or https://")),
-                }
+                check_server_url("blobs.endpoint", endpoint, Some(allow_http), errors);
             }
             let secret = |field: &str, value: Option<String>, errors: &mut Vec<String>| {
                 value.map(|value| SecretString::new(interpolate(&format!("blobs.{field}"), &value, env, errors)))
@@ -124,6 +117,23 @@ pub(crate) fn validate_blobs(raw: RawBlobs, env: &HashMap<String, String>, error
         other => {
             errors.push(format!("`blobs.backend`: {other:?} is not one of local, s3"));
             BlobsConfig::default()
+        }
+    }
+}
+
+/// Checks the address of a server that credentials are sent to: https, or plain http to a
+/// loopback host, or to any host with `allow_http` (`None` where the section has no such switch).
+pub(crate) fn check_server_url(field: &str, url: &str, allow_http: Option<bool>, errors: &mut Vec<String>) {
+    match url.strip_prefix("http://") {
+        Some(rest) if !allow_http.unwrap_or(false) && !loopback(rest) => {
+            let hint = if allow_http.is_some() { "use https or set allow_http = true" } else { "use https" };
+            errors.push(format!("`{field}`: {url} is plain HTTP to a non-loopback host; {hint}"));
+        }
+        Some(_) => {}
+        None if url.starts_with("https://") => {}
+        None => {
+            let schemes = if allow_http.is_some() { "http:// or https://" } else { "https://" };
+            errors.push(format!("`{field}`: {url:?} must start with {schemes}"));
         }
     }
 }

@@ -62,13 +62,8 @@ pub(crate) fn validate_graph(raw: RawGraph, env: &HashMap<String, String>, error
                     String::new()
                 }
             };
-            match url.strip_prefix("http://") {
-                Some(rest) if !raw.allow_http.unwrap_or(false) && !crate::blobs::loopback(rest) => errors.push(format!(
-                    "`graph.url`: {url} is plain HTTP to a non-loopback host (the password would travel in clear); use https or set allow_http = true"
-                )),
-                Some(_) => {}
-                None if url.starts_with("https://") || url.is_empty() => {}
-                None => errors.push(format!("`graph.url`: {url:?} must start with http:// or https://")),
+            if !url.is_empty() {
+                crate::blobs::check_server_url("graph.url", &url, Some(raw.allow_http.unwrap_or(false)), errors);
             }
             let database = raw.database.unwrap_or_else(|| "neo4j".to_owned());
             if database.is_empty() || !database.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_') {
