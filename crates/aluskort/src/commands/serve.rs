@@ -174,6 +174,27 @@ pub async fn run(
 /// How often a stage's consumer lag is measured.
 const LAG_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// Runs `tick` every `every` until `shutdown`: at once and then each period, or (`at_once`
+/// false) first after one period.
+fn spawn_every<F, Fut>(shutdown: &tokio_util::sync::CancellationToken, every: std::time::Duration, at_once: bool, mut tick: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let start = if at_once { tokio::time::Instant::now() } else { tokio::time::Instant::now() + every };
+        let mut ticker = tokio::time::interval_at(start, every);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            tick().await;
+        }
+    });
+}
+
 /// `aluskort_bus_pending{topic,group}`: messages of each consumed topic its group has not yet
 /// acknowledged (the Kafka bus: high watermarks minus committed offsets), every [`LAG_EVERY`].
 fn spawn_lag_gauges(
@@ -181,15 +202,11 @@ fn spawn_lag_gauges(
     bus: Arc<dyn aluskort_bus::Bus>,
     consumed: Vec<(aluskort_bus::Topic, &'static str)>,
 ) {
-    let shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(LAG_EVERY);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            for (topic, group) in &consumed {
+    let consumed = Arc::new(consumed);
+    spawn_every(shutdown, LAG_EVERY, true, move || {
+        let (bus, consumed) = (Arc::clone(&bus), Arc::clone(&consumed));
+        async move {
+            for (topic, group) in consumed.iter() {
                 match bus.pending(*topic, group).await {
                     Ok(pending) => metrics::gauge!("aluskort_bus_pending", "topic" => topic.name(), "group" => *group).set(pending as f64),
                     Err(error) => warn!(%error, topic = topic.name(), "consumer lag not measured"),
@@ -203,15 +220,9 @@ fn spawn_lag_gauges(
 /// `shutdown` (connecting made the first ones).
 #[cfg(feature = "postgres")]
 fn spawn_partition_maintenance(shutdown: &tokio_util::sync::CancellationToken, store: aluskort_store::PostgresStore) {
-    let shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(PARTITION_MAINTENANCE_EVERY);
-        ticker.tick().await;
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
+    spawn_every(shutdown, PARTITION_MAINTENANCE_EVERY, false, move || {
+        let store = store.clone();
+        async move {
             if let Err(error) = store.prepare_audit_partitions(chrono::Utc::now()).await {
                 warn!(%error, "audit partitions not prepared; retrying later");
             }
@@ -221,14 +232,10 @@ fn spawn_partition_maintenance(shutdown: &tokio_util::sync::CancellationToken, s
 
 /// The audit worker's periodic verification, until `shutdown`.
 fn spawn_audit_verifier(shutdown: &tokio_util::sync::CancellationToken, backends: &Backends) {
-    let (shutdown, store) = (shutdown.clone(), Arc::clone(&backends.audit_store));
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(AUDIT_VERIFY_EVERY);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
+    let store = Arc::clone(&backends.audit_store);
+    spawn_every(shutdown, AUDIT_VERIFY_EVERY, true, move || {
+        let store = Arc::clone(&store);
+        async move {
             match aluskort_audit::verify_store(store.as_ref()).await {
                 Ok(report) if report.first_break.is_none() => {
                     metrics::gauge!("aluskort_audit_chain_valid").set(1.0);
