@@ -25,6 +25,7 @@ pub struct ApprovalQuery {
     pub tenant: Option<String>,
     pub investigation_id: Option<String>,
     pub limit: Option<u32>,
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,13 +51,15 @@ pub async fn list(State(state): State<AppState>, caller: Caller, Query(query): Q
             reason: format!("{other:?}: expected pending, approved, rejected, timed_out or all"),
         })?),
     };
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest { field: "limit".to_owned(), reason: format!("{limit} must be 1..=1000") });
-    }
-    let filter = ApprovalFilter { status, tenant, investigation_id: query.investigation_id, limit, ..ApprovalFilter::default() };
+    let limit = crate::page::limit_of(query.limit)?;
+    let after = crate::page::key_of("approvals", query.cursor.as_deref())?;
+    let filter = ApprovalFilter { status, tenant, investigation_id: query.investigation_id, limit, after, ..ApprovalFilter::default() };
     let approvals = responder.responses.approvals(&filter).await?;
-    Ok(Json(json!({"count": approvals.len(), "approvals": approvals})))
+    let next_cursor = crate::page::next(&approvals, limit, |approval| {
+        let key = aluskort_store::PageKey { time: approval.deadline, tenant: String::new(), id: approval.approval_id.clone() };
+        crate::page::cursor_of("approvals", key)
+    });
+    Ok(Json(json!({"count": approvals.len(), "approvals": approvals, "next_cursor": next_cursor})))
 }
 
 /// The approval `id` if the caller sees its tenant (another tenant's is not revealed: 404).

@@ -95,6 +95,13 @@ async fn every_role_against_every_route() {
         ("GET", "/v1/incidents/no-such-incident".to_owned(), "", [401, 404, 404, 404, 404]),
         ("GET", "/v1/fp-patterns".to_owned(), "", [401, 200, 200, 200, 200]),
         ("GET", format!("/v1/audit/evidence-package/{id}"), "", [401, 403, 200, 200, 200]),
+        ("GET", format!("/v1/audit/events?tenant={tenant}"), "", [401, 403, 200, 200, 200]),
+        ("GET", "/v1/alerts".to_owned(), "", [401, 200, 200, 200, 200]),
+        ("GET", format!("/v1/alerts/no-such-alert?tenant={tenant}"), "", [401, 404, 404, 404, 404]),
+        ("GET", "/v1/playbooks".to_owned(), "", [401, 200, 200, 200, 200]),
+        ("GET", "/v1/llm/usage".to_owned(), "", [401, 200, 200, 200, 200]),
+        ("GET", "/v1/degradation".to_owned(), "", [401, 200, 200, 200, 200]),
+        ("GET", "/v1/openapi.json".to_owned(), "", [200, 200, 200, 200, 200]),
     ];
     let callers = [None, Some("ana"), Some("sam"), Some("root"), Some("aud")];
     let mut seen = Vec::new();
@@ -109,6 +116,51 @@ async fn every_role_against_every_route() {
     assert_eq!(seen, expected);
     // Probes stay open for the orchestrator.
     assert_eq!(call_as(&app, None, "GET", "/health", "").await.0, StatusCode::OK);
+}
+
+/// The OpenAPI document is generated from the route table the router mounts: every documented
+/// path answers (no 404/405 from routing), every route documented as needing a permission refuses
+/// a caller without credentials with the 401 the document lists, and public ones do not.
+#[tokio::test]
+async fn every_documented_route_is_served_and_guarded_as_documented() {
+    let app = app().await;
+    let (status, document) = call_as(&app, None, "GET", "/v1/openapi.json", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().expect("paths");
+    let mut checked = 0;
+    for route in crate::openapi::routes() {
+        let spec = route.spec;
+        let operation = &paths[spec.path][spec.method.as_str()];
+        assert!(operation.is_object(), "{} {} is documented", spec.method.as_str(), spec.path);
+        for name in spec.path.split('/').filter_map(|part| part.strip_prefix('{').and_then(|p| p.strip_suffix('}'))) {
+            let declared = operation["parameters"].as_array().expect("parameters").iter().any(|p| p["name"] == name && p["in"] == "path");
+            assert!(declared, "path parameter {name} of {} is declared", spec.path);
+        }
+        let uri = spec.path.replace("{id}", "x");
+        let method = spec.method.as_str().to_uppercase();
+        let (status, body) = call_as(&app, None, &method, &uri, "{}").await;
+        match spec.access {
+            crate::openapi::Access::Needs(_) => {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri} without credentials: {body}");
+                assert!(operation["responses"]["401"].is_object() && operation["responses"]["403"].is_object(), "{method} {uri}");
+            }
+            crate::openapi::Access::Public => {
+                assert!(
+                    ![StatusCode::UNAUTHORIZED, StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&status),
+                    "{method} {uri}: {status}"
+                );
+                assert_eq!(operation["security"], serde_json::json!([]), "{method} {uri} is documented as public");
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 25, "{checked} routes");
+    assert_eq!(
+        paths.values().map(|item| item.as_object().map_or(0, serde_json::Map::len)).sum::<usize>(),
+        checked,
+        "nothing documented that is not routed"
+    );
 }
 
 #[tokio::test]

@@ -3,15 +3,16 @@
 
 use aluskort_config::Permission;
 use aluskort_core::TenantId;
+use aluskort_store::{IncidentFilter, PageKey};
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use chrono::{Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::page;
 use crate::routes::parse_time;
 
 #[derive(Debug, Deserialize)]
@@ -19,27 +20,33 @@ pub struct IncidentQuery {
     tenant: Option<String>,
     since: Option<String>,
     until: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
 }
 
-fn tenant_of(caller: &Caller, requested: Option<&str>) -> Result<TenantId, ApiError> {
-    let tenant = caller
-        .tenant_scope(requested)?
-        .ok_or_else(|| ApiError::BadRequest { field: "tenant".to_owned(), reason: "name the tenant whose incidents to list".to_owned() })?;
-    TenantId::parse(&tenant).map_err(|error| ApiError::BadRequest { field: "tenant".to_owned(), reason: error.to_string() })
-}
-
-/// `GET /v1/incidents?tenant=&since=&until=`: the tenant's incidents active in the window (default
-/// the last 7 days), oldest first; merged incidents are left out (their survivor is listed).
+/// `GET /v1/incidents?tenant=&since=&until=&limit=&cursor=`: incidents active in the window (last
+/// seen at or after `since`, first seen before `until`), most recently active first; merged
+/// incidents are left out (their survivor is listed).
 pub async fn list(State(state): State<AppState>, caller: Caller, Query(query): Query<IncidentQuery>) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Read)?;
-    let tenant = tenant_of(&caller, query.tenant.as_deref())?;
-    let until = parse_time("until", query.until.as_deref())?.unwrap_or_else(Utc::now);
-    let since = parse_time("since", query.since.as_deref())?.unwrap_or(until - Duration::days(7));
-    if since > until {
+    let tenant = caller
+        .tenant_scope(query.tenant.as_deref())?
+        .map(|raw| TenantId::parse(&raw).map_err(|error| ApiError::BadRequest { field: "tenant".to_owned(), reason: error.to_string() }))
+        .transpose()?;
+    let since = parse_time("since", query.since.as_deref())?;
+    let until = parse_time("until", query.until.as_deref())?;
+    if let (Some(since), Some(until)) = (since, until)
+        && since > until
+    {
         return Err(ApiError::BadRequest { field: "since".to_owned(), reason: "after `until`".to_owned() });
     }
-    let incidents = state.store.incidents_overlapping(&tenant, since, until).await?;
-    Ok(Json(json!({"count": incidents.len(), "incidents": incidents})))
+    let limit = page::limit_of(query.limit)?;
+    let filter = IncidentFilter { tenant, since, until, limit: Some(limit), after: page::key_of("incidents", query.cursor.as_deref())? };
+    let incidents = state.store.list_incidents(&filter).await?;
+    let next_cursor = page::next(&incidents, limit, |incident| {
+        page::cursor_of("incidents", PageKey { time: incident.last_seen, tenant: String::new(), id: incident.incident_id.clone() })
+    });
+    Ok(Json(json!({"count": incidents.len(), "incidents": incidents, "next_cursor": next_cursor})))
 }
 
 /// `GET /v1/incidents/{id}`: one incident with its members and links (why each alert joined).

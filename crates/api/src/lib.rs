@@ -1,5 +1,6 @@
-//! HTTP API (axum): health, readiness, Prometheus metrics, alert submission and investigation
-//! queries. [`error`] is the only place that maps error kinds to HTTP status codes.
+//! HTTP API (axum): health, readiness, Prometheus metrics, alert submission, the analyst API under
+//! `/v1` (its routes and OpenAPI document in [`openapi`]) and the web UI under `/ui` ([`ui`]).
+//! [`error`] is the only place that maps error kinds to HTTP status codes.
 
 mod approvals;
 mod audit;
@@ -7,9 +8,13 @@ pub mod auth;
 pub mod error;
 mod feedback;
 mod incidents;
+mod listings;
 pub mod oidc;
+pub mod openapi;
+mod page;
 mod routes;
 mod stream;
+mod ui;
 
 pub use routes::SIGNATURE_HEADER;
 
@@ -21,7 +26,7 @@ use aluskort_investigate::Pipeline;
 use aluskort_store::CaseStore;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 /// Everything handlers need.
@@ -43,6 +48,8 @@ pub struct AppState {
     pub audit: Option<Arc<dyn aluskort_store::AuditStore>>,
     /// API keys and roles (`[api.auth]`).
     pub auth: Arc<auth::Auth>,
+    /// The model-call ledger, for `/v1/llm/usage`; `None` reports no calls.
+    pub usage: Option<Arc<dyn aluskort_store::UsageStore>>,
 }
 
 /// Probes and metrics only, for a stage worker (`aluskort worker`): `/health`, `/ready` (store,
@@ -55,30 +62,14 @@ pub fn probes_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The application router (STYLE ex. 13: `app() -> Router`, tested with `oneshot`).
+/// The application router (STYLE ex. 13: `app() -> Router`, tested with `oneshot`): every route of
+/// [`openapi::routes`], and the web UI.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    Router::new()
-        .route("/health", get(routes::health))
-        .route("/ready", get(routes::ready))
-        .route("/metrics", get(routes::metrics))
-        .route("/v1/alerts", post(routes::post_alerts))
-        // Splunk alert actions and other senders that want a path of their own: same receiver.
-        .route("/v1/webhooks/splunk", post(routes::post_alerts))
-        .route("/v1/investigations", get(routes::list_investigations))
-        .route("/v1/investigations/{id}", get(routes::get_investigation))
-        .route("/v1/stream", get(stream::stream))
-        .route("/v1/incidents", get(incidents::list))
-        .route("/v1/incidents/{id}", get(incidents::get))
-        .route("/v1/fp-patterns", get(incidents::fp_patterns))
-        .route("/v1/investigations/{id}/feedback", post(feedback::post))
-        .route("/v1/approvals", get(approvals::list))
-        .route("/v1/approvals/{id}", get(approvals::get))
-        .route("/v1/approvals/{id}/approve", post(approvals::approve))
-        .route("/v1/approvals/{id}/reject", post(approvals::reject))
-        .route("/v1/audit/verify", get(audit::verify))
-        .route("/v1/audit/evidence-package/{id}", get(audit::evidence_package))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(state)
+    let mut router = Router::new();
+    for route in openapi::routes() {
+        router = router.route(route.spec.path, route.handler);
+    }
+    router.merge(ui::router()).layer(DefaultBodyLimit::max(max_body_bytes)).with_state(state)
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub async fn health() -> Json<Value> {
 
 /// The gateway's providers and breakers; a degraded model layer leaves the service ready (it
 /// falls back to deterministic reasoning) but shows here.
-fn llm_health(state: &AppState) -> serde_json::Value {
+pub(crate) fn llm_health(state: &AppState) -> serde_json::Value {
     match &state.gateway {
         None => json!({"degradation_level": "deterministic", "providers": []}),
         Some(gateway) => json!({
@@ -49,20 +49,7 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     };
     let ready = store.is_ok() && bus.is_ok();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let configured = state.pipeline.settings().degradation;
-    let models_down = state.gateway.as_ref().is_some_and(|gateway| gateway.router.degradation() == DegradationLevel::Deterministic);
-    let mut degradations = Vec::new();
-    if let Err(error) = &store {
-        degradations.push(json!({"level": DegradationLevel::Passthrough.as_str(), "reason": format!("state store unreachable: {error}")}));
-    }
-    if configured == DegradationLevel::Deterministic || models_down {
-        let reason = if models_down { "no model provider reachable" } else { "no model provider configured" };
-        degradations.push(json!({"level": DegradationLevel::Deterministic.as_str(), "reason": reason}));
-    }
-    if let Some(why) = state.pipeline.settings().incident_memory.as_ref().and_then(|memory| memory.degraded()) {
-        degradations.push(json!({"level": DegradationLevel::StructuredSearch.as_str(), "reason": why}));
-    }
-    let level = degradations.first().and_then(|d| d["level"].as_str()).unwrap_or(DegradationLevel::Full.as_str()).to_owned();
+    let (level, degradations) = degradations_given(&state, &store);
     (
         status,
         Json(json!({
@@ -73,6 +60,30 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
             "llm": llm_health(&state),
         })),
     )
+}
+
+/// The most severe degradation level in force and every one in force with why.
+pub(crate) async fn degradations(state: &AppState) -> (String, Vec<Value>) {
+    let store = state.store.check_connectivity().await;
+    degradations_given(state, &store)
+}
+
+fn degradations_given(state: &AppState, store: &anyhow::Result<()>) -> (String, Vec<Value>) {
+    let configured = state.pipeline.settings().degradation;
+    let models_down = state.gateway.as_ref().is_some_and(|gateway| gateway.router.degradation() == DegradationLevel::Deterministic);
+    let mut degradations = Vec::new();
+    if let Err(error) = store {
+        degradations.push(json!({"level": DegradationLevel::Passthrough.as_str(), "reason": format!("state store unreachable: {error}")}));
+    }
+    if configured == DegradationLevel::Deterministic || models_down {
+        let reason = if models_down { "no model provider reachable" } else { "no model provider configured" };
+        degradations.push(json!({"level": DegradationLevel::Deterministic.as_str(), "reason": reason}));
+    }
+    if let Some(why) = state.pipeline.settings().incident_memory.as_ref().and_then(|memory| memory.degraded()) {
+        degradations.push(json!({"level": DegradationLevel::StructuredSearch.as_str(), "reason": why}));
+    }
+    let level = degradations.first().and_then(|d| d["level"].as_str()).unwrap_or(DegradationLevel::Full.as_str()).to_owned();
+    (level, degradations)
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
@@ -168,6 +179,7 @@ pub struct ListQuery {
     since: Option<String>,
     until: Option<String>,
     limit: Option<u32>,
+    cursor: Option<String>,
 }
 
 pub(crate) fn parse_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
@@ -201,17 +213,14 @@ pub async fn list_investigations(
         .as_deref()
         .map(|raw| TenantId::parse(raw).map_err(|error| ApiError::BadRequest { field: "tenant".to_owned(), reason: error.to_string() }))
         .transpose()?;
-    if let Some(limit) = query.limit
-        && !(1..=1000).contains(&limit)
-    {
-        return Err(ApiError::BadRequest { field: "limit".to_owned(), reason: format!("{limit} must be 1..=1000") });
-    }
+    let limit = crate::page::limit_of(query.limit)?;
     let filter = InvestigationFilter {
         tenant,
         state: investigation_state,
         since: parse_time("since", query.since.as_deref())?,
         until: parse_time("until", query.until.as_deref())?,
-        limit: query.limit,
+        limit: Some(limit),
+        after: crate::page::key_of("investigations", query.cursor.as_deref())?,
     };
     let states = state.store.list_investigations(&filter).await?;
     let mut items = Vec::with_capacity(states.len());
@@ -220,7 +229,11 @@ pub async fn list_investigations(
             items.push(record);
         }
     }
-    Ok(Json(json!({"count": items.len(), "investigations": items})))
+    let next_cursor = crate::page::next(&states, limit, |graph| {
+        let key = aluskort_store::PageKey { time: graph.updated_at, tenant: String::new(), id: graph.investigation_id.to_string() };
+        crate::page::cursor_of("investigations", key)
+    });
+    Ok(Json(json!({"count": items.len(), "investigations": items, "next_cursor": next_cursor})))
 }
 
 pub async fn get_investigation(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {

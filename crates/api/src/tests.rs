@@ -72,6 +72,7 @@ pub(super) async fn spawn_app_authenticated(secret: Option<&str>, auth: Arc<crat
         responder: Some(responder),
         feedback: Some(feedback),
         audit: Some(keep.clone()),
+        usage: Some(keep.clone()),
         auth,
         webhook_secret: secret.map(|s| aluskort_config::SecretString::new(s.to_owned())),
     };
@@ -205,14 +206,18 @@ async fn incidents_and_fp_patterns_are_served() {
     assert_eq!(status, StatusCode::OK, "{incident}");
     assert_eq!(incident["incident"]["alert_ids"][0], investigation["alert_id"]);
     assert!(incident["incident"]["members"][0]["keys"].as_array().is_some_and(|keys| !keys.is_empty()), "{incident}");
-    // The alert's activity is from June 2024: a window around it finds the incident, the default last week does not.
+    // The alert's activity is from June 2024: a window around it finds the incident, the last week does not.
     let (status, listed) =
         call(&app, "GET", &format!("/v1/incidents?tenant={tenant}&since=2024-06-01T00:00:00Z&until=2024-07-31T00:00:00Z"), "").await;
     assert_eq!((status, listed["count"].as_u64()), (StatusCode::OK, Some(1)), "{listed} {incident}");
-    let (_, recent) = call(&app, "GET", &format!("/v1/incidents?tenant={tenant}"), "").await;
+    assert_eq!(listed["next_cursor"], Value::Null, "one incident: no next page");
+    let week_ago = (chrono::Utc::now() - chrono::Duration::days(7)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (_, recent) = call(&app, "GET", &format!("/v1/incidents?tenant={tenant}&since={week_ago}"), "").await;
     assert_eq!(recent["count"], 0);
     let (status, body) = call(&app, "GET", "/v1/incidents", "").await;
-    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("tenant")));
+    assert_eq!((status, body["count"].as_u64()), (StatusCode::OK, Some(1)), "every tenant's for a caller of every tenant");
+    let (status, body) = call(&app, "GET", "/v1/incidents?since=2024-07-31T00:00:00Z&until=2024-06-01T00:00:00Z", "").await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("since")));
     let (status, body) = call(&app, "GET", "/v1/fp-patterns", "").await;
     assert_eq!((status, body["count"].as_u64()), (StatusCode::OK, Some(0)));
     let (status, body) = call(&app, "GET", "/v1/fp-patterns?status=bogus", "").await;
@@ -400,4 +405,181 @@ async fn feedback_is_validated_and_stored() {
     let stored = app.store.feedback_for(&id).await.expect("feedback");
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].comment, "good call");
+}
+
+/// The first `n` shared Sentinel alerts.
+fn sentinel_lines(n: usize) -> String {
+    let text = std::fs::read_to_string(aluskort_testkit::sentinel_alerts_path()).expect("shared alerts");
+    text.lines().take(n).collect::<Vec<_>>().join("\n")
+}
+
+async fn settled(app: &TestApp, n: u64) {
+    for _ in 0..500 {
+        let (_, body) = call(app, "GET", "/v1/investigations?state=awaiting_human&limit=1000", "").await;
+        let (_, closed) = call(app, "GET", "/v1/investigations?state=closed&limit=1000", "").await;
+        if body["count"].as_u64().unwrap_or(0) + closed["count"].as_u64().unwrap_or(0) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{n} investigations never settled");
+}
+
+/// Follows `next_cursor` from `first` to the end, collecting `field` of every item of `list`.
+async fn all_pages(app: &TestApp, first: &str, list: &str, field: &str) -> (Vec<String>, usize) {
+    let mut uri = first.to_owned();
+    let (mut items, mut pages) = (Vec::new(), 0);
+    loop {
+        let (status, body) = call(app, "GET", &uri, "").await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        pages += 1;
+        items.extend(body[list].as_array().expect("items").iter().map(|item| item[field].to_string()));
+        match body["next_cursor"].as_str() {
+            Some(cursor) => uri = format!("{first}&cursor={cursor}"),
+            None => return (items, pages),
+        }
+        assert!(pages < 50, "paging ends");
+    }
+}
+
+/// Cursor pagination (issue 10): pages of every listing visit every item once; a cursor of one
+/// listing is refused by another, naming the field.
+#[tokio::test]
+async fn listings_are_cursor_paged() {
+    let app = spawn_app().await;
+    let (status, body) = call(&app, "POST", "/v1/alerts", &sentinel_lines(5)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let accepted = body["accepted"].as_array().map_or(0, |entries| entries.iter().filter(|entry| entry["status"] == "queued").count());
+    assert!(accepted >= 4, "{body}");
+    settled(&app, accepted as u64).await;
+
+    let (unpaged, _) = all_pages(&app, "/v1/investigations?limit=1000", "investigations", "investigation_id").await;
+    let (paged, pages) = all_pages(&app, "/v1/investigations?limit=2", "investigations", "investigation_id").await;
+    assert_eq!(unpaged.len(), accepted);
+    assert_eq!(paged, unpaged, "pages of 2 visit every investigation once, in order");
+    assert_eq!(pages, accepted.div_ceil(2) + usize::from(accepted % 2 == 0), "a full last page is followed by an empty one");
+
+    let (alerts, _) = all_pages(&app, "/v1/alerts?limit=2", "alerts", "alert_id").await;
+    assert_eq!(alerts.len(), accepted);
+    let (_, listed) = call(&app, "GET", "/v1/alerts?limit=1", "").await;
+    let alert = &listed["alerts"][0];
+    assert!(alert["investigation_id"].is_string() && alert["state"].is_string(), "{listed}");
+    let (status, one) = call(
+        &app,
+        "GET",
+        &format!("/v1/alerts/{}?tenant={}", alert["alert_id"].as_str().expect("id"), alert["tenant_id"].as_str().expect("tenant")),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(one["summary"]["investigation_id"], alert["investigation_id"]);
+    assert!(one["alert"]["raw_payload"].is_object(), "the stored alert with its payload");
+    let (status, body) = call(&app, "GET", "/v1/alerts?severity=severe", "").await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("severity")));
+
+    let tenant = alert["tenant_id"].as_str().expect("tenant").to_owned();
+    let (records, _) = all_pages(&app, &format!("/v1/audit/events?tenant={tenant}&limit=1000"), "events", "sequence_number").await;
+    let (paged, _) = all_pages(&app, &format!("/v1/audit/events?tenant={tenant}&limit=3"), "events", "sequence_number").await;
+    assert!(records.len() > accepted, "several records per alert");
+    assert_eq!(paged, records);
+    let expected: Vec<String> = (0..records.len()).map(|n| n.to_string()).collect();
+    assert_eq!(records, expected, "chain order, no gaps");
+    let (_, events) = call(&app, "GET", &format!("/v1/audit/events?tenant={tenant}&limit=1"), "").await;
+    assert_eq!(events["chain_head"]["sequence_number"].as_u64(), Some(records.len() as u64 - 1));
+
+    // A cursor is bound to its listing.
+    let (_, page) = call(&app, "GET", "/v1/investigations?limit=1", "").await;
+    let cursor = page["next_cursor"].as_str().expect("more than one").to_owned();
+    let (status, body) = call(&app, "GET", &format!("/v1/alerts?cursor={cursor}"), "").await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("cursor")), "{body}");
+    let (status, body) = call(&app, "GET", "/v1/investigations?cursor=garbage!", "").await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("cursor")));
+    let (status, body) = call(&app, "GET", "/v1/approvals?limit=0", "").await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("limit")));
+}
+
+/// `/v1/llm/usage` sums the ledger; `/v1/degradation` says why; `/v1/playbooks` lists the set.
+#[tokio::test]
+async fn usage_degradation_and_playbooks_are_served() {
+    use aluskort_store::UsageStore;
+    let app = spawn_app().await;
+    let now = chrono::Utc::now();
+    for (n, outcome) in ["ok", "ok", "timeout"].iter().enumerate() {
+        let call = aluskort_store::LlmCall {
+            call_id: format!("c-{n}"),
+            called_at: now - chrono::Duration::hours(1),
+            tenant_id: "default".to_owned(),
+            task: "reasoning".to_owned(),
+            tier: "tier_1".to_owned(),
+            provider: "anthropic".to_owned(),
+            model: "claude-sonnet-4-5-20250929".to_owned(),
+            outcome: (*outcome).to_owned(),
+            input_tokens: 1_000,
+            output_tokens: 200,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+            cost_micros: 4_500,
+            latency_ms: 900,
+        };
+        app.store.record_llm_call(&call).await.expect("record");
+    }
+    let (status, usage) = call(&app, "GET", "/v1/llm/usage", "").await;
+    assert_eq!(status, StatusCode::OK, "{usage}");
+    assert_eq!(usage["totals"]["calls"], 3);
+    assert_eq!(usage["totals"]["failures"], 1);
+    assert_eq!(usage["totals"]["input_tokens"], 3_000);
+    assert!((usage["totals"]["cost_usd"].as_f64().expect("cost") - 0.0135).abs() < 1e-9, "{usage}");
+    assert_eq!(usage["totals"]["mean_latency_ms"], 900);
+    let (_, old) = call(&app, "GET", "/v1/llm/usage?until=2020-01-01T00:00:00Z", "").await;
+    assert_eq!(old["totals"]["calls"], 0);
+
+    let (status, degradation) = call(&app, "GET", "/v1/degradation", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(degradation["degradation_level"], "deterministic");
+    assert_eq!(degradation["degradations"][0]["reason"], "no model provider configured");
+
+    let (status, playbooks) = call(&app, "GET", "/v1/playbooks", "").await;
+    assert_eq!((status, playbooks["response_enabled"].as_bool()), (StatusCode::OK, Some(false)), "none configured in this app");
+}
+
+/// The web UI is served by the binary itself, with a policy that allows only its own script.
+#[tokio::test]
+async fn the_web_ui_is_served_with_a_strict_content_security_policy() {
+    let app = spawn_app().await;
+    for (uri, kind, marker) in
+        [("/ui/", "text/html", "app.js"), ("/ui/app.js", "text/javascript", "textContent"), ("/ui/app.css", "text/css", "--accent")]
+    {
+        let response =
+            app.router.clone().oneshot(Request::builder().uri(uri).body(Body::empty()).expect("request")).await.expect("response");
+        assert_eq!(response.status(), StatusCode::OK, "{uri}");
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        assert!(header("content-type").starts_with(kind), "{uri}");
+        assert!(header("content-security-policy").contains("script-src 'self'"), "{uri}");
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        let body = response.into_body().collect().await.expect("body").to_bytes();
+        assert!(String::from_utf8_lossy(&body).contains(marker), "{uri}");
+    }
+    let script = String::from_utf8_lossy(
+        &app.router
+            .clone()
+            .oneshot(Request::builder().uri("/ui/app.js").body(Body::empty()).expect("r"))
+            .await
+            .expect("r")
+            .into_body()
+            .collect()
+            .await
+            .expect("b")
+            .to_bytes(),
+    )
+    .into_owned();
+    assert!(!script.contains("innerHTML"), "untrusted alert text is never parsed as HTML");
+    let response = app.router.clone().oneshot(Request::builder().uri("/").body(Body::empty()).expect("request")).await.expect("response");
+    assert_eq!(response.headers().get("location").and_then(|v| v.to_str().ok()), Some("/ui/"));
+    let response = app
+        .router
+        .clone()
+        .oneshot(Request::builder().uri("/ui/secrets.txt").body(Body::empty()).expect("request"))
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }

@@ -9,9 +9,9 @@ use aluskort_core::{
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::{
-    AuditStore, CaseStore, ContextStore, DeadLetter, EntityPattern, Exposure, FpPattern, FpStatus, InsertOutcome, InvestigationFilter,
-    InvestigationWrite, LlmCall, RawMark, RawRecord, RawStatus, ResponseStore, StoreErrorKind, ThreatIntelStore, TiIndicator, UsageStore,
-    UserRisk, WorkBatch,
+    AlertFilter, AuditFilter, AuditStore, CaseStore, ContextStore, DeadLetter, EntityPattern, Exposure, FpPattern, FpStatus,
+    IncidentFilter, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, PageKey, RawMark, RawRecord, RawStatus, ResponseStore,
+    StoreErrorKind, ThreatIntelStore, TiIndicator, UsageStore, UserRisk, WorkBatch,
 };
 
 fn base_time() -> DateTime<Utc> {
@@ -774,6 +774,112 @@ pub async fn audit_chain_storage_is_exact_and_gap_free(store: &dyn AuditStore) {
     }
     assert_eq!(store.audit_records_for_investigation("t", "inv-9").await.expect("of inv-9"), vec![third, fifth]);
     assert!(store.audit_records_for_investigation("other", "inv-9").await.expect("other tenant").is_empty());
+
+    // Audit events (issue 10): by investigation and event time, paged by sequence number.
+    let of_inv9 = AuditFilter { tenant: "t".to_owned(), investigation_id: Some("inv-9".to_owned()), limit: 10, ..Default::default() };
+    let found = store.audit_events(&of_inv9).await.expect("events");
+    assert_eq!(found.iter().map(|r| r.sequence_number).collect::<Vec<_>>(), vec![2, 4]);
+    let mut filter = AuditFilter { tenant: "t".to_owned(), limit: 2, ..Default::default() };
+    let mut sequences = Vec::new();
+    for _ in 0..5 {
+        let page = store.audit_events(&filter).await.expect("page");
+        let Some(last) = page.last() else { break };
+        filter.after_sequence = Some(last.sequence_number);
+        sequences.extend(page.iter().map(|r| r.sequence_number));
+    }
+    assert_eq!(sequences, vec![0, 1, 2, 3, 4], "pages visit every record once, in chain order");
+    // The sample records' event time is 2024-07-04T22:35:00.000Z.
+    let at = base_time();
+    let window = |since: DateTime<Utc>, until: DateTime<Utc>| AuditFilter {
+        tenant: "t".to_owned(),
+        since: Some(since),
+        until: Some(until),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(store.audit_events(&window(at, at + Duration::seconds(1))).await.expect("in").len(), 5);
+    assert!(store.audit_events(&window(at + Duration::milliseconds(1), at + Duration::hours(1))).await.expect("after").is_empty());
+    assert!(store.audit_events(&window(at - Duration::hours(1), at)).await.expect("before").is_empty());
+}
+
+/// Keyset pages (issue 10): following each page's last row visits every row exactly once, in the
+/// listing's order, also where rows share a sort time; filters combine with pages.
+pub async fn listings_page_by_keyset(store: &dyn CaseStore) {
+    let other = TenantId::parse("other").expect("valid");
+    for n in 0..7 {
+        let mut alert = sample_alert(&format!("p-{n}"), n / 2);
+        if n % 3 == 0 {
+            alert.tenant_id = other.clone();
+        }
+        if n == 6 {
+            alert.severity = Severity::Low;
+        }
+        store.insert_alert(&alert).await.expect("insert");
+        // Investigations: two share each update time.
+        let mut state = GraphState::new(alert.alert_id.clone(), alert.tenant_id.clone(), DegradationLevel::Deterministic, alert.timestamp);
+        state.version = 1;
+        store.create_investigation(&state).await.expect("create");
+        // Incidents: two share each last-seen time; one is merged.
+        let mut incident = keyed_incident(&format!("inc-{n}"), &["host:x"], n / 2);
+        if n == 5 {
+            incident.merged_into = Some("inc-4".to_owned());
+        }
+        store.upsert_incident(&incident).await.expect("incident");
+    }
+
+    let all = store.list_alerts(&AlertFilter::default()).await.expect("all alerts");
+    assert_eq!(all.len(), 7);
+    assert!(all.windows(2).all(|pair| pair[0].timestamp >= pair[1].timestamp), "newest first");
+    let mut filter = AlertFilter { limit: Some(3), ..Default::default() };
+    let mut paged = Vec::new();
+    for _ in 0..5 {
+        let page = store.list_alerts(&filter).await.expect("page");
+        let Some(last) = page.last() else { break };
+        filter.after =
+            Some(PageKey { time: last.timestamp, tenant: last.tenant_id.as_str().to_owned(), id: last.alert_id.as_str().to_owned() });
+        paged.extend(page);
+    }
+    assert_eq!(paged, all, "alert pages");
+    let of_other = AlertFilter { tenant: Some(other.clone()), ..Default::default() };
+    assert_eq!(store.list_alerts(&of_other).await.expect("other").len(), 3);
+    let low = AlertFilter { severity: Some("low".to_owned()), ..Default::default() };
+    assert_eq!(store.list_alerts(&low).await.expect("low").iter().map(|a| a.alert_id.as_str()).collect::<Vec<_>>(), vec!["p-6"]);
+    let window = AlertFilter {
+        since: Some(base_time() + Duration::minutes(1)),
+        until: Some(base_time() + Duration::minutes(3)),
+        ..Default::default()
+    };
+    assert_eq!(store.list_alerts(&window).await.expect("window").len(), 4);
+
+    let all = store.list_investigations(&InvestigationFilter::default()).await.expect("all investigations");
+    assert_eq!(all.len(), 7);
+    let mut filter = InvestigationFilter { limit: Some(2), ..Default::default() };
+    let mut paged = Vec::new();
+    for _ in 0..5 {
+        let page = store.list_investigations(&filter).await.expect("page");
+        let Some(last) = page.last() else { break };
+        filter.after = Some(PageKey { time: last.updated_at, tenant: String::new(), id: last.investigation_id.to_string() });
+        paged.extend(page);
+    }
+    assert_eq!(paged, all, "investigation pages");
+
+    let all = store.list_incidents(&IncidentFilter::default()).await.expect("all incidents");
+    assert_eq!(all.iter().map(|i| i.incident_id.as_str()).collect::<Vec<_>>(), vec!["inc-6", "inc-4", "inc-3", "inc-2", "inc-1", "inc-0"]);
+    let mut filter = IncidentFilter { limit: Some(4), ..Default::default() };
+    let mut paged = Vec::new();
+    for _ in 0..5 {
+        let page = store.list_incidents(&filter).await.expect("page");
+        let Some(last) = page.last() else { break };
+        filter.after = Some(PageKey { time: last.last_seen, tenant: String::new(), id: last.incident_id.clone() });
+        paged.extend(page);
+    }
+    assert_eq!(paged, all, "incident pages");
+    let recent = IncidentFilter { since: Some(base_time() + Duration::hours(2)), ..Default::default() };
+    assert_eq!(store.list_incidents(&recent).await.expect("recent").len(), 2, "inc-4 and inc-6 (inc-5 is merged)");
+    let early = IncidentFilter { until: Some(base_time() + Duration::hours(1)), ..Default::default() };
+    assert_eq!(store.list_incidents(&early).await.expect("early").len(), 2);
+    let of_other = IncidentFilter { tenant: Some(other), ..Default::default() };
+    assert!(store.list_incidents(&of_other).await.expect("other").is_empty());
 }
 
 pub(crate) fn sample_planned(step: &str) -> aluskort_core::response::PlannedAction {
@@ -847,6 +953,14 @@ pub async fn approvals_are_versioned_and_listed_by_deadline(store: &(impl CaseSt
     assert_eq!(store.approvals(&due).await.expect("due").iter().map(|a| a.approval_id.as_str()).collect::<Vec<_>>(), ["a-1", "a-3"]);
     let by_investigation = crate::ApprovalFilter { investigation_id: Some("inv-a-2".to_owned()), ..Default::default() };
     assert_eq!(store.approvals(&by_investigation).await.expect("by investigation")[0].approval_id, "a-2");
+    // Keyset pages: after a-1 (deadline, id) come a-3 then a-2.
+    let first = &all[0];
+    let after = crate::ApprovalFilter {
+        after: Some(PageKey { time: first.deadline, tenant: String::new(), id: first.approval_id.clone() }),
+        limit: 1,
+        ..Default::default()
+    };
+    assert_eq!(store.approvals(&after).await.expect("page")[0].approval_id, "a-3");
 
     let mut approved = store.approval("a-1").await.expect("read").expect("present");
     approved.status = ApprovalStatus::Approved;
@@ -967,6 +1081,11 @@ macro_rules! case_store_suite {
             async fn investigation_saves_are_versioned() {
                 let store = $make;
                 $crate::conformance::investigation_saves_are_versioned(&store).await;
+            }
+            #[tokio::test]
+            async fn listings_page_by_keyset() {
+                let store = $make;
+                $crate::conformance::listings_page_by_keyset(&store).await;
             }
             #[tokio::test]
             async fn investigations_are_listed_by_state_and_time() {

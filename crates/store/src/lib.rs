@@ -31,8 +31,9 @@ use chrono::{DateTime, Utc};
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use model::{
-    ApprovalFilter, ApprovalWrite, DeadLetter, EntityPattern, Exposure, Feedback, FpPattern, FpStatus, InsertOutcome, InvestigationFilter,
-    InvestigationWrite, LlmCall, LlmUsageRow, RawMark, RawRecord, RawStatus, TiIndicator, UserRisk, WorkBatch, WorkReport, user_key,
+    AlertFilter, ApprovalFilter, ApprovalWrite, AuditFilter, DeadLetter, EntityPattern, Exposure, Feedback, FpPattern, FpStatus,
+    IncidentFilter, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, LlmUsageRow, PageKey, RawMark, RawRecord, RawStatus,
+    TiIndicator, UserRisk, WorkBatch, WorkReport, user_key,
 };
 pub use sqlite::SqliteStore;
 
@@ -77,6 +78,10 @@ pub trait CaseStore: Send + Sync + 'static {
     async fn investigation_history(&self, id: InvestigationId) -> StoreResult<Vec<GraphState>>;
     /// Newest first (by last update).
     async fn list_investigations(&self, filter: &InvestigationFilter) -> StoreResult<Vec<GraphState>>;
+    /// Incidents matching `filter`, most recently active first (merged ones left out).
+    async fn list_incidents(&self, filter: &IncidentFilter) -> StoreResult<Vec<Incident>>;
+    /// Alerts matching `filter`, newest first.
+    async fn list_alerts(&self, filter: &AlertFilter) -> StoreResult<Vec<CanonicalAlert>>;
 
     async fn upsert_incident(&self, incident: &Incident) -> StoreResult<()>;
     async fn incident(&self, incident_id: &str) -> StoreResult<Option<Incident>>;
@@ -119,6 +124,8 @@ pub trait AuditStore: Send + Sync + 'static {
     async fn audit_tenants(&self) -> StoreResult<Vec<String>>;
     /// The records of `tenant` naming `investigation_id`, in sequence order (evidence packages).
     async fn audit_records_for_investigation(&self, tenant: &str, investigation_id: &str) -> StoreResult<Vec<AuditRecord>>;
+    /// One tenant's records matching `filter`, in chain order.
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
 }
 
 /// The ledger of model calls the gateway keeps (spend limits, tenant quotas, usage reports).

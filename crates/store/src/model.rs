@@ -63,6 +63,70 @@ pub struct InvestigationFilter {
     pub until: Option<DateTime<Utc>>,
     /// At most this many (default 100, capped at 1000).
     pub limit: Option<u32>,
+    /// Only those listed after this one (newest first): the last of the previous page.
+    pub after: Option<PageKey>,
+}
+
+/// Where a page of a listing ended (keyset pagination): the sort time, tenant and id of its last
+/// row. The next page holds the rows after it in the listing's order, so pages neither repeat nor
+/// skip rows when new ones arrive between requests. `tenant` breaks ties only where ids are not
+/// unique across tenants (alerts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageKey {
+    pub time: DateTime<Utc>,
+    pub tenant: String,
+    pub id: String,
+}
+
+/// Query over incidents (merged incidents are left out: their survivor is listed), most recently
+/// active first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IncidentFilter {
+    pub tenant: Option<TenantId>,
+    /// Last seen at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// First seen before.
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many (default 100, capped at 1000).
+    pub limit: Option<u32>,
+    pub after: Option<PageKey>,
+}
+
+/// Query over stored alerts, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertFilter {
+    pub tenant: Option<TenantId>,
+    /// The alert's own time at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// The alert's own time before.
+    pub until: Option<DateTime<Utc>>,
+    /// `informational`, `low`, `medium`, `high` or `critical`.
+    pub severity: Option<String>,
+    /// The source system (`sentinel`, `elastic`, `splunk`, `webhook`, ...).
+    pub source: Option<String>,
+    /// At most this many (default 100, capped at 1000).
+    pub limit: Option<u32>,
+    pub after: Option<PageKey>,
+}
+
+/// Query over one tenant's audit records, in chain order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub tenant: String,
+    pub investigation_id: Option<String>,
+    /// Event time at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Event time before.
+    pub until: Option<DateTime<Utc>>,
+    /// Only records with a higher sequence number (the last of the previous page).
+    pub after_sequence: Option<u64>,
+    /// At most this many (capped at 1000).
+    pub limit: u32,
+}
+
+/// A listing's page size: `limit` (default 100) within 1..=1000.
+pub fn page_limit(limit: Option<u32>) -> i64 {
+    i64::from(limit.unwrap_or(100).clamp(1, 1000))
 }
 
 /// Times are stored as fixed-width RFC 3339 UTC text with microseconds, so that text order is
@@ -201,6 +265,8 @@ pub struct ApprovalFilter {
     /// Only those whose deadline is at or before this time.
     pub deadline_before: Option<DateTime<Utc>>,
     pub limit: u32,
+    /// Only those listed after this one (soonest deadline first; `time` is the deadline).
+    pub after: Option<PageKey>,
 }
 
 /// Analyst feedback on one investigation (FR-CSM-004).

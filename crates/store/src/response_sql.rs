@@ -10,6 +10,7 @@ pub(crate) const SELECT_APPROVAL: &str = "SELECT body FROM approvals WHERE appro
 pub(crate) const SELECT_APPROVALS: &str = "SELECT body FROM approvals
      WHERE ($1 IS NULL OR tenant_id = CAST($1 AS TEXT)) AND ($2 IS NULL OR status = CAST($2 AS TEXT))
        AND ($3 IS NULL OR investigation_id = CAST($3 AS TEXT)) AND ($4 IS NULL OR deadline <= CAST($4 AS TEXT))
+       AND ($6 IS NULL OR deadline > CAST($6 AS TEXT) OR (deadline = CAST($6 AS TEXT) AND approval_id > CAST($7 AS TEXT)))
      ORDER BY deadline, approval_id LIMIT $5";
 pub(crate) const INSERT_EXECUTION_ROWS: &str = "INSERT INTO action_executions (execution_key, tenant_id, investigation_id, approval_id,
        status, attempts, lease_until, body, created_at, updated_at) VALUES";
@@ -184,6 +185,8 @@ macro_rules! impl_response_store {
                     .bind(filter.investigation_id.as_deref())
                     .bind(filter.deadline_before.map($crate::model::time_text))
                     .bind(i64::from(if filter.limit == 0 { 1000 } else { filter.limit }))
+                    .bind(filter.after.as_ref().map(|key| $crate::model::time_text(key.time)))
+                    .bind(filter.after.as_ref().map(|key| key.id.as_str()))
                     .fetch_all(&self.pool)
                     .await?;
                 rows.iter().map(|body| $crate::response_sql::body_of("approvals", body)).collect()

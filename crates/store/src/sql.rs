@@ -214,7 +214,18 @@ pub(crate) const INVESTIGATION_HISTORY: &str =
 pub(crate) const LIST_INVESTIGATIONS: &str = "SELECT graph_state FROM investigations
      WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR state = $2)
        AND ($3 IS NULL OR updated_at >= $3) AND ($4 IS NULL OR updated_at < $4)
+       AND ($6 IS NULL OR updated_at < $6 OR (updated_at = $6 AND investigation_id < $7))
      ORDER BY updated_at DESC, investigation_id DESC LIMIT $5";
+/// Keyset pages (`$4`, `$5`: the last row of the previous page).
+pub(crate) const LIST_INCIDENTS: &str = "SELECT body FROM incidents
+     WHERE merged_into IS NULL AND ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR last_seen >= $2) AND ($3 IS NULL OR first_seen < $3)
+       AND ($4 IS NULL OR last_seen < $4 OR (last_seen = $4 AND incident_id < $5))
+     ORDER BY last_seen DESC, incident_id DESC LIMIT $6";
+pub(crate) const LIST_ALERTS: &str = "SELECT body FROM alerts
+     WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR alert_time >= $2) AND ($3 IS NULL OR alert_time < $3)
+       AND ($4 IS NULL OR severity = $4) AND ($5 IS NULL OR source = $5)
+       AND ($6 IS NULL OR alert_time < $6 OR (alert_time = $6 AND (tenant_id < $7 OR (tenant_id = $7 AND alert_id < $8))))
+     ORDER BY alert_time DESC, tenant_id DESC, alert_id DESC LIMIT $9";
 pub(crate) const SELECT_INCIDENT: &str = "SELECT body FROM incidents WHERE incident_id = $1";
 pub(crate) const INCIDENTS_OVERLAPPING: &str = "SELECT body FROM incidents
      WHERE tenant_id = $1 AND merged_into IS NULL AND first_seen <= $3 AND last_seen >= $2 ORDER BY first_seen, incident_id";
@@ -241,6 +252,12 @@ pub(crate) const AUDIT_OF_INVESTIGATION: &str = "SELECT tenant_id, sequence_numb
        event_type, event_category, severity, actor_type, actor_id, actor_permissions, investigation_id, alert_id,
        entity_ids, context, decision, outcome, record_hash, record_version
      FROM audit_records WHERE tenant_id = $1 AND investigation_id = $2 ORDER BY sequence_number";
+pub(crate) const AUDIT_EVENTS: &str = "SELECT tenant_id, sequence_number, audit_id, previous_hash, event_time, ingested_at,
+       event_type, event_category, severity, actor_type, actor_id, actor_permissions, investigation_id, alert_id,
+       entity_ids, context, decision, outcome, record_hash, record_version
+     FROM audit_records WHERE tenant_id = $1 AND ($2 IS NULL OR investigation_id = $2)
+       AND ($3 IS NULL OR event_time >= $3) AND ($4 IS NULL OR event_time < $4) AND sequence_number >= $5
+     ORDER BY sequence_number LIMIT $6";
 pub(crate) const AUDIT_TENANTS: &str = "SELECT tenant_id FROM audit_chain_heads ORDER BY tenant_id";
 
 pub(crate) const UPSERT_FP_PATTERN: &str = "INSERT INTO fp_patterns (pattern_id, tenant_id, name, alert_name_regex, entity_patterns,
@@ -1115,16 +1132,47 @@ macro_rules! impl_stores {
                 &self,
                 filter: &$crate::InvestigationFilter,
             ) -> $crate::StoreResult<Vec<aluskort_core::GraphState>> {
-                let limit = i64::from(filter.limit.unwrap_or(100).clamp(1, 1000));
+                let limit = $crate::model::page_limit(filter.limit);
                 let bodies: Vec<String> = sqlx::query_scalar($crate::sql::LIST_INVESTIGATIONS)
                     .bind(filter.tenant.as_ref().map(|t| t.as_str().to_owned()))
                     .bind(filter.state.map(|s| s.as_str().to_owned()))
                     .bind(filter.since.map($crate::model::time_text))
                     .bind(filter.until.map($crate::model::time_text))
                     .bind(limit)
+                    .bind(filter.after.as_ref().map(|key| $crate::model::time_text(key.time)))
+                    .bind(filter.after.as_ref().map(|key| key.id.as_str()))
                     .fetch_all(&self.pool)
                     .await?;
                 bodies.iter().map(|body| $crate::sql::decode_state(body)).collect()
+            }
+
+            async fn list_incidents(&self, filter: &$crate::IncidentFilter) -> $crate::StoreResult<Vec<aluskort_core::Incident>> {
+                let bodies: Vec<String> = sqlx::query_scalar($crate::sql::LIST_INCIDENTS)
+                    .bind(filter.tenant.as_ref().map(aluskort_core::TenantId::as_str))
+                    .bind(filter.since.map($crate::model::time_text))
+                    .bind(filter.until.map($crate::model::time_text))
+                    .bind(filter.after.as_ref().map(|key| $crate::model::time_text(key.time)))
+                    .bind(filter.after.as_ref().map(|key| key.id.as_str()))
+                    .bind($crate::model::page_limit(filter.limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                bodies.iter().map(|body| $crate::sql::decode_incident(body)).collect()
+            }
+
+            async fn list_alerts(&self, filter: &$crate::AlertFilter) -> $crate::StoreResult<Vec<aluskort_core::CanonicalAlert>> {
+                let bodies: Vec<String> = sqlx::query_scalar($crate::sql::LIST_ALERTS)
+                    .bind(filter.tenant.as_ref().map(aluskort_core::TenantId::as_str))
+                    .bind(filter.since.map($crate::model::time_text))
+                    .bind(filter.until.map($crate::model::time_text))
+                    .bind(filter.severity.as_deref())
+                    .bind(filter.source.as_deref())
+                    .bind(filter.after.as_ref().map(|key| $crate::model::time_text(key.time)))
+                    .bind(filter.after.as_ref().map(|key| key.tenant.as_str()))
+                    .bind(filter.after.as_ref().map(|key| key.id.as_str()))
+                    .bind($crate::model::page_limit(filter.limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                bodies.iter().map(|body| $crate::sql::decode_alert(body)).collect()
             }
 
             async fn upsert_incident(&self, incident: &aluskort_core::Incident) -> $crate::StoreResult<()> {
@@ -1269,6 +1317,24 @@ macro_rules! impl_stores {
             ) -> $crate::StoreResult<Vec<aluskort_core::audit::AuditRecord>> {
                 let rows =
                     sqlx::query($crate::sql::AUDIT_OF_INVESTIGATION).bind(tenant).bind(investigation_id).fetch_all(&self.pool).await?;
+                rows.iter().map(Self::audit_row).collect()
+            }
+
+            async fn audit_events(&self, filter: &$crate::AuditFilter) -> $crate::StoreResult<Vec<aluskort_core::audit::AuditRecord>> {
+                let from = match filter.after_sequence {
+                    Some(last) => last.saturating_add(1),
+                    None => 0,
+                };
+                let rows = sqlx::query($crate::sql::AUDIT_EVENTS)
+                    .bind(&filter.tenant)
+                    .bind(filter.investigation_id.as_deref())
+                    // Audit records carry their event time with milliseconds (`audit_time`).
+                    .bind(filter.since.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+                    .bind(filter.until.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+                    .bind($crate::sql::i64_of(from, "sequence_number")?)
+                    .bind(i64::from(filter.limit.clamp(1, 1000)))
+                    .fetch_all(&self.pool)
+                    .await?;
                 rows.iter().map(Self::audit_row).collect()
             }
 

@@ -100,6 +100,7 @@ pub async fn run(
         pipeline: Arc::clone(&running.pipeline),
         store: Arc::clone(&backends.case_store),
         audit: Some(Arc::clone(&backends.audit_store)),
+        usage: Some(Arc::clone(&backends.usage_store)),
         auth: aluskort_api::auth::Auth::new(&config.auth),
         bus: running.bus.shared(),
         metrics,

@@ -179,6 +179,10 @@ impl AuditStore for Truncated {
     async fn audit_records_for_investigation(&self, tenant: &str, investigation_id: &str) -> Result<Vec<AuditRecord>, StoreError> {
         self.inner.audit_records_for_investigation(tenant, investigation_id).await
     }
+    async fn audit_events(&self, filter: &aluskort_store::AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let records = self.inner.audit_events(filter).await?;
+        Ok(records.into_iter().filter(|record| record.sequence_number < self.keep).collect())
+    }
 }
 
 /// Removing the newest records breaks no link; the chain head (moved with every append) shows it.

@@ -453,6 +453,12 @@ impl CaseStore for FlakyCommits {
     async fn list_investigations(&self, filter: &InvestigationFilter) -> aluskort_store::StoreResult<Vec<GraphState>> {
         self.inner.list_investigations(filter).await
     }
+    async fn list_incidents(&self, filter: &aluskort_store::IncidentFilter) -> aluskort_store::StoreResult<Vec<aluskort_core::Incident>> {
+        self.inner.list_incidents(filter).await
+    }
+    async fn list_alerts(&self, filter: &aluskort_store::AlertFilter) -> aluskort_store::StoreResult<Vec<aluskort_core::CanonicalAlert>> {
+        self.inner.list_alerts(filter).await
+    }
     async fn upsert_incident(&self, incident: &aluskort_core::Incident) -> aluskort_store::StoreResult<()> {
         self.inner.upsert_incident(incident).await
     }

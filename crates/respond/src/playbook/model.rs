@@ -33,7 +33,7 @@ use aluskort_core::{Classification, Severity};
 use serde::{Deserialize, Serialize};
 
 /// One playbook file.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Playbook {
     /// `[playbook]`: identity and documentation.
@@ -47,7 +47,7 @@ pub struct Playbook {
 }
 
 /// `[playbook]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Meta {
     /// Stable identifier (letters, digits, `-`, `_`): the first part of every step key, and what a
@@ -73,7 +73,7 @@ const fn enabled_by_default() -> bool {
 /// `[match]`. Every criterion given must hold; within a list any one item is enough. Tactics and
 /// techniques together are one criterion (the alert shows any listed tactic or any listed
 /// technique), because requiring both would only repeat what a technique already implies.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchCriteria {
     /// ATT&CK tactic ids (`TA0006`) or ATLAS tactic ids (`AML.TA0004`). Alerts that name tactics
@@ -145,7 +145,7 @@ impl MatchCriteria {
 }
 
 /// `[[steps]]`: one action, applied once or once per entity of a kind.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// Identifier within the playbook (letters, digits, `-`, `_`): the second part of the step key.
