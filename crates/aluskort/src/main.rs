@@ -250,6 +250,15 @@ enum BenchCommand {
         #[arg(long)]
         rate: Option<f64>,
     },
+    /// The analyst API (what the web UI calls) over loopback HTTP, after `--investigations`
+    /// synthetic alerts went through the embedded pipeline: p50/p99 per route and a cursor walk
+    /// through the whole queue.
+    Api {
+        #[arg(long, default_value_t = 10_000)]
+        investigations: usize,
+        #[arg(long, default_value_t = 10)]
+        group: usize,
+    },
     /// IOC exact-match lookups through the Redis cache against a real server: p50/p95/p99.
     #[cfg(feature = "redis")]
     Redis {
@@ -496,7 +505,11 @@ fn main() -> ExitCode {
             Command::Audit { command: AuditCommand::VerifyEvidence { file } } => commands::audit::verify_evidence(&file),
             Command::Config { command: ConfigCommand::Check } => commands::config::check(cli.config.as_deref(), cli.data_dir, &env),
             Command::Bench { command: BenchCommand::Pipeline { alerts, group, source, rate } } => {
-                commands::bench::run(commands::bench::BenchOptions { alerts, group, source, rate }).await
+                commands::bench::run(commands::bench::BenchOptions { alerts, group, source, rate, api: false }).await
+            }
+            Command::Bench { command: BenchCommand::Api { investigations, group } } => {
+                commands::bench::run(commands::bench::BenchOptions { alerts: investigations, group, source: None, rate: None, api: true })
+                    .await
             }
             #[cfg(feature = "redis")]
             Command::Bench { command: BenchCommand::Redis { url, lookups, concurrency } } => {

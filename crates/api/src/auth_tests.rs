@@ -99,6 +99,7 @@ async fn every_role_against_every_route() {
         ("GET", "/v1/alerts".to_owned(), "", [401, 200, 200, 200, 200]),
         ("GET", format!("/v1/alerts/no-such-alert?tenant={tenant}"), "", [401, 404, 404, 404, 404]),
         ("GET", "/v1/playbooks".to_owned(), "", [401, 200, 200, 200, 200]),
+        ("GET", "/v1/tenants".to_owned(), "", [401, 200, 200, 200, 200]),
         ("GET", "/v1/llm/usage".to_owned(), "", [401, 200, 200, 200, 200]),
         ("GET", "/v1/degradation".to_owned(), "", [401, 200, 200, 200, 200]),
         ("GET", "/v1/openapi.json".to_owned(), "", [200, 200, 200, 200, 200]),
@@ -155,7 +156,7 @@ async fn every_documented_route_is_served_and_guarded_as_documented() {
         }
         checked += 1;
     }
-    assert!(checked >= 25, "{checked} routes");
+    assert!(checked >= 26, "{checked} routes");
     assert_eq!(
         paths.values().map(|item| item.as_object().map_or(0, serde_json::Map::len)).sum::<usize>(),
         checked,
@@ -191,6 +192,10 @@ async fn a_tenant_limited_key_sees_only_its_tenant() {
     let id = investigated(&app).await;
     let (status, body) = call_as(&app, Some("other"), "GET", "/v1/investigations", "").await;
     assert_eq!((status, body["count"].as_u64()), (StatusCode::OK, Some(0)), "the admin's alert is another tenant's");
+    let (_, seen) = call_as(&app, Some("other"), "GET", "/v1/tenants", "").await;
+    assert_eq!(seen["count"], 0, "another tenant's name is not revealed: {seen}");
+    let (_, all) = call_as(&app, Some("root"), "GET", "/v1/tenants", "").await;
+    assert_eq!(all["count"], 1, "{all}");
     let (status, _) = call_as(&app, Some("other"), "GET", &format!("/v1/investigations/{id}"), "").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "not revealed");
     let (status, _) =

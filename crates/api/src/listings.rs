@@ -168,6 +168,15 @@ pub async fn audit_events(State(state): State<AppState>, caller: Caller, Query(q
     Ok(Json(json!({"count": records.len(), "events": records, "chain_head": head, "next_cursor": next_cursor})))
 }
 
+/// `GET /v1/tenants`: the tenants the caller sees that have an audit trail (every tenant ALUSKORT
+/// has recorded a decision for), for the UI's tenant pickers.
+pub async fn tenants(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    let audit = state.audit.as_deref().ok_or_else(|| ApiError::NotFound("the audit trail is not served by this process".to_owned()))?;
+    let tenants: Vec<String> = audit.audit_tenants().await?.into_iter().filter(|tenant| caller.sees(tenant)).collect();
+    Ok(Json(json!({"count": tenants.len(), "tenants": tenants})))
+}
+
 /// `GET /v1/playbooks`: the playbooks in effect (built-in and from the playbook directory), each
 /// with where it came from.
 pub async fn playbooks(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {

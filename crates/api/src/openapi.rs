@@ -179,6 +179,10 @@ pub fn routes() -> Vec<Route> {
         ),
         route(spec(Get, "/v1/playbooks", "response", "Playbooks in effect", Needs(Read)), get(listings::playbooks)),
         route(
+            spec(Get, "/v1/tenants", "operations", "Tenants the caller sees that have an audit trail", Needs(Read)),
+            get(listings::tenants),
+        ),
+        route(
             spec(Get, "/v1/approvals", "response", "Approval gates, earliest deadline first", Needs(Read)).query(&[
                 ("status", "string", "pending (default), approved, rejected, timed_out or all."),
                 TENANT,

@@ -223,12 +223,7 @@ pub async fn list_investigations(
         after: crate::page::key_of("investigations", query.cursor.as_deref())?,
     };
     let states = state.store.list_investigations(&filter).await?;
-    let mut items = Vec::with_capacity(states.len());
-    for graph in &states {
-        if let Some(record) = TriageRecord::load(state.store.as_ref(), graph).await? {
-            items.push(record);
-        }
-    }
+    let items = TriageRecord::load_many(state.store.as_ref(), &states).await?;
     let next_cursor = crate::page::next(&states, limit, |graph| {
         let key = aluskort_store::PageKey { time: graph.updated_at, tenant: String::new(), id: graph.investigation_id.to_string() };
         crate::page::cursor_of("investigations", key)

@@ -153,6 +153,8 @@ function setupSignIn() {
       showMessage("");
       startStream();
       route();
+      refreshDegradation();
+      refreshApprovalCount();
     } else if (dialog.returnValue === "clear") {
       store.removeItem("aluskort.credential");
       store.removeItem("aluskort.actor");
@@ -584,17 +586,22 @@ async function alertsPage() {
 
 async function auditPage() {
   const values = params();
+  const known = await api("/v1/tenants").then((body) => body.tenants).catch(() => []);
+  const tenant = values.tenant || known[0] || "";
   const chain = h("div", { class: "panel", id: "chain-status" }, h("span", { class: "muted" }, "Verifying the chain…"));
   const tbody = h("tbody");
   render(h("h1", {}, "Audit trail"), chain,
-    filterForm([{ name: "tenant", label: "Tenant", placeholder: "default" }, { name: "investigation_id", label: "Investigation" }, { name: "since", label: "Since (RFC 3339)" }], values, (next) => go("/audit", next)),
-    h("table", {}, h("thead", {}, h("tr", {}, ["#", "Time", "Event", "Actor", "Investigation", "Decision", "Hash"].map((t) => h("th", {}, t)))), tbody));
+    filterForm([{ name: "tenant", label: "Tenant", options: known.includes(tenant) || !tenant ? known : [tenant, ...known] }, { name: "investigation_id", label: "Investigation" }, { name: "since", label: "Since (RFC 3339)" }], Object.assign({}, values, { tenant }), (next) => go("/audit", next)),
+    h("table", { id: "audit-events" }, h("thead", {}, h("tr", {}, ["#", "Time", "Event", "Actor", "Investigation", "Decision", "Hash"].map((t) => h("th", {}, t)))), tbody));
   api("/v1/audit/verify").then((report) => {
     chain.replaceChildren(report.valid
       ? h("span", { class: "chain-ok" }, `Chain valid: ${report.records} records across ${report.tenants} tenant(s).`)
       : h("span", { class: "chain-bad" }, `Chain BROKEN at ${report.first_break.tenant_id || ""} #${report.first_break.sequence_number}: ${report.first_break.reason}`));
   }).catch((error) => chain.replaceChildren(h("span", { class: "muted" }, `Chain status unavailable: ${error.message}`)));
-  const tenant = values.tenant || "default";
+  if (!tenant) {
+    tbody.append(h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No audit trail yet.")));
+    return;
+  }
   await pager(main(), (cursor) => api(`/v1/audit/events${query({ tenant, investigation_id: values.investigation_id, since: values.since, cursor })}`), (body) => {
     for (const record of body.events) {
       tbody.append(h("tr", {},

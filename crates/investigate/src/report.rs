@@ -140,4 +140,26 @@ impl TriageRecord {
         };
         Ok(Some(TriageRecord::new(&alert, state, incident.as_ref())))
     }
+
+    /// [`TriageRecord::load`] for a page of investigations: each incident is resolved once for the
+    /// page (an incident's members are usually listed together), and the alerts are read a few at
+    /// a time. In the order of `states`; investigations whose alert is missing are left out.
+    pub async fn load_many(store: &dyn CaseStore, states: &[GraphState]) -> StoreResult<Vec<Self>> {
+        use futures::StreamExt;
+        let mut incidents: std::collections::HashMap<&str, Option<Incident>> = std::collections::HashMap::new();
+        for id in states.iter().filter_map(|state| state.incident_id.as_deref()) {
+            if !incidents.contains_key(id) {
+                incidents.insert(id, resolve_incident(store, id).await?);
+            }
+        }
+        let reads: Vec<_> = states.iter().map(|state| store.alert(&state.tenant_id, &state.alert_id)).collect();
+        let alerts: Vec<StoreResult<Option<CanonicalAlert>>> = futures::stream::iter(reads).buffered(8).collect().await;
+        let mut records = Vec::with_capacity(states.len());
+        for (state, alert) in states.iter().zip(alerts) {
+            let Some(alert) = alert? else { continue };
+            let incident = state.incident_id.as_deref().and_then(|id| incidents.get(id)).and_then(Option::as_ref);
+            records.push(TriageRecord::new(&alert, state, incident));
+        }
+        Ok(records)
+    }
 }

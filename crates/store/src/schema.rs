@@ -284,6 +284,18 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
              WHERE a.sequence_number = (SELECT MAX(b.sequence_number) FROM audit_records b WHERE b.tenant_id = a.tenant_id)",
         ],
     ),
+    (
+        9,
+        &[
+            // The analyst API's listings (issue 10) read newest first across tenants and page by
+            // keyset: these indexes let a page stop after its rows instead of sorting every row
+            // (with its body) of the table.
+            "CREATE INDEX IF NOT EXISTS investigations_recent ON investigations (updated_at, investigation_id)",
+            "CREATE INDEX IF NOT EXISTS alerts_recent ON alerts (alert_time, tenant_id, alert_id)",
+            "CREATE INDEX IF NOT EXISTS incidents_recent ON incidents (last_seen, incident_id)",
+            "CREATE INDEX IF NOT EXISTS approvals_deadline ON approvals (deadline, approval_id)",
+        ],
+    ),
 ];
 
 /// The migration after which existing incidents' keys are indexed.

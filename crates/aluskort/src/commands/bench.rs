@@ -31,13 +31,15 @@ pub struct BenchOptions {
     pub source: Option<PathBuf>,
     /// Submissions per second; `None` submits as fast as the pipeline accepts (a burst).
     pub rate: Option<f64>,
+    /// Then time the analyst API's reads over the investigations made (`bench api`).
+    pub api: bool,
 }
 
 /// `bench triage` / `bench pipeline`: synthetic alerts through the whole embedded pipeline with
 /// the deterministic reasoner; prints throughput and alert-to-verdict latency (submit → the
 /// investigation's outcome on `incidents.enriched`), p50/p99/max.
 pub async fn run(options: BenchOptions) -> anyhow::Result<ExitCode> {
-    let BenchOptions { alerts, group, source, rate } = options;
+    let BenchOptions { alerts, group, source, rate, api } = options;
     anyhow::ensure!(alerts > 0, "--alerts must be at least 1");
     if let Some(rate) = rate {
         anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate must be a positive number of alerts per second");
@@ -106,6 +108,9 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<ExitCode> {
         .await?;
     let elapsed = started.elapsed();
     submitter.await.context("submitter panicked")??;
+    if api {
+        measure_api(&config, &backends, &running).await?;
+    }
     running.stop().await?;
     let report = aluskort_audit::verify_store(backends.audit_store.as_ref()).await?;
     backends.close().await;
@@ -130,6 +135,73 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<ExitCode> {
         peak_rss().unwrap_or_else(|| "unknown".to_owned()),
     );
     Ok(if failed == 0 && report.first_break.is_none() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `bench api`: the analyst API over real HTTP on loopback against the investigations just made:
+/// the routes the web UI calls, each timed over repeated requests (p50/p99), and a walk through
+/// every page of the queue by cursor.
+async fn measure_api(config: &aluskort_config::Config, backends: &Backends, running: &Running) -> anyhow::Result<()> {
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
+    let state = crate::commands::serve::app_state(config, backends, running, metrics, aluskort_api::auth::Auth::disabled());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind a loopback port")?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(async move { axum::serve(listener, aluskort_api::router(state, 1 << 20)).await });
+    let client = reqwest::Client::new();
+    let get = |path: String| {
+        let (client, url) = (client.clone(), format!("{base}{path}"));
+        async move {
+            let started = Instant::now();
+            let response = client.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+            anyhow::ensure!(response.status().is_success(), "GET {url}: {}", response.status());
+            let body: Value = response.json().await.with_context(|| format!("GET {url}: not JSON"))?;
+            anyhow::Ok((started.elapsed(), body))
+        }
+    };
+    let (_, first) = get("/v1/investigations?limit=100".to_owned()).await?;
+    let some_id = first["investigations"][0]["investigation_id"].as_str().unwrap_or_default().to_owned();
+    let tenant = first["investigations"][0]["tenant_id"].as_str().unwrap_or_default().to_owned();
+    let routes = [
+        ("queue, first page of 100", "/v1/investigations?limit=100".to_owned()),
+        ("queue filtered by state", "/v1/investigations?state=awaiting_human&limit=100".to_owned()),
+        ("incidents, first page", "/v1/incidents?limit=100".to_owned()),
+        ("alerts, first page", "/v1/alerts?limit=100".to_owned()),
+        ("one investigation", format!("/v1/investigations/{some_id}")),
+        ("audit events, first page", format!("/v1/audit/events?tenant={tenant}&limit=100")),
+        ("approvals inbox", "/v1/approvals?limit=100".to_owned()),
+        ("degradation banner", "/v1/degradation".to_owned()),
+    ];
+    for (name, path) in routes {
+        let mut times = Vec::with_capacity(50);
+        for _ in 0..50 {
+            times.push(get(path.clone()).await?.0);
+        }
+        times.sort();
+        let at = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1].as_secs_f64() * 1_000.0;
+        println!("bench api: {name:<28} p50 {:>7.2} ms  p99 {:>7.2} ms  ({path})", at(0.5), at(0.99));
+    }
+    // Every page of the queue, by cursor.
+    let (mut pages, mut rows, mut cursor) = (0usize, 0usize, None::<String>);
+    let started = Instant::now();
+    loop {
+        let path = match &cursor {
+            None => "/v1/investigations?limit=100".to_owned(),
+            Some(cursor) => format!("/v1/investigations?limit=100&cursor={cursor}"),
+        };
+        let (_, body) = get(path).await?;
+        pages += 1;
+        rows += body["count"].as_u64().unwrap_or(0) as usize;
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let walked = started.elapsed().as_secs_f64();
+    println!(
+        "bench api: whole queue by cursor: {rows} investigations in {pages} pages, {walked:.2}s ({:.1} ms/page)",
+        walked * 1_000.0 / pages as f64
+    );
+    server.abort();
+    Ok(())
 }
 
 /// A copy of `template` with a unique id and host/account

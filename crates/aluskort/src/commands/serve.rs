@@ -96,26 +96,7 @@ pub async fn run(
         }
     }
 
-    let state = AppState {
-        pipeline: Arc::clone(&running.pipeline),
-        store: Arc::clone(&backends.case_store),
-        audit: Some(Arc::clone(&backends.audit_store)),
-        usage: Some(Arc::clone(&backends.usage_store)),
-        auth: aluskort_api::auth::Auth::new(&config.auth),
-        bus: running.bus.shared(),
-        metrics,
-        webhook_secret: config.webhook_secret.clone(),
-        gateway: Some(Arc::clone(&running.gateway)),
-        responder: Some(Arc::clone(&running.responder)),
-        feedback: Some(Arc::new(aluskort_respond::feedback::FeedbackStores {
-            cases: Arc::clone(&backends.case_store),
-            responses: Arc::clone(&backends.responses),
-            context: Arc::clone(&backends.context),
-            audit: Arc::clone(&running.responder.audit),
-            memory: backends.incident_memory.clone(),
-            policy: aluskort_respond::feedback::FpPolicy::default(),
-        })),
-    };
+    let state = app_state(&config, &backends, &running, metrics, aluskort_api::auth::Auth::new(&config.auth));
     let connectors_shutdown = tokio_util::sync::CancellationToken::new();
     let connectors = if matches!(mode, Mode::All | Mode::Worker(Stage::Ingest)) {
         crate::commands::sources::start_connectors(&config, &backends, &running, &connectors_shutdown)?
@@ -265,4 +246,34 @@ async fn terminate() {
 #[cfg(not(unix))]
 async fn terminate() {
     std::future::pending::<()>().await
+}
+
+/// What the API's handlers need, from the process's backends and stages.
+pub fn app_state(
+    config: &aluskort_config::Config,
+    backends: &Backends,
+    running: &Running,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    auth: Arc<aluskort_api::auth::Auth>,
+) -> AppState {
+    AppState {
+        pipeline: Arc::clone(&running.pipeline),
+        store: Arc::clone(&backends.case_store),
+        audit: Some(Arc::clone(&backends.audit_store)),
+        usage: Some(Arc::clone(&backends.usage_store)),
+        auth,
+        bus: running.bus.shared(),
+        metrics,
+        webhook_secret: config.webhook_secret.clone(),
+        gateway: Some(Arc::clone(&running.gateway)),
+        responder: Some(Arc::clone(&running.responder)),
+        feedback: Some(Arc::new(aluskort_respond::feedback::FeedbackStores {
+            cases: Arc::clone(&backends.case_store),
+            responses: Arc::clone(&backends.responses),
+            context: Arc::clone(&backends.context),
+            audit: Arc::clone(&running.responder.audit),
+            memory: backends.incident_memory.clone(),
+            policy: aluskort_respond::feedback::FpPolicy::default(),
+        })),
+    }
 }
