@@ -91,6 +91,11 @@ enum Command {
         #[command(subcommand)]
         command: TiCommand,
     },
+    /// Incident memory by month (NFR-CMP-002): what is kept, and archiving old months to `[blobs]`.
+    Memory {
+        #[command(subcommand)]
+        command: MemoryCommand,
+    },
     /// The asset/zone graph (`[graph]`): where assets reside and what a compromise there costs.
     Assets {
         #[command(subcommand)]
@@ -455,6 +460,23 @@ enum SourcesCommand {
 }
 
 #[derive(Subcommand)]
+enum MemoryCommand {
+    /// Months of incident memory with their counts, which are due for archiving, and the hot
+    /// vector count against its limit.
+    Status,
+    /// Store every month older than the hot window in `[blobs]` (`incident-memory/<YYYY-MM>.jsonl`,
+    /// write-once, read back and checked), then remove it from the store and the vector index.
+    Archive {
+        /// Months kept hot before the current one.
+        #[arg(long, default_value_t = aluskort_knowledge::memory::HOT_MONTHS)]
+        keep_months: u32,
+        /// Only say what would be archived.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Verify every record and link of the audit chain.
     Verify,
@@ -543,6 +565,13 @@ fn main() -> ExitCode {
                     KnowledgeCommand::Show { id } => commands::attack::show(&config.data_dir, &id),
                     KnowledgeCommand::Reports { files } => commands::attack::import_reports(&config.data_dir, &files),
                     KnowledgeCommand::Lookup { text } => commands::attack::lookup(&config.data_dir, &text),
+                }
+            }
+            Command::Memory { command } => {
+                let config = wiring::load_config(cli.config.as_deref(), cli.data_dir, &env)?;
+                match command {
+                    MemoryCommand::Status => commands::memory::status(&config).await,
+                    MemoryCommand::Archive { keep_months, dry_run } => commands::memory::archive(&config, keep_months, dry_run).await,
                 }
             }
             Command::Assets { command: AssetsCommand::Import { file, tenant } } => {

@@ -16,7 +16,7 @@ use aluskort_knowledge::qdrant::QdrantIndex;
 use aluskort_knowledge::taxonomy::Taxonomy;
 use aluskort_knowledge::vector::{FlatIndex, VectorIndex};
 use aluskort_llm::deterministic::DeterministicProvider;
-use aluskort_store::{AuditStore, CaseStore, ContextStore, ResponseStore, SqliteStore, ThreatIntelStore, UsageStore};
+use aluskort_store::{AuditStore, CaseStore, ContextStore, MemoryStore, ResponseStore, SqliteStore, ThreatIntelStore, UsageStore};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
@@ -46,8 +46,10 @@ pub struct Backends {
     pub context: Arc<dyn ContextStore>,
     /// Approvals, action executions and feedback (`aluskort approvals ...`).
     pub responses: Arc<dyn ResponseStore>,
-    /// Incident memory (`[knowledge]`), unless disabled.
+    /// Incident memory (`[knowledge]`), unless disabled; its records are kept in `memory_store`.
     pub incident_memory: Option<Arc<IncidentMemory>>,
+    /// Incident memory's records by month (NFR-CMP-002; `aluskort memory`).
+    pub memory_store: Arc<dyn MemoryStore>,
     /// The kill switches in force: the file's, joined at run time by those in Redis (`[redis]`).
     pub kill_switches: aluskort_config::SharedKillSwitches,
     /// The shared Redis of `[redis]`, when configured.
@@ -64,10 +66,12 @@ enum Closer {
 
 impl Backends {
     /// Every store role served by one database.
-    fn over<S>(store: &S, incident_memory: Option<Arc<IncidentMemory>>, closer: Closer) -> Self
+    fn over<S>(store: &S, incident_memory: Option<IncidentMemory>, closer: Closer) -> Self
     where
-        S: CaseStore + AuditStore + UsageStore + ThreatIntelStore + ContextStore + ResponseStore + Clone,
+        S: CaseStore + AuditStore + UsageStore + ThreatIntelStore + ContextStore + ResponseStore + MemoryStore + Clone,
     {
+        let memory_store: Arc<dyn MemoryStore> = Arc::new(store.clone());
+        let incident_memory = incident_memory.map(|memory| Arc::new(memory.with_store(Arc::clone(&memory_store))));
         Backends {
             case_store: Arc::new(store.clone()),
             audit_store: Arc::new(store.clone()),
@@ -76,6 +80,7 @@ impl Backends {
             context: Arc::new(store.clone()),
             responses: Arc::new(store.clone()),
             incident_memory,
+            memory_store,
             kill_switches: aluskort_config::SharedKillSwitches::default(),
             #[cfg(feature = "redis")]
             redis: None,
@@ -411,7 +416,7 @@ pub async fn open_graph(config: &Config) -> anyhow::Result<Arc<dyn aluskort_know
     })
 }
 
-async fn open_memory(config: &Config) -> anyhow::Result<Option<Arc<IncidentMemory>>> {
+async fn open_memory(config: &Config) -> anyhow::Result<Option<IncidentMemory>> {
     let knowledge = &config.knowledge;
     if !knowledge.incident_memory {
         return Ok(None);
@@ -435,7 +440,7 @@ async fn open_memory(config: &Config) -> anyhow::Result<Option<Arc<IncidentMemor
                 .context("cannot set up the Qdrant client")?,
         ),
     };
-    Ok(Some(Arc::new(IncidentMemory::new(embedder, index))))
+    Ok(Some(IncidentMemory::new(embedder, index)))
 }
 
 /// Imported threat-intel reports (`aluskort knowledge reports`), if any; an unreadable file is

@@ -153,11 +153,30 @@ pub struct Recall {
     pub fallback: Option<String>,
 }
 
-/// Incident memory over an embedder and a vector index, with a lexical fallback over the same
-/// incidents kept in memory.
+/// How far back recall looks, and the age past which `aluskort memory archive` moves a month of
+/// incident memory to object storage (NFR-CMP-002: archive after 12 months).
+pub const HOT_MONTHS: u32 = 12;
+
+/// The most vectors the hot index should hold (NFR-CMP-002: hot vectors under 100K); above it
+/// `aluskort memory status` says so and archiving older months is due.
+pub const HOT_VECTORS_MAX: usize = 100_000;
+
+/// The start of the hot window before `now`: recall never reaches past it.
+pub fn hot_since(now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    now.checked_sub_months(chrono::Months::new(HOT_MONTHS)).unwrap_or(now)
+}
+
+/// Most incidents the word-overlap fallback ranks.
+const FALLBACK_LIMIT: u32 = 2_000;
+
+/// Incident memory over an embedder and a vector index, with a lexical fallback. With a store
+/// ([`IncidentMemory::with_store`]) every remembered incident is also kept durably by month, and
+/// the fallback reads it from there (every replica, across restarts); without one, from the
+/// incidents this process remembered.
 pub struct IncidentMemory {
     embedder: std::sync::Arc<dyn crate::embed::Embedder>,
     index: std::sync::Arc<dyn crate::vector::VectorIndex>,
+    store: Option<std::sync::Arc<dyn aluskort_store::MemoryStore>>,
     incidents: tokio::sync::RwLock<HashMap<String, PastIncident>>,
     /// Why the last recall fell back to word overlap; cleared by the next vector search that works.
     degraded: std::sync::Mutex<Option<String>>,
@@ -165,7 +184,40 @@ pub struct IncidentMemory {
 
 impl IncidentMemory {
     pub fn new(embedder: std::sync::Arc<dyn crate::embed::Embedder>, index: std::sync::Arc<dyn crate::vector::VectorIndex>) -> Self {
-        IncidentMemory { embedder, index, incidents: tokio::sync::RwLock::new(HashMap::new()), degraded: std::sync::Mutex::new(None) }
+        IncidentMemory {
+            embedder,
+            index,
+            store: None,
+            incidents: tokio::sync::RwLock::new(HashMap::new()),
+            degraded: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Keeps every remembered incident in `store` too (by month, NFR-CMP-002).
+    #[must_use]
+    pub fn with_store(mut self, store: std::sync::Arc<dyn aluskort_store::MemoryStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Vectors in the index (NFR-CMP-002 wants under [`HOT_VECTORS_MAX`]).
+    pub async fn hot_vectors(&self) -> usize {
+        self.index.count().await
+    }
+
+    /// Removes incidents from the vector index and this process's copy (after their month was
+    /// archived).
+    pub async fn forget(&self, ids: &[String]) -> anyhow::Result<()> {
+        {
+            let mut incidents = self.incidents.write().await;
+            for id in ids {
+                incidents.remove(id);
+            }
+        }
+        for chunk in ids.chunks(500) {
+            self.index.delete(chunk).await?;
+        }
+        Ok(())
     }
 
     /// Why recall is running on the full-text fallback (degradation level `structured_search`,
@@ -177,6 +229,16 @@ impl IncidentMemory {
     /// Stores a closed investigation. The lexical copy is kept even when the vector write fails
     /// (the error is returned so the caller can retry the vector part).
     pub async fn remember(&self, incident: PastIncident) -> anyhow::Result<()> {
+        if let Some(store) = &self.store {
+            let row = aluskort_store::PastIncidentRow {
+                tenant: incident.tenant.clone(),
+                id: incident.id.clone(),
+                closed_at: incident.closed_at,
+                incident_id: incident.incident_id.clone(),
+                body: serde_json::to_value(&incident)?,
+            };
+            store.put_past_incident(&row).await?;
+        }
         self.incidents.write().await.insert(incident.id.clone(), incident.clone());
         let vectors = self.embedder.embed(std::slice::from_ref(&incident.summary)).await?;
         let vector = vectors.into_iter().next().ok_or_else(|| anyhow::anyhow!("the embedder returned no vector"))?;
@@ -206,22 +268,23 @@ impl IncidentMemory {
         exclude_incident: Option<&str>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Recall {
-        let incidents = self.incidents.read().await;
-        let searched = self.vector_candidates(tenant, summary).await;
+        let since = hot_since(now);
+        let searched = self.vector_candidates(tenant, summary, since).await;
         *self.degraded.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
             searched.as_ref().err().map(|error| format!("vector search unavailable ({error:#})"));
         let (found, fallback): (Vec<(PastIncident, f64)>, Option<String>) = match searched {
             Ok(found) => (found, None),
             Err(error) => {
                 let query: std::collections::BTreeSet<String> = crate::suggest::tokens(summary).into_iter().collect();
-                let lexical = incidents
-                    .values()
-                    .filter(|incident| incident.tenant == tenant)
+                let lexical = self
+                    .fallback_candidates(tenant, since, now)
+                    .await
+                    .into_iter()
                     .map(|incident| {
                         let words: std::collections::BTreeSet<String> = crate::suggest::tokens(&incident.summary).into_iter().collect();
                         let union = query.union(&words).count();
                         let overlap = if union == 0 { 0.0 } else { query.intersection(&words).count() as f64 / union as f64 };
-                        (incident.clone(), overlap)
+                        (incident, overlap)
                     })
                     .filter(|(_, overlap)| *overlap > 0.0)
                     .collect();
@@ -250,10 +313,38 @@ impl IncidentMemory {
         Recall { similar, fallback }
     }
 
-    async fn vector_candidates(&self, tenant: &str, summary: &str) -> anyhow::Result<Vec<(PastIncident, f64)>> {
+    /// The tenant's hot incidents for the word-overlap fallback: from the store when there is one
+    /// (the newest [`FALLBACK_LIMIT`]), else this process's copy.
+    async fn fallback_candidates(
+        &self,
+        tenant: &str,
+        since: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<PastIncident> {
+        if let Some(store) = &self.store {
+            match store.past_incidents(tenant, since, now + chrono::Duration::days(1), FALLBACK_LIMIT).await {
+                Ok(rows) => return rows.into_iter().filter_map(|row| serde_json::from_value(row.body).ok()).collect(),
+                Err(error) => tracing::warn!(%error, "incident memory store unreadable; falling back to this process's incidents"),
+            }
+        }
+        let incidents = self.incidents.read().await;
+        incidents.values().filter(|incident| incident.tenant == tenant && incident.closed_at >= since).cloned().collect()
+    }
+
+    async fn vector_candidates(
+        &self,
+        tenant: &str,
+        summary: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<Vec<(PastIncident, f64)>> {
         let vectors = self.embedder.embed(&[summary.to_owned()]).await?;
         let vector = vectors.into_iter().next().ok_or_else(|| anyhow::anyhow!("the embedder returned no vector"))?;
-        let filter = crate::vector::Filter { tenant: Some(tenant.to_owned()), kind: Some("incident".to_owned()), ..Default::default() };
+        let filter = crate::vector::Filter {
+            tenant: Some(tenant.to_owned()),
+            kind: Some("incident".to_owned()),
+            since: Some(since),
+            ..Default::default()
+        };
         let hits = self.index.search(&self.embedder.model().id, &vector, &filter, 50).await?;
         Ok(hits
             .into_iter()
@@ -347,5 +438,41 @@ mod recall_tests {
         assert!(recall.fallback.as_deref().is_some_and(|f| f.contains("connection refused")), "{recall:?}");
         assert!(memory.degraded().is_some_and(|why| why.contains("connection refused")), "structured_search shows until vectors work");
         assert_eq!(recall.similar.iter().map(|s| s.incident.id.as_str()).collect::<Vec<_>>(), vec!["i-1"]);
+    }
+
+    /// NFR-CMP-002: recall looks back [`HOT_MONTHS`] only; older incidents wait for the archive.
+    #[tokio::test]
+    async fn recall_stays_within_the_hot_months() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Arc::new(FlatIndex::open(dir.path()).await.expect("index"));
+        let memory = IncidentMemory::new(Arc::new(HashingEmbedder::default()), index);
+        memory.remember(past("recent", "acme", "mimikatz dumped lsass credentials on ws-01", 300)).await.expect("remember");
+        memory.remember(past("stale", "acme", "mimikatz dumped lsass credentials on ws-01", 400)).await.expect("remember");
+        let recall = memory.recall("acme", "mimikatz dumped lsass credentials on ws-01", &[], None, Utc::now()).await;
+        assert_eq!(recall.similar.iter().map(|s| s.incident.id.as_str()).collect::<Vec<_>>(), vec!["recent"]);
+        memory.forget(&["recent".to_owned()]).await.expect("forget");
+        assert_eq!(memory.hot_vectors().await, 1, "only the stale one's vector is left");
+        let recall = memory.recall("acme", "mimikatz dumped lsass credentials on ws-01", &[], None, Utc::now()).await;
+        assert!(recall.similar.is_empty(), "{recall:?}");
+    }
+
+    /// With a store, what one process remembered is kept durably: another process (or a restart)
+    /// whose vector index is down still finds it through the word-overlap fallback.
+    #[tokio::test]
+    async fn remembered_incidents_are_durable_in_the_store() {
+        let store = Arc::new(aluskort_store::SqliteStore::in_memory().await.expect("store"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Arc::new(FlatIndex::open(dir.path()).await.expect("index"));
+        let writer = IncidentMemory::new(Arc::new(HashingEmbedder::default()), index).with_store(store.clone());
+        seed(&writer).await;
+        let month = (Utc::now() - Duration::days(1)).format("%Y-%m").to_string();
+        let months = aluskort_store::MemoryStore::past_incident_months(store.as_ref()).await.expect("months");
+        assert_eq!(months.iter().map(|(_, n)| n).sum::<u64>(), 3, "{months:?}");
+        assert!(months.iter().any(|(m, _)| *m == month), "{months:?}");
+
+        let reader = IncidentMemory::new(Arc::new(HashingEmbedder::default()), Arc::new(DownIndex)).with_store(store);
+        let recall = reader.recall("acme", "mimikatz lsass dump on ws-07", &[], None, Utc::now()).await;
+        assert!(recall.fallback.is_some());
+        assert_eq!(recall.similar.iter().map(|s| s.incident.id.as_str()).collect::<Vec<_>>(), vec!["i-1"], "{recall:?}");
     }
 }

@@ -10,8 +10,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::{
     AlertFilter, AuditFilter, AuditStore, CaseStore, ContextStore, DeadLetter, EntityPattern, Exposure, FpPattern, FpStatus,
-    IncidentFilter, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, PageKey, RawMark, RawRecord, RawStatus, ResponseStore,
-    StoreErrorKind, ThreatIntelStore, TiIndicator, UsageStore, UserRisk, WorkBatch,
+    IncidentFilter, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, MemoryStore, PageKey, PastIncidentRow, RawMark,
+    RawRecord, RawStatus, ResponseStore, StoreErrorKind, ThreatIntelStore, TiIndicator, UsageStore, UserRisk, WorkBatch,
 };
 
 fn base_time() -> DateTime<Utc> {
@@ -802,6 +802,46 @@ pub async fn audit_chain_storage_is_exact_and_gap_free(store: &dyn AuditStore) {
     assert!(store.audit_events(&window(at - Duration::hours(1), at)).await.expect("before").is_empty());
 }
 
+fn past_row(tenant: &str, id: &str, closed_at: &str) -> PastIncidentRow {
+    PastIncidentRow {
+        tenant: tenant.to_owned(),
+        id: id.to_owned(),
+        closed_at: DateTime::parse_from_rfc3339(closed_at).map(|t| t.with_timezone(&Utc)).unwrap_or_default(),
+        incident_id: Some(format!("inc-{id}")),
+        body: serde_json::json!({"id": id, "summary": "it's a \"quoted\" summary; ' OR 1=1 --", "at": closed_at}),
+    }
+}
+
+/// NFR-CMP-002: incident memory's records are kept by month, read by tenant and window, listed by
+/// month and removed a month at a time; a record stored again replaces the earlier one.
+pub async fn incident_memory_is_kept_by_month(store: &dyn MemoryStore) {
+    for row in [
+        past_row("acme", "m-1", "2024-07-04T10:00:00Z"),
+        past_row("acme", "m-2", "2024-07-31T23:59:59Z"),
+        past_row("acme", "m-3", "2024-08-01T00:00:00Z"),
+        past_row("other", "m-1", "2024-08-15T00:00:00Z"),
+        // Stored again, closed later: it moves to August.
+        past_row("acme", "m-1", "2024-08-02T00:00:00Z"),
+    ] {
+        store.put_past_incident(&row).await.expect("put");
+    }
+    assert_eq!(store.past_incident_months().await.expect("months"), vec![("2024-07".to_owned(), 1), ("2024-08".to_owned(), 3)]);
+    let window = |y, m| Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().unwrap_or_default();
+    let acme = store.past_incidents("acme", window(2024, 7), window(2024, 9), 10).await.expect("acme");
+    assert_eq!(acme.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["m-1", "m-3", "m-2"], "newest first");
+    assert_eq!(acme[0], past_row("acme", "m-1", "2024-08-02T00:00:00Z"), "read back exactly");
+    assert_eq!(store.past_incidents("acme", window(2024, 8), window(2024, 9), 1).await.expect("limit").len(), 1);
+    let august = store.past_incidents_of_month("2024-08").await.expect("august");
+    let keys: Vec<(&str, &str)> = august.iter().map(|r| (r.tenant.as_str(), r.id.as_str())).collect();
+    assert_eq!(keys, vec![("acme", "m-1"), ("acme", "m-3"), ("other", "m-1")]);
+    assert_eq!(store.drop_past_incident_month("2024-07").await.expect("drop"), 1);
+    assert_eq!(store.drop_past_incident_month("2024-07").await.expect("again"), 0);
+    assert_eq!(store.past_incident_months().await.expect("months"), vec![("2024-08".to_owned(), 3)]);
+    for bad in ["2024-13", "2024-7", "24-07", "2024-07'; DROP TABLE x; --"] {
+        assert_eq!(store.drop_past_incident_month(bad).await.expect_err(bad).kind, StoreErrorKind::Invalid, "{bad}");
+    }
+}
+
 /// Keyset pages (issue 10): following each page's last row visits every row exactly once, in the
 /// listing's order, also where rows share a sort time; filters combine with pages.
 pub async fn listings_page_by_keyset(store: &dyn CaseStore) {
@@ -1081,6 +1121,11 @@ macro_rules! case_store_suite {
             async fn investigation_saves_are_versioned() {
                 let store = $make;
                 $crate::conformance::investigation_saves_are_versioned(&store).await;
+            }
+            #[tokio::test]
+            async fn incident_memory_is_kept_by_month() {
+                let store = $make;
+                $crate::conformance::incident_memory_is_kept_by_month(&store).await;
             }
             #[tokio::test]
             async fn listings_page_by_keyset() {

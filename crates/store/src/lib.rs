@@ -11,6 +11,7 @@
 //! - [`conformance`]: the shared test suite every implementation runs.
 
 pub mod error;
+mod memory_sql;
 pub mod model;
 mod patch;
 mod response_sql;
@@ -32,13 +33,29 @@ use chrono::{DateTime, Utc};
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use model::{
     AlertFilter, ApprovalFilter, ApprovalWrite, AuditFilter, DeadLetter, EntityPattern, Exposure, Feedback, FpPattern, FpStatus,
-    IncidentFilter, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, LlmUsageRow, PageKey, RawMark, RawRecord, RawStatus,
-    TiIndicator, UserRisk, WorkBatch, WorkReport, user_key,
+    IncidentFilter, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, LlmUsageRow, PageKey, PastIncidentRow, RawMark,
+    RawRecord, RawStatus, TiIndicator, UserRisk, WorkBatch, WorkReport, user_key,
 };
 pub use sqlite::SqliteStore;
 
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
+
+/// Incident memory's durable records by month (NFR-CMP-002): what the vector index holds for the
+/// hot months, and what `aluskort memory archive` moves to object storage month by month.
+#[async_trait]
+pub trait MemoryStore: Send + Sync + 'static {
+    /// Stores a past incident, replacing an earlier one of the same tenant and id.
+    async fn put_past_incident(&self, row: &PastIncidentRow) -> StoreResult<()>;
+    /// `tenant`'s past incidents closed in `[from, to)`, newest first, at most `limit`.
+    async fn past_incidents(&self, tenant: &str, from: DateTime<Utc>, to: DateTime<Utc>, limit: u32) -> StoreResult<Vec<PastIncidentRow>>;
+    /// Every month (`YYYY-MM`) holding past incidents with how many, oldest first.
+    async fn past_incident_months(&self) -> StoreResult<Vec<(String, u64)>>;
+    /// Every past incident closed in `month` (`YYYY-MM`), by tenant and id.
+    async fn past_incidents_of_month(&self, month: &str) -> StoreResult<Vec<PastIncidentRow>>;
+    /// Removes `month`'s past incidents (PostgreSQL drops the month's partitions); how many.
+    async fn drop_past_incident_month(&self, month: &str) -> StoreResult<u64>;
+}
 
 /// Alerts, investigations and incidents (ARCHITECTURE.md "Backend traits").
 #[async_trait]

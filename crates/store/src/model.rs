@@ -109,6 +109,17 @@ pub struct AlertFilter {
     pub after: Option<PageKey>,
 }
 
+/// One past incident as incident memory keeps it (NFR-CMP-002): `body` is the whole record (the
+/// knowledge crate's `PastIncident`); the columns are what months, tenants and lookups need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PastIncidentRow {
+    pub tenant: String,
+    pub id: String,
+    pub closed_at: DateTime<Utc>,
+    pub incident_id: Option<String>,
+    pub body: serde_json::Value,
+}
+
 /// Query over one tenant's audit records, in chain order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {

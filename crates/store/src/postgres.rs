@@ -7,12 +7,15 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::error::StoreResult;
+use crate::memory_sql::impl_memory_store;
 use crate::response_sql::impl_response_store;
 use crate::schema::{AUDIT_TENANT_PARTITIONS, POSTGRES_EXTRAS};
 use crate::sql::impl_stores;
 
 /// Months after the current one whose audit partitions are created ahead of time.
 const MONTHS_AHEAD: u32 = 2;
+/// The tables partitioned by month (and tenant) in PostgreSQL.
+const PARTITIONED_BY_MONTH: [&str; 2] = ["audit_records", "incident_memory"];
 
 /// Serialises concurrent migrators (several replicas starting at once); released at commit.
 const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7305840521)";
@@ -27,34 +30,38 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects to `url`, creates `schema` if given and missing, applies migrations, and makes sure
     /// the audit table has its partitions for this month and the next
-    /// ([`PostgresStore::prepare_audit_partitions`]).
+    /// ([`PostgresStore::prepare_partitions`]).
     pub async fn connect(url: &str, schema: Option<&str>, max_connections: u32) -> StoreResult<Self> {
         let store = Self::connect_until(url, schema, max_connections, i64::MAX).await?;
-        store.prepare_audit_partitions(chrono::Utc::now()).await?;
+        store.prepare_partitions(chrono::Utc::now()).await?;
         Ok(store)
     }
 
-    /// Creates the audit table's partitions (a month hash-partitioned by tenant, NFR-CMP-002) for
-    /// the month of `now` and the [`MONTHS_AHEAD`] after it, where missing. Returns the months
-    /// that could not be partitioned because records of them already sit in the default
-    /// partition (they stay there, still verified; a warning says so). Run at connect and by the
-    /// audit worker, so a month's partition exists before its first record.
-    pub async fn prepare_audit_partitions(&self, now: chrono::DateTime<chrono::Utc>) -> StoreResult<Vec<String>> {
+    /// Creates the monthly partitions (each hash-partitioned by tenant, NFR-CMP-002) of the audit
+    /// table and of incident memory for the month of `now` and the [`MONTHS_AHEAD`] after it,
+    /// where missing. Returns `"<table> <YYYY-MM>"` for each month that could not be partitioned
+    /// because rows of it already sit in the table's default partition (they stay there, still
+    /// read and verified; a warning says so). Run at connect and hourly by `serve` and the audit
+    /// worker, so a month's partitions exist before its first row.
+    pub async fn prepare_partitions(&self, now: chrono::DateTime<chrono::Utc>) -> StoreResult<Vec<String>> {
         use chrono::Datelike;
         let mut skipped = Vec::new();
-        let (mut year, mut month) = (now.year(), now.month());
-        for _ in 0..=MONTHS_AHEAD {
-            let label = format!("{year:04}-{month:02}");
-            let created: bool = sqlx::query_scalar("SELECT aluskort_audit_partition($1, $2)")
-                .bind(&label)
-                .bind(AUDIT_TENANT_PARTITIONS)
-                .fetch_one(&self.writer)
-                .await?;
-            if !created {
-                tracing::warn!(month = %label, "audit records of this month are in the default partition; it was not partitioned");
-                skipped.push(label);
+        for table in PARTITIONED_BY_MONTH {
+            let (mut year, mut month) = (now.year(), now.month());
+            for _ in 0..=MONTHS_AHEAD {
+                let label = format!("{year:04}-{month:02}");
+                let created: bool = sqlx::query_scalar("SELECT aluskort_month_partition($1, $2, $3)")
+                    .bind(table)
+                    .bind(&label)
+                    .bind(AUDIT_TENANT_PARTITIONS)
+                    .fetch_one(&self.writer)
+                    .await?;
+                if !created {
+                    tracing::warn!(table, month = %label, "rows of this month are in the default partition; it was not partitioned");
+                    skipped.push(format!("{table} {label}"));
+                }
+                (year, month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
             }
-            (year, month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
         }
         Ok(skipped)
     }
@@ -99,6 +106,7 @@ impl PostgresStore {
 
 impl_stores!(PostgresStore, sqlx::Postgres, Numbered);
 impl_response_store!(PostgresStore, sqlx::Postgres, "BEGIN", crate::response_sql::CLAIMABLE_EXECUTIONS_SKIP_LOCKED);
+impl_memory_store!(PostgresStore, sqlx::Postgres, crate::memory_sql::DROP_MONTH_PARTITIONS);
 
 #[cfg(test)]
 mod tests {
@@ -211,13 +219,45 @@ mod tests {
 
         // July 2024 has a record in the default partition: it stays there; later months are made.
         let july = chrono::DateTime::parse_from_rfc3339("2024-07-10T00:00:00Z").expect("time").with_timezone(&chrono::Utc);
-        assert_eq!(store.prepare_audit_partitions(july).await.expect("prepare"), vec!["2024-07".to_owned()]);
+        assert_eq!(store.prepare_partitions(july).await.expect("prepare"), vec!["audit_records 2024-07".to_owned()]);
         let august: Option<String> =
             sqlx::query_scalar("SELECT to_regclass('audit_records_2024_08')::text").fetch_one(&store.pool).await.expect("lookup");
         assert_eq!(august.as_deref(), Some("audit_records_2024_08"));
         // A bad month never reaches DDL.
         let error = sqlx::query("SELECT aluskort_audit_partition($1, 4)").bind("2024-13; DROP TABLE x").execute(&store.pool).await;
         assert!(error.is_err(), "the month is validated");
+    }
+
+    /// NFR-CMP-002: this month's incident memory lands in its month's tenant partition, and
+    /// dropping the month (after archiving) drops the partitions with the rows.
+    #[tokio::test]
+    async fn incident_memory_months_are_partitions_that_drop_whole() {
+        use crate::MemoryStore;
+        let Some(url) = aluskort_testkit::pg_test_url() else { return };
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let store = PostgresStore::connect(&url, Some(&schema), 2).await.expect("connect");
+        let now = chrono::Utc::now();
+        let month = now.format("%Y-%m").to_string();
+        let row = crate::PastIncidentRow {
+            tenant: "acme".to_owned(),
+            id: "m-1".to_owned(),
+            closed_at: now,
+            incident_id: None,
+            body: serde_json::json!({"id": "m-1"}),
+        };
+        store.put_past_incident(&row).await.expect("put");
+        let placed: String =
+            sqlx::query_scalar("SELECT tableoid::regclass::text FROM incident_memory").fetch_one(&store.pool).await.expect("placed");
+        assert!(placed.starts_with(&format!("incident_memory_{}_t", month.replace('-', "_"))), "{placed}");
+        assert_eq!(store.drop_past_incident_month(&month).await.expect("drop"), 1);
+        let left: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+            .bind(format!("incident_memory_{}", month.replace('-', "_")))
+            .fetch_one(&store.pool)
+            .await
+            .expect("lookup");
+        assert_eq!(left, None, "the month's partitions are gone");
+        assert!(store.past_incident_months().await.expect("months").is_empty());
+        store.put_past_incident(&row).await.expect("a dropped month's rows go to the default partition");
     }
 
     /// The version-8 migration turns an existing unpartitioned audit table into the partitioned one

@@ -296,6 +296,9 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX IF NOT EXISTS approvals_deadline ON approvals (deadline, approval_id)",
         ],
     ),
+    // Incident memory's records (NFR-CMP-002): the table differs by database (SQLITE_EXTRAS,
+    // POSTGRES_EXTRAS).
+    (10, &[]),
 ];
 
 /// The migration after which existing incidents' keys are indexed.
@@ -310,7 +313,7 @@ pub const INCIDENT_KEYS_VERSION: i64 = 5;
 ///   database's collation), each month hash-partitioned by tenant into
 ///   [`AUDIT_TENANT_PARTITIONS`] (NFR-CMP-002). Records of a month without a partition land in
 ///   `audit_records_default`. `aluskort_audit_partition(month)` creates a month's partitions and is
-///   called for the current and coming months ([`crate::AuditStore::prepare_audit_partitions`]);
+///   called for the current and coming months ([`crate::PostgresStore::prepare_partitions`]);
 ///   old months can then be detached and archived whole. Existing rows are copied over in the same
 ///   transaction. (tenant, sequence) stays unique through `audit_chain_heads`, not the key.
 pub const POSTGRES_EXTRAS: &[(i64, &[&str])] = &[
@@ -394,11 +397,104 @@ pub const POSTGRES_EXTRAS: &[(i64, &[&str])] = &[
      FOR EACH ROW EXECUTE FUNCTION aluskort_audit_immutable()",
         ],
     ),
+    (
+        10,
+        &[
+            // One month-partitioning function for both partitioned tables; the audit one now
+            // calls it. Names are built from the validated month and a fixed table list only.
+            "CREATE OR REPLACE FUNCTION aluskort_month_partition(parent TEXT, month TEXT, tenant_partitions INTEGER) RETURNS BOOLEAN AS $$
+     DECLARE
+       first DATE;
+       next_month TEXT;
+       name TEXT;
+       time_column TEXT;
+       taken BOOLEAN;
+     BEGIN
+       IF parent = 'audit_records' THEN
+         time_column := 'event_time';
+       ELSIF parent = 'incident_memory' THEN
+         time_column := 'closed_at';
+       ELSE
+         RAISE EXCEPTION 'table % has no monthly partitions', parent;
+       END IF;
+       IF month !~ '^[0-9]{4}-(0[1-9]|1[0-2])$' THEN
+         RAISE EXCEPTION 'partition month % is not YYYY-MM', month;
+       END IF;
+       PERFORM pg_advisory_xact_lock(7305840522);
+       first := to_date(month || '-01', 'YYYY-MM-DD');
+       next_month := to_char(first + INTERVAL '1 month', 'YYYY-MM');
+       name := parent || '_' || to_char(first, 'YYYY_MM');
+       IF to_regclass(name) IS NOT NULL THEN
+         RETURN TRUE;
+       END IF;
+       EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I WHERE %I >= $1 AND %I < $2)', parent || '_default', time_column, time_column)
+         INTO taken USING month, next_month;
+       IF taken THEN
+         RETURN FALSE;
+       END IF;
+       EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L) PARTITION BY HASH (tenant_id)',
+                      name, parent, month, next_month);
+       FOR bucket IN 0 .. tenant_partitions - 1 LOOP
+         EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES WITH (MODULUS %s, REMAINDER %s)',
+                        name || '_t' || bucket, name, tenant_partitions, bucket);
+       END LOOP;
+       RETURN TRUE;
+     END; $$ LANGUAGE plpgsql",
+            "CREATE OR REPLACE FUNCTION aluskort_audit_partition(month TEXT, tenant_partitions INTEGER) RETURNS BOOLEAN AS $$
+     BEGIN
+       RETURN aluskort_month_partition('audit_records', month, tenant_partitions);
+     END; $$ LANGUAGE plpgsql",
+            "CREATE TABLE incident_memory (
+                tenant_id TEXT NOT NULL,
+                memory_id TEXT NOT NULL,
+                closed_at TEXT COLLATE \"C\" NOT NULL,
+                incident_id TEXT,
+                body TEXT NOT NULL,
+                recorded_at TEXT NOT NULL,
+                PRIMARY KEY (tenant_id, memory_id, closed_at)
+            ) PARTITION BY RANGE (closed_at)",
+            "CREATE TABLE incident_memory_default PARTITION OF incident_memory DEFAULT",
+            "CREATE INDEX IF NOT EXISTS incident_memory_tenant ON incident_memory (tenant_id, closed_at)",
+            // Removes a month of incident memory (after `aluskort memory archive` stored it): its
+            // rows wherever they are, then its partitions.
+            "CREATE OR REPLACE FUNCTION aluskort_memory_drop_month(month TEXT, next_month TEXT) RETURNS BOOLEAN AS $$
+     DECLARE
+       name TEXT;
+     BEGIN
+       IF month !~ '^[0-9]{4}-(0[1-9]|1[0-2])$' THEN
+         RAISE EXCEPTION 'month % is not YYYY-MM', month;
+       END IF;
+       DELETE FROM incident_memory WHERE closed_at >= month AND closed_at < next_month;
+       name := 'incident_memory_' || replace(month, '-', '_');
+       IF to_regclass(name) IS NOT NULL THEN
+         EXECUTE format('DROP TABLE %I', name);
+       END IF;
+       RETURN TRUE;
+     END; $$ LANGUAGE plpgsql",
+        ],
+    ),
 ];
 
 /// SQLite-only statements, by version (PostgreSQL makes the same index on its new table).
-pub const SQLITE_EXTRAS: &[(i64, &[&str])] =
-    &[(8, &["CREATE INDEX IF NOT EXISTS audit_records_investigation ON audit_records (tenant_id, investigation_id)"])];
+pub const SQLITE_EXTRAS: &[(i64, &[&str])] = &[
+    (8, &["CREATE INDEX IF NOT EXISTS audit_records_investigation ON audit_records (tenant_id, investigation_id)"]),
+    (
+        10,
+        &[
+            "CREATE TABLE IF NOT EXISTS incident_memory (
+                tenant_id TEXT NOT NULL,
+                memory_id TEXT NOT NULL,
+                closed_at TEXT NOT NULL,
+                incident_id TEXT,
+                body TEXT NOT NULL,
+                recorded_at TEXT NOT NULL,
+                PRIMARY KEY (tenant_id, memory_id)
+            )",
+            "CREATE INDEX IF NOT EXISTS incident_memory_closed ON incident_memory (closed_at)",
+            "CREATE INDEX IF NOT EXISTS incident_memory_tenant ON incident_memory (tenant_id, closed_at)",
+        ],
+    ),
+];
 
 /// Hash partitions per month of the PostgreSQL audit table (by tenant).
 pub const AUDIT_TENANT_PARTITIONS: i32 = 4;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::error::{StoreError, StoreErrorKind, StoreResult};
+use crate::memory_sql::impl_memory_store;
 use crate::response_sql::impl_response_store;
 use crate::sql::impl_stores;
 
@@ -84,6 +85,7 @@ impl SqliteStore {
 
 impl_stores!(SqliteStore, sqlx::Sqlite, Anonymous);
 impl_response_store!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE", crate::response_sql::CLAIMABLE_EXECUTIONS);
+impl_memory_store!(SqliteStore, sqlx::Sqlite, crate::memory_sql::DROP_MONTH_ROWS);
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod feedback;
 pub mod gateway;
 pub mod llm;
+pub mod memory;
 pub mod playbook;
 #[cfg(feature = "redis")]
 pub mod redis;

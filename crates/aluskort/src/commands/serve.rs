@@ -198,15 +198,15 @@ fn spawn_lag_gauges(
     });
 }
 
-/// Makes the coming months' audit partitions every [`PARTITION_MAINTENANCE_EVERY`], until
+/// Makes the coming months' audit and incident-memory partitions every [`PARTITION_MAINTENANCE_EVERY`], until
 /// `shutdown` (connecting made the first ones).
 #[cfg(feature = "postgres")]
 fn spawn_partition_maintenance(shutdown: &tokio_util::sync::CancellationToken, store: aluskort_store::PostgresStore) {
     spawn_every(shutdown, PARTITION_MAINTENANCE_EVERY, false, move || {
         let store = store.clone();
         async move {
-            if let Err(error) = store.prepare_audit_partitions(chrono::Utc::now()).await {
-                warn!(%error, "audit partitions not prepared; retrying later");
+            if let Err(error) = store.prepare_partitions(chrono::Utc::now()).await {
+                warn!(%error, "audit and incident-memory partitions not prepared; retrying later");
             }
         }
     });
