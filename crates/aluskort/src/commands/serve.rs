@@ -132,6 +132,17 @@ pub async fn run(
     };
     info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "{what}");
     eprintln!("{what} on http://{}", listener.local_addr()?);
+    if matches!(mode, Mode::All | Mode::ApiOnly) {
+        eprintln!("web UI: http://{}/ui/", listener.local_addr()?);
+        let auth = &config.auth;
+        if !auth.disabled && auth.keys.is_empty() && auth.oidc.is_none() {
+            warn!("no API keys or OIDC issuer are configured: every /v1 request and the web UI will be refused (401)");
+            eprintln!(
+                "note: no API keys are configured, so /v1 and the web UI refuse every caller; add [[api.auth.keys]] \
+                 (name, key, role) to the config, or for local use only set [api.auth] disabled = true"
+            );
+        }
+    }
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => info!("shutdown requested"),
