@@ -842,6 +842,22 @@ pub async fn incident_memory_is_kept_by_month(store: &dyn MemoryStore) {
     }
 }
 
+/// Every row of a keyset listing, page by page: `fetch` lists the page after a key, `key` is a
+/// row's key (at most 10 pages).
+async fn all_pages<T, Fut>(fetch: impl Fn(Option<PageKey>) -> Fut, key: impl Fn(&T) -> PageKey) -> Vec<T>
+where
+    Fut: std::future::Future<Output = Vec<T>>,
+{
+    let (mut after, mut rows) = (None, Vec::new());
+    for _ in 0..10 {
+        let page = fetch(after.clone()).await;
+        let Some(last) = page.last() else { break };
+        after = Some(key(last));
+        rows.extend(page);
+    }
+    rows
+}
+
 /// Keyset pages (issue 10): following each page's last row visits every row exactly once, in the
 /// listing's order, also where rows share a sort time; filters combine with pages.
 pub async fn listings_page_by_keyset(store: &dyn CaseStore) {
@@ -870,15 +886,11 @@ pub async fn listings_page_by_keyset(store: &dyn CaseStore) {
     let all = store.list_alerts(&AlertFilter::default()).await.expect("all alerts");
     assert_eq!(all.len(), 7);
     assert!(all.windows(2).all(|pair| pair[0].timestamp >= pair[1].timestamp), "newest first");
-    let mut filter = AlertFilter { limit: Some(3), ..Default::default() };
-    let mut paged = Vec::new();
-    for _ in 0..5 {
-        let page = store.list_alerts(&filter).await.expect("page");
-        let Some(last) = page.last() else { break };
-        filter.after =
-            Some(PageKey { time: last.timestamp, tenant: last.tenant_id.as_str().to_owned(), id: last.alert_id.as_str().to_owned() });
-        paged.extend(page);
-    }
+    let paged = all_pages(
+        |after| async move { store.list_alerts(&AlertFilter { limit: Some(3), after, ..Default::default() }).await.expect("page") },
+        |last| PageKey { time: last.timestamp, tenant: last.tenant_id.as_str().to_owned(), id: last.alert_id.as_str().to_owned() },
+    )
+    .await;
     assert_eq!(paged, all, "alert pages");
     let of_other = AlertFilter { tenant: Some(other.clone()), ..Default::default() };
     assert_eq!(store.list_alerts(&of_other).await.expect("other").len(), 3);
@@ -893,26 +905,22 @@ pub async fn listings_page_by_keyset(store: &dyn CaseStore) {
 
     let all = store.list_investigations(&InvestigationFilter::default()).await.expect("all investigations");
     assert_eq!(all.len(), 7);
-    let mut filter = InvestigationFilter { limit: Some(2), ..Default::default() };
-    let mut paged = Vec::new();
-    for _ in 0..5 {
-        let page = store.list_investigations(&filter).await.expect("page");
-        let Some(last) = page.last() else { break };
-        filter.after = Some(PageKey { time: last.updated_at, tenant: String::new(), id: last.investigation_id.to_string() });
-        paged.extend(page);
-    }
+    let paged = all_pages(
+        |after| async move {
+            store.list_investigations(&InvestigationFilter { limit: Some(2), after, ..Default::default() }).await.expect("page")
+        },
+        |last| PageKey { time: last.updated_at, tenant: String::new(), id: last.investigation_id.to_string() },
+    )
+    .await;
     assert_eq!(paged, all, "investigation pages");
 
     let all = store.list_incidents(&IncidentFilter::default()).await.expect("all incidents");
     assert_eq!(all.iter().map(|i| i.incident_id.as_str()).collect::<Vec<_>>(), vec!["inc-6", "inc-4", "inc-3", "inc-2", "inc-1", "inc-0"]);
-    let mut filter = IncidentFilter { limit: Some(4), ..Default::default() };
-    let mut paged = Vec::new();
-    for _ in 0..5 {
-        let page = store.list_incidents(&filter).await.expect("page");
-        let Some(last) = page.last() else { break };
-        filter.after = Some(PageKey { time: last.last_seen, tenant: String::new(), id: last.incident_id.clone() });
-        paged.extend(page);
-    }
+    let paged = all_pages(
+        |after| async move { store.list_incidents(&IncidentFilter { limit: Some(4), after, ..Default::default() }).await.expect("page") },
+        |last| PageKey { time: last.last_seen, tenant: String::new(), id: last.incident_id.clone() },
+    )
+    .await;
     assert_eq!(paged, all, "incident pages");
     let recent = IncidentFilter { since: Some(base_time() + Duration::hours(2)), ..Default::default() };
     assert_eq!(store.list_incidents(&recent).await.expect("recent").len(), 2, "inc-4 and inc-6 (inc-5 is merged)");
