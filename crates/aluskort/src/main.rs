@@ -59,6 +59,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// API keys for `[api.auth]`.
+    ApiKey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
     /// Configuration operations.
     Config {
         #[command(subcommand)]
@@ -460,6 +465,22 @@ enum SourcesCommand {
 }
 
 #[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Print a new random key (once, on stdout) and the `[[api.auth.keys]]` entry admitting it.
+    New {
+        /// Who the key is for: recorded as the actor of what it does.
+        #[arg(long)]
+        name: String,
+        /// analyst, senior_analyst (approves actions), admin or audit_reader.
+        #[arg(long)]
+        role: String,
+        /// Limit the key to this tenant (repeatable; default every tenant).
+        #[arg(long = "tenant")]
+        tenants: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum MemoryCommand {
     /// Months of incident memory with their counts, which are due for archiving, and the hot
     /// vector count against its limit.
@@ -525,6 +546,7 @@ fn main() -> ExitCode {
                 commands::audit::evidence(cli.config.as_deref(), cli.data_dir, &env, &investigation, out.as_deref()).await
             }
             Command::Audit { command: AuditCommand::VerifyEvidence { file } } => commands::audit::verify_evidence(&file),
+            Command::ApiKey { command: ApiKeyCommand::New { name, role, tenants } } => commands::apikey::new(&name, &role, &tenants),
             Command::Config { command: ConfigCommand::Check } => commands::config::check(cli.config.as_deref(), cli.data_dir, &env),
             Command::Bench { command: BenchCommand::Pipeline { alerts, group, source, rate } } => {
                 commands::bench::run(commands::bench::BenchOptions { alerts, group, source, rate, api: false }).await

@@ -70,7 +70,7 @@ impl Auth {
             (None, None) if self.keys.is_empty() => {
                 return Err(unauthorized(
                     "authorization",
-                    "no API keys are configured ([[api.auth.keys]]); for local use only, set [api.auth] disabled = true",
+                    "no API keys are configured ([[api.auth.keys]]; `aluskort api-key new` makes one); for local use only, set [api.auth] disabled = true",
                 ));
             }
             (None, None) => return Err(unauthorized("authorization", "an API key is required (Authorization: Bearer <key>)")),

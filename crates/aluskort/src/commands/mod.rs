@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod apikey;
 pub mod approvals;
 pub mod assets;
 pub mod attack;

@@ -138,8 +138,9 @@ pub async fn run(
         if !auth.disabled && auth.keys.is_empty() && auth.oidc.is_none() {
             warn!("no API keys or OIDC issuer are configured: every /v1 request and the web UI will be refused (401)");
             eprintln!(
-                "note: no API keys are configured, so /v1 and the web UI refuse every caller; add [[api.auth.keys]] \
-                 (name, key, role) to the config, or for local use only set [api.auth] disabled = true"
+                "note: no API keys are configured, so /v1 and the web UI refuse every caller; `aluskort api-key new \
+                 --name <you> --role senior_analyst` prints a key and the [[api.auth.keys]] entry to add; for local use only, \
+                 [api.auth] disabled = true"
             );
         }
     }
