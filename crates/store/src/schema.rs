@@ -455,6 +455,8 @@ pub const POSTGRES_EXTRAS: &[(i64, &[&str])] = &[
             ) PARTITION BY RANGE (closed_at)",
             "CREATE TABLE incident_memory_default PARTITION OF incident_memory DEFAULT",
             "CREATE INDEX IF NOT EXISTS incident_memory_tenant ON incident_memory (tenant_id, closed_at)",
+            // Replacing a record finds its earlier copy by id, whatever its month.
+            "CREATE INDEX IF NOT EXISTS incident_memory_id ON incident_memory (tenant_id, memory_id)",
             // Removes a month of incident memory (after `aluskort memory archive` stored it): its
             // rows wherever they are, then its partitions.
             "CREATE OR REPLACE FUNCTION aluskort_memory_drop_month(month TEXT, next_month TEXT) RETURNS BOOLEAN AS $$
