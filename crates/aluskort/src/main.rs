@@ -164,6 +164,10 @@ enum Command {
         /// The API only, no stage (needs `[bus] backend = "kafka"`; workers run the stages).
         #[arg(long)]
         api_only: bool,
+        /// No authentication, every request served as a local admin: for trying ALUSKORT on your own
+        /// machine only (the same as `[api.auth] disabled = true`; refused on a non-loopback address).
+        #[arg(long)]
+        no_auth: bool,
     },
     /// One stage of the pipeline, stateless, with /health, /ready and /metrics on --listen
     /// (needs `[bus] backend = "kafka"`); SIGTERM finishes the message in hand, then exits.
@@ -672,12 +676,13 @@ fn main() -> ExitCode {
                 let args = commands::feedback::FeedbackArgs { investigation_id, actor, correct, rating, comment, classification };
                 commands::feedback::run(cli.config.as_deref(), cli.data_dir, &env, args).await
             }
-            Command::Serve { listen, api_only } => {
+            Command::Serve { listen, api_only, no_auth } => {
                 let mode = if api_only { commands::serve::Mode::ApiOnly } else { commands::serve::Mode::All };
-                commands::serve::run(cli.config.as_deref(), cli.data_dir, &env, listen, mode).await
+                commands::serve::run(cli.config.as_deref(), cli.data_dir, &env, commands::serve::Options { listen, mode, no_auth }).await
             }
             Command::Worker { stage, listen } => {
-                commands::serve::run(cli.config.as_deref(), cli.data_dir, &env, listen, commands::serve::Mode::Worker(stage)).await
+                let options = commands::serve::Options { listen, mode: commands::serve::Mode::Worker(stage), no_auth: false };
+                commands::serve::run(cli.config.as_deref(), cli.data_dir, &env, options).await
             }
         }
     });

@@ -308,7 +308,15 @@ fn serve_binds_loopback_answers_and_shuts_down_gracefully() {
     let refused =
         run(aluskort().arg("--config").arg(&config).args(["serve", "--listen", "0.0.0.0:0", "--data-dir"]).arg(dir.path().join("data")));
     assert_eq!(refused.status.code(), Some(1));
-    assert!(text(&refused.stderr).contains("disabled = true is for local use only"), "{}", text(&refused.stderr));
+    assert!(text(&refused.stderr).contains("disabled = true (or --no-auth) is for local use only"), "{}", text(&refused.stderr));
+    std::fs::write(&config, "version = 1\n").expect("config");
+    let refused = run(aluskort()
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--no-auth", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path().join("data")));
+    assert_eq!(refused.status.code(), Some(1), "--no-auth is loopback only too");
+    assert!(text(&refused.stderr).contains("is for local use only"), "{}", text(&refused.stderr));
 }
 
 /// `serve` polls every enabled source: a fake Splunk's notables are investigated, the per-source

@@ -170,11 +170,14 @@ function updateSignInButton() {
   document.getElementById("sign-in-button").textContent = store.getItem("aluskort.credential") ? "Signed in" : "Sign in";
 }
 
-// With a key, the server records the key's caller; without authentication it needs a name.
+// With a key, the server records the key's caller; without authentication (`serve --no-auth`)
+// it needs a name: `null` (and the sign-in dialog asking for one) until there is one.
 function actorField() {
   if (store.getItem("aluskort.credential")) return {};
   const actor = store.getItem("aluskort.actor");
-  return actor ? { actor } : {};
+  if (actor) return { actor };
+  openSignIn("Who is acting? Sign in with a key, or (server without authentication) enter your name.");
+  return null;
 }
 
 // ---------- live updates (server-sent events over fetch, so the key travels in a header) ----------
@@ -476,7 +479,9 @@ function feedbackForm(id) {
   const form = h("form", { class: "filters" }, h("label", {}, "Verdict was", correct), h("label", {}, "Right classification", right), h("label", {}, "Comment", comment), h("button", { class: "primary", type: "submit" }, "Send feedback"));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const body = Object.assign({ correct: correct.value === "true", comment: comment.value }, actorField());
+    const actor = actorField();
+    if (actor === null) return;
+    const body = Object.assign({ correct: correct.value === "true", comment: comment.value }, actor);
     if (right.value) body.classification = right.value;
     try {
       await api(`/v1/investigations/${encodeURIComponent(id)}/feedback`, { method: "POST", body: JSON.stringify(body) });
@@ -493,8 +498,10 @@ function approvalTable(approvals, after) {
   return table(["Deadline", "Status", "Severity", "Actions", "Reason", "Investigation", ""], approvals.map((approval) => {
     const comment = h("input", { type: "text", placeholder: "comment", "aria-label": "comment" });
     const decide = async (verb) => {
+      const actor = actorField();
+      if (actor === null) return;
       try {
-        await api(`/v1/approvals/${encodeURIComponent(approval.approval_id)}/${verb}`, { method: "POST", body: JSON.stringify(Object.assign({ comment: comment.value }, actorField())) });
+        await api(`/v1/approvals/${encodeURIComponent(approval.approval_id)}/${verb}`, { method: "POST", body: JSON.stringify(Object.assign({ comment: comment.value }, actor)) });
         showMessage(`Approval ${approval.approval_id}: ${verb === "approve" ? "approved" : "rejected"}.`, true);
         refreshApprovalCount();
         after();

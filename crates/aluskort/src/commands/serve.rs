@@ -55,14 +55,25 @@ const SECONDS_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 #[cfg(feature = "postgres")]
 const PARTITION_MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// How `serve` or `worker` was asked to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Overrides `listen_addr`.
+    pub listen: Option<SocketAddr>,
+    pub mode: Mode,
+    /// `--no-auth`: `[api.auth] disabled = true` for this run (loopback only).
+    pub no_auth: bool,
+}
+
 pub async fn run(
     config_path: Option<&Path>,
     data_dir: Option<PathBuf>,
     env: &HashMap<String, String>,
-    listen: Option<SocketAddr>,
-    mode: Mode,
+    options: Options,
 ) -> anyhow::Result<ExitCode> {
-    let config = load_config(config_path, data_dir, env)?;
+    let Options { listen, mode, no_auth } = options;
+    let mut config = load_config(config_path, data_dir, env)?;
+    config.auth.disabled |= no_auth;
     if mode != Mode::All && config.bus == aluskort_config::BusConfig::Memory {
         anyhow::bail!(
             "running one part of the pipeline needs `[bus] backend = \"kafka\"`: with the in-process bus, stages in \
@@ -72,7 +83,7 @@ pub async fn run(
     let listen_addr = listen.unwrap_or(config.listen_addr);
     anyhow::ensure!(
         !config.auth.disabled || listen_addr.ip().is_loopback(),
-        "[api.auth] disabled = true is for local use only: refusing to listen on {listen_addr} (use a loopback address, or configure API keys)"
+        "[api.auth] disabled = true (or --no-auth) is for local use only: refusing to listen on {listen_addr} (use a loopback address, or configure API keys)"
     );
     // Durations as histograms (buckets add up across replicas; the dashboard takes quantiles of them).
     let metrics = PrometheusBuilder::new()
@@ -135,12 +146,14 @@ pub async fn run(
     if matches!(mode, Mode::All | Mode::ApiOnly) {
         eprintln!("web UI: http://{}/ui/", listener.local_addr()?);
         let auth = &config.auth;
-        if !auth.disabled && auth.keys.is_empty() && auth.oidc.is_none() {
+        if auth.disabled {
+            eprintln!("note: authentication is off (local use): every request is served as a local admin");
+        } else if auth.keys.is_empty() && auth.oidc.is_none() {
             warn!("no API keys or OIDC issuer are configured: every /v1 request and the web UI will be refused (401)");
             eprintln!(
                 "note: no API keys are configured, so /v1 and the web UI refuse every caller; `aluskort api-key new \
-                 --name <you> --role senior_analyst` prints a key and the [[api.auth.keys]] entry to add; for local use only, \
-                 [api.auth] disabled = true"
+                 --name <you> --role senior_analyst` prints a key and the [[api.auth.keys]] entry to add; to try it on this \
+                 machine only, `aluskort serve --no-auth`"
             );
         }
     }
