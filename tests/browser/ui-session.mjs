@@ -147,6 +147,33 @@ try {
   assert.equal(await page.locator("main img").count(), 0, "no element from alert text was created");
   await shot("08-hostile-alert-as-text");
 
+  step("someone trying it locally (serve --no-auth) triages and approves under their name");
+  const local = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  const trial = await local.newPage();
+  trial.on("pageerror", (error) => consoleErrors.push(String(error)));
+  trial.setDefaultTimeout(20000);
+  await trial.goto(`${process.env.NOAUTH_URL}/ui/#/submit`);
+  await trial.fill("#alerts-input", demo);
+  await trial.click("#submit-alerts");
+  await trial.locator("#message.ok").waitFor();
+  assert.equal(await trial.locator("#sign-in").evaluate((d) => d.open), false, "no sign-in without authentication");
+  await trial.click('a[data-page="approvals"]');
+  const first = trial.locator("tr[data-approval]").first();
+  await first.waitFor({ timeout: 60000 });
+  const trialApproval = await first.getAttribute("data-approval");
+  await first.locator("button.primary").click();
+  await trial.locator("#sign-in").waitFor({ state: "visible" });
+  await trial.fill("#actor-name", "casey.local");
+  await trial.click("#sign-in-submit");
+  await trial.waitForFunction(() => !document.getElementById("sign-in").open);
+  await trial.locator(`tr[data-approval="${trialApproval}"] button.primary`).click();
+  await trial.locator("#message.ok").waitFor();
+  const decidedLocally = await trial.evaluate(async (id) => (await fetch(`/v1/approvals/${id}`)).json(), trialApproval);
+  assert.equal(decidedLocally.approval.status, "approved", JSON.stringify(decidedLocally));
+  assert.ok(JSON.stringify(decidedLocally).includes("casey.local"), "the typed name is the approver");
+  await trial.screenshot({ path: `${shots}/09-local-trial-approved.png`, fullPage: true });
+  await local.close();
+
   const unexpected = consoleErrors.filter((text) => !/status of (401|403)/.test(text));
   assert.deepEqual(unexpected, [], "no script errors");
   // Only the refusals this session provokes: 401 before signing in, 403 for the analyst's approval.
