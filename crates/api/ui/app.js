@@ -201,6 +201,11 @@ async function startStream() {
   state.streamAbort = controller;
   try {
     const response = await fetch("/v1/stream", { headers: headers({ Accept: "text/event-stream" }), signal: controller.signal });
+    if (response.status === 401 || response.status === 403) {
+      // Not signed in (or not allowed): signing in starts the stream again; no retry loop.
+      setLive(false);
+      return;
+    }
     if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
     setLive(true);
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
