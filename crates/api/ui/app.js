@@ -258,7 +258,27 @@ function onStreamEvent(event, data) {
       note.hidden = false;
     }
   }
-  if (summary.state === "awaiting_human") refreshApprovalCount();
+  if (summary.state === "awaiting_human") {
+    refreshApprovalCount();
+    approvalsChanged();
+  }
+}
+
+// The approvals inbox follows new gates: an empty inbox reloads itself; one with rows (where an
+// approver may be typing a comment) offers a reload instead.
+let approvalsReload = null;
+function approvalsChanged() {
+  if (state.page !== "approvals" || approvalsReload) return;
+  approvalsReload = setTimeout(() => {
+    approvalsReload = null;
+    if (state.page !== "approvals") return;
+    if (document.querySelector("tr[data-approval]")) {
+      const note = document.getElementById("approvals-new");
+      if (note) note.hidden = false;
+    } else {
+      approvalsPage();
+    }
+  }, 500);
 }
 
 // ---------- shell ----------
@@ -532,7 +552,8 @@ async function approvalsPage() {
   const values = params();
   const status = values.status || "pending";
   const holder = h("div");
-  render(h("h1", {}, "Approvals"),
+  const note = h("button", { id: "approvals-new", class: "plain", type: "button", hidden: true, onclick: () => approvalsPage() }, "New approvals waiting — reload");
+  render(h("h1", {}, "Approvals"), note,
     filterForm([{ name: "status", label: "Status", options: ["pending", "approved", "rejected", "timed_out", "all"] }, { name: "tenant", label: "Tenant" }], { status, tenant: values.tenant }, (next) => go("/approvals", next)),
     holder);
   const rows = [];
