@@ -12,7 +12,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use aluskort_config::Permission;
 
-fn audit(state: &AppState) -> Result<&dyn aluskort_store::AuditStore, ApiError> {
+pub(crate) fn audit(state: &AppState) -> Result<&dyn aluskort_store::AuditStore, ApiError> {
     state.audit.as_deref().ok_or_else(|| ApiError::NotFound("the audit trail is not served by this process".to_owned()))
 }
 

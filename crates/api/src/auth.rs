@@ -127,6 +127,17 @@ impl Caller {
         }
     }
 
+    /// [`Caller::tenant_scope`] as the tenant id a store filter takes (400 naming `tenant` when
+    /// the requested one is not a valid tenant id).
+    pub fn tenant_filter(&self, requested: Option<&str>) -> Result<Option<aluskort_core::TenantId>, ApiError> {
+        self.tenant_scope(requested)?
+            .map(|raw| {
+                aluskort_core::TenantId::parse(&raw)
+                    .map_err(|error| ApiError::BadRequest { field: "tenant".to_owned(), reason: error.to_string() })
+            })
+            .transpose()
+    }
+
     /// Who acts: the key's caller; with authentication disabled, the `actor` the body names.
     pub fn actor(&self, named: Option<String>) -> Result<String, ApiError> {
         match (&self.name, named) {

@@ -2,7 +2,6 @@
 //! shared entity of every link), and `/v1/fp-patterns`: the false-positive patterns of a tenant.
 
 use aluskort_config::Permission;
-use aluskort_core::TenantId;
 use aluskort_store::{IncidentFilter, PageKey};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -29,10 +28,7 @@ pub struct IncidentQuery {
 /// incidents are left out (their survivor is listed).
 pub async fn list(State(state): State<AppState>, caller: Caller, Query(query): Query<IncidentQuery>) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Read)?;
-    let tenant = caller
-        .tenant_scope(query.tenant.as_deref())?
-        .map(|raw| TenantId::parse(&raw).map_err(|error| ApiError::BadRequest { field: "tenant".to_owned(), reason: error.to_string() }))
-        .transpose()?;
+    let tenant = caller.tenant_filter(query.tenant.as_deref())?;
     let since = parse_time("since", query.since.as_deref())?;
     let until = parse_time("until", query.until.as_deref())?;
     if let (Some(since), Some(until)) = (since, until)

@@ -20,10 +20,6 @@ fn bad(field: &str, reason: String) -> ApiError {
     ApiError::BadRequest { field: field.to_owned(), reason }
 }
 
-fn tenant_id(field: &str, raw: &str) -> Result<TenantId, ApiError> {
-    TenantId::parse(raw).map_err(|error| bad(field, error.to_string()))
-}
-
 /// A value of one of ALUSKORT's lower-case enums (severity, source), by its JSON spelling.
 fn enum_value<T: serde::de::DeserializeOwned>(field: &str, raw: &str, expected: &str) -> Result<T, ApiError> {
     serde_json::from_value(json!(raw)).map_err(|_| bad(field, format!("{raw:?} is not one of {expected}")))
@@ -62,7 +58,7 @@ fn alert_summary(alert: &CanonicalAlert, investigation: Option<&aluskort_core::G
 /// first, each with its investigation.
 pub async fn list_alerts(State(state): State<AppState>, caller: Caller, Query(query): Query<AlertQuery>) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Read)?;
-    let tenant = caller.tenant_scope(query.tenant.as_deref())?.map(|raw| tenant_id("tenant", &raw)).transpose()?;
+    let tenant = caller.tenant_filter(query.tenant.as_deref())?;
     let severity = query
         .severity
         .as_deref()
@@ -124,9 +120,8 @@ pub async fn get_alert(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Read)?;
     let tenant = caller
-        .tenant_scope(query.tenant.as_deref())?
+        .tenant_filter(query.tenant.as_deref())?
         .ok_or_else(|| bad("tenant", "name the alert's tenant (alert ids are unique within a tenant)".to_owned()))?;
-    let tenant = tenant_id("tenant", &tenant)?;
     let alert_id = AlertId::parse(&id).map_err(|error| bad("id", error.to_string()))?;
     let alert = state.store.alert(&tenant, &alert_id).await?.ok_or_else(|| ApiError::NotFound(format!("alert {id} of tenant {tenant}")))?;
     let investigation = state.store.investigation_for_alert(&tenant, &alert_id).await?;
@@ -147,7 +142,7 @@ pub struct AuditQuery {
 /// audit records in chain order (REQUIREMENTS §3.8), with the chain head to check them against.
 pub async fn audit_events(State(state): State<AppState>, caller: Caller, Query(query): Query<AuditQuery>) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Audit)?;
-    let audit = state.audit.as_deref().ok_or_else(|| ApiError::NotFound("the audit trail is not served by this process".to_owned()))?;
+    let audit = crate::audit::audit(&state)?;
     let tenant =
         caller.tenant_scope(query.tenant.as_deref())?.ok_or_else(|| bad("tenant", "name the tenant whose trail to read".to_owned()))?;
     let limit = page::limit_of(query.limit)?;
@@ -172,7 +167,7 @@ pub async fn audit_events(State(state): State<AppState>, caller: Caller, Query(q
 /// has recorded a decision for), for the UI's tenant pickers.
 pub async fn tenants(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Read)?;
-    let audit = state.audit.as_deref().ok_or_else(|| ApiError::NotFound("the audit trail is not served by this process".to_owned()))?;
+    let audit = crate::audit::audit(&state)?;
     let tenants: Vec<String> = audit.audit_tenants().await?.into_iter().filter(|tenant| caller.sees(tenant)).collect();
     Ok(Json(json!({"count": tenants.len(), "tenants": tenants})))
 }

@@ -208,11 +208,7 @@ pub async fn list_investigations(
             })
         })
         .transpose()?;
-    let tenant = caller
-        .tenant_scope(query.tenant.as_deref())?
-        .as_deref()
-        .map(|raw| TenantId::parse(raw).map_err(|error| ApiError::BadRequest { field: "tenant".to_owned(), reason: error.to_string() }))
-        .transpose()?;
+    let tenant = caller.tenant_filter(query.tenant.as_deref())?;
     let limit = crate::page::limit_of(query.limit)?;
     let filter = InvestigationFilter {
         tenant,

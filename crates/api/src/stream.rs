@@ -9,7 +9,6 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use aluskort_config::Permission;
-use aluskort_core::TenantId;
 use aluskort_store::InvestigationFilter;
 use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -45,12 +44,7 @@ pub async fn stream(
     Query(query): Query<StreamQuery>,
 ) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, ApiError> {
     caller.require(Permission::Read)?;
-    let tenant = caller
-        .tenant_scope(query.tenant.as_deref())?
-        .map(|tenant| {
-            TenantId::parse(&tenant).map_err(|error| ApiError::BadRequest { field: "tenant".to_owned(), reason: error.to_string() })
-        })
-        .transpose()?;
+    let tenant = caller.tenant_filter(query.tenant.as_deref())?;
     let cursor = Cursor { since: Utc::now(), sent: HashMap::new(), pending: VecDeque::new(), polled: false };
     let store = state.store;
     let events = futures::stream::unfold(cursor, move |mut cursor| {
