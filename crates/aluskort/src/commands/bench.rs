@@ -117,10 +117,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<ExitCode> {
     let _ = std::fs::remove_dir_all(&data_dir);
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     latencies.sort();
-    let percentile = |p: f64| -> f64 {
-        let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len().max(1)) - 1;
-        latencies.get(index).map_or(0.0, |d| d.as_secs_f64() * 1_000.0)
-    };
+    let percentile = |p: f64| percentile_ms(&latencies, p);
     println!(
         "bench pipeline: {alerts} alerts in {:.2}s = {:.0} alerts/s end to end ({}; embedded SQLite, deterministic); \
          alert-to-verdict p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {failed} rejected; audit chain {} ({} records); peak RSS {}",
@@ -135,6 +132,12 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<ExitCode> {
         peak_rss().unwrap_or_else(|| "unknown".to_owned()),
     );
     Ok(if failed == 0 && report.first_break.is_none() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The `p` quantile (nearest rank) of `sorted`, in milliseconds; 0 when there is none.
+pub fn percentile_ms(sorted: &[std::time::Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len().max(1)) - 1;
+    sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1_000.0)
 }
 
 /// `bench api`: the analyst API over real HTTP on loopback against the investigations just made:
@@ -176,8 +179,7 @@ async fn measure_api(config: &aluskort_config::Config, backends: &Backends, runn
             times.push(get(path.clone()).await?.0);
         }
         times.sort();
-        let at = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1].as_secs_f64() * 1_000.0;
-        println!("bench api: {name:<28} p50 {:>7.2} ms  p99 {:>7.2} ms  ({path})", at(0.5), at(0.99));
+        println!("bench api: {name:<28} p50 {:>7.2} ms  p99 {:>7.2} ms  ({path})", percentile_ms(&times, 0.5), percentile_ms(&times, 0.99));
     }
     // Every page of the queue, by cursor.
     let (mut pages, mut rows, mut cursor) = (0usize, 0usize, None::<String>);
@@ -253,4 +255,18 @@ fn uuid_like() -> String {
 fn peak_rss() -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status.lines().find(|line| line.starts_with("VmHWM:")).map(|line| line.trim_start_matches("VmHWM:").trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn percentiles_are_nearest_rank_in_milliseconds() {
+        let sorted: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(super::percentile_ms(&sorted, 0.5), 50.0);
+        assert_eq!(super::percentile_ms(&sorted, 0.99), 99.0);
+        assert_eq!(super::percentile_ms(&sorted[..1], 0.99), 1.0);
+        assert_eq!(super::percentile_ms(&[], 0.5), 0.0);
+    }
 }

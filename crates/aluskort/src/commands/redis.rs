@@ -163,10 +163,7 @@ pub async fn bench(url: String, lookups: usize, concurrency: usize) -> anyhow::R
     }
     let elapsed = started.elapsed();
     latencies.sort();
-    let percentile = |p: f64| {
-        let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[index].as_secs_f64() * 1_000.0
-    };
+    let percentile = |p: f64| crate::commands::bench::percentile_ms(&latencies, p);
     println!(
         "bench redis: {lookups} IOC lookups ({concurrency} concurrent, one indicator each, {hits} hits) in {:.2}s = {:.0} lookups/s; \
          p50 {:.3} ms, p95 {:.3} ms, p99 {:.3} ms, max {:.3} ms (NFR-PRF-008: < 1 ms, p95 < 5 ms)",
