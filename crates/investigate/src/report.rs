@@ -133,12 +133,7 @@ impl TriageRecord {
 
     /// Loads everything a record needs for one alert's investigation.
     pub async fn load(store: &dyn CaseStore, state: &GraphState) -> StoreResult<Option<Self>> {
-        let Some(alert) = store.alert(&state.tenant_id, &state.alert_id).await? else { return Ok(None) };
-        let incident = match &state.incident_id {
-            Some(id) => resolve_incident(store, id).await?,
-            None => None,
-        };
-        Ok(Some(TriageRecord::new(&alert, state, incident.as_ref())))
+        Ok(Self::load_many(store, std::slice::from_ref(state)).await?.pop())
     }
 
     /// [`TriageRecord::load`] for a page of investigations: each incident is resolved once for the
