@@ -575,12 +575,8 @@ impl Pipeline {
         for (normalized, _) in items {
             by_tenant.entry(&normalized.alert.tenant_id).or_default().push(normalized.alert.alert_id.clone());
         }
-        for (tenant, alert_ids) in by_tenant {
-            work.read_states(self.store.as_ref(), tenant, &alert_ids).await.map_err(BatchError::store)?;
-        }
-        work.prefetch_incidents(self.store.as_ref(), items.iter().map(|(normalized, _)| *normalized), self.settings.grouping_window)
-            .await
-            .map_err(BatchError::store)?;
+        let unread: Vec<(&TenantId, Vec<AlertId>)> =
+            by_tenant.into_iter().map(|(tenant, alert_ids)| (tenant, work.unread_states(tenant, &alert_ids))).collect();
         let sources = crate::enrich::Sources {
             threat_intel: self.settings.threat_intel.as_deref(),
             context: self.settings.context.as_deref(),
@@ -589,7 +585,25 @@ impl Pipeline {
             timeout: self.settings.enricher_timeout,
         };
         let alerts: Vec<&NormalizedAlert> = items.iter().map(|(normalized, _)| *normalized).collect();
-        work.context = crate::enrich::BatchContext::load(&sources, &alerts, Utc::now()).await;
+        // The three reads are independent: the investigations already begun, the incidents the
+        // alerts may join, and the enrichment context. Run together, a batch waits for the
+        // slowest of them rather than their sum (each is a round trip to the store).
+        let store = self.store.as_ref();
+        let states = async {
+            let mut found = Vec::new();
+            for (tenant, alert_ids) in &unread {
+                if !alert_ids.is_empty() {
+                    found.extend(store.investigations_for_alerts(tenant, alert_ids).await?);
+                }
+            }
+            Ok::<_, aluskort_store::StoreError>(found)
+        };
+        let incidents = Work::prefetch_incidents(store, alerts.iter().copied(), self.settings.grouping_window);
+        let (states, incidents, context) =
+            tokio::join!(states, incidents, crate::enrich::BatchContext::load(&sources, &alerts, Utc::now()));
+        work.absorb_states(states.map_err(BatchError::store)?);
+        work.absorb_incidents(incidents.map_err(BatchError::store)?);
+        work.context = context;
         for (enricher, reason) in work.context.failures() {
             warn!(enricher, %reason, alerts = items.len(), "enrichment lookup failed; investigations go on without it");
         }

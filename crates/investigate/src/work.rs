@@ -122,20 +122,31 @@ impl Work {
     /// Reads the investigations of `alert_ids` this batch has neither saved nor read yet, in one
     /// query; [`Work::current_state`] then answers for all of them.
     pub(crate) async fn read_states(&mut self, store: &dyn CaseStore, tenant: &TenantId, alert_ids: &[AlertId]) -> StoreResult<()> {
-        let unread: Vec<AlertId> = alert_ids
+        let unread = self.unread_states(tenant, alert_ids);
+        if !unread.is_empty() {
+            let states = store.investigations_for_alerts(tenant, &unread).await?;
+            self.absorb_states(states);
+        }
+        Ok(())
+    }
+
+    /// The alerts of `alert_ids` whose investigation this batch has neither saved nor read.
+    pub(crate) fn unread_states(&self, tenant: &TenantId, alert_ids: &[AlertId]) -> Vec<AlertId> {
+        alert_ids
             .iter()
             .filter(|id| {
                 let key = (tenant.clone(), (*id).clone());
                 !self.writes.contains_key(&key) && !self.stored_states.contains_key(&key)
             })
             .cloned()
-            .collect();
-        if !unread.is_empty() {
-            for state in store.investigations_for_alerts(tenant, &unread).await? {
-                self.stored_states.insert((state.tenant_id.clone(), state.alert_id.clone()), state);
-            }
+            .collect()
+    }
+
+    /// Keeps investigations read from the store (see [`Work::unread_states`]).
+    pub(crate) fn absorb_states(&mut self, states: Vec<GraphState>) {
+        for state in states {
+            self.stored_states.insert((state.tenant_id.clone(), state.alert_id.clone()), state);
         }
-        Ok(())
     }
 
     /// An alert's investigation as this batch left it, else as read by [`Work::read_states`].
@@ -225,15 +236,14 @@ impl Work {
 
     /// Reads the stored grouping candidates of every alert of the batch: per tenant, one query
     /// for the incidents sharing any of the alerts' entity keys and active in the union of their
-    /// windows. Called before the batch's investigations run (the batch holds the grouping lock,
-    /// so nothing else in this process changes incidents meanwhile), instead of one query per
-    /// alert.
+    /// windows. Runs before the batch's investigations (the batch holds the grouping lock, so
+    /// nothing else in this process changes incidents meanwhile), instead of one query per alert;
+    /// [`Work::absorb_incidents`] keeps what it read.
     pub(crate) async fn prefetch_incidents<'a>(
-        &mut self,
         store: &dyn CaseStore,
         alerts: impl Iterator<Item = &'a NormalizedAlert>,
         window: Duration,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Vec<Incident>> {
         let mut scopes: HashMap<&TenantId, Scope> = HashMap::new();
         for normalized in alerts {
             let (from, to) = (normalized.activity_start - window, normalized.activity_end + window);
@@ -242,20 +252,27 @@ impl Work {
             scope.from = scope.from.min(from);
             scope.to = scope.to.max(to);
         }
+        let mut found = Vec::new();
         for (tenant, mut scope) in scopes {
             scope.keys.sort_unstable();
             scope.keys.dedup();
             if scope.keys.is_empty() {
                 continue;
             }
-            for incident in store.incidents_with_keys(tenant, &scope.keys, scope.from, scope.to).await? {
-                if !self.stored_incidents.contains_key(&incident.incident_id) {
-                    self.index(&incident);
-                    self.stored_incidents.insert(incident.incident_id.clone(), incident);
-                }
+            found.extend(store.incidents_with_keys(tenant, &scope.keys, scope.from, scope.to).await?);
+        }
+        Ok(found)
+    }
+
+    /// Keeps the incidents [`Work::prefetch_incidents`] read, except those this batch already
+    /// holds in a newer form (from the overlay of the batch still committing).
+    pub(crate) fn absorb_incidents(&mut self, incidents: Vec<Incident>) {
+        for incident in incidents {
+            if !self.stored_incidents.contains_key(&incident.incident_id) {
+                self.index(&incident);
+                self.stored_incidents.insert(incident.incident_id.clone(), incident);
             }
         }
-        Ok(())
     }
 
     /// Grouping candidates for an alert with `keys` (sorted) active in `[from, to]`: unmerged
