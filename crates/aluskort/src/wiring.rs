@@ -346,7 +346,7 @@ async fn expire_fp_patterns(context: Arc<dyn ContextStore>, audit: Arc<AuditLog>
 }
 
 /// How often the response loop looks for queued actions and due approvals.
-const RESPONSE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+const RESPONSE_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Where extra playbooks are read from: `respond.playbook_dir`, else `<data_dir>/playbooks` when it
 /// exists.
