@@ -589,15 +589,7 @@ impl Pipeline {
         // alerts may join, and the enrichment context. Run together, a batch waits for the
         // slowest of them rather than their sum (each is a round trip to the store).
         let store = self.store.as_ref();
-        let states = async {
-            let mut found = Vec::new();
-            for (tenant, alert_ids) in &unread {
-                if !alert_ids.is_empty() {
-                    found.extend(store.investigations_for_alerts(tenant, alert_ids).await?);
-                }
-            }
-            Ok::<_, aluskort_store::StoreError>(found)
-        };
+        let states = Work::fetch_states(store, &unread);
         let incidents = Work::prefetch_incidents(store, alerts.iter().copied(), self.settings.grouping_window);
         let (states, incidents, context) =
             tokio::join!(states, incidents, crate::enrich::BatchContext::load(&sources, &alerts, Utc::now()));

@@ -123,11 +123,20 @@ impl Work {
     /// query; [`Work::current_state`] then answers for all of them.
     pub(crate) async fn read_states(&mut self, store: &dyn CaseStore, tenant: &TenantId, alert_ids: &[AlertId]) -> StoreResult<()> {
         let unread = self.unread_states(tenant, alert_ids);
-        if !unread.is_empty() {
-            let states = store.investigations_for_alerts(tenant, &unread).await?;
-            self.absorb_states(states);
-        }
+        let states = Self::fetch_states(store, &[(tenant, unread)]).await?;
+        self.absorb_states(states);
         Ok(())
+    }
+
+    /// The stored investigations of the listed alerts, per tenant (one query per tenant with any).
+    pub(crate) async fn fetch_states(store: &dyn CaseStore, unread: &[(&TenantId, Vec<AlertId>)]) -> StoreResult<Vec<GraphState>> {
+        let mut found = Vec::new();
+        for (tenant, alert_ids) in unread {
+            if !alert_ids.is_empty() {
+                found.extend(store.investigations_for_alerts(tenant, alert_ids).await?);
+            }
+        }
+        Ok(found)
     }
 
     /// The alerts of `alert_ids` whose investigation this batch has neither saved nor read.
