@@ -692,9 +692,26 @@ pub async fn work_commits_atomically(store: &dyn CaseStore, audit: &dyn AuditSto
     let error =
         store.commit_work(&WorkBatch { investigations: vec![stale.clone()], ..WorkBatch::default() }, &[]).await.expect_err("stale");
     assert_eq!(error.kind, StoreErrorKind::Conflict);
-    let skipped = InvestigationWrite { skip_on_conflict: true, ..stale };
+    let skipped = InvestigationWrite { skip_on_conflict: true, ..stale.clone() };
     let report = store.commit_work(&WorkBatch { investigations: vec![skipped], ..WorkBatch::default() }, &[]).await.expect("skip");
     assert_eq!(report.skipped, vec![investigation_id]);
+    assert_eq!(store.investigation_history(investigation_id).await.expect("history").len(), 4);
+    // Skipped beside other writes: the rest of the unit lands, the overtaken write leaves nothing.
+    let other_alert = sample_alert("u-3", 6);
+    let other = versions_of(&other_alert, InvestigationState::Received);
+    let other_id = other[0].investigation_id;
+    let mixed = WorkBatch {
+        alerts: vec![other_alert.clone()],
+        investigations: vec![
+            InvestigationWrite { skip_on_conflict: true, ..stale },
+            InvestigationWrite { expected_version: 0, versions: other.clone(), skip_on_conflict: false },
+        ],
+        ..WorkBatch::default()
+    };
+    let report = store.commit_work(&mixed, &[]).await.expect("skip one, write the rest");
+    assert_eq!(report.skipped, vec![investigation_id]);
+    assert_eq!(store.alert(&other_alert.tenant_id, &other_alert.alert_id).await.expect("alert"), Some(other_alert));
+    assert_eq!(store.investigation_history(other_id).await.expect("history"), other);
     assert_eq!(store.investigation_history(investigation_id).await.expect("history").len(), 4);
     let gap = InvestigationWrite { expected_version: 4, versions: vec![versions[3].clone()], skip_on_conflict: false };
     let error = store.commit_work(&WorkBatch { investigations: vec![gap], ..WorkBatch::default() }, &[]).await.expect_err("gap");

@@ -17,6 +17,7 @@ mod patch;
 mod response_sql;
 pub mod schema;
 mod sql;
+mod unit;
 pub mod sqlite;
 
 #[cfg(feature = "postgres")]

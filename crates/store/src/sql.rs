@@ -98,6 +98,12 @@ pub(crate) enum Placeholders {
 /// means fewer round trips to the database.
 const MAX_INSERT_PARAMS: usize = 4096;
 
+/// Row counts of the multi-row inserts of `total` rows of `columns` values (see
+/// [`insert_batches`]).
+pub(crate) fn insert_chunk_lengths(total: usize, columns: usize) -> Vec<usize> {
+    chunk_lengths_up_to(total, columns, MAX_INSERT_PARAMS)
+}
+
 /// `items` in chunks for [`insert_rows_sql`] statements: as [`batches`], up to
 /// [`MAX_INSERT_PARAMS`] parameters each.
 pub(crate) fn insert_batches<T>(items: &[T], columns: usize) -> impl Iterator<Item = &[T]> {
@@ -240,10 +246,6 @@ pub(crate) const INSERT_AUDIT_HEAD: &str = "INSERT INTO audit_chain_heads (tenan
 /// Advances a tenant's chain from the head the records were sealed on; no row when it moved.
 pub(crate) const ADVANCE_AUDIT_HEAD: &str = "UPDATE audit_chain_heads SET sequence_number = $2, record_hash = $3, updated_at = $4
      WHERE tenant_id = $1 AND sequence_number = $5 AND record_hash = $6";
-pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_records (tenant_id, sequence_number, audit_id, previous_hash, event_time,
-       ingested_at, event_type, event_category, severity, actor_type, actor_id, actor_permissions, investigation_id,
-       alert_id, entity_ids, context, decision, outcome, record_hash, record_version)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
 pub(crate) const SELECT_AUDIT: &str = "SELECT tenant_id, sequence_number, audit_id, previous_hash, event_time, ingested_at,
        event_type, event_category, severity, actor_type, actor_id, actor_permissions, investigation_id, alert_id,
        entity_ids, context, decision, outcome, record_hash, record_version
@@ -518,33 +520,107 @@ macro_rules! impl_stores {
             /// Placeholder spelling of this database's multi-row inserts.
             const PLACEHOLDERS: $crate::sql::Placeholders = $crate::sql::Placeholders::$placeholders;
 
-            /// Binds one audit record's columns onto `query`, in `INSERT_AUDIT` order (one row of
-            /// `INSERT_AUDIT_ROWS`).
-            fn bind_audit<'q>(
+            /// Binds one planned value onto `query`.
+            fn bind_param<'q>(
                 query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
-                record: &'q aluskort_core::audit::AuditRecord,
-            ) -> $crate::StoreResult<sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>> {
-                Ok(query
-                    .bind(record.tenant_id.as_str())
-                    .bind($crate::sql::i64_of(record.sequence_number, "sequence_number")?)
-                    .bind(record.audit_id.as_str())
-                    .bind(record.previous_hash.as_str())
-                    .bind(record.timestamp.as_str())
-                    .bind(record.ingested_at.as_str())
-                    .bind(record.event_type.as_str())
-                    .bind(record.event_category.as_str())
-                    .bind(record.severity.as_str())
-                    .bind(record.actor_type.as_str())
-                    .bind(record.actor_id.as_str())
-                    .bind(serde_json::to_string(&record.actor_permissions)?)
-                    .bind(record.investigation_id.as_deref())
-                    .bind(record.alert_id.as_deref())
-                    .bind(serde_json::to_string(&record.entity_ids)?)
-                    .bind(record.context.to_string())
-                    .bind(record.decision.to_string())
-                    .bind(record.outcome.to_string())
-                    .bind(record.record_hash.as_str())
-                    .bind(record.record_version.as_str()))
+                param: &'q $crate::unit::Param<'_>,
+            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
+                match param {
+                    $crate::unit::Param::Text(text) => query.bind(text.as_ref()),
+                    $crate::unit::Param::Int(value) => query.bind(*value),
+                    $crate::unit::Param::Null => query.bind(None::<&str>),
+                }
+            }
+
+            /// Runs a planned unit inside the caller's transaction, checking each statement
+            /// ([`$crate::unit::Check`]). SQLite gets the whole unit as one multi-statement query:
+            /// sqlx runs it on its worker thread in one message, where a statement at a time costs
+            /// a round trip to that thread each. PostgreSQL prepares one statement per message, so
+            /// it runs them one by one.
+            async fn run_steps(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                steps: &[$crate::unit::Step<'_>],
+            ) -> Result<(), $crate::unit::Failure> {
+                use futures::TryStreamExt;
+                use sqlx::Row;
+                if steps.is_empty() {
+                    return Ok(());
+                }
+                if Self::PLACEHOLDERS == $crate::sql::Placeholders::Numbered {
+                    for step in steps {
+                        // Audited: constant SQL plus placeholders; every value is bound.
+                        let mut query = sqlx::query(sqlx::AssertSqlSafe(step.sql.to_string()));
+                        for param in &step.params {
+                            query = Self::bind_param(query, param);
+                        }
+                        if step.check.returns_rows() {
+                            let rows = query.fetch_all(&mut *conn).await.map_err(|error| step.check.error(error))?;
+                            let returned =
+                                rows.iter().map(|row| row.try_get::<String, _>(0)).collect::<Result<Vec<_>, _>>().map_err($crate::StoreError::from)?;
+                            step.check.verify(rows.len() as u64, &returned)?;
+                        } else {
+                            let done = query.execute(&mut *conn).await.map_err(|error| step.check.error(error))?;
+                            step.check.verify(done.rows_affected(), &[])?;
+                        }
+                    }
+                    return Ok(());
+                }
+                let (sql, params) = $crate::unit::combine(steps)?;
+                // Audited: constant SQL plus placeholders; every value is bound.
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for param in params {
+                    query = Self::bind_param(query, param);
+                }
+                // One result per statement, after the rows it returned (sqlx's SQLite driver runs
+                // a multi-statement query statement by statement and reports each).
+                let mut results = sqlx::Executor::fetch_many(&mut *conn, query);
+                let mut index = 0;
+                let mut returned = Vec::new();
+                loop {
+                    let item = match results.try_next().await {
+                        Ok(Some(item)) => item,
+                        Ok(None) => break,
+                        Err(error) => {
+                            return Err($crate::unit::Failure::Store(match steps.get(index) {
+                                Some(step) => step.check.error(error),
+                                None => $crate::StoreError::from(error),
+                            }));
+                        }
+                    };
+                    let Some(step) = steps.get(index) else {
+                        return Err($crate::unit::Failure::Store($crate::StoreError::new(
+                            $crate::StoreErrorKind::Internal,
+                            anyhow::anyhow!("a unit of {} statements gave more results than statements", steps.len()),
+                        )));
+                    };
+                    match item {
+                        sqlx::Either::Right(row) => {
+                            if step.check.returns_rows() {
+                                returned.push(row.try_get::<String, _>(0).map_err($crate::StoreError::from)?);
+                            }
+                        }
+                        sqlx::Either::Left(done) => {
+                            step.check.verify(done.rows_affected(), &returned)?;
+                            returned.clear();
+                            index += 1;
+                        }
+                    }
+                }
+                if index != steps.len() {
+                    return Err($crate::unit::Failure::Store($crate::StoreError::new(
+                        $crate::StoreErrorKind::Internal,
+                        anyhow::anyhow!("a unit of {} statements reported {index} of them", steps.len()),
+                    )));
+                }
+                Ok(())
+            }
+
+            /// Runs `steps` in a transaction of the writer and commits it.
+            async fn commit_steps(&self, steps: &[$crate::unit::Step<'_>]) -> $crate::StoreResult<()> {
+                let mut transaction = self.writer.begin().await?;
+                Self::run_steps(&mut *transaction, steps).await.map_err($crate::unit::Failure::into_store)?;
+                transaction.commit().await?;
+                Ok(())
             }
 
             /// An audit row (`SELECT_AUDIT` columns) decoded back into a record.
@@ -577,231 +653,6 @@ macro_rules! impl_stores {
             /// [`$crate::sql::insert_rows_sql`] in this database's placeholder spelling.
             fn insert_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
                 $crate::sql::insert_rows_sql(Self::PLACEHOLDERS, head, columns, rows, tail)
-            }
-
-            /// Upserts `incidents` (each id once) and indexes their members' entity keys.
-            async fn write_incidents(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                incidents: &[&aluskort_core::Incident],
-            ) -> $crate::StoreResult<()> {
-                let now = $crate::model::time_text(chrono::Utc::now());
-                for chunk in $crate::sql::insert_batches(incidents, 7) {
-                    let sql = Self::insert_sql($crate::sql::UPSERT_INCIDENT_ROWS, 7, chunk.len(), $crate::sql::UPSERT_INCIDENT_ROWS_TAIL);
-                    // Audited: constant SQL plus placeholders; every value is bound.
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for incident in chunk {
-                        query = query
-                            .bind(incident.incident_id.as_str())
-                            .bind(incident.tenant_id.as_str())
-                            .bind($crate::model::time_text(incident.first_seen))
-                            .bind($crate::model::time_text(incident.last_seen))
-                            .bind(incident.merged_into.as_deref())
-                            .bind(serde_json::to_string(incident)?)
-                            .bind(now.clone());
-                    }
-                    query.execute(&mut *conn).await?;
-                }
-                let keys: Vec<(&str, &str, &str)> =
-                    incidents.iter().flat_map(|incident| $crate::sql::incident_key_rows(incident)).collect();
-                for chunk in $crate::sql::insert_batches(&keys, 3) {
-                    let sql =
-                        Self::insert_sql($crate::sql::INSERT_INCIDENT_KEY_ROWS, 3, chunk.len(), $crate::sql::INSERT_INCIDENT_KEY_ROWS_TAIL);
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for (tenant, key, incident) in chunk {
-                        query = query.bind(*tenant).bind(*key).bind(*incident);
-                    }
-                    query.execute(&mut *conn).await?;
-                }
-                Ok(())
-            }
-
-            /// Moves each tenant's chain head over `records` by compare-and-set, before they are
-            /// inserted in the same transaction: `Conflict` when another writer moved a head first
-            /// (nothing of the unit lands; the audit log reseals and retries).
-            async fn advance_audit_heads(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                records: &[aluskort_core::audit::AuditRecord],
-            ) -> $crate::StoreResult<()> {
-                let now = $crate::model::time_text(chrono::Utc::now());
-                for head in $crate::sql::head_moves(records)? {
-                    let query = match head.from {
-                        None => sqlx::query($crate::sql::INSERT_AUDIT_HEAD).bind(head.tenant).bind(head.to.0).bind(head.to.1).bind(&now),
-                        Some((sequence, hash)) => sqlx::query($crate::sql::ADVANCE_AUDIT_HEAD)
-                            .bind(head.tenant)
-                            .bind(head.to.0)
-                            .bind(head.to.1)
-                            .bind(&now)
-                            .bind(sequence)
-                            .bind(hash),
-                    };
-                    if query.execute(&mut *conn).await?.rows_affected() == 0 {
-                        let expected = head.from.map_or_else(|| "empty".to_owned(), |(sequence, _)| format!("at #{sequence}"));
-                        return Err($crate::StoreError::new(
-                            $crate::StoreErrorKind::Conflict,
-                            anyhow::anyhow!(
-                                "the audit chain of tenant {} is no longer {expected}: another writer advanced it",
-                                head.tenant
-                            ),
-                        ));
-                    }
-                }
-                Ok(())
-            }
-
-            /// The body of [`CaseStore::commit_work`], inside its transaction.
-            async fn write_work(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                work: &$crate::WorkBatch,
-                audit: &[aluskort_core::audit::AuditRecord],
-            ) -> $crate::StoreResult<$crate::WorkReport> {
-                use sqlx::Row;
-                use $crate::model::time_text;
-                use $crate::sql::i64_of;
-                let now = time_text(chrono::Utc::now());
-                for chunk in $crate::sql::insert_batches(&work.alerts, 8) {
-                    let sql = Self::insert_sql($crate::sql::INSERT_ALERT_ROWS, 8, chunk.len(), $crate::sql::INSERT_ALERT_ROWS_TAIL);
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for alert in chunk {
-                        query = query
-                            .bind(alert.tenant_id.as_str())
-                            .bind(alert.alert_id.as_str())
-                            .bind(alert.source.as_str())
-                            .bind(time_text(alert.timestamp))
-                            .bind(alert.severity.as_str())
-                            .bind(alert.title.as_str())
-                            .bind(serde_json::to_string(alert)?)
-                            .bind(now.clone());
-                    }
-                    query.execute(&mut *conn).await?;
-                }
-
-                // Investigations: every version serialised once; creates in multi-row inserts,
-                // updates one by one (each checks its expected version).
-                let mut report = $crate::WorkReport::default();
-                let mut versions: Vec<(String, i64, &'static str, String, String)> = Vec::new();
-                let mut creates: Vec<(&aluskort_core::GraphState, String)> = Vec::new();
-                for write in &work.investigations {
-                    let Some(last) = write.versions.last() else { continue };
-                    for (offset, state) in write.versions.iter().enumerate() {
-                        if state.version != write.expected_version + 1 + offset as u64 || state.investigation_id != last.investigation_id {
-                            return Err($crate::StoreError::invalid(format!(
-                                "investigation {}: versions must run consecutively from {}",
-                                last.investigation_id,
-                                write.expected_version + 1
-                            )));
-                        }
-                    }
-                    let values = write.versions.iter().map(serde_json::to_value).collect::<Result<Vec<serde_json::Value>, _>>()?;
-                    let current = values.last().map(serde_json::to_string).transpose()?.unwrap_or_default();
-                    // Each version after the first of this write as a patch against the one before.
-                    let bodies = $crate::patch::encode(&values)?;
-                    let id = last.investigation_id.to_string();
-                    if write.expected_version == 0 {
-                        creates.push((last, current));
-                    } else {
-                        let result = sqlx::query($crate::sql::UPDATE_INVESTIGATION)
-                            .bind(&id)
-                            .bind(last.state.as_str())
-                            .bind(i64_of(last.version, "version")?)
-                            .bind(last.incident_id.as_deref())
-                            .bind(time_text(last.updated_at))
-                            .bind(current)
-                            .bind(i64_of(write.expected_version, "version")?)
-                            .execute(&mut *conn)
-                            .await?;
-                        if result.rows_affected() == 0 {
-                            if write.skip_on_conflict {
-                                report.skipped.push(last.investigation_id);
-                                continue;
-                            }
-                            return Err($crate::StoreError::new(
-                                $crate::StoreErrorKind::Conflict,
-                                anyhow::anyhow!("investigation {id} is not at version {}", write.expected_version),
-                            ));
-                        }
-                    }
-                    for (state, body) in write.versions.iter().zip(bodies) {
-                        versions.push((
-                            id.clone(),
-                            i64_of(state.version, "version")?,
-                            state.state.as_str(),
-                            time_text(state.updated_at),
-                            body,
-                        ));
-                    }
-                }
-                for chunk in $crate::sql::insert_batches(&creates, 9) {
-                    let sql = Self::insert_sql(
-                        $crate::sql::INSERT_INVESTIGATION_ROWS,
-                        9,
-                        chunk.len(),
-                        $crate::sql::INSERT_INVESTIGATION_ROWS_TAIL,
-                    );
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for (state, body) in chunk {
-                        query = query
-                            .bind(state.investigation_id.to_string())
-                            .bind(state.tenant_id.as_str())
-                            .bind(state.alert_id.as_str())
-                            .bind(state.state.as_str())
-                            .bind(i64_of(state.version, "version")?)
-                            .bind(state.incident_id.as_deref())
-                            .bind(time_text(state.created_at))
-                            .bind(time_text(state.updated_at))
-                            .bind(body.as_str());
-                    }
-                    let created = query.fetch_all(&mut *conn).await?;
-                    if created.len() != chunk.len() {
-                        let ids: std::collections::HashSet<String> =
-                            created.iter().map(|row| row.try_get::<String, _>(0)).collect::<Result<_, _>>()?;
-                        let taken = chunk.iter().find(|(state, _)| !ids.contains(&state.investigation_id.to_string()));
-                        return Err($crate::StoreError::new(
-                            $crate::StoreErrorKind::Conflict,
-                            anyhow::anyhow!(
-                                "alert {} already has an investigation",
-                                taken.map_or_else(String::new, |(state, _)| state.alert_id.to_string())
-                            ),
-                        ));
-                    }
-                }
-                for chunk in $crate::sql::insert_batches(&versions, 5) {
-                    let sql = Self::insert_sql($crate::sql::INSERT_VERSION_ROWS, 5, chunk.len(), $crate::sql::INSERT_VERSION_ROWS_TAIL);
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for (id, version, state, at, body) in chunk {
-                        query = query.bind(id.as_str()).bind(*version).bind(*state).bind(at.as_str()).bind(body.as_str());
-                    }
-                    query.execute(&mut *conn).await?;
-                }
-
-                let incidents: Vec<&aluskort_core::Incident> = work.incidents.iter().collect();
-                Self::write_incidents(&mut *conn, &incidents).await?;
-                Self::write_response(&mut *conn, work).await?;
-
-                Self::advance_audit_heads(&mut *conn, audit).await?;
-                for chunk in $crate::sql::insert_batches(audit, 20) {
-                    let sql = Self::insert_sql($crate::sql::INSERT_AUDIT_ROWS, 20, chunk.len(), "");
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for record in chunk {
-                        query = Self::bind_audit(query, record)?;
-                    }
-                    query.execute(&mut *conn).await?;
-                }
-
-                let mut marks: std::collections::BTreeMap<(&'static str, Option<&str>), Vec<&str>> = std::collections::BTreeMap::new();
-                for mark in &work.raw {
-                    marks.entry((mark.status.as_str(), mark.error.as_deref())).or_default().push(mark.ingest_id.as_str());
-                }
-                for ((status, error), ids) in marks {
-                    for chunk in ids.chunks($crate::sql::IN_LIST_CHUNK) {
-                        let sql = $crate::sql::in_list_sql($crate::sql::MARK_RAW_IN, chunk.len(), 4, "");
-                        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(status).bind(error).bind(now.as_str());
-                        for id in chunk {
-                            query = query.bind(*id);
-                        }
-                        query.execute(&mut *conn).await?;
-                    }
-                }
-                Ok(report)
             }
 
             /// JSON bodies selected by `sql`, whose parameters are (tenant, from, to).
@@ -856,7 +707,9 @@ macro_rules! impl_stores {
                         let bodies: Vec<String> = sqlx::query_scalar($crate::sql::ALL_INCIDENT_BODIES).fetch_all(&mut *transaction).await?;
                         let incidents = bodies.iter().map(|body| $crate::sql::decode_incident(body)).collect::<Result<Vec<_>, _>>()?;
                         let incidents: Vec<&aluskort_core::Incident> = incidents.iter().collect();
-                        Self::write_incidents(&mut *transaction, &incidents).await?;
+                        let mut steps = Vec::new();
+                        $crate::unit::plan_incidents(&mut steps, Self::PLACEHOLDERS, &incidents, &$crate::model::time_text(chrono::Utc::now()))?;
+                        Self::run_steps(&mut *transaction, &steps).await.map_err($crate::unit::Failure::into_store)?;
                     }
                     sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
                         .bind(version)
@@ -1176,10 +1029,9 @@ macro_rules! impl_stores {
             }
 
             async fn upsert_incident(&self, incident: &aluskort_core::Incident) -> $crate::StoreResult<()> {
-                let mut transaction = self.writer.begin().await?;
-                Self::write_incidents(&mut *transaction, &[incident]).await?;
-                transaction.commit().await?;
-                Ok(())
+                let mut steps = Vec::new();
+                $crate::unit::plan_incidents(&mut steps, Self::PLACEHOLDERS, &[incident], &$crate::model::time_text(chrono::Utc::now()))?;
+                self.commit_steps(&steps).await
             }
 
             async fn incident(&self, incident_id: &str) -> $crate::StoreResult<Option<aluskort_core::Incident>> {
@@ -1233,11 +1085,26 @@ macro_rules! impl_stores {
                 work: &$crate::WorkBatch,
                 audit: &[aluskort_core::audit::AuditRecord],
             ) -> $crate::StoreResult<$crate::WorkReport> {
-                let mut transaction = self.writer.begin().await?;
-                // On an error the transaction is dropped, which rolls it back: nothing of the batch stays.
-                let report = Self::write_work(&mut *transaction, work, audit).await?;
-                transaction.commit().await?;
-                Ok(report)
+                // An investigation overtaken meanwhile (a reassessment an analyst changed first)
+                // rolls the unit back, and it is planned again without that write: each pass
+                // leaves out one more, so this ends.
+                let mut skipped = Vec::new();
+                loop {
+                    let steps = $crate::unit::plan_work(Self::PLACEHOLDERS, work, audit, &skipped)?;
+                    // On an error the transaction is dropped, which rolls it back: nothing of the batch stays.
+                    let mut transaction = self.writer.begin().await?;
+                    match Self::run_steps(&mut *transaction, &steps).await {
+                        Ok(()) => {
+                            transaction.commit().await?;
+                            return Ok($crate::WorkReport { skipped });
+                        }
+                        Err($crate::unit::Failure::Skip(id)) if !skipped.contains(&id) => {
+                            transaction.rollback().await?;
+                            skipped.push(id);
+                        }
+                        Err(failure) => return Err(failure.into_store()),
+                    }
+                }
             }
 
             async fn record_dead_letter(&self, letter: &$crate::DeadLetter) -> $crate::StoreResult<()> {
@@ -1288,11 +1155,9 @@ macro_rules! impl_stores {
             }
 
             async fn append_audit(&self, record: &aluskort_core::audit::AuditRecord) -> $crate::StoreResult<()> {
-                let mut transaction = self.writer.begin().await?;
-                Self::advance_audit_heads(&mut *transaction, std::slice::from_ref(record)).await?;
-                Self::bind_audit(sqlx::query($crate::sql::INSERT_AUDIT), record)?.execute(&mut *transaction).await?;
-                transaction.commit().await?;
-                Ok(())
+                let mut steps = Vec::new();
+                $crate::unit::plan_audit(&mut steps, Self::PLACEHOLDERS, std::slice::from_ref(record), &$crate::model::time_text(chrono::Utc::now()))?;
+                self.commit_steps(&steps).await
             }
 
             async fn audit_records(

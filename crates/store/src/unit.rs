@@ -1,0 +1,615 @@
+//! A unit of work planned as statements: each [`Step`] is one SQL statement with its bound values
+//! and what it must do for the unit to stand ([`Check`]). Planned once for both databases, then
+//! run by `impl_stores!` either one statement at a time (PostgreSQL) or as one multi-statement
+//! query (SQLite), which sqlx hands to its SQLite worker thread in one message: a unit of a dozen
+//! statements costs one round trip to that thread instead of a dozen (issue 7: about 250 µs each
+//! on a 2-core machine, most of a one-alert commit).
+//!
+//! A check that fails decides the unit: an investigation overtaken by someone else
+//! ([`Failure::Skip`]) has the unit rolled back and planned again without it; anything else is a
+//! [`StoreError`] and nothing of the unit lands.
+
+use std::borrow::Cow;
+
+use aluskort_core::audit::AuditRecord;
+use aluskort_core::{Incident, InvestigationId};
+
+use crate::error::{StoreError, StoreErrorKind, StoreResult};
+use crate::model::{WorkBatch, time_text};
+use crate::sql::{Placeholders, i64_of, insert_rows_sql};
+
+/// One bound value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Param<'a> {
+    Text(Cow<'a, str>),
+    Int(i64),
+    Null,
+}
+
+impl<'a> From<&'a str> for Param<'a> {
+    fn from(text: &'a str) -> Self {
+        Param::Text(Cow::Borrowed(text))
+    }
+}
+
+impl From<String> for Param<'_> {
+    fn from(text: String) -> Self {
+        Param::Text(Cow::Owned(text))
+    }
+}
+
+impl From<i64> for Param<'_> {
+    fn from(value: i64) -> Self {
+        Param::Int(value)
+    }
+}
+
+impl<'a, T: Into<Param<'a>>> From<Option<T>> for Param<'a> {
+    fn from(value: Option<T>) -> Self {
+        value.map_or(Param::Null, Into::into)
+    }
+}
+
+/// What a statement must do for its unit to stand.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Check {
+    Nothing,
+    /// A version-fenced update of an investigation whose writer allows being overtaken: when no
+    /// row changed, the unit is planned again without this investigation.
+    Skippable(InvestigationId),
+    /// Must change a row, else the unit conflicts for this reason.
+    Changes(String),
+    /// Returns the first column of each row it wrote, which must be every one of these ids;
+    /// a missing one conflicts with the reason paired with it.
+    Returns(Vec<(String, String)>),
+    /// A unique violation here is a conflict for this reason.
+    Unique(String),
+}
+
+impl Check {
+    pub(crate) fn returns_rows(&self) -> bool {
+        matches!(self, Check::Returns(_))
+    }
+
+    /// Whether a statement that changed `changed` rows and returned `returned` did its part.
+    pub(crate) fn verify(&self, changed: u64, returned: &[String]) -> Result<(), Failure> {
+        match self {
+            Check::Nothing | Check::Unique(_) => Ok(()),
+            Check::Skippable(id) if changed == 0 => Err(Failure::Skip(*id)),
+            Check::Skippable(_) => Ok(()),
+            Check::Changes(reason) if changed == 0 => Err(Failure::Store(conflict(reason))),
+            Check::Changes(_) => Ok(()),
+            Check::Returns(expected) => match expected.iter().find(|(id, _)| !returned.contains(id)) {
+                Some((_, reason)) => Err(Failure::Store(conflict(reason))),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// `error` raised by this statement, as a store error.
+    pub(crate) fn error(&self, error: sqlx::Error) -> StoreError {
+        let error = StoreError::from(error);
+        match self {
+            Check::Unique(reason) if error.kind == StoreErrorKind::Conflict => conflict(reason),
+            _ => error,
+        }
+    }
+}
+
+fn conflict(reason: &str) -> StoreError {
+    StoreError::new(StoreErrorKind::Conflict, anyhow::anyhow!("{reason}"))
+}
+
+/// Why a unit did not stand.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// This investigation moved on meanwhile and its write may be skipped: roll back, plan again
+    /// without it.
+    Skip(InvestigationId),
+    Store(StoreError),
+}
+
+impl Failure {
+    /// As a store error, where no write may be skipped.
+    pub(crate) fn into_store(self) -> StoreError {
+        match self {
+            Failure::Store(error) => error,
+            Failure::Skip(id) => StoreError::new(
+                StoreErrorKind::Internal,
+                anyhow::anyhow!("investigation {id} was overtaken where its write cannot be skipped"),
+            ),
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Failure::Store(error)
+    }
+}
+
+/// One statement of a unit. Its SQL is a constant or a constant with generated placeholders
+/// only; every value is bound (NFR-SEC-007).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Step<'a> {
+    pub(crate) sql: Cow<'static, str>,
+    pub(crate) params: Vec<Param<'a>>,
+    pub(crate) check: Check,
+}
+
+impl<'a> Step<'a> {
+    fn new(sql: impl Into<Cow<'static, str>>, params: Vec<Param<'a>>, check: Check) -> Self {
+        Step { sql: sql.into(), params, check }
+    }
+}
+
+/// `steps` as one multi-statement SQL text with anonymous placeholders, and its values in binding
+/// order. Statements written with `$n` placeholders are rewritten to `?` (SQLite binds anonymous
+/// ones in order across the statements of one query; numbered ones would name absolute positions
+/// of the whole query).
+pub(crate) fn combine<'s, 'a>(steps: &'s [Step<'a>]) -> StoreResult<(String, Vec<&'s Param<'a>>)> {
+    let mut sql = String::with_capacity(steps.iter().map(|step| step.sql.len() + 2).sum());
+    let mut params = Vec::with_capacity(steps.iter().map(|step| step.params.len()).sum());
+    for (index, step) in steps.iter().enumerate() {
+        if index > 0 {
+            sql.push_str(";\n");
+        }
+        let (text, order) = anonymous(&step.sql);
+        sql.push_str(&text);
+        match order {
+            None => params.extend(step.params.iter()),
+            Some(order) => {
+                for position in order {
+                    let param = step.params.get(position).ok_or_else(|| {
+                        StoreError::new(
+                            StoreErrorKind::Internal,
+                            anyhow::anyhow!("statement names parameter ${} but has {}", position + 1, step.params.len()),
+                        )
+                    })?;
+                    params.push(param);
+                }
+            }
+        }
+    }
+    Ok((sql, params))
+}
+
+/// `sql` with each `$n` placeholder replaced by `?`, and the parameter index (from 0) each `?`
+/// stands for; `None` when `sql` has no numbered placeholder (already anonymous, in order).
+fn anonymous(sql: &str) -> (Cow<'_, str>, Option<Vec<usize>>) {
+    let bytes = sql.as_bytes();
+    if !bytes.windows(2).any(|pair| pair[0] == b'$' && pair[1].is_ascii_digit()) {
+        return (Cow::Borrowed(sql), None);
+    }
+    let mut text = String::with_capacity(sql.len());
+    let mut order = Vec::new();
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        let digits = rest[at + 1..].bytes().take_while(u8::is_ascii_digit).count();
+        text.push_str(&rest[..at]);
+        match rest[at + 1..at + 1 + digits].parse::<usize>() {
+            Ok(number) if number > 0 => {
+                text.push('?');
+                order.push(number - 1);
+            }
+            _ => text.push('$'),
+        }
+        rest = &rest[at + 1 + digits..];
+    }
+    text.push_str(rest);
+    (Cow::Owned(text), Some(order))
+}
+
+/// Appends multi-row inserts of `items` (`columns` values each, written by `row`) in chunks of
+/// [`crate::sql::insert_chunk_lengths`]; `check` gives each chunk's check.
+#[expect(clippy::too_many_arguments, reason = "the statement's shape, its rows and its check are each needed")]
+fn insert_rows<'a, T>(
+    steps: &mut Vec<Step<'a>>,
+    style: Placeholders,
+    head: &'static str,
+    tail: &'static str,
+    columns: usize,
+    items: Vec<T>,
+    mut check: impl FnMut(&[T]) -> Check,
+    mut row: impl FnMut(T, &mut Vec<Param<'a>>) -> StoreResult<()>,
+) -> StoreResult<()> {
+    let lengths = crate::sql::insert_chunk_lengths(items.len(), columns);
+    let mut items = items.into_iter();
+    for length in lengths {
+        let chunk: Vec<T> = items.by_ref().take(length).collect();
+        let check = check(&chunk);
+        let mut params = Vec::with_capacity(length * columns);
+        for item in chunk {
+            row(item, &mut params)?;
+        }
+        steps.push(Step::new(insert_rows_sql(style, head, columns, length, tail), params, check));
+    }
+    Ok(())
+}
+
+/// The statements of [`crate::CaseStore::commit_work`], leaving out the investigations in
+/// `skipped` (overtaken meanwhile; see [`Check::Skippable`]).
+pub(crate) fn plan_work<'a>(
+    style: Placeholders,
+    work: &'a WorkBatch,
+    audit: &'a [AuditRecord],
+    skipped: &[InvestigationId],
+) -> StoreResult<Vec<Step<'a>>> {
+    let now = time_text(chrono::Utc::now());
+    let mut steps = Vec::new();
+    let alerts: Vec<_> = work.alerts.iter().collect();
+    insert_rows(
+        &mut steps,
+        style,
+        crate::sql::INSERT_ALERT_ROWS,
+        crate::sql::INSERT_ALERT_ROWS_TAIL,
+        8,
+        alerts,
+        |_| Check::Nothing,
+        |alert, params| {
+            params.extend([
+                alert.tenant_id.as_str().into(),
+                alert.alert_id.as_str().into(),
+                alert.source.as_str().into(),
+                time_text(alert.timestamp).into(),
+                alert.severity.as_str().into(),
+                alert.title.as_str().into(),
+                serde_json::to_string(alert)?.into(),
+                now.clone().into(),
+            ]);
+            Ok(())
+        },
+    )?;
+
+    // Investigations: every version serialised once; creates in multi-row inserts, updates one
+    // by one (each fenced by its expected version).
+    let mut versions: Vec<(String, i64, &'static str, String, String)> = Vec::new();
+    let mut creates: Vec<(&aluskort_core::GraphState, String)> = Vec::new();
+    for write in &work.investigations {
+        let Some(last) = write.versions.last() else { continue };
+        for (offset, state) in write.versions.iter().enumerate() {
+            if state.version != write.expected_version + 1 + offset as u64 || state.investigation_id != last.investigation_id {
+                return Err(StoreError::invalid(format!(
+                    "investigation {}: versions must run consecutively from {}",
+                    last.investigation_id,
+                    write.expected_version + 1
+                )));
+            }
+        }
+        if skipped.contains(&last.investigation_id) {
+            continue;
+        }
+        let values = write.versions.iter().map(serde_json::to_value).collect::<Result<Vec<serde_json::Value>, _>>()?;
+        let current = values.last().map(serde_json::to_string).transpose()?.unwrap_or_default();
+        // Each version after the first of this write as a patch against the one before.
+        let bodies = crate::patch::encode(&values)?;
+        let id = last.investigation_id.to_string();
+        if write.expected_version == 0 {
+            creates.push((last, current));
+        } else {
+            let check = if write.skip_on_conflict {
+                Check::Skippable(last.investigation_id)
+            } else {
+                Check::Changes(format!("investigation {id} is not at version {}", write.expected_version))
+            };
+            let params = vec![
+                id.clone().into(),
+                last.state.as_str().into(),
+                i64_of(last.version, "version")?.into(),
+                last.incident_id.as_deref().into(),
+                time_text(last.updated_at).into(),
+                current.into(),
+                i64_of(write.expected_version, "version")?.into(),
+            ];
+            steps.push(Step::new(crate::sql::UPDATE_INVESTIGATION, params, check));
+        }
+        for (state, body) in write.versions.iter().zip(bodies) {
+            versions.push((id.clone(), i64_of(state.version, "version")?, state.state.as_str(), time_text(state.updated_at), body));
+        }
+    }
+    insert_rows(
+        &mut steps,
+        style,
+        crate::sql::INSERT_INVESTIGATION_ROWS,
+        crate::sql::INSERT_INVESTIGATION_ROWS_TAIL,
+        9,
+        creates,
+        |chunk| {
+            Check::Returns(
+                chunk
+                    .iter()
+                    .map(|(state, _)| {
+                        (state.investigation_id.to_string(), format!("alert {} already has an investigation", state.alert_id))
+                    })
+                    .collect(),
+            )
+        },
+        |(state, body), params| {
+            params.extend([
+                state.investigation_id.to_string().into(),
+                state.tenant_id.as_str().into(),
+                state.alert_id.as_str().into(),
+                state.state.as_str().into(),
+                i64_of(state.version, "version")?.into(),
+                state.incident_id.as_deref().into(),
+                time_text(state.created_at).into(),
+                time_text(state.updated_at).into(),
+                body.into(),
+            ]);
+            Ok(())
+        },
+    )?;
+    insert_rows(
+        &mut steps,
+        style,
+        crate::sql::INSERT_VERSION_ROWS,
+        crate::sql::INSERT_VERSION_ROWS_TAIL,
+        5,
+        versions,
+        |_| Check::Nothing,
+        |(id, version, state, at, body), params| {
+            params.extend([id.into(), version.into(), state.into(), at.into(), body.into()]);
+            Ok(())
+        },
+    )?;
+
+    let incidents: Vec<&Incident> = work.incidents.iter().collect();
+    plan_incidents(&mut steps, style, &incidents, &now)?;
+    plan_response(&mut steps, style, work, &now)?;
+    plan_audit(&mut steps, style, audit, &now)?;
+
+    let mut marks: std::collections::BTreeMap<(&'static str, Option<&str>), Vec<&str>> = std::collections::BTreeMap::new();
+    for mark in &work.raw {
+        marks.entry((mark.status.as_str(), mark.error.as_deref())).or_default().push(mark.ingest_id.as_str());
+    }
+    for ((status, error), ids) in marks {
+        for chunk in ids.chunks(crate::sql::IN_LIST_CHUNK) {
+            let sql = crate::sql::in_list_sql(crate::sql::MARK_RAW_IN, chunk.len(), 4, "");
+            let mut params: Vec<Param<'a>> = Vec::with_capacity(3 + chunk.len());
+            params.extend([status.into(), error.into(), now.clone().into()]);
+            params.extend(chunk.iter().map(|id| Param::from(*id)));
+            steps.push(Step::new(sql, params, Check::Nothing));
+        }
+    }
+    Ok(steps)
+}
+
+/// Upserts `incidents` (each id once) and indexes their members' entity keys.
+pub(crate) fn plan_incidents<'a>(
+    steps: &mut Vec<Step<'a>>,
+    style: Placeholders,
+    incidents: &[&'a Incident],
+    now: &str,
+) -> StoreResult<()> {
+    insert_rows(
+        steps,
+        style,
+        crate::sql::UPSERT_INCIDENT_ROWS,
+        crate::sql::UPSERT_INCIDENT_ROWS_TAIL,
+        7,
+        incidents.to_vec(),
+        |_| Check::Nothing,
+        |incident, params| {
+            params.extend([
+                incident.incident_id.as_str().into(),
+                incident.tenant_id.as_str().into(),
+                time_text(incident.first_seen).into(),
+                time_text(incident.last_seen).into(),
+                incident.merged_into.as_deref().into(),
+                serde_json::to_string(incident)?.into(),
+                now.to_owned().into(),
+            ]);
+            Ok(())
+        },
+    )?;
+    let keys: Vec<(&str, &str, &str)> = incidents.iter().flat_map(|incident| crate::sql::incident_key_rows(incident)).collect();
+    insert_rows(
+        steps,
+        style,
+        crate::sql::INSERT_INCIDENT_KEY_ROWS,
+        crate::sql::INSERT_INCIDENT_KEY_ROWS_TAIL,
+        3,
+        keys,
+        |_| Check::Nothing,
+        |(tenant, key, incident), params| {
+            params.extend([tenant.into(), key.into(), incident.into()]);
+            Ok(())
+        },
+    )
+}
+
+/// Approvals created or updated (fenced by version), executions queued, and executions finished
+/// (fenced by the attempt that claimed them).
+fn plan_response<'a>(steps: &mut Vec<Step<'a>>, style: Placeholders, work: &'a WorkBatch, now: &str) -> StoreResult<()> {
+    let mut creates = Vec::new();
+    for write in &work.approvals {
+        let approval = &write.approval;
+        if approval.version != write.expected_version + 1 {
+            return Err(StoreError::invalid(format!(
+                "approval {}: version {} must follow {}",
+                approval.approval_id, approval.version, write.expected_version
+            )));
+        }
+        let body = serde_json::to_string(approval)?;
+        if write.expected_version == 0 {
+            creates.push((approval, body));
+            continue;
+        }
+        let params = vec![
+            approval.approval_id.as_str().into(),
+            approval.status.as_str().into(),
+            time_text(approval.deadline).into(),
+            i64_of(approval.version, "version")?.into(),
+            body.into(),
+            now.to_owned().into(),
+            i64_of(write.expected_version, "version")?.into(),
+        ];
+        let reason = format!("approval {} is not at version {}", approval.approval_id, write.expected_version);
+        steps.push(Step::new(crate::response_sql::UPDATE_APPROVAL, params, Check::Changes(reason)));
+    }
+    insert_rows(
+        steps,
+        style,
+        crate::response_sql::INSERT_APPROVAL_ROWS,
+        "",
+        9,
+        creates,
+        |chunk| Check::Unique(format!("one of {} approvals already exists", chunk.len())),
+        |(approval, body), params| {
+            params.extend([
+                approval.approval_id.as_str().into(),
+                approval.tenant_id.as_str().into(),
+                approval.investigation_id.as_str().into(),
+                approval.status.as_str().into(),
+                time_text(approval.deadline).into(),
+                i64_of(approval.version, "version")?.into(),
+                body.into(),
+                time_text(approval.requested_at).into(),
+                now.to_owned().into(),
+            ]);
+            Ok(())
+        },
+    )?;
+    let executions: Vec<_> = work.executions.iter().collect();
+    insert_rows(
+        steps,
+        style,
+        crate::response_sql::INSERT_EXECUTION_ROWS,
+        crate::response_sql::INSERT_EXECUTION_ROWS_TAIL,
+        10,
+        executions,
+        |_| Check::Nothing,
+        |execution, params| {
+            params.extend([
+                execution.execution_key.as_str().into(),
+                execution.tenant_id.as_str().into(),
+                execution.investigation_id.as_str().into(),
+                execution.approval_id.as_deref().into(),
+                execution.status.as_str().into(),
+                i64::from(execution.attempts).into(),
+                execution.lease_until.map(time_text).into(),
+                serde_json::to_string(execution)?.into(),
+                time_text(execution.created_at).into(),
+                now.to_owned().into(),
+            ]);
+            Ok(())
+        },
+    )?;
+    for execution in &work.execution_updates {
+        let params = vec![
+            execution.execution_key.as_str().into(),
+            execution.status.as_str().into(),
+            execution.lease_until.map(time_text).into(),
+            serde_json::to_string(execution)?.into(),
+            now.to_owned().into(),
+            i64::from(execution.attempts).into(),
+        ];
+        let reason = format!(
+            "execution {} is no longer held by attempt {} (its lease ran out and another worker took it)",
+            execution.execution_key, execution.attempts
+        );
+        steps.push(Step::new(crate::response_sql::FINISH_EXECUTION, params, Check::Changes(reason)));
+    }
+    Ok(())
+}
+
+/// Moves each tenant's chain head over `records` by compare-and-set (a head another writer moved
+/// first conflicts: nothing of the unit lands, and the audit log reseals and retries), then
+/// inserts the records.
+pub(crate) fn plan_audit<'a>(
+    steps: &mut Vec<Step<'a>>,
+    style: Placeholders,
+    records: &'a [AuditRecord],
+    now: &str,
+) -> StoreResult<()> {
+    for head in crate::sql::head_moves(records)? {
+        let expected = head.from.map_or_else(|| "empty".to_owned(), |(sequence, _)| format!("at #{sequence}"));
+        let reason = format!("the audit chain of tenant {} is no longer {expected}: another writer advanced it", head.tenant);
+        let mut params: Vec<Param<'a>> = vec![head.tenant.into(), head.to.0.into(), head.to.1.into(), now.to_owned().into()];
+        let sql = match head.from {
+            None => crate::sql::INSERT_AUDIT_HEAD,
+            Some((sequence, hash)) => {
+                params.extend([sequence.into(), hash.into()]);
+                crate::sql::ADVANCE_AUDIT_HEAD
+            }
+        };
+        steps.push(Step::new(sql, params, Check::Changes(reason)));
+    }
+    plan_audit_rows(steps, style, records)
+}
+
+/// Inserts audit `records` (their chain heads are [`plan_audit`]'s part).
+pub(crate) fn plan_audit_rows<'a>(steps: &mut Vec<Step<'a>>, style: Placeholders, records: &'a [AuditRecord]) -> StoreResult<()> {
+    let records: Vec<&AuditRecord> = records.iter().collect();
+    insert_rows(steps, style, crate::sql::INSERT_AUDIT_ROWS, "", 20, records, |_| Check::Nothing, |record, params| {
+        params.extend([
+            record.tenant_id.as_str().into(),
+            i64_of(record.sequence_number, "sequence_number")?.into(),
+            record.audit_id.as_str().into(),
+            record.previous_hash.as_str().into(),
+            record.timestamp.as_str().into(),
+            record.ingested_at.as_str().into(),
+            record.event_type.as_str().into(),
+            record.event_category.as_str().into(),
+            record.severity.as_str().into(),
+            record.actor_type.as_str().into(),
+            record.actor_id.as_str().into(),
+            serde_json::to_string(&record.actor_permissions)?.into(),
+            record.investigation_id.as_deref().into(),
+            record.alert_id.as_deref().into(),
+            serde_json::to_string(&record.entity_ids)?.into(),
+            record.context.to_string().into(),
+            record.decision.to_string().into(),
+            record.outcome.to_string().into(),
+            record.record_hash.as_str().into(),
+            record.record_version.as_str().into(),
+        ]);
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_placeholders_become_anonymous_in_the_order_they_are_named() {
+        let (text, order) = anonymous("UPDATE t SET a = $2, b = $3 WHERE id = $1 AND v = $2");
+        assert_eq!(text, "UPDATE t SET a = ?, b = ? WHERE id = ? AND v = ?");
+        assert_eq!(order, Some(vec![1, 2, 0, 1]));
+        let (text, order) = anonymous("INSERT INTO t (a, b) VALUES (?, ?)");
+        assert_eq!(text, "INSERT INTO t (a, b) VALUES (?, ?)");
+        assert_eq!(order, None);
+        // A `$` not followed by a parameter number is left alone.
+        let (text, order) = anonymous("SELECT '$' || $1");
+        assert_eq!(text, "SELECT '$' || ?");
+        assert_eq!(order, Some(vec![0]));
+    }
+
+    #[test]
+    fn combined_statements_bind_each_statements_values_in_its_placeholder_order() {
+        let steps = vec![
+            Step::new("UPDATE t SET a = $2 WHERE id = $1", vec!["id".into(), Param::Int(7)], Check::Nothing),
+            Step::new("INSERT INTO u VALUES (?, ?)", vec!["x".into(), Param::Null], Check::Nothing),
+        ];
+        let (sql, params) = combine(&steps).expect("combine");
+        assert_eq!(sql, "UPDATE t SET a = ? WHERE id = ?;\nINSERT INTO u VALUES (?, ?)");
+        assert_eq!(params, vec![&Param::Int(7), &Param::from("id"), &Param::from("x"), &Param::Null]);
+        let broken = vec![Step::new("UPDATE t SET a = $3", vec![Param::Int(1)], Check::Nothing)];
+        assert_eq!(combine(&broken).map(|_| ()).map_err(|error| error.kind).unwrap_err(), StoreErrorKind::Internal);
+    }
+
+    #[test]
+    fn checks_decide_whether_a_unit_stands() {
+        let id = InvestigationId::new();
+        assert!(matches!(Check::Skippable(id).verify(0, &[]), Err(Failure::Skip(skipped)) if skipped == id));
+        assert!(Check::Skippable(id).verify(1, &[]).is_ok());
+        assert!(matches!(Check::Changes("moved".into()).verify(0, &[]), Err(Failure::Store(e)) if e.kind == StoreErrorKind::Conflict));
+        let returns = Check::Returns(vec![("a".into(), "a taken".into()), ("b".into(), "b taken".into())]);
+        assert!(returns.verify(2, &["b".into(), "a".into()]).is_ok());
+        match returns.verify(1, &["a".into()]) {
+            Err(Failure::Store(error)) => assert!(error.to_string().contains("b taken"), "{error}"),
+            other => panic!("expected a conflict naming b, got {other:?}"),
+        }
+    }
+}
