@@ -756,6 +756,20 @@ pub async fn incidents_are_found_by_entity_key(store: &dyn CaseStore) {
     store.upsert_incident(&grown).await.expect("upsert");
     let by_url = store.incidents_with_keys(&tenant, &["url:https://evil.example/".to_owned()], window.0, window.1).await.expect("query");
     assert_eq!(ids(by_url), vec!["inc-b"]);
+    // Lookups hand out each incident as it is stored now, not as an earlier lookup read it
+    // (the stores keep decoded candidates by revision): a change, then a merge, are seen.
+    let found = store.incidents_with_keys(&tenant, &["host:ws-1".to_owned()], window.0, window.1).await.expect("query");
+    assert_eq!(found.iter().find(|incident| incident.incident_id == "inc-b"), Some(&grown));
+    let mut retitled = grown.clone();
+    retitled.title = "retitled".to_owned();
+    store.upsert_incident(&retitled).await.expect("upsert");
+    let found = store.incidents_with_keys(&tenant, &["host:ws-1".to_owned()], window.0, window.1).await.expect("query");
+    assert_eq!(found.iter().find(|incident| incident.incident_id == "inc-b"), Some(&retitled));
+    let mut absorbed = retitled.clone();
+    absorbed.merged_into = Some("inc-a".to_owned());
+    store.upsert_incident(&absorbed).await.expect("upsert");
+    let found = store.incidents_with_keys(&tenant, &["host:ws-1".to_owned()], window.0, window.1).await.expect("query");
+    assert_eq!(ids(found), vec!["inc-a"], "a merged incident is no longer a candidate");
 }
 
 pub async fn audit_chain_storage_is_exact_and_gap_free(store: &dyn AuditStore) {

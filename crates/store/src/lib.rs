@@ -17,8 +17,8 @@ mod patch;
 mod response_sql;
 pub mod schema;
 mod sql;
-mod unit;
 pub mod sqlite;
+mod unit;
 
 #[cfg(feature = "postgres")]
 pub mod postgres;

@@ -25,6 +25,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Writes go through the same pool: PostgreSQL handles concurrent writers itself.
     writer: PgPool,
+    /// Grouping candidates as last decoded (see [`crate::sql::IncidentCache`]).
+    incident_cache: std::sync::Arc<crate::sql::IncidentCache>,
 }
 
 impl PostgresStore {
@@ -81,7 +83,7 @@ impl PostgresStore {
         }
         let pool =
             PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(30)).connect_with(options).await?;
-        let store = PostgresStore { writer: pool.clone(), pool };
+        let store = PostgresStore { writer: pool.clone(), pool, incident_cache: Default::default() };
         store.apply_migrations(Some(MIGRATION_LOCK), POSTGRES_EXTRAS, until).await?;
         Ok(store)
     }

@@ -184,12 +184,62 @@ pub(crate) const INSERT_AUDIT_ROWS: &str = "INSERT INTO audit_records (tenant_id
        alert_id, entity_ids, context, decision, outcome, record_hash, record_version) VALUES";
 pub(crate) const MARK_RAW_IN: &str = "UPDATE raw_inbox SET status = $1, error = $2, updated_at = $3 WHERE ingest_id IN ";
 pub(crate) const INVESTIGATIONS_FOR_ALERTS: &str = "SELECT graph_state FROM investigations WHERE tenant_id = $1 AND alert_id IN ";
-pub(crate) const INCIDENTS_WITH_KEYS: &str = "SELECT incident_id, body FROM incidents
+/// Grouping candidates (unmerged incidents of the tenant sharing a key, active in the window), by
+/// id and revision (`updated_at`, set by every upsert); their bodies are `INCIDENT_BODIES_IN`.
+pub(crate) const INCIDENT_REVISIONS_WITH_KEYS: &str = "SELECT incident_id, updated_at FROM incidents
      WHERE tenant_id = $1 AND merged_into IS NULL AND first_seen <= $3 AND last_seen >= $2
        AND incident_id IN (SELECT incident_id FROM incident_keys WHERE tenant_id = $1 AND entity_key IN ";
+pub(crate) const INCIDENT_BODIES_IN: &str = "SELECT incident_id, updated_at, body FROM incidents WHERE incident_id IN ";
 pub(crate) const ALL_INCIDENT_BODIES: &str = "SELECT body FROM incidents";
 /// Values looked up per `IN` list.
 pub(crate) const IN_LIST_CHUNK: usize = 500;
+
+/// Incidents as last decoded, by id, with the revision they were read at (`updated_at`, which
+/// every upsert sets). A grouping lookup reads the candidates' revisions and decodes only the
+/// bodies whose revision moved: a key shared across a tenant (a tool's file hash on every host)
+/// makes every alert's lookup return most incidents of the window, each up to
+/// `MAX_INCIDENT_ALERTS` members of JSON, and decoding them again for every alert was the largest
+/// cost of an alert investigated alone (issue 7: ~20 % of `bench pipeline`'s CPU at 100 alerts/s).
+/// Checked against the store on every lookup, so other writers (replicas, the API) are seen.
+/// Revisions are microsecond times: two writers storing one incident in the same microsecond
+/// could leave a stale copy, which the next write to it replaces.
+#[derive(Debug, Default)]
+pub(crate) struct IncidentCache {
+    entries: std::sync::Mutex<IncidentEntries>,
+}
+
+#[derive(Debug, Default)]
+struct IncidentEntries {
+    by_id: std::collections::HashMap<String, (String, std::sync::Arc<Incident>)>,
+    /// Members held, the measure of the cache's size.
+    members: usize,
+}
+
+impl IncidentCache {
+    /// Most incident members held (a full incident holds 150); beyond it the cache starts over.
+    const MAX_MEMBERS: usize = 200_000;
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, IncidentEntries> {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The incident `id` at `revision`, if held.
+    pub(crate) fn get(&self, id: &str, revision: &str) -> Option<std::sync::Arc<Incident>> {
+        self.entries().by_id.get(id).filter(|(held, _)| held == revision).map(|(_, incident)| std::sync::Arc::clone(incident))
+    }
+
+    pub(crate) fn put(&self, revision: String, incident: std::sync::Arc<Incident>) {
+        let mut entries = self.entries();
+        if entries.members + incident.members.len() > Self::MAX_MEMBERS {
+            entries.by_id.clear();
+            entries.members = 0;
+        }
+        entries.members += incident.members.len();
+        if let Some((_, previous)) = entries.by_id.insert(incident.incident_id.clone(), (revision, incident)) {
+            entries.members -= previous.members.len();
+        }
+    }
+}
 
 /// `(tenant, key, incident)` rows of an incident's member keys, unique.
 pub(crate) fn incident_key_rows(incident: &Incident) -> Vec<(&str, &str, &str)> {
@@ -532,85 +582,35 @@ macro_rules! impl_stores {
                 }
             }
 
-            /// Runs a planned unit inside the caller's transaction, checking each statement
-            /// ([`$crate::unit::Check`]). SQLite gets the whole unit as one multi-statement query:
-            /// sqlx runs it on its worker thread in one message, where a statement at a time costs
-            /// a round trip to that thread each. PostgreSQL prepares one statement per message, so
-            /// it runs them one by one.
+            /// Runs a planned unit inside the caller's transaction, one statement at a time,
+            /// checking each ([`$crate::unit::Check`]). (Sent to SQLite as one multi-statement
+            /// query, a unit cost one round trip to sqlx's worker thread instead of one per
+            /// statement, but the combined text differed from batch to batch, so its statements
+            /// missed the prepared-statement cache: `bench pipeline` spent more CPU per alert
+            /// (23.4 s against 22.2 s for 2,000 alerts at 100/s) and bursts were no faster.)
             async fn run_steps(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 steps: &[$crate::unit::Step<'_>],
             ) -> Result<(), $crate::unit::Failure> {
-                use futures::TryStreamExt;
                 use sqlx::Row;
-                if steps.is_empty() {
-                    return Ok(());
-                }
-                if Self::PLACEHOLDERS == $crate::sql::Placeholders::Numbered {
-                    for step in steps {
-                        // Audited: constant SQL plus placeholders; every value is bound.
-                        let mut query = sqlx::query(sqlx::AssertSqlSafe(step.sql.to_string()));
-                        for param in &step.params {
-                            query = Self::bind_param(query, param);
-                        }
-                        if step.check.returns_rows() {
-                            let rows = query.fetch_all(&mut *conn).await.map_err(|error| step.check.error(error))?;
-                            let returned =
-                                rows.iter().map(|row| row.try_get::<String, _>(0)).collect::<Result<Vec<_>, _>>().map_err($crate::StoreError::from)?;
-                            step.check.verify(rows.len() as u64, &returned)?;
-                        } else {
-                            let done = query.execute(&mut *conn).await.map_err(|error| step.check.error(error))?;
-                            step.check.verify(done.rows_affected(), &[])?;
-                        }
+                for step in steps {
+                    // Audited: constant SQL plus placeholders; every value is bound.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(step.sql.to_string()));
+                    for param in &step.params {
+                        query = Self::bind_param(query, param);
                     }
-                    return Ok(());
-                }
-                let (sql, params) = $crate::unit::combine(steps)?;
-                // Audited: constant SQL plus placeholders; every value is bound.
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for param in params {
-                    query = Self::bind_param(query, param);
-                }
-                // One result per statement, after the rows it returned (sqlx's SQLite driver runs
-                // a multi-statement query statement by statement and reports each).
-                let mut results = sqlx::Executor::fetch_many(&mut *conn, query);
-                let mut index = 0;
-                let mut returned = Vec::new();
-                loop {
-                    let item = match results.try_next().await {
-                        Ok(Some(item)) => item,
-                        Ok(None) => break,
-                        Err(error) => {
-                            return Err($crate::unit::Failure::Store(match steps.get(index) {
-                                Some(step) => step.check.error(error),
-                                None => $crate::StoreError::from(error),
-                            }));
-                        }
-                    };
-                    let Some(step) = steps.get(index) else {
-                        return Err($crate::unit::Failure::Store($crate::StoreError::new(
-                            $crate::StoreErrorKind::Internal,
-                            anyhow::anyhow!("a unit of {} statements gave more results than statements", steps.len()),
-                        )));
-                    };
-                    match item {
-                        sqlx::Either::Right(row) => {
-                            if step.check.returns_rows() {
-                                returned.push(row.try_get::<String, _>(0).map_err($crate::StoreError::from)?);
-                            }
-                        }
-                        sqlx::Either::Left(done) => {
-                            step.check.verify(done.rows_affected(), &returned)?;
-                            returned.clear();
-                            index += 1;
-                        }
+                    if step.check.returns_rows() {
+                        let rows = query.fetch_all(&mut *conn).await.map_err(|error| step.check.error(error))?;
+                        let returned = rows
+                            .iter()
+                            .map(|row| row.try_get::<String, _>(0))
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err($crate::StoreError::from)?;
+                        step.check.verify(rows.len() as u64, &returned)?;
+                    } else {
+                        let done = query.execute(&mut *conn).await.map_err(|error| step.check.error(error))?;
+                        step.check.verify(done.rows_affected(), &[])?;
                     }
-                }
-                if index != steps.len() {
-                    return Err($crate::unit::Failure::Store($crate::StoreError::new(
-                        $crate::StoreErrorKind::Internal,
-                        anyhow::anyhow!("a unit of {} statements reported {index} of them", steps.len()),
-                    )));
                 }
                 Ok(())
             }
@@ -708,7 +708,12 @@ macro_rules! impl_stores {
                         let incidents = bodies.iter().map(|body| $crate::sql::decode_incident(body)).collect::<Result<Vec<_>, _>>()?;
                         let incidents: Vec<&aluskort_core::Incident> = incidents.iter().collect();
                         let mut steps = Vec::new();
-                        $crate::unit::plan_incidents(&mut steps, Self::PLACEHOLDERS, &incidents, &$crate::model::time_text(chrono::Utc::now()))?;
+                        $crate::unit::plan_incidents(
+                            &mut steps,
+                            Self::PLACEHOLDERS,
+                            &incidents,
+                            &$crate::model::time_text(chrono::Utc::now()),
+                        )?;
                         Self::run_steps(&mut *transaction, &steps).await.map_err($crate::unit::Failure::into_store)?;
                     }
                     sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
@@ -1058,24 +1063,50 @@ macro_rules! impl_stores {
                 to: chrono::DateTime<chrono::Utc>,
             ) -> $crate::StoreResult<Vec<aluskort_core::Incident>> {
                 use sqlx::Row;
-                let (from, to) = ($crate::model::time_text(from), $crate::model::time_text(to));
+                let (from_text, to_text) = ($crate::model::time_text(from), $crate::model::time_text(to));
+                // The candidates' revisions first; bodies only of those not held at that revision.
                 let mut seen = std::collections::HashSet::new();
-                let mut incidents = Vec::new();
+                let mut found: Vec<std::sync::Arc<aluskort_core::Incident>> = Vec::new();
+                let mut stale: Vec<String> = Vec::new();
                 for chunk in keys.chunks($crate::sql::IN_LIST_CHUNK) {
-                    let sql =
-                        $crate::sql::in_list_sql($crate::sql::INCIDENTS_WITH_KEYS, chunk.len(), 4, ") ORDER BY first_seen, incident_id");
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant.as_str()).bind(from.as_str()).bind(to.as_str());
+                    let sql = $crate::sql::in_list_sql($crate::sql::INCIDENT_REVISIONS_WITH_KEYS, chunk.len(), 4, ")");
+                    let mut query =
+                        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant.as_str()).bind(from_text.as_str()).bind(to_text.as_str());
                     for key in chunk {
                         query = query.bind(key.as_str());
                     }
                     for row in query.fetch_all(&self.pool).await? {
                         let id: String = row.try_get(0)?;
-                        if seen.insert(id) {
-                            let body: String = row.try_get(1)?;
-                            incidents.push($crate::sql::decode_incident(&body)?);
+                        if !seen.insert(id.clone()) {
+                            continue;
+                        }
+                        let revision: String = row.try_get(1)?;
+                        match self.incident_cache.get(&id, &revision) {
+                            Some(incident) => found.push(incident),
+                            None => stale.push(id),
                         }
                     }
                 }
+                for chunk in stale.chunks($crate::sql::IN_LIST_CHUNK) {
+                    let sql = $crate::sql::in_list_sql($crate::sql::INCIDENT_BODIES_IN, chunk.len(), 1, "");
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for id in chunk {
+                        query = query.bind(id.as_str());
+                    }
+                    for row in query.fetch_all(&self.pool).await? {
+                        let revision: String = row.try_get(1)?;
+                        let body: String = row.try_get(2)?;
+                        let incident = std::sync::Arc::new($crate::sql::decode_incident(&body)?);
+                        self.incident_cache.put(revision, std::sync::Arc::clone(&incident));
+                        // Written again between the two reads: still a candidate only if it still
+                        // matches the lookup (its keys only grow).
+                        if incident.merged_into.is_none() && incident.first_seen <= to && incident.last_seen >= from {
+                            found.push(incident);
+                        }
+                    }
+                }
+                let mut incidents: Vec<aluskort_core::Incident> =
+                    found.iter().map(|incident| aluskort_core::Incident::clone(incident)).collect();
                 incidents.sort_by(|a, b| (a.first_seen, &a.incident_id).cmp(&(b.first_seen, &b.incident_id)));
                 Ok(incidents)
             }
@@ -1156,7 +1187,12 @@ macro_rules! impl_stores {
 
             async fn append_audit(&self, record: &aluskort_core::audit::AuditRecord) -> $crate::StoreResult<()> {
                 let mut steps = Vec::new();
-                $crate::unit::plan_audit(&mut steps, Self::PLACEHOLDERS, std::slice::from_ref(record), &$crate::model::time_text(chrono::Utc::now()))?;
+                $crate::unit::plan_audit(
+                    &mut steps,
+                    Self::PLACEHOLDERS,
+                    std::slice::from_ref(record),
+                    &$crate::model::time_text(chrono::Utc::now()),
+                )?;
                 self.commit_steps(&steps).await
             }
 

@@ -34,6 +34,8 @@ pub struct SqliteStore {
     /// here wait their turn in order, where writers racing for the file lock would sleep in
     /// SQLite's busy handler (1, 2, 5, 10, … ms) and could time out under load.
     writer: SqlitePool,
+    /// Grouping candidates as last decoded (see [`crate::sql::IncidentCache`]).
+    incident_cache: std::sync::Arc<crate::sql::IncidentCache>,
 }
 
 impl SqliteStore {
@@ -115,7 +117,7 @@ impl SqliteStore {
             // One connection (an in-memory database is private to its connection): it does both.
             pool.clone()
         };
-        let store = SqliteStore { pool, writer };
+        let store = SqliteStore { pool, writer, incident_cache: Default::default() };
         store.apply_migrations(None, crate::schema::SQLITE_EXTRAS, i64::MAX).await?;
         Ok(store)
     }

@@ -1,9 +1,6 @@
 //! A unit of work planned as statements: each [`Step`] is one SQL statement with its bound values
-//! and what it must do for the unit to stand ([`Check`]). Planned once for both databases, then
-//! run by `impl_stores!` either one statement at a time (PostgreSQL) or as one multi-statement
-//! query (SQLite), which sqlx hands to its SQLite worker thread in one message: a unit of a dozen
-//! statements costs one round trip to that thread instead of a dozen (issue 7: about 250 µs each
-//! on a 2-core machine, most of a one-alert commit).
+//! and what it must do for the unit to stand ([`Check`]). Planned once for both databases by plain
+//! functions, and run by `impl_stores!` (`run_steps`) inside one transaction.
 //!
 //! A check that fails decides the unit: an investigation overtaken by someone else
 //! ([`Failure::Skip`]) has the unit rolled back and planned again without it; anything else is a
@@ -141,63 +138,6 @@ impl<'a> Step<'a> {
     fn new(sql: impl Into<Cow<'static, str>>, params: Vec<Param<'a>>, check: Check) -> Self {
         Step { sql: sql.into(), params, check }
     }
-}
-
-/// `steps` as one multi-statement SQL text with anonymous placeholders, and its values in binding
-/// order. Statements written with `$n` placeholders are rewritten to `?` (SQLite binds anonymous
-/// ones in order across the statements of one query; numbered ones would name absolute positions
-/// of the whole query).
-pub(crate) fn combine<'s, 'a>(steps: &'s [Step<'a>]) -> StoreResult<(String, Vec<&'s Param<'a>>)> {
-    let mut sql = String::with_capacity(steps.iter().map(|step| step.sql.len() + 2).sum());
-    let mut params = Vec::with_capacity(steps.iter().map(|step| step.params.len()).sum());
-    for (index, step) in steps.iter().enumerate() {
-        if index > 0 {
-            sql.push_str(";\n");
-        }
-        let (text, order) = anonymous(&step.sql);
-        sql.push_str(&text);
-        match order {
-            None => params.extend(step.params.iter()),
-            Some(order) => {
-                for position in order {
-                    let param = step.params.get(position).ok_or_else(|| {
-                        StoreError::new(
-                            StoreErrorKind::Internal,
-                            anyhow::anyhow!("statement names parameter ${} but has {}", position + 1, step.params.len()),
-                        )
-                    })?;
-                    params.push(param);
-                }
-            }
-        }
-    }
-    Ok((sql, params))
-}
-
-/// `sql` with each `$n` placeholder replaced by `?`, and the parameter index (from 0) each `?`
-/// stands for; `None` when `sql` has no numbered placeholder (already anonymous, in order).
-fn anonymous(sql: &str) -> (Cow<'_, str>, Option<Vec<usize>>) {
-    let bytes = sql.as_bytes();
-    if !bytes.windows(2).any(|pair| pair[0] == b'$' && pair[1].is_ascii_digit()) {
-        return (Cow::Borrowed(sql), None);
-    }
-    let mut text = String::with_capacity(sql.len());
-    let mut order = Vec::new();
-    let mut rest = sql;
-    while let Some(at) = rest.find('$') {
-        let digits = rest[at + 1..].bytes().take_while(u8::is_ascii_digit).count();
-        text.push_str(&rest[..at]);
-        match rest[at + 1..at + 1 + digits].parse::<usize>() {
-            Ok(number) if number > 0 => {
-                text.push('?');
-                order.push(number - 1);
-            }
-            _ => text.push('$'),
-        }
-        rest = &rest[at + 1 + digits..];
-    }
-    text.push_str(rest);
-    (Cow::Owned(text), Some(order))
 }
 
 /// Appends multi-row inserts of `items` (`columns` values each, written by `row`) in chunks of
@@ -375,12 +315,7 @@ pub(crate) fn plan_work<'a>(
 }
 
 /// Upserts `incidents` (each id once) and indexes their members' entity keys.
-pub(crate) fn plan_incidents<'a>(
-    steps: &mut Vec<Step<'a>>,
-    style: Placeholders,
-    incidents: &[&'a Incident],
-    now: &str,
-) -> StoreResult<()> {
+pub(crate) fn plan_incidents<'a>(steps: &mut Vec<Step<'a>>, style: Placeholders, incidents: &[&'a Incident], now: &str) -> StoreResult<()> {
     insert_rows(
         steps,
         style,
@@ -516,12 +451,7 @@ fn plan_response<'a>(steps: &mut Vec<Step<'a>>, style: Placeholders, work: &'a W
 /// Moves each tenant's chain head over `records` by compare-and-set (a head another writer moved
 /// first conflicts: nothing of the unit lands, and the audit log reseals and retries), then
 /// inserts the records.
-pub(crate) fn plan_audit<'a>(
-    steps: &mut Vec<Step<'a>>,
-    style: Placeholders,
-    records: &'a [AuditRecord],
-    now: &str,
-) -> StoreResult<()> {
+pub(crate) fn plan_audit<'a>(steps: &mut Vec<Step<'a>>, style: Placeholders, records: &'a [AuditRecord], now: &str) -> StoreResult<()> {
     for head in crate::sql::head_moves(records)? {
         let expected = head.from.map_or_else(|| "empty".to_owned(), |(sequence, _)| format!("at #{sequence}"));
         let reason = format!("the audit chain of tenant {} is no longer {expected}: another writer advanced it", head.tenant);
@@ -541,63 +471,45 @@ pub(crate) fn plan_audit<'a>(
 /// Inserts audit `records` (their chain heads are [`plan_audit`]'s part).
 pub(crate) fn plan_audit_rows<'a>(steps: &mut Vec<Step<'a>>, style: Placeholders, records: &'a [AuditRecord]) -> StoreResult<()> {
     let records: Vec<&AuditRecord> = records.iter().collect();
-    insert_rows(steps, style, crate::sql::INSERT_AUDIT_ROWS, "", 20, records, |_| Check::Nothing, |record, params| {
-        params.extend([
-            record.tenant_id.as_str().into(),
-            i64_of(record.sequence_number, "sequence_number")?.into(),
-            record.audit_id.as_str().into(),
-            record.previous_hash.as_str().into(),
-            record.timestamp.as_str().into(),
-            record.ingested_at.as_str().into(),
-            record.event_type.as_str().into(),
-            record.event_category.as_str().into(),
-            record.severity.as_str().into(),
-            record.actor_type.as_str().into(),
-            record.actor_id.as_str().into(),
-            serde_json::to_string(&record.actor_permissions)?.into(),
-            record.investigation_id.as_deref().into(),
-            record.alert_id.as_deref().into(),
-            serde_json::to_string(&record.entity_ids)?.into(),
-            record.context.to_string().into(),
-            record.decision.to_string().into(),
-            record.outcome.to_string().into(),
-            record.record_hash.as_str().into(),
-            record.record_version.as_str().into(),
-        ]);
-        Ok(())
-    })
+    insert_rows(
+        steps,
+        style,
+        crate::sql::INSERT_AUDIT_ROWS,
+        "",
+        20,
+        records,
+        |_| Check::Nothing,
+        |record, params| {
+            params.extend([
+                record.tenant_id.as_str().into(),
+                i64_of(record.sequence_number, "sequence_number")?.into(),
+                record.audit_id.as_str().into(),
+                record.previous_hash.as_str().into(),
+                record.timestamp.as_str().into(),
+                record.ingested_at.as_str().into(),
+                record.event_type.as_str().into(),
+                record.event_category.as_str().into(),
+                record.severity.as_str().into(),
+                record.actor_type.as_str().into(),
+                record.actor_id.as_str().into(),
+                serde_json::to_string(&record.actor_permissions)?.into(),
+                record.investigation_id.as_deref().into(),
+                record.alert_id.as_deref().into(),
+                serde_json::to_string(&record.entity_ids)?.into(),
+                record.context.to_string().into(),
+                record.decision.to_string().into(),
+                record.outcome.to_string().into(),
+                record.record_hash.as_str().into(),
+                record.record_version.as_str().into(),
+            ]);
+            Ok(())
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbered_placeholders_become_anonymous_in_the_order_they_are_named() {
-        let (text, order) = anonymous("UPDATE t SET a = $2, b = $3 WHERE id = $1 AND v = $2");
-        assert_eq!(text, "UPDATE t SET a = ?, b = ? WHERE id = ? AND v = ?");
-        assert_eq!(order, Some(vec![1, 2, 0, 1]));
-        let (text, order) = anonymous("INSERT INTO t (a, b) VALUES (?, ?)");
-        assert_eq!(text, "INSERT INTO t (a, b) VALUES (?, ?)");
-        assert_eq!(order, None);
-        // A `$` not followed by a parameter number is left alone.
-        let (text, order) = anonymous("SELECT '$' || $1");
-        assert_eq!(text, "SELECT '$' || ?");
-        assert_eq!(order, Some(vec![0]));
-    }
-
-    #[test]
-    fn combined_statements_bind_each_statements_values_in_its_placeholder_order() {
-        let steps = vec![
-            Step::new("UPDATE t SET a = $2 WHERE id = $1", vec!["id".into(), Param::Int(7)], Check::Nothing),
-            Step::new("INSERT INTO u VALUES (?, ?)", vec!["x".into(), Param::Null], Check::Nothing),
-        ];
-        let (sql, params) = combine(&steps).expect("combine");
-        assert_eq!(sql, "UPDATE t SET a = ? WHERE id = ?;\nINSERT INTO u VALUES (?, ?)");
-        assert_eq!(params, vec![&Param::Int(7), &Param::from("id"), &Param::from("x"), &Param::Null]);
-        let broken = vec![Step::new("UPDATE t SET a = $3", vec![Param::Int(1)], Check::Nothing)];
-        assert_eq!(combine(&broken).map(|_| ()).map_err(|error| error.kind).unwrap_err(), StoreErrorKind::Internal);
-    }
 
     #[test]
     fn checks_decide_whether_a_unit_stands() {
