@@ -199,7 +199,9 @@ pub(crate) const IN_LIST_CHUNK: usize = 500;
 /// bodies whose revision moved: a key shared across a tenant (a tool's file hash on every host)
 /// makes every alert's lookup return most incidents of the window, each up to
 /// `MAX_INCIDENT_ALERTS` members of JSON, and decoding them again for every alert was the largest
-/// cost of an alert investigated alone (issue 7: ~20 % of `bench pipeline`'s CPU at 100 alerts/s).
+/// single cost of an alert investigated alone (issue 7: the lookup was 8 % of `bench pipeline`'s
+/// samples at 100 alerts/s, its JSON decoding 7 %; with this cache the run's CPU fell by ~5 %, the
+/// copies handed out now being the larger part).
 /// Checked against the store on every lookup, so other writers (replicas, the API) are seen.
 /// Revisions are microsecond times: two writers storing one incident in the same microsecond
 /// could leave a stale copy, which the next write to it replaces.
