@@ -74,8 +74,13 @@ fn chunk_lengths_up_to(total: usize, columns: usize, max_params: usize) -> Vec<u
 
 /// `items` in the chunks [`chunk_lengths`] gives.
 pub(crate) fn batches<T>(items: &[T], columns: usize) -> impl Iterator<Item = &[T]> {
+    split_into(items, chunk_lengths(items.len(), columns))
+}
+
+/// `items` cut into consecutive slices of `lengths` (which sum to its length).
+fn split_into<T>(items: &[T], lengths: Vec<usize>) -> impl Iterator<Item = &[T]> {
     let mut rest = items;
-    chunk_lengths(items.len(), columns).into_iter().map(move |length| {
+    lengths.into_iter().map(move |length| {
         let (chunk, tail) = rest.split_at(length);
         rest = tail;
         chunk
@@ -107,12 +112,7 @@ pub(crate) fn insert_chunk_lengths(total: usize, columns: usize) -> Vec<usize> {
 /// `items` in chunks for [`insert_rows_sql`] statements: as [`batches`], up to
 /// [`MAX_INSERT_PARAMS`] parameters each.
 pub(crate) fn insert_batches<T>(items: &[T], columns: usize) -> impl Iterator<Item = &[T]> {
-    let mut rest = items;
-    chunk_lengths_up_to(items.len(), columns, MAX_INSERT_PARAMS).into_iter().map(move |length| {
-        let (chunk, tail) = rest.split_at(length);
-        rest = tail;
-        chunk
-    })
+    split_into(items, insert_chunk_lengths(items.len(), columns))
 }
 
 /// `head` + `rows` tuples of `columns` placeholders + `tail`, for an insert whose only
