@@ -218,6 +218,12 @@ impl Work {
         }
     }
 
+    /// The incidents this batch merged into `survivor_id` (their `alert_ids` are those they
+    /// brought). Empty when the merge happened in an earlier batch.
+    pub(crate) fn absorbed_into<'a>(&'a self, survivor_id: &'a str) -> impl Iterator<Item = &'a Incident> + 'a {
+        self.batch.incidents.iter().filter(move |incident| incident.merged_into.as_deref() == Some(survivor_id))
+    }
+
     fn pending_incident(&self, incident_id: &str) -> Option<&Incident> {
         self.incidents.get(incident_id).map(|&index| &self.batch.incidents[index])
     }

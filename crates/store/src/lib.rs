@@ -10,6 +10,7 @@
 //! - [`sqlite`], [`postgres`]: connection setup for each backend.
 //! - [`conformance`]: the shared test suite every implementation runs.
 
+mod direct;
 pub mod error;
 mod memory_sql;
 pub mod model;

@@ -30,6 +30,19 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// Runs a planned unit in one transaction of the pool: committed when every statement did its
+    /// part, rolled back otherwise.
+    pub(crate) async fn execute_unit(&self, steps: &[crate::unit::Step<'_>]) -> Result<(), crate::unit::Failure> {
+        let mut transaction = self.writer.begin().await.map_err(crate::StoreError::from)?;
+        match Self::run_steps(&mut transaction, steps).await {
+            Ok(()) => Ok(transaction.commit().await.map_err(crate::StoreError::from)?),
+            Err(failure) => {
+                transaction.rollback().await.map_err(crate::StoreError::from)?;
+                Err(failure)
+            }
+        }
+    }
+
     /// Connects to `url`, creates `schema` if given and missing, applies migrations, and makes sure
     /// the audit table has its partitions for this month and the next
     /// ([`PostgresStore::prepare_partitions`]).

@@ -617,12 +617,10 @@ macro_rules! impl_stores {
                 Ok(())
             }
 
-            /// Runs `steps` in a transaction of the writer and commits it.
+            /// Runs `steps` in a transaction of the writer and commits it (`execute_unit`, each
+            /// store's own).
             async fn commit_steps(&self, steps: &[$crate::unit::Step<'_>]) -> $crate::StoreResult<()> {
-                let mut transaction = self.writer.begin().await?;
-                Self::run_steps(&mut *transaction, steps).await.map_err($crate::unit::Failure::into_store)?;
-                transaction.commit().await?;
-                Ok(())
+                self.execute_unit(steps).await.map_err($crate::unit::Failure::into_store)
             }
 
             /// An audit row (`SELECT_AUDIT` columns) decoded back into a record.
@@ -1124,17 +1122,10 @@ macro_rules! impl_stores {
                 let mut skipped = Vec::new();
                 loop {
                     let steps = $crate::unit::plan_work(Self::PLACEHOLDERS, work, audit, &skipped)?;
-                    // On an error the transaction is dropped, which rolls it back: nothing of the batch stays.
-                    let mut transaction = self.writer.begin().await?;
-                    match Self::run_steps(&mut *transaction, &steps).await {
-                        Ok(()) => {
-                            transaction.commit().await?;
-                            return Ok($crate::WorkReport { skipped });
-                        }
-                        Err($crate::unit::Failure::Skip(id)) if !skipped.contains(&id) => {
-                            transaction.rollback().await?;
-                            skipped.push(id);
-                        }
+                    // A failed unit is rolled back whole: nothing of the batch stays.
+                    match self.execute_unit(&steps).await {
+                        Ok(()) => return Ok($crate::WorkReport { skipped }),
+                        Err($crate::unit::Failure::Skip(id)) if !skipped.contains(&id) => skipped.push(id),
                         Err(failure) => return Err(failure.into_store()),
                     }
                 }

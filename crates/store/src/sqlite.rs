@@ -126,10 +126,41 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Runs a planned unit in one transaction of the writer connection, on its SQLite handle
+    /// directly (see [`crate::direct`]): one hand-off to sqlx's worker thread per unit instead of
+    /// one per statement. Committed when every statement did its part, rolled back otherwise.
+    pub(crate) async fn execute_unit(&self, steps: &[crate::unit::Step<'_>]) -> Result<(), crate::unit::Failure> {
+        let mut connection = self.writer.acquire().await.map_err(StoreError::from)?;
+        let ran = {
+            let mut locked = connection.lock_handle().await.map_err(StoreError::from)?;
+            let handle = locked.as_raw_handle().as_ptr();
+            // SAFETY: `locked` keeps sqlx's worker thread off this handle until it drops, after
+            // `run_unit` has returned and finalised every statement it prepared.
+            #[allow(unsafe_code, reason = "the handle is held exclusively through `locked`")]
+            off_the_runtime(|| unsafe { crate::direct::run_unit(handle, steps) })
+        };
+        if ran.broken {
+            // Still inside a transaction it could not roll back: not handed to the next writer.
+            tracing::error!("the SQLite writer connection could not end a failed unit's transaction; it is closed");
+            connection.close_on_drop();
+        }
+        ran.result
+    }
+
     /// Flushes the WAL into the database file and closes every connection.
     pub async fn close(&self) {
         self.writer.close().await;
         self.pool.close().await;
+    }
+}
+
+/// Runs `work` that blocks the thread (SQLite on the calling thread) where it does not stall
+/// other tasks: on a multi-threaded runtime the worker's other tasks move to another thread
+/// meanwhile; elsewhere (a current-thread runtime, no runtime) it just runs.
+fn off_the_runtime<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 

@@ -84,8 +84,8 @@ impl Check {
     }
 
     /// `error` raised by this statement, as a store error.
-    pub(crate) fn error(&self, error: sqlx::Error) -> StoreError {
-        let error = StoreError::from(error);
+    pub(crate) fn error(&self, error: impl Into<StoreError>) -> StoreError {
+        let error = error.into();
         match self {
             Check::Unique(reason) if error.kind == StoreErrorKind::Conflict => conflict(reason),
             _ => error,

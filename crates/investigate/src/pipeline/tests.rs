@@ -588,3 +588,76 @@ fn sentinel_page(tag: &str, total: usize) -> Vec<(String, String, Value)> {
         })
         .collect()
 }
+
+/// A Sentinel alert of `severity` and `tactic` whose only entities are the hosts `hosts`.
+fn host_alert(id: &str, severity: &str, tactic: &str, hosts: &[&str]) -> Value {
+    let entities: Vec<Value> =
+        hosts.iter().enumerate().map(|(index, host)| json!({"$id": (index + 2).to_string(), "HostName": host, "Type": "host"})).collect();
+    json!({
+        "TenantId": "3f1c2a9e-0d4b-4e8a-9b77-5d2c1e0a6f10",
+        "TimeGenerated": "2026-11-20T09:14:03Z",
+        "DisplayName": format!("test alert {id}"),
+        "AlertName": format!("test alert {id}"),
+        "AlertSeverity": severity,
+        "Description": "activity on the named hosts",
+        "ProviderName": "MDATP",
+        "VendorName": "Microsoft",
+        "SystemAlertId": id,
+        "ProductName": "Microsoft Defender for Endpoint",
+        "StartTime": "2026-11-20T09:11:40Z",
+        "EndTime": "2026-11-20T09:13:58Z",
+        "Tactics": tactic,
+        "Techniques": "[]",
+        "Status": "New",
+        "Type": "SecurityAlert",
+        "ExtendedProperties": "{}",
+        "Entities": Value::Array(entities).to_string(),
+    })
+}
+
+/// FR-GRP (an incident is judged as a whole): when an alert merges two incidents, the members the
+/// absorbed incident brought are reassessed with the merged incident's context; the surviving
+/// incident's own members, whose context the merge did not change, are left as they were (not
+/// read, not saved again).
+#[tokio::test]
+async fn a_merge_reassesses_the_absorbed_members_and_leaves_the_survivors_alone() {
+    use crate::reasoner::IncidentContext;
+    let harness = harness().await;
+    // Incident A: three medium Execution alerts on host alpha (multi-stage, medium, 1 tactic).
+    harness
+        .run((1..=3).map(|n| host_alert(&format!("merge-a{n}"), "Medium", "Execution", &["alpha"])).collect())
+        .await;
+    // Incident B: one low Execution alert on host bravo (single alert: not multi-stage, low).
+    harness.run(vec![host_alert("merge-b1", "Low", "Execution", &["bravo"])]).await;
+    let states = harness.store.list_investigations(&InvestigationFilter { limit: Some(100), ..Default::default() }).await.expect("list");
+    let versions_before: HashMap<String, usize> = {
+        let mut versions = HashMap::new();
+        for state in &states {
+            versions.insert(state.alert_id.to_string(), harness.store.investigation_history(state.investigation_id).await.expect("history").len());
+        }
+        versions
+    };
+    let incident_of = |alert: &str| states.iter().find(|s| s.alert_id.as_str() == alert).and_then(|s| s.incident_id.clone()).expect("grouped");
+    assert_ne!(incident_of("merge-a1"), incident_of("merge-b1"), "two incidents before the link");
+
+    // A low Execution alert seen on both hosts merges them; A's context stays (multi-stage, medium, 1 tactic).
+    harness.run(vec![host_alert("merge-link", "Low", "Execution", &["alpha", "bravo"])]).await;
+    let states = harness.store.list_investigations(&InvestigationFilter { limit: Some(100), ..Default::default() }).await.expect("list");
+    assert_eq!(states.len(), 5);
+    let survivor_id = states.iter().find(|s| s.alert_id.as_str() == "merge-link").and_then(|s| s.incident_id.clone()).expect("grouped");
+    let survivor = harness.store.incident(&survivor_id).await.expect("read").expect("incident");
+    assert!(survivor.merged_into.is_none());
+    assert_eq!(survivor.alert_ids.len(), 5, "the link merged both incidents: {:?}", survivor.alert_ids);
+    let context = serde_json::to_value(IncidentContext::of(&survivor)).expect("context");
+    for state in &states {
+        let alert = state.alert_id.to_string();
+        assert_eq!(state.case_facts.get("incident_context"), Some(&context), "{alert} carries the merged incident's context");
+        let versions = harness.store.investigation_history(state.investigation_id).await.expect("history").len();
+        match alert.as_str() {
+            "merge-b1" => assert_eq!(versions, versions_before[&alert] + 1, "the absorbed member was reassessed once"),
+            "merge-link" => {}
+            _ => assert_eq!(versions, versions_before[&alert], "{alert}: the survivor's own members were not saved again"),
+        }
+    }
+    harness.stop().await;
+}
