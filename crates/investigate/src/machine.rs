@@ -649,17 +649,16 @@ impl Pipeline {
         // old incident's context); otherwise all of them. Without this, every merge into a large
         // incident read and decoded all its members' investigations (at an offered 100 alerts/s,
         // such alerts took 5–15 ms longer: the p99).
-        let absorbed: HashSet<&aluskort_core::AlertId> =
-            if merged_now { work.absorbed_into(&incident.incident_id).flat_map(|absorbed| &absorbed.alert_ids).collect() } else { HashSet::new() };
+        let absorbed: HashSet<&aluskort_core::AlertId> = if merged_now {
+            work.absorbed_into(&incident.incident_id).flat_map(|absorbed| &absorbed.alert_ids).collect()
+        } else {
+            HashSet::new()
+        };
         let survivor_unchanged =
             merged_now && !absorbed.is_empty() && context_among(incident, |id| id != current && !absorbed.contains(id)) == Some(context);
         // Members this batch has not touched are read in one query, once a batch.
-        let others: Vec<aluskort_core::AlertId> = incident
-            .alert_ids
-            .iter()
-            .filter(|id| *id != current && (!survivor_unchanged || absorbed.contains(id)))
-            .cloned()
-            .collect();
+        let others: Vec<aluskort_core::AlertId> =
+            incident.alert_ids.iter().filter(|id| *id != current && (!survivor_unchanged || absorbed.contains(id))).cloned().collect();
         work.read_states(self.store.as_ref(), &incident.tenant_id, &others).await?;
         let stale: Vec<aluskort_core::GraphState> = others
             .iter()

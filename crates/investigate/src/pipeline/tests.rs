@@ -624,20 +624,22 @@ async fn a_merge_reassesses_the_absorbed_members_and_leaves_the_survivors_alone(
     use crate::reasoner::IncidentContext;
     let harness = harness().await;
     // Incident A: three medium Execution alerts on host alpha (multi-stage, medium, 1 tactic).
-    harness
-        .run((1..=3).map(|n| host_alert(&format!("merge-a{n}"), "Medium", "Execution", &["alpha"])).collect())
-        .await;
+    harness.run((1..=3).map(|n| host_alert(&format!("merge-a{n}"), "Medium", "Execution", &["alpha"])).collect()).await;
     // Incident B: one low Execution alert on host bravo (single alert: not multi-stage, low).
     harness.run(vec![host_alert("merge-b1", "Low", "Execution", &["bravo"])]).await;
     let states = harness.store.list_investigations(&InvestigationFilter { limit: Some(100), ..Default::default() }).await.expect("list");
     let versions_before: HashMap<String, usize> = {
         let mut versions = HashMap::new();
         for state in &states {
-            versions.insert(state.alert_id.to_string(), harness.store.investigation_history(state.investigation_id).await.expect("history").len());
+            versions.insert(
+                state.alert_id.to_string(),
+                harness.store.investigation_history(state.investigation_id).await.expect("history").len(),
+            );
         }
         versions
     };
-    let incident_of = |alert: &str| states.iter().find(|s| s.alert_id.as_str() == alert).and_then(|s| s.incident_id.clone()).expect("grouped");
+    let incident_of =
+        |alert: &str| states.iter().find(|s| s.alert_id.as_str() == alert).and_then(|s| s.incident_id.clone()).expect("grouped");
     assert_ne!(incident_of("merge-a1"), incident_of("merge-b1"), "two incidents before the link");
 
     // A low Execution alert seen on both hosts merges them; A's context stays (multi-stage, medium, 1 tactic).
