@@ -186,9 +186,16 @@ pub(crate) const MARK_RAW_IN: &str = "UPDATE raw_inbox SET status = $1, error = 
 pub(crate) const INVESTIGATIONS_FOR_ALERTS: &str = "SELECT graph_state FROM investigations WHERE tenant_id = $1 AND alert_id IN ";
 /// Grouping candidates (unmerged incidents of the tenant sharing a key, active in the window), by
 /// id and revision (`updated_at`, set by every upsert); their bodies are `INCIDENT_BODIES_IN`.
-pub(crate) const INCIDENT_REVISIONS_WITH_KEYS: &str = "SELECT incident_id, updated_at FROM incidents
-     WHERE tenant_id = $1 AND merged_into IS NULL AND first_seen <= $3 AND last_seen >= $2
-       AND incident_id IN (SELECT incident_id FROM incident_keys WHERE tenant_id = $1 AND entity_key IN ";
+///
+/// Driven from the keys (`CROSS JOIN` keeps SQLite's join order; PostgreSQL plans it as any inner
+/// join): with `incident_id IN (…)` SQLite chose the window index and visited every incident of
+/// the window for each lookup, then walked each matching body's overflow pages to reach
+/// `updated_at` (3–12 ms per lookup at an offered 100 alerts/s, the largest of a lone alert's
+/// reads; 148 µs against 27 µs on a warm 400-incident file).
+pub(crate) const INCIDENT_REVISIONS_WITH_KEYS: &str = "SELECT i.incident_id, i.updated_at
+     FROM (SELECT DISTINCT incident_id FROM incident_keys WHERE tenant_id = $1 AND entity_key IN ";
+pub(crate) const INCIDENT_REVISIONS_WITH_KEYS_TAIL: &str = ") AS k CROSS JOIN incidents AS i
+     WHERE i.incident_id = k.incident_id AND i.tenant_id = $1 AND i.merged_into IS NULL AND i.first_seen <= $3 AND i.last_seen >= $2";
 pub(crate) const INCIDENT_BODIES_IN: &str = "SELECT incident_id, updated_at, body FROM incidents WHERE incident_id IN ";
 pub(crate) const ALL_INCIDENT_BODIES: &str = "SELECT body FROM incidents";
 /// Values looked up per `IN` list.
@@ -1069,7 +1076,7 @@ macro_rules! impl_stores {
                 let mut found: Vec<std::sync::Arc<aluskort_core::Incident>> = Vec::new();
                 let mut stale: Vec<String> = Vec::new();
                 for chunk in keys.chunks($crate::sql::IN_LIST_CHUNK) {
-                    let sql = $crate::sql::in_list_sql($crate::sql::INCIDENT_REVISIONS_WITH_KEYS, chunk.len(), 4, ")");
+                    let sql = $crate::sql::in_list_sql($crate::sql::INCIDENT_REVISIONS_WITH_KEYS, chunk.len(), 4, $crate::sql::INCIDENT_REVISIONS_WITH_KEYS_TAIL);
                     let mut query =
                         sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant.as_str()).bind(from_text.as_str()).bind(to_text.as_str());
                     for key in chunk {
