@@ -38,7 +38,8 @@ impl From<rusqlite::Error> for StoreError {
 
 /// What running a unit left behind.
 pub(crate) struct Ran {
-    pub(crate) result: Result<(), Failure>,
+    /// The rows each statement changed (or returned), when the unit was committed.
+    pub(crate) result: Result<Vec<u64>, Failure>,
     /// The connection is still inside a transaction it could not end: it must not be reused.
     pub(crate) broken: bool,
 }
@@ -64,7 +65,8 @@ pub(crate) unsafe fn run_unit(db: *mut ffi::sqlite3, steps: &[Step<'_>]) -> Ran 
     if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
         return Ran { result: Err(Failure::Store(error.into())), broken: !connection.is_autocommit() };
     }
-    let result = run_steps(&connection, steps).and_then(|()| connection.execute_batch("COMMIT").map_err(|e| Failure::Store(e.into())));
+    let result = run_steps(&connection, steps)
+        .and_then(|changed| connection.execute_batch("COMMIT").map(|()| changed).map_err(|error| Failure::Store(error.into())));
     if result.is_err() && !connection.is_autocommit() {
         // Nothing of the unit stays. A failed rollback leaves the transaction open: the caller
         // discards the connection rather than hand it back half-written.
@@ -74,7 +76,8 @@ pub(crate) unsafe fn run_unit(db: *mut ffi::sqlite3, steps: &[Step<'_>]) -> Ran 
     Ran { result, broken }
 }
 
-fn run_steps(connection: &rusqlite::Connection, steps: &[Step<'_>]) -> Result<(), Failure> {
+fn run_steps(connection: &rusqlite::Connection, steps: &[Step<'_>]) -> Result<Vec<u64>, Failure> {
+    let mut counts = Vec::with_capacity(steps.len());
     for step in steps {
         let mut statement = connection.prepare_cached(&step.sql).map_err(|error| Failure::Store(error.into()))?;
         bind(&mut statement, &step.params).map_err(Failure::Store)?;
@@ -86,12 +89,14 @@ fn run_steps(connection: &rusqlite::Connection, steps: &[Step<'_>]) -> Result<()
             }
             drop(rows);
             step.check.verify(returned.len() as u64, &returned)?;
+            counts.push(returned.len() as u64);
         } else {
             let changed = statement.raw_execute().map_err(|error| Failure::Store(step.check.error(error)))?;
             step.check.verify(changed as u64, &[])?;
+            counts.push(changed as u64);
         }
     }
-    Ok(())
+    Ok(counts)
 }
 
 /// Binds `params` onto `statement`. Placeholders are anonymous (`?`, bound in order) or numbered
@@ -157,7 +162,8 @@ mod tests {
             ),
         ];
         let ran = unsafe { run_unit(connection.handle(), &steps) };
-        assert!(ran.result.is_ok() && !ran.broken);
+        assert!(!ran.broken);
+        assert_eq!(ran.result.ok(), Some(vec![2, 1]), "rows changed per statement");
         assert_eq!(rows(&connection), vec![("a".into(), 7, Some("yy".into())), ("b".into(), 2, Some("x".into()))]);
     }
 

@@ -43,6 +43,37 @@ impl PostgresStore {
         }
     }
 
+    /// Claims up to `limit` claimable executions in one transaction: the rows are locked as they
+    /// are read, skipping rows another replica's claim holds, so replicas claiming at once take
+    /// disjoint executions; each claim is also fenced on `attempts` and the claimable condition.
+    async fn claim(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        lease: chrono::Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<aluskort_core::response::Execution>> {
+        let now_text = crate::model::time_text(now);
+        let mut transaction = self.writer.begin().await?;
+        let rows: Vec<String> = sqlx::query_scalar(crate::response_sql::CLAIMABLE_EXECUTIONS_SKIP_LOCKED)
+            .bind(now_text.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(&mut *transaction)
+            .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for body in rows {
+            let (execution, params) = crate::response_sql::claim(&body, now, &now_text, lease)?;
+            let mut query = sqlx::query(crate::response_sql::CLAIM_EXECUTION);
+            for param in &params {
+                query = Self::bind_param(query, param);
+            }
+            if query.execute(&mut *transaction).await?.rows_affected() == 1 {
+                claimed.push(execution);
+            }
+        }
+        transaction.commit().await?;
+        Ok(claimed)
+    }
+
     /// Connects to `url`, creates `schema` if given and missing, applies migrations, and makes sure
     /// the audit table has its partitions for this month and the next
     /// ([`PostgresStore::prepare_partitions`]).
@@ -120,7 +151,7 @@ impl PostgresStore {
 }
 
 impl_stores!(PostgresStore, sqlx::Postgres, Numbered);
-impl_response_store!(PostgresStore, sqlx::Postgres, "BEGIN", crate::response_sql::CLAIMABLE_EXECUTIONS_SKIP_LOCKED);
+impl_response_store!(PostgresStore, sqlx::Postgres);
 impl_memory_store!(PostgresStore, sqlx::Postgres, crate::memory_sql::DROP_MONTH_PARTITIONS);
 
 #[cfg(test)]

@@ -37,13 +37,39 @@ pub(crate) const FEEDBACK_FOR: &str = "SELECT body FROM feedback WHERE investiga
 pub(crate) const FEEDBACK_SINCE: &str =
     "SELECT body FROM feedback WHERE tenant_id = $1 AND created_at >= $2 ORDER BY created_at, feedback_id";
 
+/// `body` (a claimable execution as stored) claimed at `now` for `lease`, and the attempt count it
+/// was claimed at (the fence), and the `CLAIM_EXECUTION` values that claim it.
+pub(crate) fn claim(
+    body: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    now_text: &str,
+    lease: chrono::Duration,
+) -> crate::StoreResult<(aluskort_core::response::Execution, Vec<crate::unit::Param<'static>>)> {
+    let mut execution: aluskort_core::response::Execution = body_of("action_executions", body)?;
+    let held = execution.attempts;
+    execution.attempts += 1;
+    execution.status = aluskort_core::response::ExecutionStatus::Running;
+    execution.lease_until = Some(now + lease);
+    execution.updated_at = now;
+    let params = vec![
+        execution.execution_key.clone().into(),
+        i64::from(execution.attempts).into(),
+        execution.lease_until.map(crate::model::time_text).into(),
+        serde_json::to_string(&execution)?.into(),
+        now_text.to_owned().into(),
+        i64::from(held).into(),
+        now_text.to_owned().into(),
+    ];
+    Ok((execution, params))
+}
+
 /// Parses a JSON body column, naming the table when it is not what it should be.
 pub(crate) fn body_of<T: serde::de::DeserializeOwned>(table: &str, body: &str) -> crate::StoreResult<T> {
     serde_json::from_str(body).map_err(|error| crate::StoreError::invalid(format!("{table}: stored body is not valid: {error}")))
 }
 
 macro_rules! impl_response_store {
-    ($store:ident, $db:ty, $begin_write:expr, $claimable:expr) => {
+    ($store:ident, $db:ty) => {
         impl $store {
             async fn bodies<T: serde::de::DeserializeOwned>(
                 &self,
@@ -93,38 +119,8 @@ macro_rules! impl_response_store {
                 lease: chrono::Duration,
                 limit: u32,
             ) -> $crate::StoreResult<Vec<aluskort_core::response::Execution>> {
-                use $crate::model::time_text;
-                let now_text = time_text(now);
-                // One transaction that takes the write lock at its start (SQLite: BEGIN IMMEDIATE),
-                // so a CLI and a server on one SQLite file never fail on a read-to-write upgrade;
-                // each claim is also fenced on `attempts` and the claimable condition.
-                let mut transaction = self.writer.begin_with($begin_write).await?;
-                let rows: Vec<String> =
-                    sqlx::query_scalar($claimable).bind(now_text.as_str()).bind(i64::from(limit)).fetch_all(&mut *transaction).await?;
-                let mut claimed = Vec::with_capacity(rows.len());
-                for body in rows {
-                    let mut execution: aluskort_core::response::Execution = $crate::response_sql::body_of("action_executions", &body)?;
-                    let held = execution.attempts;
-                    execution.attempts += 1;
-                    execution.status = aluskort_core::response::ExecutionStatus::Running;
-                    execution.lease_until = Some(now + lease);
-                    execution.updated_at = now;
-                    let result = sqlx::query($crate::response_sql::CLAIM_EXECUTION)
-                        .bind(execution.execution_key.as_str())
-                        .bind(i64::from(execution.attempts))
-                        .bind(execution.lease_until.map(time_text))
-                        .bind(serde_json::to_string(&execution)?)
-                        .bind(now_text.as_str())
-                        .bind(i64::from(held))
-                        .bind(now_text.as_str())
-                        .execute(&mut *transaction)
-                        .await?;
-                    if result.rows_affected() == 1 {
-                        claimed.push(execution);
-                    }
-                }
-                transaction.commit().await?;
-                Ok(claimed)
+                // Each store claims its own way ([`crate::response_sql::claim`] gives the change).
+                self.claim(now, lease, limit).await
             }
 
             async fn insert_feedback(&self, feedback: &$crate::Feedback) -> $crate::StoreResult<()> {

@@ -1076,7 +1076,12 @@ macro_rules! impl_stores {
                 let mut found: Vec<std::sync::Arc<aluskort_core::Incident>> = Vec::new();
                 let mut stale: Vec<String> = Vec::new();
                 for chunk in keys.chunks($crate::sql::IN_LIST_CHUNK) {
-                    let sql = $crate::sql::in_list_sql($crate::sql::INCIDENT_REVISIONS_WITH_KEYS, chunk.len(), 4, $crate::sql::INCIDENT_REVISIONS_WITH_KEYS_TAIL);
+                    let sql = $crate::sql::in_list_sql(
+                        $crate::sql::INCIDENT_REVISIONS_WITH_KEYS,
+                        chunk.len(),
+                        4,
+                        $crate::sql::INCIDENT_REVISIONS_WITH_KEYS_TAIL,
+                    );
                     let mut query =
                         sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant.as_str()).bind(from_text.as_str()).bind(to_text.as_str());
                     for key in chunk {

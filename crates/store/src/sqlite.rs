@@ -130,6 +130,43 @@ impl SqliteStore {
     /// directly (see [`crate::direct`]): one hand-off to sqlx's worker thread per unit instead of
     /// one per statement. Committed when every statement did its part, rolled back otherwise.
     pub(crate) async fn execute_unit(&self, steps: &[crate::unit::Step<'_>]) -> Result<(), crate::unit::Failure> {
+        self.execute_unit_counted(steps).await.map(drop)
+    }
+
+    /// Claims up to `limit` claimable executions. The candidates are read beside the writer (a WAL
+    /// reader never waits for it), then claimed in one unit on the writer's handle, each claim
+    /// fenced on `attempts` and the claimable condition: a row another claim or a finish moved
+    /// meanwhile changes nothing and is not returned. (Read and claimed statement by statement
+    /// inside one sqlx transaction, a response pass of ~80 executions held the single writer for
+    /// ~80 round trips to its worker thread, and investigations' commits queued behind it.)
+    async fn claim(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        lease: chrono::Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<aluskort_core::response::Execution>> {
+        let now_text = crate::model::time_text(now);
+        let rows: Vec<String> = sqlx::query_scalar(crate::response_sql::CLAIMABLE_EXECUTIONS)
+            .bind(now_text.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut executions = Vec::with_capacity(rows.len());
+        let mut steps = Vec::with_capacity(rows.len());
+        for body in rows {
+            let (execution, params) = crate::response_sql::claim(&body, now, &now_text, lease)?;
+            executions.push(execution);
+            steps.push(crate::unit::Step::new(crate::response_sql::CLAIM_EXECUTION, params, crate::unit::Check::Nothing));
+        }
+        if steps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let changed = self.execute_unit_counted(&steps).await.map_err(crate::unit::Failure::into_store)?;
+        Ok(executions.into_iter().zip(changed).filter(|(_, changed)| *changed == 1).map(|(execution, _)| execution).collect())
+    }
+
+    /// As [`SqliteStore::execute_unit`], returning the rows each statement changed (or returned).
+    async fn execute_unit_counted(&self, steps: &[crate::unit::Step<'_>]) -> Result<Vec<u64>, crate::unit::Failure> {
         let mut connection = self.writer.acquire().await.map_err(StoreError::from)?;
         let ran = {
             let mut locked = connection.lock_handle().await.map_err(StoreError::from)?;
@@ -165,7 +202,7 @@ fn off_the_runtime<R>(work: impl FnOnce() -> R) -> R {
 }
 
 impl_stores!(SqliteStore, sqlx::Sqlite, Anonymous);
-impl_response_store!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE", crate::response_sql::CLAIMABLE_EXECUTIONS);
+impl_response_store!(SqliteStore, sqlx::Sqlite);
 impl_memory_store!(SqliteStore, sqlx::Sqlite, crate::memory_sql::DROP_MONTH_ROWS);
 
 #[cfg(test)]

@@ -135,7 +135,7 @@ pub(crate) struct Step<'a> {
 }
 
 impl<'a> Step<'a> {
-    fn new(sql: impl Into<Cow<'static, str>>, params: Vec<Param<'a>>, check: Check) -> Self {
+    pub(crate) fn new(sql: impl Into<Cow<'static, str>>, params: Vec<Param<'a>>, check: Check) -> Self {
         Step { sql: sql.into(), params, check }
     }
 }
