@@ -770,6 +770,18 @@ pub async fn incidents_are_found_by_entity_key(store: &dyn CaseStore) {
     store.upsert_incident(&absorbed).await.expect("upsert");
     let found = store.incidents_with_keys(&tenant, &["host:ws-1".to_owned()], window.0, window.1).await.expect("query");
     assert_eq!(ids(found), vec!["inc-a"], "a merged incident is no longer a candidate");
+    // A unit of work's incidents are candidates as written (the store keeps them decoded at the
+    // revision it wrote), and a later write by anyone else replaces them.
+    let mut committed = keyed_incident("inc-a", &["host:ws-1", "upn:a@x"], 0);
+    committed.title = "committed".to_owned();
+    store.commit_work(&WorkBatch { incidents: vec![committed.clone()], ..WorkBatch::default() }, &[]).await.expect("commit");
+    let found = store.incidents_with_keys(&tenant, &["host:ws-1".to_owned()], window.0, window.1).await.expect("query");
+    assert_eq!(found, vec![committed.clone()]);
+    let mut elsewhere = committed;
+    elsewhere.title = "written by another replica".to_owned();
+    store.upsert_incident(&elsewhere).await.expect("upsert");
+    let found = store.incidents_with_keys(&tenant, &["upn:a@x".to_owned()], window.0, window.1).await.expect("query");
+    assert_eq!(found, vec![elsewhere]);
 }
 
 pub async fn audit_chain_storage_is_exact_and_gap_free(store: &dyn AuditStore) {

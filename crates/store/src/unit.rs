@@ -168,14 +168,16 @@ fn insert_rows<'a, T>(
 }
 
 /// The statements of [`crate::CaseStore::commit_work`], leaving out the investigations in
-/// `skipped` (overtaken meanwhile; see [`Check::Skippable`]).
+/// `skipped` (overtaken meanwhile; see [`Check::Skippable`]), stamped `now` (`time_text`; the
+/// revision of every incident written).
 pub(crate) fn plan_work<'a>(
     style: Placeholders,
     work: &'a WorkBatch,
     audit: &'a [AuditRecord],
     skipped: &[InvestigationId],
+    now: &str,
 ) -> StoreResult<Vec<Step<'a>>> {
-    let now = time_text(chrono::Utc::now());
+    let now = now.to_owned();
     let mut steps = Vec::new();
     let alerts: Vec<_> = work.alerts.iter().collect();
     insert_rows(
