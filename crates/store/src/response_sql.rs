@@ -37,8 +37,8 @@ pub(crate) const FEEDBACK_FOR: &str = "SELECT body FROM feedback WHERE investiga
 pub(crate) const FEEDBACK_SINCE: &str =
     "SELECT body FROM feedback WHERE tenant_id = $1 AND created_at >= $2 ORDER BY created_at, feedback_id";
 
-/// `body` (a claimable execution as stored) claimed at `now` for `lease`, and the attempt count it
-/// was claimed at (the fence), and the `CLAIM_EXECUTION` values that claim it.
+/// `body` (a claimable execution as stored) claimed at `now` for `lease`, and the `CLAIM_EXECUTION`
+/// values that claim it (fenced on the attempt count it was read at).
 pub(crate) fn claim(
     body: &str,
     now: chrono::DateTime<chrono::Utc>,
