@@ -47,4 +47,9 @@ pub struct Incident {
     /// Set when this incident was merged into another; the other one is authoritative.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
+    /// How many times it has been stored (0: never). A write stores `version` and lands only
+    /// while the stored incident is still at `version - 1` (optimistic versioning): two writers
+    /// growing the same incident at once cannot both land, so neither loses the other's members.
+    #[serde(default)]
+    pub version: u64,
 }

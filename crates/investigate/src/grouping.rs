@@ -241,6 +241,7 @@ pub fn group<I: Borrow<Incident>>(
             last_seen: member.activity_end,
             members: vec![member],
             merged_into: None,
+            version: 0,
         };
         let reason =
             if hubs.is_empty() { "opened a new incident".to_owned() } else { format!("opened a new incident; {}", describe_hubs(&hubs)) };

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use aluskort_audit::AuditEvent;
 use aluskort_core::{AlertId, CanonicalAlert, GraphState, Incident, TenantId};
 use aluskort_ingest::NormalizedAlert;
-use aluskort_store::{CaseStore, InvestigationWrite, RawMark, RawStatus, StoreResult, WorkBatch};
+use aluskort_store::{CaseStore, GroupingClaim, InvestigationWrite, RawMark, RawStatus, StoreResult, WorkBatch};
 use chrono::{DateTime, Duration, Utc};
 
 /// Longest `merged_into` chain followed before giving up (a cycle would be a bug; never loop).
@@ -47,6 +47,8 @@ pub(crate) struct Work {
     /// members of each incident are indexed (members are only ever appended).
     key_index: HashMap<String, Vec<String>>,
     indexed_members: HashMap<String, usize>,
+    /// Grouping epochs of entity keys as the batch still committing claimed them ([`Overlay`]).
+    claimed_epochs: HashMap<(TenantId, String), u64>,
     /// Threat intel, user risk, exposures and FP patterns for the batch's alerts.
     pub(crate) context: crate::enrich::BatchContext,
 }
@@ -59,6 +61,14 @@ pub(crate) struct Overlay {
     states: HashMap<(TenantId, AlertId), GraphState>,
     incidents: HashMap<String, Incident>,
     alerts: HashMap<(TenantId, AlertId), CanonicalAlert>,
+    epochs: HashMap<(TenantId, String), u64>,
+}
+
+/// What [`Work::prefetch_incidents`] read: the grouping epochs of the batch's keys (read first)
+/// and the candidate incidents.
+pub(crate) struct Prefetched {
+    epochs: Vec<(TenantId, Vec<String>, HashMap<String, u64>)>,
+    incidents: Vec<Incident>,
 }
 
 impl Work {
@@ -69,6 +79,7 @@ impl Work {
             work.stored_states = overlay.states.clone();
             work.stored_incidents = overlay.incidents.clone();
             work.stored_alerts = overlay.alerts.clone();
+            work.claimed_epochs = overlay.epochs.clone();
             for incident in overlay.incidents.values() {
                 work.index(incident);
             }
@@ -88,6 +99,12 @@ impl Work {
                 .collect(),
             incidents: self.batch.incidents.iter().map(|incident| (incident.incident_id.clone(), incident.clone())).collect(),
             alerts: self.batch.alerts.iter().map(|alert| ((alert.tenant_id.clone(), alert.alert_id.clone()), alert.clone())).collect(),
+            epochs: self
+                .batch
+                .grouping_claims
+                .iter()
+                .map(|claim| ((claim.tenant_id.clone(), claim.entity_key.clone()), claim.epoch))
+                .collect(),
         }
     }
 
@@ -206,12 +223,18 @@ impl Work {
         *indexed = (*indexed).max(incident.members.len());
     }
 
-    /// Records the newest form of `incident` (an earlier form from this batch is replaced).
-    pub(crate) fn put_incident(&mut self, incident: Incident) {
+    /// Records the newest form of `incident` (an earlier form from this batch is replaced). The
+    /// first form a batch records is the next version of the one it was made from; later forms
+    /// keep that version (one write per batch).
+    pub(crate) fn put_incident(&mut self, mut incident: Incident) {
         self.index(&incident);
         match self.incidents.get(&incident.incident_id) {
-            Some(&index) => self.batch.incidents[index] = incident,
+            Some(&index) => {
+                incident.version = self.batch.incidents[index].version;
+                self.batch.incidents[index] = incident;
+            }
             None => {
+                incident.version += 1;
                 self.incidents.insert(incident.incident_id.clone(), self.batch.incidents.len());
                 self.batch.incidents.push(incident);
             }
@@ -254,11 +277,15 @@ impl Work {
     /// windows. Runs before the batch's investigations (the batch holds the grouping lock, so
     /// nothing else in this process changes incidents meanwhile), instead of one query per alert;
     /// [`Work::absorb_incidents`] keeps what it read.
+    ///
+    /// The grouping epochs of the keys are read first ([`CaseStore::grouping_epochs`]): the batch
+    /// claims each key at the next epoch, so if another writer (a replica) grouped alerts on one
+    /// of these keys after this read, the commit conflicts and the batch is grouped again.
     pub(crate) async fn prefetch_incidents<'a>(
         store: &dyn CaseStore,
         alerts: impl Iterator<Item = &'a NormalizedAlert>,
         window: Duration,
-    ) -> StoreResult<Vec<Incident>> {
+    ) -> StoreResult<Prefetched> {
         let mut scopes: HashMap<&TenantId, Scope> = HashMap::new();
         for normalized in alerts {
             let (from, to) = (normalized.activity_start - window, normalized.activity_end + window);
@@ -267,21 +294,33 @@ impl Work {
             scope.from = scope.from.min(from);
             scope.to = scope.to.max(to);
         }
-        let mut found = Vec::new();
+        let mut found = Prefetched { epochs: Vec::new(), incidents: Vec::new() };
         for (tenant, mut scope) in scopes {
             scope.keys.sort_unstable();
             scope.keys.dedup();
             if scope.keys.is_empty() {
                 continue;
             }
-            found.extend(store.incidents_with_keys(tenant, &scope.keys, scope.from, scope.to).await?);
+            let epochs = store.grouping_epochs(tenant, &scope.keys).await?;
+            found.incidents.extend(store.incidents_with_keys(tenant, &scope.keys, scope.from, scope.to).await?);
+            found.epochs.push((tenant.clone(), scope.keys, epochs));
         }
         Ok(found)
     }
 
     /// Keeps the incidents [`Work::prefetch_incidents`] read, except those this batch already
-    /// holds in a newer form (from the overlay of the batch still committing).
-    pub(crate) fn absorb_incidents(&mut self, incidents: Vec<Incident>) {
+    /// holds in a newer form (from the overlay of the batch still committing), and claims every
+    /// key it looked up at the epoch after the one read (or after the one the batch still
+    /// committing claimed).
+    pub(crate) fn absorb_incidents(&mut self, prefetched: Prefetched) {
+        let Prefetched { epochs, incidents } = prefetched;
+        for (tenant_id, keys, read) in epochs {
+            for entity_key in keys {
+                let pending = self.claimed_epochs.get(&(tenant_id.clone(), entity_key.clone())).copied();
+                let epoch = pending.or_else(|| read.get(&entity_key).copied()).unwrap_or(0) + 1;
+                self.batch.grouping_claims.push(GroupingClaim { tenant_id: tenant_id.clone(), entity_key, epoch });
+            }
+        }
         for incident in incidents {
             if !self.stored_incidents.contains_key(&incident.incident_id) {
                 self.index(&incident);

@@ -9,7 +9,7 @@ use aluskort_core::{
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::{
-    AlertFilter, AuditFilter, AuditStore, CaseStore, ContextStore, DeadLetter, EntityPattern, Exposure, FpPattern, FpStatus,
+    AlertFilter, AuditFilter, AuditStore, CaseStore, ContextStore, DeadLetter, EntityPattern, Exposure, FpPattern, FpStatus, GroupingClaim,
     IncidentFilter, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, MemoryStore, PageKey, PastIncidentRow, RawMark,
     RawRecord, RawStatus, ResponseStore, StoreErrorKind, ThreatIntelStore, TiIndicator, UsageStore, UserRisk, WorkBatch,
 };
@@ -534,6 +534,7 @@ pub async fn incidents_and_dead_letters_round_trip(store: &dyn CaseStore) {
         first_seen: base_time(),
         last_seen: base_time() + Duration::hours(1),
         merged_into: None,
+        version: 1,
     };
     store.upsert_incident(&incident).await.expect("upsert");
     let found =
@@ -544,6 +545,7 @@ pub async fn incidents_and_dead_letters_round_trip(store: &dyn CaseStore) {
     assert!(later.is_empty());
     let mut merged = incident.clone();
     merged.merged_into = Some("inc-2".to_owned());
+    merged.version = 2;
     store.upsert_incident(&merged).await.expect("upsert merged");
     assert_eq!(store.incident("inc-1").await.expect("get"), Some(merged));
     assert!(
@@ -622,6 +624,7 @@ fn keyed_incident(id: &str, keys: &[&str], hours: i64) -> Incident {
         last_seen: member.activity_end,
         members: vec![member],
         merged_into: None,
+        version: 1,
     }
 }
 
@@ -753,6 +756,7 @@ pub async fn incidents_are_found_by_entity_key(store: &dyn CaseStore) {
     // A grown incident is indexed under its new members' keys too.
     let mut grown = keyed_incident("inc-b", &["host:ws-1"], 2);
     grown.members.push(keyed_incident("x", &["url:https://evil.example/"], 2).members.remove(0));
+    grown.version = 2;
     store.upsert_incident(&grown).await.expect("upsert");
     let by_url = store.incidents_with_keys(&tenant, &["url:https://evil.example/".to_owned()], window.0, window.1).await.expect("query");
     assert_eq!(ids(by_url), vec!["inc-b"]);
@@ -762,11 +766,13 @@ pub async fn incidents_are_found_by_entity_key(store: &dyn CaseStore) {
     assert_eq!(found.iter().find(|incident| incident.incident_id == "inc-b"), Some(&grown));
     let mut retitled = grown.clone();
     retitled.title = "retitled".to_owned();
+    retitled.version = 3;
     store.upsert_incident(&retitled).await.expect("upsert");
     let found = store.incidents_with_keys(&tenant, &["host:ws-1".to_owned()], window.0, window.1).await.expect("query");
     assert_eq!(found.iter().find(|incident| incident.incident_id == "inc-b"), Some(&retitled));
     let mut absorbed = retitled.clone();
     absorbed.merged_into = Some("inc-a".to_owned());
+    absorbed.version = 4;
     store.upsert_incident(&absorbed).await.expect("upsert");
     let found = store.incidents_with_keys(&tenant, &["host:ws-1".to_owned()], window.0, window.1).await.expect("query");
     assert_eq!(ids(found), vec!["inc-a"], "a merged incident is no longer a candidate");
@@ -774,14 +780,71 @@ pub async fn incidents_are_found_by_entity_key(store: &dyn CaseStore) {
     // revision it wrote), and a later write by anyone else replaces them.
     let mut committed = keyed_incident("inc-a", &["host:ws-1", "upn:a@x"], 0);
     committed.title = "committed".to_owned();
+    committed.version = 2;
     store.commit_work(&WorkBatch { incidents: vec![committed.clone()], ..WorkBatch::default() }, &[]).await.expect("commit");
     let found = store.incidents_with_keys(&tenant, &["host:ws-1".to_owned()], window.0, window.1).await.expect("query");
     assert_eq!(found, vec![committed.clone()]);
     let mut elsewhere = committed;
     elsewhere.title = "written by another replica".to_owned();
+    elsewhere.version = 3;
     store.upsert_incident(&elsewhere).await.expect("upsert");
     let found = store.incidents_with_keys(&tenant, &["upn:a@x".to_owned()], window.0, window.1).await.expect("query");
     assert_eq!(found, vec![elsewhere]);
+}
+
+/// Optimistic versioning of grouping (several investigate replicas): an incident lands only over
+/// the version before it, a grouping claim only over the epoch before it, and a unit with either
+/// stale fails whole with `Conflict`.
+pub async fn incidents_and_grouping_claims_are_fenced(store: &dyn CaseStore) {
+    let tenant = TenantId::default_tenant();
+    let first = keyed_incident("inc-f", &["host:ws-9"], 0);
+    store.upsert_incident(&first).await.expect("version 1 of a new incident");
+    let mut rewrite = first.clone();
+    rewrite.title = "the same version again".to_owned();
+    assert_eq!(store.upsert_incident(&rewrite).await.expect_err("version 1 twice").kind, StoreErrorKind::Conflict);
+    rewrite.version = 3;
+    assert_eq!(store.upsert_incident(&rewrite).await.expect_err("a version skipped").kind, StoreErrorKind::Conflict);
+    assert_eq!(store.incident("inc-f").await.expect("get"), Some(first.clone()), "a refused write changes nothing");
+    rewrite.version = 0;
+    assert_eq!(store.upsert_incident(&rewrite).await.expect_err("version 0").kind, StoreErrorKind::Invalid);
+    rewrite.version = 2;
+    store.upsert_incident(&rewrite).await.expect("the next version");
+    assert_eq!(store.incident("inc-f").await.expect("get"), Some(rewrite.clone()));
+
+    let keys = ["host:ws-9".to_owned(), "upn:z@x".to_owned()];
+    assert!(store.grouping_epochs(&tenant, &keys).await.expect("epochs").is_empty(), "never claimed");
+    let claim = |key: &str, epoch: u64| GroupingClaim { tenant_id: tenant.clone(), entity_key: key.to_owned(), epoch };
+    let claims = WorkBatch { grouping_claims: vec![claim("host:ws-9", 1), claim("upn:z@x", 1)], ..WorkBatch::default() };
+    store.commit_work(&claims, &[]).await.expect("first claims");
+    let epochs = store.grouping_epochs(&tenant, &keys).await.expect("epochs");
+    assert_eq!((epochs.get("host:ws-9"), epochs.get("upn:z@x")), (Some(&1), Some(&1)));
+    // Another writer that read the same epochs: its claims and everything with them are refused.
+    let stale = WorkBatch {
+        alerts: vec![sample_alert("fenced-out", 0)],
+        grouping_claims: vec![claim("upn:z@x", 2), claim("host:ws-9", 1)],
+        ..WorkBatch::default()
+    };
+    assert_eq!(store.commit_work(&stale, &[]).await.expect_err("stale claim").kind, StoreErrorKind::Conflict);
+    assert_eq!(store.alert(&tenant, &alert_id("fenced-out")).await.expect("get"), None, "the unit failed whole");
+    let epochs = store.grouping_epochs(&tenant, &keys).await.expect("epochs");
+    assert_eq!(epochs.get("upn:z@x"), Some(&1), "the claim that would have landed was rolled back");
+    let skipping = WorkBatch { grouping_claims: vec![claim("host:ws-9", 3)], ..WorkBatch::default() };
+    assert_eq!(store.commit_work(&skipping, &[]).await.expect_err("an epoch skipped").kind, StoreErrorKind::Conflict);
+    // A stale incident in a unit fails it too.
+    let with_incident =
+        WorkBatch { grouping_claims: vec![claim("host:ws-9", 2)], incidents: vec![rewrite.clone()], ..WorkBatch::default() };
+    assert_eq!(store.commit_work(&with_incident, &[]).await.expect_err("stale incident").kind, StoreErrorKind::Conflict);
+    assert_eq!(store.grouping_epochs(&tenant, &keys).await.expect("epochs").get("host:ws-9"), Some(&1));
+    rewrite.version = 3;
+    let next = WorkBatch { grouping_claims: vec![claim("host:ws-9", 2)], incidents: vec![rewrite.clone()], ..WorkBatch::default() };
+    store.commit_work(&next, &[]).await.expect("the next epoch and version");
+    assert_eq!(store.grouping_epochs(&tenant, &keys).await.expect("epochs").get("host:ws-9"), Some(&2));
+    assert_eq!(store.incident("inc-f").await.expect("get").map(|incident| incident.version), Some(3));
+    // Epochs are per tenant.
+    let other = TenantId::parse("other").expect("valid");
+    let elsewhere = GroupingClaim { tenant_id: other.clone(), entity_key: "host:ws-9".to_owned(), epoch: 1 };
+    store.commit_work(&WorkBatch { grouping_claims: vec![elsewhere], ..WorkBatch::default() }, &[]).await.expect("other tenant");
+    assert_eq!(store.grouping_epochs(&other, &keys).await.expect("epochs").get("host:ws-9"), Some(&1));
 }
 
 pub async fn audit_chain_storage_is_exact_and_gap_free(store: &dyn AuditStore) {
@@ -1252,6 +1315,11 @@ macro_rules! case_store_suite {
             async fn incidents_are_found_by_entity_key() {
                 let store = $make;
                 $crate::conformance::incidents_are_found_by_entity_key(&store).await;
+            }
+            #[tokio::test]
+            async fn incidents_and_grouping_claims_are_fenced() {
+                let store = $make;
+                $crate::conformance::incidents_and_grouping_claims_are_fenced(&store).await;
             }
             #[tokio::test]
             async fn approvals_are_versioned_and_listed_by_deadline() {

@@ -35,8 +35,8 @@ use chrono::{DateTime, Utc};
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use model::{
     AlertFilter, ApprovalFilter, ApprovalWrite, AuditFilter, DeadLetter, EntityPattern, Exposure, Feedback, FpPattern, FpStatus,
-    IncidentFilter, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, LlmUsageRow, PageKey, PastIncidentRow, RawMark,
-    RawRecord, RawStatus, TiIndicator, UserRisk, WorkBatch, WorkReport, user_key,
+    GroupingClaim, IncidentFilter, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, LlmUsageRow, PageKey, PastIncidentRow,
+    RawMark, RawRecord, RawStatus, TiIndicator, UserRisk, WorkBatch, WorkReport, user_key,
 };
 pub use sqlite::SqliteStore;
 
@@ -117,6 +117,11 @@ pub trait CaseStore: Send + Sync + 'static {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> StoreResult<Vec<Incident>>;
+
+    /// The grouping epochs of `keys` of `tenant` (a key never claimed is left out: epoch 0).
+    /// Read before the grouping candidates, so a claim made after this read fails the commit
+    /// ([`GroupingClaim`]).
+    async fn grouping_epochs(&self, tenant: &TenantId, keys: &[String]) -> StoreResult<std::collections::HashMap<String, u64>>;
 
     /// Commits `work` and `audit` (records already sealed into their chains) in one transaction.
     /// An investigation write whose expected version does not match fails the whole commit with

@@ -236,8 +236,12 @@ pub struct WorkBatch {
     /// Inserted unless present (same tenant and alert id).
     pub alerts: Vec<aluskort_core::CanonicalAlert>,
     pub investigations: Vec<InvestigationWrite>,
-    /// Upserted with their entity keys; each incident id at most once, in its final form.
+    /// Upserted with their entity keys; each incident id at most once, in its final form, at
+    /// its new `version` (stored only over `version - 1`, else `Conflict`).
     pub incidents: Vec<aluskort_core::Incident>,
+    /// The entity keys this batch grouped alerts on, each at its new epoch (stored only over
+    /// `epoch - 1`, else `Conflict`): see [`GroupingClaim`].
+    pub grouping_claims: Vec<GroupingClaim>,
     pub raw: Vec<RawMark>,
     /// Approvals created (`expected_version` 0) or updated (fenced by `expected_version`).
     pub approvals: Vec<ApprovalWrite>,
@@ -252,11 +256,24 @@ impl WorkBatch {
         self.alerts.is_empty()
             && self.investigations.is_empty()
             && self.incidents.is_empty()
+            && self.grouping_claims.is_empty()
             && self.raw.is_empty()
             && self.approvals.is_empty()
             && self.executions.is_empty()
             && self.execution_updates.is_empty()
     }
+}
+
+/// A batch's claim on an entity key it grouped alerts on. Its `epoch` is one more than the epoch
+/// the batch read before reading its grouping candidates ([`crate::CaseStore::grouping_epochs`]);
+/// it lands only if nobody claimed the key since. So of two writers (investigate replicas)
+/// grouping alerts that share a key at the same time, the later fails with `Conflict` and is
+/// grouped again over the other's incidents, instead of opening a second incident for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupingClaim {
+    pub tenant_id: TenantId,
+    pub entity_key: String,
+    pub epoch: u64,
 }
 
 /// An approval to store: created when `expected_version` is 0, else replaced only if the stored

@@ -299,6 +299,20 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
     // Incident memory's records (NFR-CMP-002): the table differs by database (SQLITE_EXTRAS,
     // POSTGRES_EXTRAS).
     (10, &[]),
+    (
+        11,
+        &[
+            // Optimistic versioning of incidents and grouping claims (several investigate
+            // replicas): see `UPSERT_INCIDENT_ROWS` and `CLAIM_GROUPING_KEY_ROWS` in sql.rs.
+            "ALTER TABLE incidents ADD COLUMN version BIGINT NOT NULL DEFAULT 0",
+            "CREATE TABLE IF NOT EXISTS grouping_keys (
+            tenant_id TEXT NOT NULL,
+            entity_key TEXT NOT NULL,
+            epoch BIGINT NOT NULL,
+            PRIMARY KEY (tenant_id, entity_key)
+        )",
+        ],
+    ),
 ];
 
 /// The migration after which existing incidents' keys are indexed.

@@ -173,10 +173,23 @@ pub(crate) const INSERT_INVESTIGATION_ROWS_TAIL: &str = " ON CONFLICT (tenant_id
 pub(crate) const INSERT_VERSION_ROWS: &str =
     "INSERT INTO investigation_versions (investigation_id, version, state, recorded_at, graph_state) VALUES";
 pub(crate) const INSERT_VERSION_ROWS_TAIL: &str = " ON CONFLICT (investigation_id, version) DO NOTHING";
+/// Incidents at their new `version`, each landing only over the version before it (a row that
+/// did not land returns nothing; the unit then conflicts).
 pub(crate) const UPSERT_INCIDENT_ROWS: &str =
-    "INSERT INTO incidents (incident_id, tenant_id, first_seen, last_seen, merged_into, body, updated_at) VALUES";
+    "INSERT INTO incidents (incident_id, tenant_id, first_seen, last_seen, merged_into, body, updated_at, version) VALUES";
 pub(crate) const UPSERT_INCIDENT_ROWS_TAIL: &str = " ON CONFLICT (incident_id) DO UPDATE SET first_seen = excluded.first_seen,
-       last_seen = excluded.last_seen, merged_into = excluded.merged_into, body = excluded.body, updated_at = excluded.updated_at";
+       last_seen = excluded.last_seen, merged_into = excluded.merged_into, body = excluded.body, updated_at = excluded.updated_at,
+       version = excluded.version
+     WHERE incidents.version = excluded.version - 1 RETURNING incident_id";
+/// Grouping claims: each entity key a batch grouped on, at its next epoch, landing only over the
+/// epoch the batch read before its candidates (absent is epoch 0). Two batches grouping alerts
+/// that share a key cannot both land: the later one is grouped again and sees the other's
+/// incidents. Returns `tenant_id || ' ' || entity_key` of each claim that landed.
+pub(crate) const CLAIM_GROUPING_KEY_ROWS: &str = "INSERT INTO grouping_keys (tenant_id, entity_key, epoch) VALUES";
+pub(crate) const CLAIM_GROUPING_KEY_ROWS_TAIL: &str = " ON CONFLICT (tenant_id, entity_key) DO UPDATE SET epoch = excluded.epoch
+     WHERE grouping_keys.epoch = excluded.epoch - 1 RETURNING tenant_id || ' ' || entity_key";
+/// Epochs of some of a tenant's grouping keys (absent: never claimed, epoch 0).
+pub(crate) const GROUPING_EPOCHS_IN: &str = "SELECT entity_key, epoch FROM grouping_keys WHERE tenant_id = $1 AND entity_key IN ";
 pub(crate) const INSERT_INCIDENT_KEY_ROWS: &str = "INSERT INTO incident_keys (tenant_id, entity_key, incident_id) VALUES";
 pub(crate) const INSERT_INCIDENT_KEY_ROWS_TAIL: &str = " ON CONFLICT (tenant_id, entity_key, incident_id) DO NOTHING";
 pub(crate) const INSERT_AUDIT_ROWS: &str = "INSERT INTO audit_records (tenant_id, sequence_number, audit_id, previous_hash, event_time,
@@ -1060,6 +1073,29 @@ macro_rules! impl_stores {
             ) -> $crate::StoreResult<Vec<aluskort_core::Incident>> {
                 let bodies = self.bodies_in_window($crate::sql::INCIDENTS_OVERLAPPING, tenant, from, to).await?;
                 bodies.iter().map(|body| $crate::sql::decode_incident(body)).collect()
+            }
+
+            async fn grouping_epochs(
+                &self,
+                tenant: &aluskort_core::TenantId,
+                keys: &[String],
+            ) -> $crate::StoreResult<std::collections::HashMap<String, u64>> {
+                use sqlx::Row;
+                let mut epochs = std::collections::HashMap::new();
+                for chunk in keys.chunks($crate::sql::IN_LIST_CHUNK) {
+                    let sql = $crate::sql::in_list_sql($crate::sql::GROUPING_EPOCHS_IN, chunk.len(), 2, "");
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant.as_str());
+                    for key in chunk {
+                        query = query.bind(key.as_str());
+                    }
+                    for row in query.fetch_all(&self.pool).await? {
+                        let epoch: i64 = row.try_get(1)?;
+                        let epoch =
+                            u64::try_from(epoch).map_err(|_| $crate::StoreError::invalid(format!("grouping epoch {epoch} is negative")))?;
+                        epochs.insert(row.try_get(0)?, epoch);
+                    }
+                }
+                Ok(epochs)
             }
 
             async fn incidents_with_keys(

@@ -12,7 +12,7 @@ use aluskort_core::audit::AuditRecord;
 use aluskort_core::{Incident, InvestigationId};
 
 use crate::error::{StoreError, StoreErrorKind, StoreResult};
-use crate::model::{WorkBatch, time_text};
+use crate::model::{GroupingClaim, WorkBatch, time_text};
 use crate::sql::{Placeholders, i64_of, insert_rows_sql};
 
 /// One bound value.
@@ -297,6 +297,7 @@ pub(crate) fn plan_work<'a>(
 
     let incidents: Vec<&Incident> = work.incidents.iter().collect();
     plan_incidents(&mut steps, style, &incidents, &now)?;
+    plan_grouping_claims(&mut steps, style, &work.grouping_claims)?;
     plan_response(&mut steps, style, work, &now)?;
     plan_audit(&mut steps, style, audit, &now)?;
 
@@ -323,10 +324,27 @@ pub(crate) fn plan_incidents<'a>(steps: &mut Vec<Step<'a>>, style: Placeholders,
         style,
         crate::sql::UPSERT_INCIDENT_ROWS,
         crate::sql::UPSERT_INCIDENT_ROWS_TAIL,
-        7,
+        8,
         incidents.to_vec(),
-        |_| Check::Nothing,
+        |chunk| {
+            Check::Returns(
+                chunk
+                    .iter()
+                    .map(|incident| {
+                        let reason = format!(
+                            "incident {} is no longer at version {} (written meanwhile by another writer)",
+                            incident.incident_id,
+                            incident.version.saturating_sub(1)
+                        );
+                        (incident.incident_id.clone(), reason)
+                    })
+                    .collect(),
+            )
+        },
         |incident, params| {
+            if incident.version == 0 {
+                return Err(StoreError::invalid(format!("incident {}: version 0 cannot be stored (the first is 1)", incident.incident_id)));
+            }
             params.extend([
                 incident.incident_id.as_str().into(),
                 incident.tenant_id.as_str().into(),
@@ -335,6 +353,7 @@ pub(crate) fn plan_incidents<'a>(steps: &mut Vec<Step<'a>>, style: Placeholders,
                 incident.merged_into.as_deref().into(),
                 serde_json::to_string(incident)?.into(),
                 now.to_owned().into(),
+                i64_of(incident.version, "version")?.into(),
             ]);
             Ok(())
         },
@@ -350,6 +369,43 @@ pub(crate) fn plan_incidents<'a>(steps: &mut Vec<Step<'a>>, style: Placeholders,
         |_| Check::Nothing,
         |(tenant, key, incident), params| {
             params.extend([tenant.into(), key.into(), incident.into()]);
+            Ok(())
+        },
+    )
+}
+
+/// Claims on the entity keys a batch grouped on, each fenced by the epoch before it.
+fn plan_grouping_claims<'a>(steps: &mut Vec<Step<'a>>, style: Placeholders, claims: &'a [GroupingClaim]) -> StoreResult<()> {
+    insert_rows(
+        steps,
+        style,
+        crate::sql::CLAIM_GROUPING_KEY_ROWS,
+        crate::sql::CLAIM_GROUPING_KEY_ROWS_TAIL,
+        3,
+        claims.iter().collect(),
+        |chunk| {
+            Check::Returns(
+                chunk
+                    .iter()
+                    .map(|claim| {
+                        let reason = format!(
+                            "alerts sharing {} were grouped meanwhile by another writer (key no longer at epoch {})",
+                            claim.entity_key,
+                            claim.epoch.saturating_sub(1)
+                        );
+                        (format!("{} {}", claim.tenant_id.as_str(), claim.entity_key), reason)
+                    })
+                    .collect(),
+            )
+        },
+        |claim, params| {
+            if claim.epoch == 0 {
+                return Err(StoreError::invalid(format!(
+                    "grouping claim on {}: epoch 0 cannot be stored (the first is 1)",
+                    claim.entity_key
+                )));
+            }
+            params.extend([claim.tenant_id.as_str().into(), claim.entity_key.as_str().into(), i64_of(claim.epoch, "epoch")?.into()]);
             Ok(())
         },
     )

@@ -482,6 +482,9 @@ impl CaseStore for FlakyCommits {
     ) -> aluskort_store::StoreResult<Vec<aluskort_core::Incident>> {
         self.inner.incidents_with_keys(tenant, keys, from, to).await
     }
+    async fn grouping_epochs(&self, tenant: &TenantId, keys: &[String]) -> aluskort_store::StoreResult<HashMap<String, u64>> {
+        self.inner.grouping_epochs(tenant, keys).await
+    }
     async fn commit_work(
         &self,
         work: &aluskort_store::WorkBatch,
@@ -675,5 +678,73 @@ async fn a_merge_reassesses_the_absorbed_members_and_leaves_the_survivors_alone(
             _ => assert_eq!(versions, versions_before[&alert], "{alert}: the survivor's own members were not saved again"),
         }
     }
+    harness.stop().await;
+}
+
+/// Several investigate replicas (NFR-SCL-001) grouping at once: two batches whose alerts share a
+/// key, or that grow the same incident through different keys, cannot both land. The later
+/// commit conflicts (a retry, nothing written), and grouped again it joins the other's incident:
+/// one incident holding every alert, none lost from it.
+#[tokio::test]
+async fn two_replicas_grouping_at_once_neither_split_nor_lose_an_incident() {
+    let harness = harness().await;
+    let store: Arc<dyn CaseStore> = harness.store.clone();
+    // A second replica: its own process-local grouping lock, audit head cache and bus.
+    let other = Pipeline::new(
+        Arc::new(MemoryBus::new()),
+        Arc::clone(&store),
+        Arc::new(AuditLog::new(harness.store.clone())),
+        PipelineSettings::default(),
+    );
+    let normalized = |id: &str, hosts: &[&str]| {
+        let raw = RawAlert {
+            ingest_id: format!("i-{id}"),
+            origin: "test".into(),
+            received_at: Utc::now(),
+            payload: host_alert(id, "Medium", "Execution", hosts),
+            tenant: None,
+        };
+        normalize(&raw).expect("normalises")
+    };
+    let members_of = |alert: &str| {
+        let store = Arc::clone(&store);
+        let alert = alert.to_owned();
+        async move {
+            let states = store.list_investigations(&InvestigationFilter { limit: Some(100), ..Default::default() }).await.expect("list");
+            let incident_id = states.iter().find(|s| s.alert_id.as_str() == alert).and_then(|s| s.incident_id.clone()).expect("grouped");
+            let incident = store.incident(&incident_id).await.expect("read").expect("incident");
+            assert!(incident.merged_into.is_none(), "{alert}'s incident is live");
+            let mut members: Vec<String> = incident.alert_ids.iter().map(ToString::to_string).collect();
+            members.sort();
+            members
+        }
+    };
+
+    // The same key (host alpha), no incident yet: both would open one.
+    let (first, second) = (normalized("race-a", &["alpha"]), normalized("race-b", &["alpha"]));
+    let mine = harness.pipeline.prepare_batch(&items(std::slice::from_ref(&first)), None).await.expect("prepared");
+    let theirs = other.prepare_batch(&items(std::slice::from_ref(&second)), None).await.expect("prepared");
+    other.commit_prepared(theirs).await.expect("the first commit lands");
+    let Err(BatchError::Retry(reason)) = harness.pipeline.commit_prepared(mine).await else { panic!("the later commit must conflict") };
+    assert!(reason.contains("grouped meanwhile by another writer"), "{reason}");
+    assert!(store.investigation_for_alert(&first.alert.tenant_id, &first.alert.alert_id).await.expect("read").is_none(), "nothing landed");
+    let again = harness.pipeline.prepare_batch(&items(std::slice::from_ref(&first)), None).await.expect("prepared again");
+    harness.pipeline.commit_prepared(again).await.expect("lands when grouped again");
+    assert_eq!(members_of("race-a").await, vec!["race-a", "race-b"], "one incident, not two");
+
+    // One incident reached through different keys: a link alert puts bravo in it, then one
+    // replica adds an alpha alert while the other adds a bravo alert.
+    let link = normalized("race-link", &["alpha", "bravo"]);
+    let prepared = harness.pipeline.prepare_batch(&items(std::slice::from_ref(&link)), None).await.expect("prepared");
+    harness.pipeline.commit_prepared(prepared).await.expect("link lands");
+    let (by_alpha, by_bravo) = (normalized("race-c", &["alpha"]), normalized("race-d", &["bravo"]));
+    let mine = harness.pipeline.prepare_batch(&items(std::slice::from_ref(&by_alpha)), None).await.expect("prepared");
+    let theirs = other.prepare_batch(&items(std::slice::from_ref(&by_bravo)), None).await.expect("prepared");
+    other.commit_prepared(theirs).await.expect("the first commit lands");
+    let Err(BatchError::Retry(reason)) = harness.pipeline.commit_prepared(mine).await else { panic!("the later commit must conflict") };
+    assert!(reason.contains("no longer at version"), "a lost update is refused: {reason}");
+    let again = harness.pipeline.prepare_batch(&items(std::slice::from_ref(&by_alpha)), None).await.expect("prepared again");
+    harness.pipeline.commit_prepared(again).await.expect("lands when grouped again");
+    assert_eq!(members_of("race-c").await, vec!["race-a", "race-b", "race-c", "race-d", "race-link"], "no member lost");
     harness.stop().await;
 }
