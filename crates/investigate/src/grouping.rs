@@ -15,6 +15,12 @@
 //! IP addresses on endpoint alerts (alerts with a host) are the device's own (often a shared NAT
 //! egress address, as in the Sentinel sample data where two unrelated endpoints report the same
 //! public IP), so they are not link keys there; on identity and mail alerts they are the client's.
+//!
+//! Several investigate replicas group into one store. Each batch claims every entity key it looked
+//! up at the epoch after the one it read before its candidates, and stores each incident it wrote
+//! at the version after the one it read; a claim or an incident that moved meanwhile fails the
+//! commit (`Conflict`) and the batch is grouped again over the other replica's incidents
+//! (`aluskort_store::GroupingClaim`). Neither a split incident nor a lost member results.
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
