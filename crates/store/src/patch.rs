@@ -7,6 +7,12 @@
 //! before. A patch is used only when applying it reproduces the version exactly: RFC 7396 cannot
 //! express a JSON `null` value, so a version whose changes hold one is stored whole, and history
 //! reads back exactly as written.
+//!
+//! One extension of RFC 7396: an array that only grew (the decision chain, the list of
+//! enrichments) is patched as `{"$append": [<new items>]}` rather than repeated whole, since
+//! appending is what most steps do to it. A patch object with that single key means "append"
+//! only where the value it patches is an array; a version that would make that ambiguous (an
+//! array replaced by an object with a `$append` key) is stored whole.
 
 use serde_json::{Map, Value};
 
@@ -14,6 +20,7 @@ use crate::StoreResult;
 
 /// Top-level key of a stored patch; never a `GraphState` field.
 const PATCH_KEY: &str = "$patch";
+const APPEND_KEY: &str = "$append";
 
 /// The merge patch turning `old` into `new`; `None` when they are equal. Sets `lossy` when the
 /// patch would not reproduce `new` exactly: a JSON `null` in `new` that applying would drop.
@@ -39,6 +46,16 @@ fn diff(old: &Value, new: &Value, lossy: &mut bool) -> Option<Value> {
             }
             (!patch.is_empty()).then_some(Value::Object(patch))
         }
+        (Value::Array(old), Value::Array(new)) if new.len() > old.len() && new[..old.len()] == old[..] => {
+            let mut append = Map::new();
+            append.insert(APPEND_KEY.to_owned(), Value::Array(new[old.len()..].to_vec()));
+            Some(Value::Object(append))
+        }
+        (Value::Array(_), Value::Object(map)) if map.contains_key(APPEND_KEY) => {
+            // Would read back as an append: store the version whole.
+            *lossy = true;
+            Some(Value::Object(map.clone()))
+        }
         _ if old == new => None,
         // Arrays and scalars are replaced whole (RFC 7396 has no finer edit for them).
         _ => {
@@ -60,6 +77,13 @@ fn drops_nulls(value: &Value) -> bool {
 
 /// Applies merge patch `patch` to `target` (RFC 7396 §2).
 fn apply(target: &mut Value, patch: &Value) {
+    if let (Value::Array(items), Value::Object(patch)) = (&mut *target, patch)
+        && patch.len() == 1
+        && let Some(Value::Array(appended)) = patch.get(APPEND_KEY)
+    {
+        items.extend(appended.iter().cloned());
+        return;
+    }
     let Value::Object(patch) = patch else {
         *target = patch.clone();
         return;
@@ -161,6 +185,35 @@ mod tests {
         let arrays = [json!({"list": [1]}), json!({"list": [1, null]})];
         let bodies = encode(&arrays).expect("encode");
         assert!(bodies[1].contains(PATCH_KEY), "a null inside an array survives a whole-array replacement");
+    }
+
+    #[test]
+    fn a_grown_array_is_stored_as_its_new_items() {
+        let chain = |n: usize| (0..n).map(|i| json!({"step": i, "reasoning": "x".repeat(40)})).collect::<Vec<_>>();
+        let versions = [
+            json!({"chain": chain(2), "tags": ["a"]}),
+            json!({"chain": chain(3), "tags": ["b"]}),
+            json!({"chain": chain(3), "tags": ["b", "c"], "obj": {"$append": [1]}}),
+            json!({"chain": {"$append": [9]}, "tags": ["b", "c"]}),
+            json!({"chain": [], "tags": ["b", "c", null]}),
+        ];
+        let bodies = encode(&versions).expect("encode");
+        assert!(bodies[1].contains(APPEND_KEY) && !bodies[1].contains(r#""step":0"#), "only the new item: {}", bodies[1]);
+        assert!(bodies[1].contains(r#""tags":["b"]"#), "a changed array is replaced whole: {}", bodies[1]);
+        assert!(bodies[2].contains(PATCH_KEY), "an object with a $append key, where an object was absent, patches: {}", bodies[2]);
+        assert!(!bodies[3].contains(PATCH_KEY), "an array replaced by a $append object would read as an append: {}", bodies[3]);
+        assert!(bodies[4].contains(PATCH_KEY), "a shrunk array is replaced whole, nulls in it kept: {}", bodies[4]);
+        let mut previous: Option<Value> = None;
+        for (body, expected) in bodies.iter().zip(&versions) {
+            let mut value: Value = serde_json::from_str(body).expect("json");
+            if let Some(patch) = value.get(PATCH_KEY).cloned() {
+                let mut base = previous.clone().expect("base");
+                apply(&mut base, &patch);
+                value = base;
+            }
+            assert_eq!(&value, expected);
+            previous = Some(value);
+        }
     }
 
     #[test]
