@@ -454,7 +454,7 @@ impl Pipeline {
             }
             let items: Vec<(&NormalizedAlert, u32)> = batch.iter().map(|(normalized, delivery)| (normalized, delivery.attempt)).collect();
             let overlay = in_flight.as_ref().map(|previous| Arc::clone(&previous.overlay));
-            let prepared = self.prepare_batch(&items, overlay.as_deref()).await;
+            let prepared = self.prepare_batch(&items, overlay).await;
             drop(items);
             let previous_landed = match in_flight.take() {
                 Some(previous) => previous.finish().await,
@@ -467,7 +467,7 @@ impl Pipeline {
                 }
                 Err(error) => self.settle_failed(batch, error).await,
                 Ok(prepared) => {
-                    let overlay = Arc::new(prepared.work.overlay());
+                    let overlay = Arc::clone(&prepared.work);
                     let task = tokio::spawn(Arc::clone(&self).commit_and_settle(prepared, batch));
                     in_flight = Some(InFlight { overlay, task });
                 }
@@ -569,7 +569,7 @@ impl Pipeline {
     /// Runs (or resumes) the investigations of a batch of normalised alerts (with the delivery
     /// attempt of each), reading through `overlay` (what a batch still committing changed), and
     /// collects everything they change into one unit of work. The caller holds the grouping lock.
-    async fn prepare_batch(&self, items: &[(&NormalizedAlert, u32)], overlay: Option<&Overlay>) -> Result<Prepared, BatchError> {
+    async fn prepare_batch(&self, items: &[(&NormalizedAlert, u32)], overlay: Option<Overlay>) -> Result<Prepared, BatchError> {
         let mut work = Work::over(overlay);
         let mut by_tenant: HashMap<&TenantId, Vec<AlertId>> = HashMap::new();
         for (normalized, _) in items {
@@ -661,7 +661,7 @@ impl Pipeline {
                 original: Value::Null,
             });
         }
-        Ok(Prepared { work, outcomes, settled })
+        Ok(Prepared { work: work.seal(), outcomes, settled })
     }
 
     /// Commits a prepared unit of work with its audit records in one transaction. Returns the
@@ -702,7 +702,7 @@ impl Pipeline {
 
 /// A batch investigated and waiting to be committed.
 struct Prepared {
-    work: Work,
+    work: Overlay,
     outcomes: Vec<StageOutcome>,
     /// Each alert investigated (not duplicates), for the metrics.
     settled: Vec<Settled>,
@@ -720,7 +720,7 @@ struct Settled {
 
 /// A batch being committed, and what it changed.
 struct InFlight {
-    overlay: Arc<Overlay>,
+    overlay: Overlay,
     task: tokio::task::JoinHandle<bool>,
 }
 

@@ -35,14 +35,16 @@ pub(crate) struct Work {
     writes: HashMap<(TenantId, AlertId), usize>,
     /// Index into `batch.incidents` per incident id.
     incidents: HashMap<String, usize>,
+    /// Index into `batch.alerts` per alert.
+    alerts: HashMap<(TenantId, AlertId), usize>,
     /// Investigations closed by this batch: remembered in incident memory once committed.
     pub(crate) closed: Vec<GraphState>,
     /// Incidents read from the store for this batch ([`Work::prefetch_incidents`]), as stored.
     stored_incidents: HashMap<String, Incident>,
     /// Investigations read from the store for this batch, as stored (read at most once a batch).
     stored_states: HashMap<(TenantId, AlertId), GraphState>,
-    /// Alerts of the batch still committing ([`Overlay`]).
-    stored_alerts: HashMap<(TenantId, AlertId), CanonicalAlert>,
+    /// The batch still committing ([`Overlay`]), read in place of the store for what it changed.
+    overlay: Option<Overlay>,
     /// Incident ids per entity key, over the stored and this batch's incidents, and how many
     /// members of each incident are indexed (members are only ever appended).
     key_index: HashMap<String, Vec<String>>,
@@ -53,16 +55,12 @@ pub(crate) struct Work {
     pub(crate) context: crate::enrich::BatchContext,
 }
 
-/// What a batch that is still committing changed: the next batch reads these in place of the
-/// store (which does not have them yet). Only valid if that commit lands; the stage retries the
-/// next batch otherwise.
-#[derive(Default)]
-pub(crate) struct Overlay {
-    states: HashMap<(TenantId, AlertId), GraphState>,
-    incidents: HashMap<String, Incident>,
-    alerts: HashMap<(TenantId, AlertId), CanonicalAlert>,
-    epochs: HashMap<(TenantId, String), u64>,
-}
+/// A batch that is still committing, shared with the commit: the next batch reads what it changed
+/// (its investigations, incidents, alerts and grouping claims) in place of the store, which does
+/// not have them yet. Only valid if that commit lands; the stage retries the next batch
+/// otherwise. Holds no overlay of its own ([`Work::seal`]): by the time a batch is read through,
+/// the one before it has landed.
+pub(crate) type Overlay = std::sync::Arc<Work>;
 
 /// What [`Work::prefetch_incidents`] read: the grouping epochs of the batch's keys (read first)
 /// and the candidate incidents.
@@ -73,39 +71,37 @@ pub(crate) struct Prefetched {
 
 impl Work {
     /// A unit of work reading through `overlay` first.
-    pub(crate) fn over(overlay: Option<&Overlay>) -> Self {
+    pub(crate) fn over(overlay: Option<Overlay>) -> Self {
         let mut work = Work::default();
-        if let Some(overlay) = overlay {
-            work.stored_states = overlay.states.clone();
-            work.stored_incidents = overlay.incidents.clone();
-            work.stored_alerts = overlay.alerts.clone();
-            work.claimed_epochs = overlay.epochs.clone();
-            for incident in overlay.incidents.values() {
-                work.index(incident);
-            }
-        }
-        work
-    }
-
-    /// What this batch changes, for the next batch to read while this one commits.
-    pub(crate) fn overlay(&self) -> Overlay {
-        Overlay {
-            states: self
-                .batch
-                .investigations
-                .iter()
-                .filter_map(|write| write.versions.last())
-                .map(|state| ((state.tenant_id.clone(), state.alert_id.clone()), state.clone()))
-                .collect(),
-            incidents: self.batch.incidents.iter().map(|incident| (incident.incident_id.clone(), incident.clone())).collect(),
-            alerts: self.batch.alerts.iter().map(|alert| ((alert.tenant_id.clone(), alert.alert_id.clone()), alert.clone())).collect(),
-            epochs: self
+        if let Some(overlay) = &overlay {
+            work.claimed_epochs = overlay
                 .batch
                 .grouping_claims
                 .iter()
                 .map(|claim| ((claim.tenant_id.clone(), claim.entity_key.clone()), claim.epoch))
-                .collect(),
+                .collect();
+            for incident in &overlay.batch.incidents {
+                work.index(incident);
+            }
         }
+        work.overlay = overlay;
+        work
+    }
+
+    /// This batch, prepared, to be committed and read through by the next one: drops what it
+    /// read through (the batch before it lands before the next batch reads).
+    pub(crate) fn seal(mut self) -> Overlay {
+        self.overlay = None;
+        std::sync::Arc::new(self)
+    }
+
+    fn overlay_state(&self, key: &(TenantId, AlertId)) -> Option<&GraphState> {
+        let overlay = self.overlay.as_ref()?;
+        overlay.batch.investigations[*overlay.writes.get(key)?].versions.last()
+    }
+
+    fn overlay_incident(&self, incident_id: &str) -> Option<&Incident> {
+        self.overlay.as_ref()?.pending_incident(incident_id)
     }
 
     pub(crate) fn audit(&mut self, event: AuditEvent) {
@@ -162,7 +158,7 @@ impl Work {
             .iter()
             .filter(|id| {
                 let key = (tenant.clone(), (*id).clone());
-                !self.writes.contains_key(&key) && !self.stored_states.contains_key(&key)
+                !self.writes.contains_key(&key) && !self.stored_states.contains_key(&key) && self.overlay_state(&key).is_none()
             })
             .cloned()
             .collect()
@@ -177,13 +173,20 @@ impl Work {
 
     /// An alert's investigation as this batch left it, else as read by [`Work::read_states`].
     pub(crate) fn current_state(&self, tenant: &TenantId, alert_id: &AlertId) -> Option<&GraphState> {
-        self.state(tenant, alert_id).or_else(|| self.stored_states.get(&(tenant.clone(), alert_id.clone())))
+        let key = (tenant.clone(), alert_id.clone());
+        self.state(tenant, alert_id).or_else(|| self.stored_states.get(&key)).or_else(|| self.overlay_state(&key))
     }
 
     pub(crate) fn insert_alert(&mut self, alert: &CanonicalAlert) {
-        if !self.batch.alerts.iter().any(|a| a.tenant_id == alert.tenant_id && a.alert_id == alert.alert_id) {
+        let key = (alert.tenant_id.clone(), alert.alert_id.clone());
+        if !self.alerts.contains_key(&key) {
+            self.alerts.insert(key, self.batch.alerts.len());
             self.batch.alerts.push(alert.clone());
         }
+    }
+
+    fn pending_alert(&self, key: &(TenantId, AlertId)) -> Option<&CanonicalAlert> {
+        self.alerts.get(key).map(|&index| &self.batch.alerts[index])
     }
 
     /// An alert of this batch, else the stored one.
@@ -193,13 +196,8 @@ impl Work {
         tenant: &TenantId,
         alert_id: &AlertId,
     ) -> StoreResult<Option<CanonicalAlert>> {
-        if let Some(alert) = self
-            .batch
-            .alerts
-            .iter()
-            .find(|a| a.tenant_id == *tenant && a.alert_id == *alert_id)
-            .or_else(|| self.stored_alerts.get(&(tenant.clone(), alert_id.clone())))
-        {
+        let key = (tenant.clone(), alert_id.clone());
+        if let Some(alert) = self.pending_alert(&key).or_else(|| self.overlay.as_ref().and_then(|overlay| overlay.pending_alert(&key))) {
             return Ok(Some(alert.clone()));
         }
         store.alert(tenant, alert_id).await
@@ -253,7 +251,11 @@ impl Work {
 
     /// An incident as this batch left it, else as stored.
     pub(crate) async fn load_incident(&self, store: &dyn CaseStore, incident_id: &str) -> StoreResult<Option<Incident>> {
-        if let Some(incident) = self.pending_incident(incident_id).or_else(|| self.stored_incidents.get(incident_id)) {
+        if let Some(incident) = self
+            .pending_incident(incident_id)
+            .or_else(|| self.stored_incidents.get(incident_id))
+            .or_else(|| self.overlay_incident(incident_id))
+        {
             return Ok(Some(incident.clone()));
         }
         store.incident(incident_id).await
@@ -322,7 +324,7 @@ impl Work {
             }
         }
         for incident in incidents {
-            if !self.stored_incidents.contains_key(&incident.incident_id) {
+            if !self.stored_incidents.contains_key(&incident.incident_id) && self.overlay_incident(&incident.incident_id).is_none() {
                 self.index(&incident);
                 self.stored_incidents.insert(incident.incident_id.clone(), incident);
             }
@@ -337,7 +339,7 @@ impl Work {
         ids.sort_unstable();
         ids.dedup();
         ids.into_iter()
-            .filter_map(|id| self.pending_incident(id).or_else(|| self.stored_incidents.get(id)))
+            .filter_map(|id| self.pending_incident(id).or_else(|| self.stored_incidents.get(id)).or_else(|| self.overlay_incident(id)))
             .filter(|incident| {
                 incident.tenant_id == *tenant && incident.merged_into.is_none() && incident.first_seen <= to && incident.last_seen >= from
             })

@@ -295,8 +295,8 @@ async fn a_batch_prepared_while_the_previous_one_commits_reads_its_changes() {
     let (first, second) = normalized.split_at(normalized.len() / 2);
     let pipeline = &harness.pipeline;
     let prepared_first = pipeline.prepare_batch(&items(first), None).await.expect("first prepared");
-    let overlay = prepared_first.work.overlay();
-    let prepared_second = pipeline.prepare_batch(&items(second), Some(&overlay)).await.expect("second prepared over the first");
+    let overlay = Arc::clone(&prepared_first.work);
+    let prepared_second = pipeline.prepare_batch(&items(second), Some(overlay)).await.expect("second prepared over the first");
     pipeline.commit_prepared(prepared_first).await.expect("first commits");
     pipeline.commit_prepared(prepared_second).await.expect("second commits on top of it");
 
