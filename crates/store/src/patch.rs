@@ -151,6 +151,21 @@ mod tests {
 
     use super::*;
 
+    /// Every version `bodies` hold, each patch applied to the version before it.
+    fn replay(bodies: &[String]) -> Vec<Value> {
+        let mut versions: Vec<Value> = Vec::new();
+        for body in bodies {
+            let mut value: Value = serde_json::from_str(body).expect("json");
+            if let Some(patch) = value.get(PATCH_KEY).cloned() {
+                let mut base = versions.last().cloned().expect("a patch follows a version");
+                apply(&mut base, &patch);
+                value = base;
+            }
+            versions.push(value);
+        }
+        versions
+    }
+
     #[test]
     fn patches_reproduce_every_version_exactly() {
         let versions = [
@@ -164,17 +179,7 @@ mod tests {
         assert!(bodies[1].starts_with(r#"{"$patch""#), "{}", bodies[1]);
         assert!(!bodies[2].contains(PATCH_KEY), "a version holding a JSON null is stored whole: {}", bodies[2]);
         assert!(bodies[3].contains(PATCH_KEY));
-        let mut previous: Option<Value> = None;
-        for (body, expected) in bodies.iter().zip(&versions) {
-            let mut value: Value = serde_json::from_str(body).expect("json");
-            if let Some(patch) = value.get(PATCH_KEY).cloned() {
-                let mut base = previous.clone().expect("base");
-                apply(&mut base, &patch);
-                value = base;
-            }
-            assert_eq!(&value, expected);
-            previous = Some(value);
-        }
+        assert_eq!(replay(&bodies), versions);
     }
 
     #[test]
@@ -203,17 +208,7 @@ mod tests {
         assert!(bodies[2].contains(PATCH_KEY), "an object with a $append key, where an object was absent, patches: {}", bodies[2]);
         assert!(!bodies[3].contains(PATCH_KEY), "an array replaced by a $append object would read as an append: {}", bodies[3]);
         assert!(bodies[4].contains(PATCH_KEY), "a shrunk array is replaced whole, nulls in it kept: {}", bodies[4]);
-        let mut previous: Option<Value> = None;
-        for (body, expected) in bodies.iter().zip(&versions) {
-            let mut value: Value = serde_json::from_str(body).expect("json");
-            if let Some(patch) = value.get(PATCH_KEY).cloned() {
-                let mut base = previous.clone().expect("base");
-                apply(&mut base, &patch);
-                value = base;
-            }
-            assert_eq!(&value, expected);
-            previous = Some(value);
-        }
+        assert_eq!(replay(&bodies), versions);
     }
 
     #[test]
