@@ -49,8 +49,8 @@ pub(crate) struct Work {
     /// members of each incident are indexed (members are only ever appended).
     key_index: HashMap<String, Vec<String>>,
     indexed_members: HashMap<String, usize>,
-    /// Grouping epochs of entity keys as the batch still committing claimed them ([`Overlay`]).
-    claimed_epochs: HashMap<(TenantId, String), u64>,
+    /// Index into `batch.grouping_claims` per tenant and entity key.
+    claims: HashMap<(TenantId, String), usize>,
     /// Threat intel, user risk, exposures and FP patterns for the batch's alerts.
     pub(crate) context: crate::enrich::BatchContext,
 }
@@ -74,12 +74,6 @@ impl Work {
     pub(crate) fn over(overlay: Option<Overlay>) -> Self {
         let mut work = Work::default();
         if let Some(overlay) = &overlay {
-            work.claimed_epochs = overlay
-                .batch
-                .grouping_claims
-                .iter()
-                .map(|claim| ((claim.tenant_id.clone(), claim.entity_key.clone()), claim.epoch))
-                .collect();
             for incident in &overlay.batch.incidents {
                 work.index(incident);
             }
@@ -102,6 +96,12 @@ impl Work {
 
     fn overlay_incident(&self, incident_id: &str) -> Option<&Incident> {
         self.overlay.as_ref()?.pending_incident(incident_id)
+    }
+
+    /// The epoch the batch still committing claimed `key` at.
+    fn overlay_epoch(&self, key: &(TenantId, String)) -> Option<u64> {
+        let overlay = self.overlay.as_ref()?;
+        Some(overlay.batch.grouping_claims[*overlay.claims.get(key)?].epoch)
     }
 
     pub(crate) fn audit(&mut self, event: AuditEvent) {
@@ -249,13 +249,15 @@ impl Work {
         self.incidents.get(incident_id).map(|&index| &self.batch.incidents[index])
     }
 
+    /// An incident as this batch left it, else as read for this batch, else as the batch still
+    /// committing left it (a read never keeps an incident that batch holds).
+    fn known_incident(&self, incident_id: &str) -> Option<&Incident> {
+        self.pending_incident(incident_id).or_else(|| self.stored_incidents.get(incident_id)).or_else(|| self.overlay_incident(incident_id))
+    }
+
     /// An incident as this batch left it, else as stored.
     pub(crate) async fn load_incident(&self, store: &dyn CaseStore, incident_id: &str) -> StoreResult<Option<Incident>> {
-        if let Some(incident) = self
-            .pending_incident(incident_id)
-            .or_else(|| self.stored_incidents.get(incident_id))
-            .or_else(|| self.overlay_incident(incident_id))
-        {
+        if let Some(incident) = self.known_incident(incident_id) {
             return Ok(Some(incident.clone()));
         }
         store.incident(incident_id).await
@@ -318,9 +320,10 @@ impl Work {
         let Prefetched { epochs, incidents } = prefetched;
         for (tenant_id, keys, read) in epochs {
             for entity_key in keys {
-                let pending = self.claimed_epochs.get(&(tenant_id.clone(), entity_key.clone())).copied();
-                let epoch = pending.or_else(|| read.get(&entity_key).copied()).unwrap_or(0) + 1;
-                self.batch.grouping_claims.push(GroupingClaim { tenant_id: tenant_id.clone(), entity_key, epoch });
+                let key = (tenant_id.clone(), entity_key);
+                let epoch = self.overlay_epoch(&key).or_else(|| read.get(&key.1).copied()).unwrap_or(0) + 1;
+                self.batch.grouping_claims.push(GroupingClaim { tenant_id: tenant_id.clone(), entity_key: key.1.clone(), epoch });
+                self.claims.insert(key, self.batch.grouping_claims.len() - 1);
             }
         }
         for incident in incidents {
@@ -339,7 +342,7 @@ impl Work {
         ids.sort_unstable();
         ids.dedup();
         ids.into_iter()
-            .filter_map(|id| self.pending_incident(id).or_else(|| self.stored_incidents.get(id)).or_else(|| self.overlay_incident(id)))
+            .filter_map(|id| self.known_incident(id))
             .filter(|incident| {
                 incident.tenant_id == *tenant && incident.merged_into.is_none() && incident.first_seen <= to && incident.last_seen >= from
             })

@@ -720,16 +720,26 @@ async fn two_replicas_grouping_at_once_neither_split_nor_lose_an_incident() {
         }
     };
 
+    // Both replicas prepare one alert each; the other's commit lands first, this one's must then
+    // conflict and write nothing, and lands when grouped again. Returns the conflict's reason.
+    let race = |mine: NormalizedAlert, theirs: NormalizedAlert| {
+        let (pipeline, other, store) = (Arc::clone(&harness.pipeline), Arc::clone(&other), Arc::clone(&store));
+        async move {
+            let prepared = pipeline.prepare_batch(&items(std::slice::from_ref(&mine)), None).await.expect("prepared");
+            let theirs = other.prepare_batch(&items(std::slice::from_ref(&theirs)), None).await.expect("prepared");
+            other.commit_prepared(theirs).await.expect("the first commit lands");
+            let Err(BatchError::Retry(reason)) = pipeline.commit_prepared(prepared).await else { panic!("the later commit must conflict") };
+            let landed = store.investigation_for_alert(&mine.alert.tenant_id, &mine.alert.alert_id).await.expect("read");
+            assert!(landed.is_none(), "nothing of the conflicting commit landed");
+            let again = pipeline.prepare_batch(&items(std::slice::from_ref(&mine)), None).await.expect("prepared again");
+            pipeline.commit_prepared(again).await.expect("lands when grouped again");
+            reason
+        }
+    };
+
     // The same key (host alpha), no incident yet: both would open one.
-    let (first, second) = (normalized("race-a", &["alpha"]), normalized("race-b", &["alpha"]));
-    let mine = harness.pipeline.prepare_batch(&items(std::slice::from_ref(&first)), None).await.expect("prepared");
-    let theirs = other.prepare_batch(&items(std::slice::from_ref(&second)), None).await.expect("prepared");
-    other.commit_prepared(theirs).await.expect("the first commit lands");
-    let Err(BatchError::Retry(reason)) = harness.pipeline.commit_prepared(mine).await else { panic!("the later commit must conflict") };
+    let reason = race(normalized("race-a", &["alpha"]), normalized("race-b", &["alpha"])).await;
     assert!(reason.contains("grouped meanwhile by another writer"), "{reason}");
-    assert!(store.investigation_for_alert(&first.alert.tenant_id, &first.alert.alert_id).await.expect("read").is_none(), "nothing landed");
-    let again = harness.pipeline.prepare_batch(&items(std::slice::from_ref(&first)), None).await.expect("prepared again");
-    harness.pipeline.commit_prepared(again).await.expect("lands when grouped again");
     assert_eq!(members_of("race-a").await, vec!["race-a", "race-b"], "one incident, not two");
 
     // One incident reached through different keys: a link alert puts bravo in it, then one
@@ -737,14 +747,8 @@ async fn two_replicas_grouping_at_once_neither_split_nor_lose_an_incident() {
     let link = normalized("race-link", &["alpha", "bravo"]);
     let prepared = harness.pipeline.prepare_batch(&items(std::slice::from_ref(&link)), None).await.expect("prepared");
     harness.pipeline.commit_prepared(prepared).await.expect("link lands");
-    let (by_alpha, by_bravo) = (normalized("race-c", &["alpha"]), normalized("race-d", &["bravo"]));
-    let mine = harness.pipeline.prepare_batch(&items(std::slice::from_ref(&by_alpha)), None).await.expect("prepared");
-    let theirs = other.prepare_batch(&items(std::slice::from_ref(&by_bravo)), None).await.expect("prepared");
-    other.commit_prepared(theirs).await.expect("the first commit lands");
-    let Err(BatchError::Retry(reason)) = harness.pipeline.commit_prepared(mine).await else { panic!("the later commit must conflict") };
+    let reason = race(normalized("race-c", &["alpha"]), normalized("race-d", &["bravo"])).await;
     assert!(reason.contains("no longer at version"), "a lost update is refused: {reason}");
-    let again = harness.pipeline.prepare_batch(&items(std::slice::from_ref(&by_alpha)), None).await.expect("prepared again");
-    harness.pipeline.commit_prepared(again).await.expect("lands when grouped again");
     assert_eq!(members_of("race-c").await, vec!["race-a", "race-b", "race-c", "race-d", "race-link"], "no member lost");
     harness.stop().await;
 }
