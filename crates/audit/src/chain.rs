@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::hash::record_hash;
+use crate::hash::{finish_hash, prefix_hash, record_hash};
 use crate::taxonomy::event_category;
 
 /// Attempts to append when another writer takes the same sequence number first.
@@ -57,6 +57,59 @@ impl AuditEvent {
             outcome: json!({}),
             timestamp,
         }
+    }
+}
+
+/// An event made into its record ahead of its place in a chain: every field set but the chain's
+/// own (sequence number, previous hash, record hash), and the fields that come before those in the
+/// hash's canonical order already hashed. Preparing is most of the cost of sealing a record, and
+/// needs no lock: a stage prepares its records while the batch before it is still being written,
+/// and [`AuditLog::append_with`] only links them.
+#[derive(Clone)]
+pub struct PreparedRecord {
+    record: AuditRecord,
+    prefix: sha2::Sha256,
+    at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for PreparedRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedRecord").field("record", &self.record).finish_non_exhaustive()
+    }
+}
+
+impl AuditEvent {
+    /// This event as a record to be linked into its tenant's chain; `ingested_at` is now.
+    pub fn prepare(self) -> Result<PreparedRecord, AuditError> {
+        let category = event_category(self.event_type).ok_or_else(|| AuditError::UnknownEventType(self.event_type.to_owned()))?;
+        Ok(self.prepare_as(category.as_str()))
+    }
+
+    fn prepare_as(self, category: &str) -> PreparedRecord {
+        let record = AuditRecord {
+            audit_id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: self.tenant_id,
+            sequence_number: 0,
+            previous_hash: String::new(),
+            timestamp: audit_time(self.timestamp),
+            ingested_at: audit_time(Utc::now()),
+            event_type: self.event_type.to_owned(),
+            event_category: category.to_owned(),
+            severity: self.severity.to_owned(),
+            actor_type: self.actor_type.to_owned(),
+            actor_id: self.actor_id,
+            actor_permissions: self.actor_permissions,
+            investigation_id: self.investigation_id,
+            alert_id: self.alert_id,
+            entity_ids: self.entity_ids,
+            context: self.context,
+            decision: self.decision,
+            outcome: self.outcome,
+            record_hash: String::new(),
+            record_version: RECORD_VERSION.to_owned(),
+        };
+        let prefix = prefix_hash(&record);
+        PreparedRecord { record, prefix, at: self.timestamp }
     }
 }
 
@@ -132,52 +185,60 @@ impl AuditLog {
         Err(AuditError::Contention)
     }
 
-    /// Seals `events` into their tenants' chains (genesis records first where a chain is empty)
-    /// and hands the records to `write`, which stores them in the same transaction as the state
-    /// they describe ([`aluskort_store::CaseStore::commit_work`]). Heads advance only when `write`
+    /// Links `records` into their tenants' chains (genesis records first where a chain is empty)
+    /// and hands them to `write`, which stores them in the same transaction as the state they
+    /// describe ([`aluskort_store::CaseStore::commit_work`]). Heads advance only when `write`
     /// succeeds. A `Conflict` from `write` after another writer advanced one of these chains
-    /// reseals and retries; any other `Conflict` (a stale investigation version) is returned.
-    pub async fn append_with<T, F, Fut>(&self, events: &[AuditEvent], mut write: F) -> Result<T, AuditError>
+    /// relinks and retries; any other `Conflict` (a stale investigation version) is returned.
+    /// Linking only hashes the chain's own fields ([`PreparedRecord`]): the time spent under the
+    /// chain's lock does not grow with the size of the records.
+    pub async fn append_with<T, F, Fut>(&self, records: Vec<PreparedRecord>, mut write: F) -> Result<T, AuditError>
     where
-        F: FnMut(Vec<AuditRecord>) -> Fut,
+        F: FnMut(Arc<Vec<AuditRecord>>) -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>>,
     {
-        let categories = events
-            .iter()
-            .map(|event| event_category(event.event_type).ok_or_else(|| AuditError::UnknownEventType(event.event_type.to_owned())))
-            .collect::<Result<Vec<_>, _>>()?;
+        let (mut records, hashed): (Vec<AuditRecord>, Vec<(sha2::Sha256, DateTime<Utc>)>) =
+            records.into_iter().map(|prepared| (prepared.record, (prepared.prefix, prepared.at))).unzip();
         let mut heads = self.heads.lock().await;
         for _ in 0..MAX_APPEND_ATTEMPTS {
             // Per tenant: the head this attempt started from, and the head after its records.
             let mut base: HashMap<String, Option<(u64, String)>> = HashMap::new();
             let mut next: HashMap<String, (u64, String)> = HashMap::new();
-            let mut records = Vec::with_capacity(events.len() + 1);
-            for (event, category) in events.iter().zip(&categories) {
-                let head = match next.get(&event.tenant_id) {
+            let mut linked = Vec::new();
+            for (record, (prefix, at)) in records.iter_mut().zip(&hashed) {
+                let head = match next.get(&record.tenant_id) {
                     Some(head) => Some(head.clone()),
                     None => {
-                        let known = match heads.get(&event.tenant_id) {
+                        let known = match heads.get(&record.tenant_id) {
                             Some(head) => Some(head.clone()),
-                            None => self.store.audit_head(&event.tenant_id).await?,
+                            None => self.store.audit_head(&record.tenant_id).await?,
                         };
-                        base.insert(event.tenant_id.clone(), known.clone());
+                        base.insert(record.tenant_id.clone(), known.clone());
                         known
                     }
                 };
                 let (sequence, previous_hash) = match head {
                     Some((sequence, hash)) => (sequence + 1, hash),
                     None => {
-                        let genesis = genesis_record(&event.tenant_id, event.timestamp);
+                        let genesis = genesis_record(&record.tenant_id, *at);
                         let hash = genesis.record_hash.clone();
-                        records.push(genesis);
+                        linked.push(genesis);
                         (1, hash)
                     }
                 };
-                let record = seal(event, category.as_str(), sequence, previous_hash);
-                next.insert(event.tenant_id.clone(), (record.sequence_number, record.record_hash.clone()));
-                records.push(record);
+                record.sequence_number = sequence;
+                record.previous_hash = previous_hash;
+                record.record_hash = finish_hash(prefix.clone(), record);
+                next.insert(record.tenant_id.clone(), (sequence, record.record_hash.clone()));
             }
-            match write(records).await {
+            // Genesis records first, then the records in order (each chain's order is kept).
+            let geneses = linked.len();
+            linked.append(&mut records);
+            let linked = Arc::new(linked);
+            let result = write(Arc::clone(&linked)).await;
+            let mut linked = Arc::try_unwrap(linked).unwrap_or_else(|shared| (*shared).clone());
+            records = linked.split_off(geneses);
+            match result {
                 Ok(value) => {
                     heads.extend(next);
                     return Ok(value);
@@ -219,29 +280,10 @@ fn genesis_record(tenant_id: &str, at: DateTime<Utc>) -> AuditRecord {
 
 /// The record for `event` at `sequence` after `previous_hash`, with its hash computed.
 fn seal(event: &AuditEvent, category: &str, sequence: u64, previous_hash: String) -> AuditRecord {
-    let mut record = AuditRecord {
-        audit_id: uuid::Uuid::now_v7().to_string(),
-        tenant_id: event.tenant_id.clone(),
-        sequence_number: sequence,
-        previous_hash,
-        timestamp: audit_time(event.timestamp),
-        ingested_at: audit_time(Utc::now()),
-        event_type: event.event_type.to_owned(),
-        event_category: category.to_owned(),
-        severity: event.severity.to_owned(),
-        actor_type: event.actor_type.to_owned(),
-        actor_id: event.actor_id.clone(),
-        actor_permissions: event.actor_permissions.clone(),
-        investigation_id: event.investigation_id.clone(),
-        alert_id: event.alert_id.clone(),
-        entity_ids: event.entity_ids.clone(),
-        context: event.context.clone(),
-        decision: event.decision.clone(),
-        outcome: event.outcome.clone(),
-        record_hash: String::new(),
-        record_version: RECORD_VERSION.to_owned(),
-    };
-    record.record_hash = record_hash(&record);
+    let PreparedRecord { mut record, prefix, .. } = event.clone().prepare_as(category);
+    record.sequence_number = sequence;
+    record.previous_hash = previous_hash;
+    record.record_hash = finish_hash(prefix, &record);
     record
 }
 

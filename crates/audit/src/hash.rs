@@ -101,7 +101,9 @@ fn write_value_field(out: &mut HashWriter, name: &str, value: &Value) -> io::Res
     write_canonical(out, value)
 }
 
-fn write_record(out: &mut HashWriter, r: &AuditRecord) -> io::Result<()> {
+/// The hashed fields before the chain's own (`previous_hash` on), in canonical order: all of them
+/// known before a record takes its place in a chain, so they can be hashed ahead of it.
+fn write_prefix(out: &mut HashWriter, r: &AuditRecord) -> io::Result<()> {
     // Order: HASHED_FIELDS.
     write_field(out, true, "actor_id", &r.actor_id)?;
     write_field(out, false, "actor_permissions", &r.actor_permissions)?;
@@ -115,7 +117,11 @@ fn write_record(out: &mut HashWriter, r: &AuditRecord) -> io::Result<()> {
     write_field(out, false, "event_type", &r.event_type)?;
     write_field(out, false, "ingested_at", &r.ingested_at)?;
     write_field(out, false, "investigation_id", &r.investigation_id)?;
-    write_value_field(out, "outcome", &r.outcome)?;
+    write_value_field(out, "outcome", &r.outcome)
+}
+
+/// The rest of the hashed fields, `previous_hash` on (HASHED_FIELDS order).
+fn write_suffix(out: &mut HashWriter, r: &AuditRecord) -> io::Result<()> {
     write_field(out, false, "previous_hash", &r.previous_hash)?;
     write_field(out, false, "record_version", &r.record_version)?;
     write_field(out, false, "sequence_number", &r.sequence_number)?;
@@ -125,12 +131,25 @@ fn write_record(out: &mut HashWriter, r: &AuditRecord) -> io::Result<()> {
     out.write_all(b"}")
 }
 
-/// sha256 hex of the canonical JSON of every field except `record_hash`.
-pub fn record_hash(record: &AuditRecord) -> String {
+/// The hash state after `record`'s fields that come before the chain's own: [`finish_hash`] with
+/// the chain fields set gives [`record_hash`].
+pub(crate) fn prefix_hash(record: &AuditRecord) -> Sha256 {
     let mut hasher = HashWriter(Sha256::new());
     // The writer never fails and every field serialises (strings, numbers, JSON values).
-    let _ = write_record(&mut hasher, record);
+    let _ = write_prefix(&mut hasher, record);
+    hasher.0
+}
+
+/// sha256 hex of `record` from the state [`prefix_hash`] left.
+pub(crate) fn finish_hash(prefix: Sha256, record: &AuditRecord) -> String {
+    let mut hasher = HashWriter(prefix);
+    let _ = write_suffix(&mut hasher, record);
     hex::encode(hasher.0.finalize())
+}
+
+/// sha256 hex of the canonical JSON of every field except `record_hash`.
+pub fn record_hash(record: &AuditRecord) -> String {
+    finish_hash(prefix_hash(record), record)
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@
 //! (`aluskort_store::GroupingClaim`). Neither a split incident nor a lost member results.
 
 use std::borrow::Borrow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use aluskort_core::entity::AlertEntities;
@@ -146,23 +146,42 @@ fn is_infrastructure_key(key: &str) -> bool {
     ["host:", "device:", "ip:"].iter().any(|prefix| key.starts_with(prefix))
 }
 
-/// The keys of `member` that are hubs among `candidates` plus `member` itself, with the number of
-/// distinct accounts seen with each (an account counted by its first identity key in each alert).
-fn hub_keys(candidates: &[&Incident], member: &IncidentMember) -> BTreeMap<String, usize> {
-    let mut hubs = BTreeMap::new();
+/// The infrastructure keys of `member` that are hubs: seen with more than [`HUB_ACCOUNTS`] distinct
+/// accounts (an account counted by its first identity key in each alert) among `member` and the
+/// members of the candidate incidents `holding(key)` gives for each key, which must be every
+/// candidate holding that key (a member without the key adds nothing, so the pipeline asks its key
+/// index instead of scanning every candidate). Counting stops at the first account beyond the
+/// limit: a hub shared across the window (a domain controller) is not scanned whole for every alert.
+pub fn hub_keys<'a, S, It>(member: &IncidentMember, holding: S) -> BTreeSet<String>
+where
+    S: Fn(&str) -> It,
+    It: Iterator<Item = &'a Incident>,
+{
+    let mut hubs = BTreeSet::new();
     for key in member.keys.iter().filter(|key| is_infrastructure_key(key)) {
-        let accounts: std::collections::BTreeSet<&str> = candidates
-            .iter()
-            .flat_map(|incident| incident.members.iter())
-            .chain(std::iter::once(member))
-            .filter(|m| m.keys.binary_search(key).is_ok())
-            .filter_map(|m| m.keys.iter().find(|k| is_account_key(k)).map(String::as_str))
-            .collect();
-        if accounts.len() > HUB_ACCOUNTS {
-            hubs.insert(key.clone(), accounts.len());
+        let mut accounts: BTreeSet<&str> = BTreeSet::new();
+        let members = holding(key).flat_map(|incident| incident.members.iter()).filter(|m| m.keys.binary_search(key).is_ok());
+        for account in std::iter::once(member).chain(members).filter_map(|m| m.keys.iter().find(|k| is_account_key(k))) {
+            accounts.insert(account);
+            if accounts.len() > HUB_ACCOUNTS {
+                hubs.insert(key.clone());
+                break;
+            }
         }
     }
     hubs
+}
+
+/// [`hub_keys`] among `candidates`, found by scanning them.
+pub fn hubs_among<I: Borrow<Incident>>(candidates: &[I], member: &IncidentMember) -> BTreeSet<String> {
+    hub_keys(member, |key| {
+        let holding: Vec<&Incident> = candidates
+            .iter()
+            .map(Borrow::borrow)
+            .filter(|incident| incident.members.iter().any(|m| m.keys.binary_search_by(|k| k.as_str().cmp(key)).is_ok()))
+            .collect();
+        holding.into_iter()
+    })
 }
 
 /// The first member of `incident` related to `member`, with the shared key (hub keys excluded).
@@ -170,7 +189,7 @@ fn related_member<'a>(
     incident: &'a Incident,
     member: &IncidentMember,
     window: Duration,
-    hubs: &BTreeMap<String, usize>,
+    hubs: &BTreeSet<String>,
 ) -> Option<(&'a IncidentMember, &'a str)> {
     incident.members.iter().find_map(|existing| {
         if gap((existing.activity_start, existing.activity_end), (member.activity_start, member.activity_end)) > window {
@@ -179,7 +198,7 @@ fn related_member<'a>(
         existing
             .keys
             .iter()
-            .find(|key| !hubs.contains_key(key.as_str()) && member.keys.binary_search(key).is_ok())
+            .find(|key| !hubs.contains(key.as_str()) && member.keys.binary_search(key).is_ok())
             .map(|key| (existing, key.as_str()))
     })
 }
@@ -196,7 +215,8 @@ pub struct GroupingDecision {
 }
 
 /// Places `member` into one of `candidates` (incidents of the same tenant overlapping its window),
-/// merging candidates it connects, or opens a new incident with id `new_id`.
+/// merging candidates it connects, or opens a new incident with id `new_id`. `hubs` are the
+/// member's keys that link nothing ([`hub_keys`] over these candidates).
 ///
 /// `candidates` may be owned or borrowed: only the incidents the alert joins or merges are copied.
 pub fn group<I: Borrow<Incident>>(
@@ -204,6 +224,7 @@ pub fn group<I: Borrow<Incident>>(
     title: &str,
     member: IncidentMember,
     candidates: Vec<I>,
+    hubs: &BTreeSet<String>,
     window: Duration,
     new_id: String,
 ) -> GroupingDecision {
@@ -213,17 +234,16 @@ pub fn group<I: Borrow<Incident>>(
         return GroupingDecision { incident: (*existing).clone(), merged: Vec::new(), reason: "already grouped".to_owned() };
     }
     let mut related: Vec<(Incident, AlertId, String)> = Vec::new();
-    let hubs = hub_keys(&candidates, &member);
     candidates.sort_by(|a, b| (a.first_seen, &a.incident_id).cmp(&(b.first_seen, &b.incident_id)));
     let mut full: Option<String> = None;
     for incident in candidates {
         if incident.alert_ids.len() >= MAX_INCIDENT_ALERTS {
-            if full.is_none() && related_member(incident, &member, window, &hubs).is_some() {
+            if full.is_none() && related_member(incident, &member, window, hubs).is_some() {
                 full = Some(incident.incident_id.clone());
             }
             continue;
         }
-        if let Some((existing, key)) = related_member(incident, &member, window, &hubs) {
+        if let Some((existing, key)) = related_member(incident, &member, window, hubs) {
             let (existing_id, key) = (existing.alert_id.clone(), key.to_owned());
             related.push((incident.clone(), existing_id, key));
         }
@@ -250,12 +270,12 @@ pub fn group<I: Borrow<Incident>>(
             version: 0,
         };
         let reason =
-            if hubs.is_empty() { "opened a new incident".to_owned() } else { format!("opened a new incident; {}", describe_hubs(&hubs)) };
+            if hubs.is_empty() { "opened a new incident".to_owned() } else { format!("opened a new incident; {}", describe_hubs(hubs)) };
         return GroupingDecision { incident, merged: Vec::new(), reason };
     };
     let mut reason = format!("shared {key} with {linked_to} within {}h", window.num_hours());
     if !hubs.is_empty() {
-        reason.push_str(&format!("; {}", describe_hubs(&hubs)));
+        reason.push_str(&format!("; {}", describe_hubs(hubs)));
     }
     survivor.links.push(IncidentLink { alert_id: member.alert_id.clone(), linked_to: Some(linked_to), reason: reason.clone() });
     add_member(&mut survivor, member.clone());
@@ -277,9 +297,9 @@ pub fn group<I: Borrow<Incident>>(
     GroupingDecision { incident: survivor, merged, reason }
 }
 
-fn describe_hubs(hubs: &BTreeMap<String, usize>) -> String {
-    let names: Vec<String> = hubs.iter().map(|(key, accounts)| format!("{key} ({accounts} accounts)")).collect();
-    format!("shared infrastructure not used as a link: {}", names.join(", "))
+fn describe_hubs(hubs: &BTreeSet<String>) -> String {
+    let names: Vec<&str> = hubs.iter().map(String::as_str).collect();
+    format!("shared infrastructure not used as a link (seen with more than {HUB_ACCOUNTS} accounts): {}", names.join(", "))
 }
 
 fn add_member(incident: &mut Incident, member: IncidentMember) {

@@ -364,10 +364,15 @@ impl Pipeline {
         };
         let window = self.settings.grouping_window;
         // Read-modify-write over incidents: batches run one at a time in this process.
-        let candidates = work.candidates(&alert.tenant_id, &member.keys, member.activity_start - window, member.activity_end + window);
+        let (from, to) = (member.activity_start - window, member.activity_end + window);
+        let hubs = grouping::hub_keys(&member, |key| work.candidates_holding(&alert.tenant_id, key, from, to));
+        // Only incidents sharing a key that links can be related: one sharing nothing but a hub
+        // (a device seen with every account of the window) is not read member by member.
+        let linking: Vec<String> = member.keys.iter().filter(|key| !hubs.contains(*key)).cloned().collect();
+        let candidates = work.candidates(&alert.tenant_id, &linking, from, to);
         let new_id = format!("inc-{}", uuid::Uuid::now_v7().simple());
         let GroupingDecision { incident, merged, reason } =
-            grouping::group(&alert.tenant_id, &alert.title, member, candidates, window, new_id);
+            grouping::group(&alert.tenant_id, &alert.title, member, candidates, &hubs, window, new_id);
         let mut event = AuditEvent::agent(alert.tenant_id.as_str(), "incident.grouped", "context_enricher", Utc::now());
         event.alert_id = Some(alert.alert_id.to_string());
         event.entity_ids = incident.members.last().map(|m| m.keys.clone()).unwrap_or_default();

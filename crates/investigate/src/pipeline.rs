@@ -661,18 +661,25 @@ impl Pipeline {
                 original: Value::Null,
             });
         }
-        Ok(Prepared { work: work.seal(), outcomes, settled })
+        // The audit records are made and hashed here, while the batch before this one commits,
+        // not in the commit, which runs one batch at a time: it only links them into the chain.
+        let records = std::mem::take(&mut work.events)
+            .into_iter()
+            .map(AuditEvent::prepare)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| BatchError::Permanent(error.to_string()))?;
+        Ok(Prepared { work: work.seal(), records, outcomes, settled })
     }
 
     /// Commits a prepared unit of work with its audit records in one transaction. Returns the
     /// outcomes to publish.
     async fn commit_prepared(&self, prepared: Prepared) -> Result<Vec<StageOutcome>, BatchError> {
-        let Prepared { work, outcomes, settled } = prepared;
+        let Prepared { work, records, outcomes, settled } = prepared;
         let store = Arc::clone(&self.store);
         let batch = &work.batch;
         let report = self
             .audit
-            .append_with(&work.events, move |records| {
+            .append_with(records, move |records| {
                 let store = Arc::clone(&store);
                 async move { store.commit_work(batch, &records).await }
             })
@@ -703,6 +710,8 @@ impl Pipeline {
 /// A batch investigated and waiting to be committed.
 struct Prepared {
     work: Overlay,
+    /// The batch's audit records, to be linked into the chain as it commits.
+    records: Vec<aluskort_audit::PreparedRecord>,
     outcomes: Vec<StageOutcome>,
     /// Each alert investigated (not duplicates), for the metrics.
     settled: Vec<Settled>,

@@ -40,7 +40,7 @@ pub(crate) struct Work {
     /// Investigations closed by this batch: remembered in incident memory once committed.
     pub(crate) closed: Vec<GraphState>,
     /// Incidents read from the store for this batch ([`Work::prefetch_incidents`]), as stored.
-    stored_incidents: HashMap<String, Incident>,
+    stored_incidents: HashMap<String, std::sync::Arc<Incident>>,
     /// Investigations read from the store for this batch, as stored (read at most once a batch).
     stored_states: HashMap<(TenantId, AlertId), GraphState>,
     /// The batch still committing ([`Overlay`]), read in place of the store for what it changed.
@@ -66,7 +66,7 @@ pub(crate) type Overlay = std::sync::Arc<Work>;
 /// and the candidate incidents.
 pub(crate) struct Prefetched {
     epochs: Vec<(TenantId, Vec<String>, HashMap<String, u64>)>,
-    incidents: Vec<Incident>,
+    incidents: Vec<std::sync::Arc<Incident>>,
 }
 
 impl Work {
@@ -252,7 +252,9 @@ impl Work {
     /// An incident as this batch left it, else as read for this batch, else as the batch still
     /// committing left it (a read never keeps an incident that batch holds).
     fn known_incident(&self, incident_id: &str) -> Option<&Incident> {
-        self.pending_incident(incident_id).or_else(|| self.stored_incidents.get(incident_id)).or_else(|| self.overlay_incident(incident_id))
+        self.pending_incident(incident_id)
+            .or_else(|| self.stored_incidents.get(incident_id).map(|incident| &**incident))
+            .or_else(|| self.overlay_incident(incident_id))
     }
 
     /// An incident as this batch left it, else as stored.
@@ -341,11 +343,25 @@ impl Work {
         let mut ids: Vec<&String> = keys.iter().filter_map(|key| self.key_index.get(key)).flatten().collect();
         ids.sort_unstable();
         ids.dedup();
-        ids.into_iter()
-            .filter_map(|id| self.known_incident(id))
-            .filter(|incident| {
-                incident.tenant_id == *tenant && incident.merged_into.is_none() && incident.first_seen <= to && incident.last_seen >= from
-            })
-            .collect()
+        ids.into_iter().filter_map(|id| self.candidate(id, tenant, from, to)).collect()
+    }
+
+    /// The grouping candidates in `[from, to]` holding `key` (a subset of [`Work::candidates`]
+    /// for any keys including it).
+    pub(crate) fn candidates_holding<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        key: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> impl Iterator<Item = &'a Incident> + use<'a> {
+        self.key_index.get(key).into_iter().flatten().filter_map(move |id| self.candidate(id, tenant, from, to))
+    }
+
+    /// Incident `id` if it is a grouping candidate: the tenant's, not merged, active in `[from, to]`.
+    fn candidate(&self, id: &str, tenant: &TenantId, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<&Incident> {
+        self.known_incident(id).filter(|incident| {
+            incident.tenant_id == *tenant && incident.merged_into.is_none() && incident.first_seen <= to && incident.last_seen >= from
+        })
     }
 }

@@ -223,8 +223,9 @@ impl Responder {
     async fn commit(&self, batch: WorkBatch, events: Vec<AuditEvent>) -> Result<(), ResponseError> {
         let cases = Arc::clone(&self.cases);
         let batch = Arc::new(batch);
+        let records = events.into_iter().map(AuditEvent::prepare).collect::<Result<Vec<_>, _>>()?;
         self.audit
-            .append_with(&events, move |records| {
+            .append_with(records, move |records| {
                 let cases = Arc::clone(&cases);
                 let batch = Arc::clone(&batch);
                 async move { cases.commit_work(&batch, &records).await.map(|_| ()) }

@@ -2,6 +2,8 @@
 //! the usage, threat-intel and context stores. The embedded store is the specification; the server
 //! store must behave identically.
 
+use std::sync::Arc;
+
 use aluskort_core::audit::AuditRecord;
 use aluskort_core::{
     AlertId, AlertSource, CanonicalAlert, DegradationLevel, GraphState, Incident, IncidentLink, InvestigationState, Severity, TenantId,
@@ -670,7 +672,7 @@ pub async fn work_commits_atomically(store: &dyn CaseStore, audit: &dyn AuditSto
         .incidents_with_keys(&TenantId::default_tenant(), &["upn:a@x".to_owned(), "host:other".to_owned()], base_time(), base_time())
         .await
         .expect("by key");
-    assert_eq!(found, vec![incident.clone()]);
+    assert_eq!(found, vec![Arc::new(incident.clone())]);
 
     // A second unit whose audit record takes a sequence already stored: nothing of it lands.
     let mut next = versions[3].clone();
@@ -744,7 +746,7 @@ pub async fn incidents_are_found_by_entity_key(store: &dyn CaseStore) {
     elsewhere.tenant_id = TenantId::parse("other").expect("valid");
     store.upsert_incident(&elsewhere).await.expect("upsert");
 
-    let ids = |found: Vec<Incident>| found.into_iter().map(|incident| incident.incident_id).collect::<Vec<_>>();
+    let ids = |found: Vec<Arc<Incident>>| found.iter().map(|incident| incident.incident_id.clone()).collect::<Vec<_>>();
     let window = (base_time() - Duration::hours(24), base_time() + Duration::hours(24));
     let by_host = store.incidents_with_keys(&tenant, &["host:ws-1".to_owned()], window.0, window.1).await.expect("query");
     assert_eq!(ids(by_host), vec!["inc-a", "inc-b"], "oldest first; other tenants, merged and out-of-window excluded");
@@ -763,13 +765,13 @@ pub async fn incidents_are_found_by_entity_key(store: &dyn CaseStore) {
     // Lookups hand out each incident as it is stored now, not as an earlier lookup read it
     // (the stores keep decoded candidates by revision): a change, then a merge, are seen.
     let found = store.incidents_with_keys(&tenant, &["host:ws-1".to_owned()], window.0, window.1).await.expect("query");
-    assert_eq!(found.iter().find(|incident| incident.incident_id == "inc-b"), Some(&grown));
+    assert_eq!(found.iter().find(|incident| incident.incident_id == "inc-b").map(|incident| &**incident), Some(&grown));
     let mut retitled = grown.clone();
     retitled.title = "retitled".to_owned();
     retitled.version = 3;
     store.upsert_incident(&retitled).await.expect("upsert");
     let found = store.incidents_with_keys(&tenant, &["host:ws-1".to_owned()], window.0, window.1).await.expect("query");
-    assert_eq!(found.iter().find(|incident| incident.incident_id == "inc-b"), Some(&retitled));
+    assert_eq!(found.iter().find(|incident| incident.incident_id == "inc-b").map(|incident| &**incident), Some(&retitled));
     let mut absorbed = retitled.clone();
     absorbed.merged_into = Some("inc-a".to_owned());
     absorbed.version = 4;
@@ -783,13 +785,13 @@ pub async fn incidents_are_found_by_entity_key(store: &dyn CaseStore) {
     committed.version = 2;
     store.commit_work(&WorkBatch { incidents: vec![committed.clone()], ..WorkBatch::default() }, &[]).await.expect("commit");
     let found = store.incidents_with_keys(&tenant, &["host:ws-1".to_owned()], window.0, window.1).await.expect("query");
-    assert_eq!(found, vec![committed.clone()]);
+    assert_eq!(found, vec![Arc::new(committed.clone())]);
     let mut elsewhere = committed;
     elsewhere.title = "written by another replica".to_owned();
     elsewhere.version = 3;
     store.upsert_incident(&elsewhere).await.expect("upsert");
     let found = store.incidents_with_keys(&tenant, &["upn:a@x".to_owned()], window.0, window.1).await.expect("query");
-    assert_eq!(found, vec![elsewhere]);
+    assert_eq!(found, vec![Arc::new(elsewhere)]);
 }
 
 /// Optimistic versioning of grouping (several investigate replicas): an incident lands only over

@@ -109,14 +109,15 @@ pub trait CaseStore: Send + Sync + 'static {
 
     /// Unmerged incidents of a tenant active in `[from, to]` holding a member with any of `keys`
     /// (entity keys, indexed on every upsert): the grouping candidates of an alert without reading
-    /// every incident in the window.
+    /// every incident in the window. Shared, not copied: a candidate is up to
+    /// `MAX_INCIDENT_ALERTS` members, and most candidates are only read.
     async fn incidents_with_keys(
         &self,
         tenant: &TenantId,
         keys: &[String],
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> StoreResult<Vec<Incident>>;
+    ) -> StoreResult<Vec<std::sync::Arc<Incident>>>;
 
     /// The grouping epochs of `keys` of `tenant` (a key never claimed is left out: epoch 0).
     /// Read before the grouping candidates, so a claim made after this read fails the commit

@@ -1104,7 +1104,7 @@ macro_rules! impl_stores {
                 keys: &[String],
                 from: chrono::DateTime<chrono::Utc>,
                 to: chrono::DateTime<chrono::Utc>,
-            ) -> $crate::StoreResult<Vec<aluskort_core::Incident>> {
+            ) -> $crate::StoreResult<Vec<std::sync::Arc<aluskort_core::Incident>>> {
                 use sqlx::Row;
                 let (from_text, to_text) = ($crate::model::time_text(from), $crate::model::time_text(to));
                 // The candidates' revisions first; bodies only of those not held at that revision.
@@ -1153,10 +1153,8 @@ macro_rules! impl_stores {
                         }
                     }
                 }
-                let mut incidents: Vec<aluskort_core::Incident> =
-                    found.iter().map(|incident| aluskort_core::Incident::clone(incident)).collect();
-                incidents.sort_by(|a, b| (a.first_seen, &a.incident_id).cmp(&(b.first_seen, &b.incident_id)));
-                Ok(incidents)
+                found.sort_by(|a, b| (a.first_seen, &a.incident_id).cmp(&(b.first_seen, &b.incident_id)));
+                Ok(found)
             }
 
             async fn commit_work(

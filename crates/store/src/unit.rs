@@ -221,10 +221,8 @@ pub(crate) fn plan_work<'a>(
         if skipped.contains(&last.investigation_id) {
             continue;
         }
-        let values = write.versions.iter().map(serde_json::to_value).collect::<Result<Vec<serde_json::Value>, _>>()?;
-        let current = values.last().map(serde_json::to_string).transpose()?.unwrap_or_default();
         // Each version after the first of this write as a patch against the one before.
-        let bodies = crate::patch::encode(&values)?;
+        let (bodies, current) = crate::patch::encode(&write.versions)?;
         let id = last.investigation_id.to_string();
         if write.expected_version == 0 {
             creates.push((last, current));

@@ -2,8 +2,8 @@
 //! alert-to-verdict latency on the embedded backends.
 //!
 //! Builds N alerts from templates (the bundled demo alerts, or `--source FILE`), giving each a
-//! unique id and, every `--group` alerts, its own host and account names (so
-//! incidents stay realistic in size), runs them through the full pipeline in a scratch data
+//! unique id and, every `--group` alerts, its own host, device, account, file hash, URL and
+//! mailbox (so incidents stay realistic in size, one group's alerts each), runs them through the full pipeline in a scratch data
 //! directory at a given rate or as a burst, verifies the audit chain, and reports alerts/s,
 //! alert-to-verdict percentiles and peak memory.
 
@@ -206,8 +206,9 @@ async fn measure_api(config: &aluskort_config::Config, backends: &Backends, runn
     Ok(())
 }
 
-/// A copy of `template` with a unique id and host/account
-/// names suffixed with `group` (Sentinel rows; other formats only get the id).
+/// A copy of `template` with a unique id and the entities that identify a group's activity (host,
+/// device, account, file hash, URL, mailbox, mail message) made the group's own (Sentinel rows;
+/// other formats only get the id): groups share no link key, as unrelated activity does not.
 fn variant(template: &Value, index: usize, group: usize) -> Value {
     let mut record = template.clone();
     let Some(map) = record.as_object_mut() else { return record };
@@ -234,12 +235,32 @@ fn rename(value: &mut Value, group: usize) {
             for (key, child) in map.iter_mut() {
                 match (key.as_str(), &*child) {
                     ("HostName" | "Name" | "AadUserId" | "Sid", Value::String(text)) => *child = Value::String(format!("{text}-g{group}")),
+                    // Device ids, file hashes and mail message ids keep their hex shape (the
+                    // extractor validates hashes); URLs and mailboxes stay well-formed.
+                    ("MdatpDeviceId" | "NetworkMessageId" | "Value", Value::String(text)) => {
+                        *child = Value::String(hex_suffix(text, group))
+                    }
+                    ("Url", Value::String(text)) => *child = Value::String(format!("{text}/g{group}")),
+                    ("MailboxPrimaryAddress", Value::String(text)) => {
+                        *child = Value::String(text.replacen('@', &format!("-g{group}@"), 1));
+                    }
                     _ => rename(child, group),
                 }
             }
         }
         Value::Array(items) => items.iter_mut().for_each(|item| rename(item, group)),
         _ => {}
+    }
+}
+
+/// `text` with its last eight characters replaced by `group` in hex (when they are hex digits).
+fn hex_suffix(text: &str, group: usize) -> String {
+    let cut = text.len().saturating_sub(8);
+    match text.get(cut..) {
+        Some(tail) if text.len() >= 8 && tail.chars().all(|c| c.is_ascii_hexdigit() || c == '-') => {
+            format!("{}{:08x}", &text[..cut], group % (1 << 32))
+        }
+        _ => format!("{text}-g{group}"),
     }
 }
 
@@ -260,6 +281,31 @@ fn peak_rss() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    /// Alerts of one group share their link keys; two groups share none (a demo template's
+    /// device id, file hash or phishing URL used to tie every group into 150-alert incidents).
+    #[test]
+    fn groups_share_no_entity_key() {
+        let keys = |record: serde_json::Value| {
+            let raw = aluskort_ingest::RawAlert {
+                ingest_id: "bench".to_owned(),
+                origin: "bench".to_owned(),
+                received_at: chrono::Utc::now(),
+                payload: record,
+                tenant: None,
+            };
+            let normalized = aluskort_ingest::normalize(&raw).expect("demo alert normalises");
+            aluskort_investigate::grouping::entity_keys(&normalized.entities)
+        };
+        let templates = aluskort_ingest::read_records("demo", super::DEMO_ALERTS.as_bytes());
+        for template in templates.into_iter().filter_map(|r| r.record.ok()) {
+            let first = keys(super::variant(&template, 0, 1));
+            assert!(!first.is_empty(), "{template}");
+            assert_eq!(keys(super::variant(&template, 1, 1)), first, "same group, same keys");
+            let other = keys(super::variant(&template, 2, 2));
+            assert!(first.iter().all(|key| !other.contains(key)), "{first:?} vs {other:?}");
+        }
+    }
 
     #[test]
     fn percentiles_are_nearest_rank_in_milliseconds() {

@@ -94,6 +94,10 @@ async fn a_second_writer_advancing_the_chain_is_detected_and_followed() {
     assert_eq!((report.records, report.first_break), (4, None));
 }
 
+fn prepared(events: &[AuditEvent]) -> Vec<crate::PreparedRecord> {
+    events.iter().cloned().map(AuditEvent::prepare).collect::<Result<_, _>>().expect("known event types")
+}
+
 /// Records sealed for a unit of work land with it: genesis first for a new tenant, chains
 /// continued across `append` and `append_with`, and a failed write leaves no trace in the heads.
 #[tokio::test]
@@ -103,7 +107,7 @@ async fn batched_appends_chain_with_the_unit_they_commit_with() {
     log.append(event("a", 0)).await.expect("append");
     let events = vec![event("a", 1), event("b", 0), event("a", 2)];
     let written = log
-        .append_with(&events, |records| {
+        .append_with(prepared(&events), |records| {
             let store = store.clone();
             async move {
                 store.commit_work(&WorkBatch::default(), &records).await?;
@@ -114,7 +118,8 @@ async fn batched_appends_chain_with_the_unit_they_commit_with() {
         .expect("commit");
     assert_eq!(written, 4, "b's genesis plus three records");
     // A write that fails (not a conflict) advances nothing.
-    let failed = log.append_with(&[event("a", 3)], |_| async { Err::<(), _>(aluskort_store::StoreError::invalid("disk full")) }).await;
+    let failed =
+        log.append_with(prepared(&[event("a", 3)]), |_| async { Err::<(), _>(aluskort_store::StoreError::invalid("disk full")) }).await;
     assert!(matches!(failed, Err(AuditError::Store(_))));
     log.append(event("a", 4)).await.expect("append after a failed unit");
     let sequences: Vec<u64> = store.audit_records("a", 0, 100).await.expect("records").iter().map(|r| r.sequence_number).collect();
@@ -133,7 +138,7 @@ async fn batched_appends_reseal_after_another_writer() {
     log.append(event("a", 0)).await.expect("append");
     other.append(event("a", 1)).await.expect("the other writer moves the head");
     let attempts = std::sync::atomic::AtomicUsize::new(0);
-    log.append_with(&[event("a", 2)], |records| {
+    log.append_with(prepared(&[event("a", 2)]), |records| {
         attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let store = store.clone();
         async move { store.commit_work(&WorkBatch::default(), &records).await }
@@ -144,7 +149,7 @@ async fn batched_appends_reseal_after_another_writer() {
     assert_eq!(verify_store(store.as_ref()).await.expect("verify").first_break, None);
 
     let conflict = log
-        .append_with(&[event("a", 3)], |_| async {
+        .append_with(prepared(&[event("a", 3)]), |_| async {
             Err::<(), _>(aluskort_store::StoreError::new(aluskort_store::StoreErrorKind::Conflict, anyhow::anyhow!("stale version")))
         })
         .await;

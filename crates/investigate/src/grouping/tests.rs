@@ -47,8 +47,9 @@ fn partition(alerts: &[NormalizedAlert]) -> BTreeSet<BTreeSet<String>> {
                     && i.last_seen >= member.activity_start - DEFAULT_WINDOW
             })
             .cloned()
-            .collect();
-        let decision = group(&tenant, &alert.alert.title, member, candidates, DEFAULT_WINDOW, format!("inc-{index}"));
+            .collect::<Vec<Incident>>();
+        let hubs = hubs_among(&candidates, &member);
+        let decision = group(&tenant, &alert.alert.title, member, candidates, &hubs, DEFAULT_WINDOW, format!("inc-{index}"));
         for merged in decision.merged {
             incidents.insert(merged.incident_id.clone(), merged);
         }
@@ -108,10 +109,11 @@ fn alerts_outside_the_window_open_separate_incidents_and_links_explain_themselve
     later.activity_start += Duration::days(3);
     later.activity_end += Duration::days(3);
     let tenant = TenantId::default_tenant();
-    let opened = group(&tenant, "a", first.clone(), Vec::<Incident>::new(), DEFAULT_WINDOW, "inc-1".into());
-    let apart = group(&tenant, "b", later, vec![opened.incident.clone()], DEFAULT_WINDOW, "inc-2".into());
+    let none = BTreeSet::new();
+    let opened = group(&tenant, "a", first.clone(), Vec::<Incident>::new(), &none, DEFAULT_WINDOW, "inc-1".into());
+    let apart = group(&tenant, "b", later, vec![opened.incident.clone()], &none, DEFAULT_WINDOW, "inc-2".into());
     assert_eq!(apart.incident.incident_id, "inc-2");
-    let near = group(&tenant, "b", member(&alerts[1]), vec![opened.incident], DEFAULT_WINDOW, "inc-3".into());
+    let near = group(&tenant, "b", member(&alerts[1]), vec![opened.incident], &none, DEFAULT_WINDOW, "inc-3".into());
     assert_eq!(near.incident.incident_id, "inc-1");
     let link = near.incident.links.last().expect("link");
     assert_eq!(link.linked_to.as_ref(), Some(&first.alert_id));
@@ -123,16 +125,17 @@ fn a_full_incident_takes_no_more_alerts() {
     let alerts = sentinel_alerts();
     let tenant = TenantId::default_tenant();
     let template = member(&alerts[0]);
-    let mut incident = group(&tenant, "a", template.clone(), Vec::<Incident>::new(), DEFAULT_WINDOW, "inc-full".into()).incident;
+    let none = BTreeSet::new();
+    let mut incident = group(&tenant, "a", template.clone(), Vec::<Incident>::new(), &none, DEFAULT_WINDOW, "inc-full".into()).incident;
     for index in 1..MAX_INCIDENT_ALERTS {
         let mut next = template.clone();
         next.alert_id = AlertId::parse(&format!("filler-{index}")).expect("id");
-        incident = group(&tenant, "a", next, vec![incident], DEFAULT_WINDOW, "unused".into()).incident;
+        incident = group(&tenant, "a", next, vec![incident], &none, DEFAULT_WINDOW, "unused".into()).incident;
     }
     assert_eq!(incident.alert_ids.len(), MAX_INCIDENT_ALERTS);
     let mut overflow = template;
     overflow.alert_id = AlertId::parse("overflow").expect("id");
-    let decision = group(&tenant, "a", overflow, vec![incident], DEFAULT_WINDOW, "inc-next".into());
+    let decision = group(&tenant, "a", overflow, vec![incident], &none, DEFAULT_WINDOW, "inc-next".into());
     assert_eq!(decision.incident.incident_id, "inc-next");
     assert!(decision.incident.links[0].reason.contains("inc-full is full"), "{}", decision.incident.links[0].reason);
 }
@@ -159,18 +162,25 @@ fn a_host_seen_with_many_accounts_does_not_glue_everything_together() {
     let mut reasons = Vec::new();
     for index in 0..12 {
         let keys = ["host:dc01".to_owned(), format!("upn:user{index}@corp.example")];
-        let decision = group(&tenant, "LDAP query", member(index, &keys), incidents.clone(), DEFAULT_WINDOW, format!("inc-{index}"));
+        let member = member(index, &keys);
+        let hubs = hubs_among(&incidents, &member);
+        let decision = group(&tenant, "LDAP query", member, incidents.clone(), &hubs, DEFAULT_WINDOW, format!("inc-{index}"));
         reasons.push(decision.reason.clone());
         incidents.retain(|incident| incident.incident_id != decision.incident.incident_id);
         incidents.push(decision.incident);
     }
     let sizes: Vec<usize> = incidents.iter().map(|incident| incident.alert_ids.len()).collect();
     assert_eq!(sizes, [HUB_ACCOUNTS, 1, 1, 1, 1], "the first {HUB_ACCOUNTS} accounts linked before dc01 was a hub");
-    assert!(reasons[HUB_ACCOUNTS].contains("shared infrastructure not used as a link: host:dc01 (9 accounts)"), "{reasons:?}");
+    assert!(
+        reasons[HUB_ACCOUNTS].contains("shared infrastructure not used as a link (seen with more than 8 accounts): host:dc01"),
+        "{reasons:?}"
+    );
 
     // The same account on the hub still links: accounts are never hubs.
     let keys = ["host:dc01".to_owned(), "upn:user11@corp.example".to_owned()];
-    let decision = group(&tenant, "LDAP query", member(99, &keys), incidents.clone(), DEFAULT_WINDOW, "inc-new".into());
+    let member = member(99, &keys);
+    let hubs = hubs_among(&incidents, &member);
+    let decision = group(&tenant, "LDAP query", member, incidents.clone(), &hubs, DEFAULT_WINDOW, "inc-new".into());
     assert_eq!(decision.incident.incident_id, "inc-11", "{}", decision.reason);
     assert!(decision.reason.starts_with("shared upn:user11@corp.example"), "{}", decision.reason);
 }

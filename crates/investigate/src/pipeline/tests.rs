@@ -479,7 +479,7 @@ impl CaseStore for FlakyCommits {
         keys: &[String],
         from: chrono::DateTime<Utc>,
         to: chrono::DateTime<Utc>,
-    ) -> aluskort_store::StoreResult<Vec<aluskort_core::Incident>> {
+    ) -> aluskort_store::StoreResult<Vec<Arc<aluskort_core::Incident>>> {
         self.inner.incidents_with_keys(tenant, keys, from, to).await
     }
     async fn grouping_epochs(&self, tenant: &TenantId, keys: &[String]) -> aluskort_store::StoreResult<HashMap<String, u64>> {
