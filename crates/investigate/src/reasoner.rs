@@ -166,7 +166,11 @@ impl IncidentContext {
 
     /// The context of an incident of `alerts` alerts and `severity` whose members are `members`.
     pub fn of_parts<'a>(alerts: usize, severity: Severity, members: impl Iterator<Item = &'a aluskort_core::IncidentMember>) -> Self {
-        let mut tactics: Vec<String> = members.flat_map(|m| m.tactics.iter().map(|t| normalise(t))).collect();
+        // Members mostly repeat their tactics: the distinct names are normalised, not every copy.
+        let mut names: Vec<&str> = members.flat_map(|m| m.tactics.iter().map(String::as_str)).collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut tactics: Vec<String> = names.into_iter().map(normalise).collect();
         tactics.sort_unstable();
         tactics.dedup();
         let multi_stage = alerts > 1 && (alerts >= 3 || tactics.len() >= 2);

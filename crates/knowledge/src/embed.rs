@@ -54,31 +54,37 @@ impl Default for HashingEmbedder {
 
 impl HashingEmbedder {
     pub fn embed_one(&self, text: &str) -> Vec<f32> {
-        let dimensions = self.model.dimensions;
-        let mut counts: std::collections::HashMap<usize, f32> = std::collections::HashMap::new();
-        let mut add = |feature: &str, weight: f32| {
-            let hash = crate::stix::fnv1a(feature.as_bytes(), crate::stix::FNV_OFFSET);
+        let dimensions = self.model.dimensions.max(1);
+        // Summed per bucket, then each touched bucket scaled by `ln(1 + |sum|)` (zero stays zero).
+        // Features are hashed as their bytes stream in (FNV-1a), never built as strings: this runs
+        // for every alert (similar-incident recall).
+        let mut sums = vec![0.0_f32; dimensions];
+        let mut add = |hash: u64, weight: f32| {
             // Low bits choose the bucket, one high bit the sign (collisions cancel out on average).
             let bucket = (hash % dimensions as u64) as usize;
-            let sign = if hash >> 63 == 0 { 1.0 } else { -1.0 };
-            *counts.entry(bucket).or_default() += sign * weight;
+            sums[bucket] += if hash >> 63 == 0 { weight } else { -weight };
         };
         let words = crate::suggest::tokens(text);
         for word in &words {
-            add(word, 1.0);
-            let padded = format!(" {word} ");
-            let chars: Vec<char> = padded.chars().collect();
+            add(crate::stix::fnv1a(word.as_bytes(), crate::stix::FNV_OFFSET), 1.0);
+            // Character trigrams of " word ".
+            let chars: Vec<char> = std::iter::once(' ').chain(word.chars()).chain(std::iter::once(' ')).collect();
             for trigram in chars.windows(3) {
-                add(&trigram.iter().collect::<String>(), 0.3);
+                let mut buffer = [0_u8; 12];
+                let mut hash = crate::stix::FNV_OFFSET;
+                for c in trigram {
+                    hash = crate::stix::fnv1a(c.encode_utf8(&mut buffer).as_bytes(), hash);
+                }
+                add(hash, 0.3);
             }
         }
         for pair in words.windows(2) {
-            add(&format!("{} {}", pair[0], pair[1]), 0.7);
+            // "first second"
+            let first = crate::stix::fnv1a(pair[0].as_bytes(), crate::stix::FNV_OFFSET);
+            add(crate::stix::fnv1a(pair[1].as_bytes(), crate::stix::fnv1a(b" ", first)), 0.7);
         }
-        let mut vector = vec![0.0_f32; dimensions];
-        for (bucket, value) in counts {
-            vector[bucket] = value.signum() * value.abs().ln_1p();
-        }
+        let mut vector: Vec<f32> = sums.into_iter().map(|value| value.signum() * value.abs().ln_1p()).collect();
+        vector.truncate(self.model.dimensions);
         normalise(&mut vector);
         vector
     }
@@ -204,6 +210,41 @@ mod tests {
         assert!((a.iter().map(|v| v * v).sum::<f32>() - 1.0).abs() < 1e-4);
         assert!(cosine(&a, &b) > cosine(&a, &c) + 0.2, "{} vs {}", cosine(&a, &b), cosine(&a, &c));
         assert_eq!(embedder.embed_one(""), vec![0.0; 384]);
+    }
+
+    /// The vectors are those of hashing each feature's text (word, trigram of " word ", "a b"
+    /// pair): vectors stored by earlier builds stay comparable with new ones.
+    #[test]
+    fn features_hash_as_their_text() {
+        let embedder = HashingEmbedder::default();
+        let reference = |text: &str| {
+            let mut counts: std::collections::HashMap<usize, f32> = std::collections::HashMap::new();
+            let mut add = |feature: &str, weight: f32| {
+                let hash = crate::stix::fnv1a(feature.as_bytes(), crate::stix::FNV_OFFSET);
+                let sign = if hash >> 63 == 0 { 1.0 } else { -1.0 };
+                *counts.entry((hash % 384) as usize).or_default() += sign * weight;
+            };
+            let words = crate::suggest::tokens(text);
+            for word in &words {
+                add(word, 1.0);
+                let chars: Vec<char> = format!(" {word} ").chars().collect();
+                for trigram in chars.windows(3) {
+                    add(&trigram.iter().collect::<String>(), 0.3);
+                }
+            }
+            for pair in words.windows(2) {
+                add(&format!("{} {}", pair[0], pair[1]), 0.7);
+            }
+            let mut vector = vec![0.0_f32; 384];
+            for (bucket, value) in counts {
+                vector[bucket] = value.signum() * value.abs().ln_1p();
+            }
+            normalise(&mut vector);
+            vector
+        };
+        for text in ["Suspicious credential dump from LSASS on fs-paris-02", "a", "User clicked a malicious URL: login-contoso", ""] {
+            assert_eq!(embedder.embed_one(text), reference(text), "{text}");
+        }
     }
 }
 

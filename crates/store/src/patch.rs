@@ -209,8 +209,7 @@ fn appended(before: &str, after: &str) -> Option<String> {
         (after != "[]").then(|| &after[1..])?
     } else {
         let open = before.strip_suffix(']')?;
-        let rest = after.strip_prefix(open)?.strip_prefix(',')?;
-        rest
+        after.strip_prefix(open)?.strip_prefix(',')?
     };
     let mut out = String::from("{");
     push_key(&mut out, APPEND_KEY);
