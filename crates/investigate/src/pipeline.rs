@@ -668,6 +668,8 @@ impl Pipeline {
             .map(AuditEvent::prepare)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| BatchError::Permanent(error.to_string()))?;
+        // So are the stored bodies of the investigations' versions.
+        work.batch.encode_versions().map_err(BatchError::store)?;
         Ok(Prepared { work: work.seal(), records, outcomes, settled })
     }
 

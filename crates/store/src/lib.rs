@@ -34,9 +34,9 @@ use chrono::{DateTime, Utc};
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use model::{
-    AlertFilter, ApprovalFilter, ApprovalWrite, AuditFilter, DeadLetter, EntityPattern, Exposure, Feedback, FpPattern, FpStatus,
-    GroupingClaim, IncidentFilter, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, LlmUsageRow, PageKey, PastIncidentRow,
-    RawMark, RawRecord, RawStatus, TiIndicator, UserRisk, WorkBatch, WorkReport, user_key,
+    AlertFilter, ApprovalFilter, ApprovalWrite, AuditFilter, DeadLetter, EncodedVersions, EntityPattern, Exposure, Feedback, FpPattern,
+    FpStatus, GroupingClaim, IncidentFilter, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, LlmUsageRow, PageKey,
+    PastIncidentRow, RawMark, RawRecord, RawStatus, TiIndicator, UserRisk, WorkBatch, WorkReport, user_key,
 };
 pub use sqlite::SqliteStore;
 

@@ -249,9 +249,57 @@ pub struct WorkBatch {
     pub executions: Vec<aluskort_core::response::Execution>,
     /// Executions a worker finished or released, fenced by the `attempts` of its claim.
     pub execution_updates: Vec<aluskort_core::response::Execution>,
+    /// The stored bodies of `investigations`' versions, if made ahead ([`WorkBatch::encode_versions`]).
+    pub encoded: EncodedVersions,
+}
+
+/// The stored bodies of a batch's investigation versions (the first whole, the rest as patches)
+/// and each write's current body, made before the commit: encoding is the larger part of
+/// planning a unit, and a stage can do it while the batch before is still being written. A body
+/// is used only for the write it was made from (same investigation, same versions); anything else
+/// is encoded again as the unit is planned.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EncodedVersions {
+    writes: Vec<EncodedWrite>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct EncodedWrite {
+    investigation_id: aluskort_core::InvestigationId,
+    versions: Vec<u64>,
+    bodies: Vec<String>,
+    current: String,
+}
+
+impl EncodedVersions {
+    /// The bodies and current body of `write`, the `index`-th write of the batch, if encoded from it.
+    pub(crate) fn of(&self, index: usize, write: &InvestigationWrite) -> Option<(&[String], &str)> {
+        let encoded = self.writes.get(index)?;
+        let same = write.versions.last().is_some_and(|last| last.investigation_id == encoded.investigation_id)
+            && write.versions.iter().map(|state| state.version).eq(encoded.versions.iter().copied());
+        same.then_some((encoded.bodies.as_slice(), encoded.current.as_str()))
+    }
 }
 
 impl WorkBatch {
+    /// Encodes the stored bodies of every investigation write's versions now, so that committing
+    /// the batch does not ([`EncodedVersions`]).
+    pub fn encode_versions(&mut self) -> crate::StoreResult<()> {
+        let mut writes = Vec::with_capacity(self.investigations.len());
+        for write in &self.investigations {
+            let Some(last) = write.versions.last() else { break };
+            let (bodies, current) = crate::patch::encode(&write.versions)?;
+            writes.push(EncodedWrite {
+                investigation_id: last.investigation_id,
+                versions: write.versions.iter().map(|state| state.version).collect(),
+                bodies,
+                current,
+            });
+        }
+        self.encoded = EncodedVersions { writes };
+        Ok(())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.alerts.is_empty()
             && self.investigations.is_empty()

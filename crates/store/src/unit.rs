@@ -29,6 +29,12 @@ impl<'a> From<&'a str> for Param<'a> {
     }
 }
 
+impl<'a> From<Cow<'a, str>> for Param<'a> {
+    fn from(text: Cow<'a, str>) -> Self {
+        Param::Text(text)
+    }
+}
+
 impl From<String> for Param<'_> {
     fn from(text: String) -> Self {
         Param::Text(Cow::Owned(text))
@@ -205,9 +211,9 @@ pub(crate) fn plan_work<'a>(
 
     // Investigations: every version serialised once; creates in multi-row inserts, updates one
     // by one (each fenced by its expected version).
-    let mut versions: Vec<(String, i64, &'static str, String, String)> = Vec::new();
-    let mut creates: Vec<(&aluskort_core::GraphState, String)> = Vec::new();
-    for write in &work.investigations {
+    let mut versions: Vec<(String, i64, &'static str, String, Cow<'a, str>)> = Vec::new();
+    let mut creates: Vec<(&aluskort_core::GraphState, Cow<'a, str>)> = Vec::new();
+    for (index, write) in work.investigations.iter().enumerate() {
         let Some(last) = write.versions.last() else { continue };
         for (offset, state) in write.versions.iter().enumerate() {
             if state.version != write.expected_version + 1 + offset as u64 || state.investigation_id != last.investigation_id {
@@ -221,8 +227,15 @@ pub(crate) fn plan_work<'a>(
         if skipped.contains(&last.investigation_id) {
             continue;
         }
-        // Each version after the first of this write as a patch against the one before.
-        let (bodies, current) = crate::patch::encode(&write.versions)?;
+        // Each version after the first of this write as a patch against the one before, encoded
+        // ahead if the batch was (`WorkBatch::encode_versions`).
+        let (bodies, current): (Vec<Cow<'a, str>>, Cow<'a, str>) = match work.encoded.of(index, write) {
+            Some((bodies, current)) => (bodies.iter().map(|body| Cow::Borrowed(body.as_str())).collect(), Cow::Borrowed(current)),
+            None => {
+                let (bodies, current) = crate::patch::encode(&write.versions)?;
+                (bodies.into_iter().map(Cow::Owned).collect(), Cow::Owned(current))
+            }
+        };
         let id = last.investigation_id.to_string();
         if write.expected_version == 0 {
             creates.push((last, current));
@@ -579,5 +592,51 @@ mod tests {
             Err(Failure::Store(error)) => assert!(error.to_string().contains("b taken"), "{error}"),
             other => panic!("expected a conflict naming b, got {other:?}"),
         }
+    }
+
+    /// The version rows a unit writes: (version, body).
+    fn version_rows(steps: &[Step<'_>]) -> Vec<(i64, String)> {
+        let rows = steps.iter().filter(|step| step.sql.starts_with(crate::sql::INSERT_VERSION_ROWS));
+        rows.flat_map(|step| step.params.chunks(5).map(|row| (row[1].clone(), row[4].clone())))
+            .map(|(version, body)| match (version, body) {
+                (Param::Int(version), Param::Text(body)) => (version, body.into_owned()),
+                other => panic!("unexpected version row {other:?}"),
+            })
+            .collect()
+    }
+
+    /// Bodies encoded ahead are used for the write they were made from; a write changed since is
+    /// encoded again, never stored with another write's bodies.
+    #[test]
+    fn versions_encoded_ahead_are_used_only_for_their_write() {
+        let mut state = aluskort_core::GraphState::new(
+            aluskort_core::AlertId::parse("a-1").expect("id"),
+            aluskort_core::TenantId::default_tenant(),
+            aluskort_core::DegradationLevel::Deterministic,
+            chrono::Utc::now(),
+        );
+        let mut versions = Vec::new();
+        for (version, step) in [(1, "received"), (2, "parsed"), (3, "grouped")] {
+            state.version = version;
+            state.record_decision("orchestrator", step, "why", None, chrono::Utc::now());
+            versions.push(state.clone());
+        }
+        let write = |versions: &[aluskort_core::GraphState]| crate::InvestigationWrite {
+            expected_version: 0,
+            versions: versions.to_vec(),
+            skip_on_conflict: false,
+        };
+        let mut work = WorkBatch { investigations: vec![write(&versions[..2])], ..WorkBatch::default() };
+        let plain = version_rows(&plan_work(Placeholders::Numbered, &work, &[], &[], "now").expect("plan"));
+        work.encode_versions().expect("encode");
+        let (bodies, _) = work.encoded.of(0, &work.investigations[0]).expect("encoded for this write");
+        assert_eq!(bodies.len(), 2);
+        assert_eq!(version_rows(&plan_work(Placeholders::Numbered, &work, &[], &[], "now").expect("plan")), plain);
+        // The write grew after encoding: its three versions are encoded afresh.
+        work.investigations[0] = write(&versions);
+        assert!(work.encoded.of(0, &work.investigations[0]).is_none());
+        let rows = version_rows(&plan_work(Placeholders::Numbered, &work, &[], &[], "now").expect("plan"));
+        let (fresh, _) = crate::patch::encode(&versions).expect("encode");
+        assert_eq!(rows, vec![(1, fresh[0].clone()), (2, fresh[1].clone()), (3, fresh[2].clone())]);
     }
 }
