@@ -60,32 +60,42 @@ impl AuditEvent {
     }
 }
 
-/// An event made into its record ahead of its place in a chain: every field set but the chain's
-/// own (sequence number, previous hash, record hash), and the fields that come before those in the
-/// hash's canonical order already hashed. Preparing is most of the cost of sealing a record, and
-/// needs no lock: a stage prepares its records while the batch before it is still being written,
-/// and [`AuditLog::append_with`] only links them.
-#[derive(Clone)]
-pub struct PreparedRecord {
-    record: AuditRecord,
-    prefix: sha2::Sha256,
-    at: DateTime<Utc>,
+/// Events made into their records ahead of their place in a chain: every field set but the
+/// chain's own (sequence number, previous hash, record hash), and the fields that come before
+/// those in the hash's canonical order already hashed. Preparing is most of the cost of sealing a
+/// record, and needs no lock: a stage prepares its records while the batch before it is still
+/// being written, and [`AuditLog::append_with`] only links them.
+#[derive(Debug, Default)]
+pub struct PreparedRecords {
+    records: Vec<AuditRecord>,
+    /// Per record: the hash state after its fields before the chain's, and its event's time.
+    hashed: Vec<(sha2::Sha256, DateTime<Utc>)>,
 }
 
-impl std::fmt::Debug for PreparedRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PreparedRecord").field("record", &self.record).finish_non_exhaustive()
+impl PreparedRecords {
+    /// `events` made into records; `ingested_at` is now.
+    pub fn prepare(events: Vec<AuditEvent>) -> Result<Self, AuditError> {
+        let mut prepared = PreparedRecords { records: Vec::with_capacity(events.len()), hashed: Vec::with_capacity(events.len()) };
+        for event in events {
+            let category = event_category(event.event_type).ok_or_else(|| AuditError::UnknownEventType(event.event_type.to_owned()))?;
+            let (record, prefix, at) = event.prepare_as(category.as_str());
+            prepared.records.push(record);
+            prepared.hashed.push((prefix, at));
+        }
+        Ok(prepared)
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
     }
 }
 
 impl AuditEvent {
-    /// This event as a record to be linked into its tenant's chain; `ingested_at` is now.
-    pub fn prepare(self) -> Result<PreparedRecord, AuditError> {
-        let category = event_category(self.event_type).ok_or_else(|| AuditError::UnknownEventType(self.event_type.to_owned()))?;
-        Ok(self.prepare_as(category.as_str()))
-    }
-
-    fn prepare_as(self, category: &str) -> PreparedRecord {
+    fn prepare_as(self, category: &str) -> (AuditRecord, sha2::Sha256, DateTime<Utc>) {
         let record = AuditRecord {
             audit_id: uuid::Uuid::now_v7().to_string(),
             tenant_id: self.tenant_id,
@@ -109,7 +119,7 @@ impl AuditEvent {
             record_version: RECORD_VERSION.to_owned(),
         };
         let prefix = prefix_hash(&record);
-        PreparedRecord { record, prefix, at: self.timestamp }
+        (record, prefix, self.timestamp)
     }
 }
 
@@ -190,21 +200,20 @@ impl AuditLog {
     /// describe ([`aluskort_store::CaseStore::commit_work`]). Heads advance only when `write`
     /// succeeds. A `Conflict` from `write` after another writer advanced one of these chains
     /// relinks and retries; any other `Conflict` (a stale investigation version) is returned.
-    /// Linking only hashes the chain's own fields ([`PreparedRecord`]): the time spent under the
+    /// Linking only hashes the chain's own fields ([`PreparedRecords`]): the time spent under the
     /// chain's lock does not grow with the size of the records.
-    pub async fn append_with<T, F, Fut>(&self, records: Vec<PreparedRecord>, mut write: F) -> Result<T, AuditError>
+    pub async fn append_with<T, F, Fut>(&self, records: PreparedRecords, mut write: F) -> Result<T, AuditError>
     where
         F: FnMut(Arc<Vec<AuditRecord>>) -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>>,
     {
-        let (mut records, hashed): (Vec<AuditRecord>, Vec<(sha2::Sha256, DateTime<Utc>)>) =
-            records.into_iter().map(|prepared| (prepared.record, (prepared.prefix, prepared.at))).unzip();
+        let PreparedRecords { mut records, hashed } = records;
         let mut heads = self.heads.lock().await;
         for _ in 0..MAX_APPEND_ATTEMPTS {
             // Per tenant: the head this attempt started from, and the head after its records.
             let mut base: HashMap<String, Option<(u64, String)>> = HashMap::new();
             let mut next: HashMap<String, (u64, String)> = HashMap::new();
-            let mut linked = Vec::new();
+            let mut geneses = Vec::new();
             for (record, (prefix, at)) in records.iter_mut().zip(&hashed) {
                 let head = match next.get(&record.tenant_id) {
                     Some(head) => Some(head.clone()),
@@ -222,7 +231,7 @@ impl AuditLog {
                     None => {
                         let genesis = genesis_record(&record.tenant_id, *at);
                         let hash = genesis.record_hash.clone();
-                        linked.push(genesis);
+                        geneses.push(genesis);
                         (1, hash)
                     }
                 };
@@ -231,13 +240,16 @@ impl AuditLog {
                 record.record_hash = finish_hash(prefix.clone(), record);
                 next.insert(record.tenant_id.clone(), (sequence, record.record_hash.clone()));
             }
-            // Genesis records first, then the records in order (each chain's order is kept).
-            let geneses = linked.len();
-            linked.append(&mut records);
-            let linked = Arc::new(linked);
-            let result = write(Arc::clone(&linked)).await;
-            let mut linked = Arc::try_unwrap(linked).unwrap_or_else(|shared| (*shared).clone());
-            records = linked.split_off(geneses);
+            // Genesis records (a tenant's first batch only) go first; each chain keeps its order.
+            // The records are lent to `write` and taken back, never copied.
+            let added = geneses.len();
+            if added > 0 {
+                records.splice(0..0, geneses);
+            }
+            let shared = Arc::new(records);
+            let result = write(Arc::clone(&shared)).await;
+            records = Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone());
+            records.drain(..added);
             match result {
                 Ok(value) => {
                     heads.extend(next);
@@ -280,7 +292,7 @@ fn genesis_record(tenant_id: &str, at: DateTime<Utc>) -> AuditRecord {
 
 /// The record for `event` at `sequence` after `previous_hash`, with its hash computed.
 fn seal(event: &AuditEvent, category: &str, sequence: u64, previous_hash: String) -> AuditRecord {
-    let PreparedRecord { mut record, prefix, .. } = event.clone().prepare_as(category);
+    let (mut record, prefix, _) = event.clone().prepare_as(category);
     record.sequence_number = sequence;
     record.previous_hash = previous_hash;
     record.record_hash = finish_hash(prefix, &record);

@@ -663,10 +663,7 @@ impl Pipeline {
         }
         // The audit records are made and hashed here, while the batch before this one commits,
         // not in the commit, which runs one batch at a time: it only links them into the chain.
-        let records = std::mem::take(&mut work.events)
-            .into_iter()
-            .map(AuditEvent::prepare)
-            .collect::<Result<Vec<_>, _>>()
+        let records = aluskort_audit::PreparedRecords::prepare(std::mem::take(&mut work.events))
             .map_err(|error| BatchError::Permanent(error.to_string()))?;
         // So are the stored bodies of the investigations' versions.
         work.batch.encode_versions().map_err(BatchError::store)?;
@@ -713,7 +710,7 @@ impl Pipeline {
 struct Prepared {
     work: Overlay,
     /// The batch's audit records, to be linked into the chain as it commits.
-    records: Vec<aluskort_audit::PreparedRecord>,
+    records: aluskort_audit::PreparedRecords,
     outcomes: Vec<StageOutcome>,
     /// Each alert investigated (not duplicates), for the metrics.
     settled: Vec<Settled>,

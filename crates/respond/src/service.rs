@@ -223,7 +223,7 @@ impl Responder {
     async fn commit(&self, batch: WorkBatch, events: Vec<AuditEvent>) -> Result<(), ResponseError> {
         let cases = Arc::clone(&self.cases);
         let batch = Arc::new(batch);
-        let records = events.into_iter().map(AuditEvent::prepare).collect::<Result<Vec<_>, _>>()?;
+        let records = aluskort_audit::PreparedRecords::prepare(events)?;
         self.audit
             .append_with(records, move |records| {
                 let cases = Arc::clone(&cases);

@@ -94,8 +94,8 @@ async fn a_second_writer_advancing_the_chain_is_detected_and_followed() {
     assert_eq!((report.records, report.first_break), (4, None));
 }
 
-fn prepared(events: &[AuditEvent]) -> Vec<crate::PreparedRecord> {
-    events.iter().cloned().map(AuditEvent::prepare).collect::<Result<_, _>>().expect("known event types")
+fn prepared(events: &[AuditEvent]) -> crate::PreparedRecords {
+    crate::PreparedRecords::prepare(events.to_vec()).expect("known event types")
 }
 
 /// Records sealed for a unit of work land with it: genesis first for a new tenant, chains
