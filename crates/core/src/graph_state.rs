@@ -151,6 +151,64 @@ pub struct IllegalTransition {
     pub to: InvestigationState,
 }
 
+/// Lists every field of [`GraphState`] once: its serialised names ([`GraphState::FIELDS`]) and the
+/// comparison of two versions ([`GraphState::changed_fields`]) come from the same list, and a test
+/// checks it against the serialised fields.
+macro_rules! graph_state_fields {
+    ($($field:ident),* $(,)?) => {
+        impl GraphState {
+            /// The serialised names of every field.
+            pub const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// The serialised names of the fields that differ from `before`'s: what a new version
+            /// changed, compared as values (no serialisation).
+            pub fn changed_fields(&self, before: &GraphState) -> Vec<&'static str> {
+                let mut changed = Vec::new();
+                $(if self.$field != before.$field {
+                    changed.push(stringify!($field));
+                })*
+                changed
+            }
+        }
+    };
+}
+
+graph_state_fields!(
+    investigation_id,
+    state,
+    alert_id,
+    tenant_id,
+    entities,
+    iocs,
+    ioc_matches,
+    ueba_context,
+    ctem_exposures,
+    atlas_techniques,
+    techniques,
+    tactics,
+    similar_incidents,
+    playbook_matches,
+    decision_chain,
+    classification,
+    confidence,
+    severity,
+    recommended_actions,
+    requires_human_approval,
+    risk_state,
+    llm_calls,
+    total_cost_usd,
+    queries_executed,
+    case_facts,
+    incident_id,
+    degradation_level,
+    close_reason,
+    error,
+    history,
+    version,
+    created_at,
+    updated_at,
+);
+
 impl GraphState {
     pub fn new(alert_id: AlertId, tenant_id: TenantId, degradation_level: DegradationLevel, now: DateTime<Utc>) -> Self {
         GraphState {
@@ -230,6 +288,30 @@ mod tests {
     fn state() -> GraphState {
         let alert = AlertId::parse("a-1").expect("valid id");
         GraphState::new(alert, TenantId::default_tenant(), DegradationLevel::Deterministic, Utc::now())
+    }
+
+    /// `FIELDS` is every serialised field, in order (a field added to the struct must be added
+    /// to `graph_state_fields!`, or its changes would not be stored as patches).
+    #[test]
+    fn the_field_list_is_every_serialised_field() {
+        let mut graph = state();
+        graph.incident_id = Some("inc-1".to_owned());
+        graph.close_reason = Some("done".to_owned());
+        graph.error = Some("none".to_owned());
+        let value = serde_json::to_value(&graph).expect("serialises");
+        let keys: Vec<&str> = value.as_object().expect("object").keys().map(String::as_str).collect();
+        assert_eq!(keys, GraphState::FIELDS);
+    }
+
+    #[test]
+    fn changed_fields_name_what_a_version_changed() {
+        let before = state();
+        assert!(before.changed_fields(&before).is_empty());
+        let mut after = before.clone();
+        after.record_decision("reasoning_agent", "classified", "why", Some(0.9), Utc::now());
+        after.incident_id = Some("inc-1".to_owned());
+        after.case_facts.insert("k".to_owned(), serde_json::json!(1));
+        assert_eq!(after.changed_fields(&before), ["decision_chain", "case_facts", "incident_id"]);
     }
 
     #[test]

@@ -232,7 +232,7 @@ pub(crate) fn plan_work<'a>(
         let (bodies, current): (Vec<Cow<'a, str>>, Cow<'a, str>) = match work.encoded.of(index, write) {
             Some((bodies, current)) => (bodies.iter().map(|body| Cow::Borrowed(body.as_str())).collect(), Cow::Borrowed(current)),
             None => {
-                let (bodies, current) = crate::patch::encode(&write.versions)?;
+                let (bodies, current) = crate::patch::encode(&write.versions, Some(&aluskort_core::GraphState::changed_fields))?;
                 (bodies.into_iter().map(Cow::Owned).collect(), Cow::Owned(current))
             }
         };
@@ -636,7 +636,7 @@ mod tests {
         work.investigations[0] = write(&versions);
         assert!(work.encoded.of(0, &work.investigations[0]).is_none());
         let rows = version_rows(&plan_work(Placeholders::Numbered, &work, &[], &[], "now").expect("plan"));
-        let (fresh, _) = crate::patch::encode(&versions).expect("encode");
+        let (fresh, _) = crate::patch::encode(&versions, None).expect("encode");
         assert_eq!(rows, vec![(1, fresh[0].clone()), (2, fresh[1].clone()), (3, fresh[2].clone())]);
     }
 }
