@@ -77,7 +77,7 @@ impl PreparedRecords {
     pub fn prepare(events: Vec<AuditEvent>) -> Result<Self, AuditError> {
         let mut prepared = PreparedRecords { records: Vec::with_capacity(events.len()), hashed: Vec::with_capacity(events.len()) };
         for event in events {
-            let category = event_category(event.event_type).ok_or_else(|| AuditError::UnknownEventType(event.event_type.to_owned()))?;
+            let category = event.category()?;
             let (record, prefix, at) = event.prepare_as(category.as_str());
             prepared.records.push(record);
             prepared.hashed.push((prefix, at));
@@ -95,6 +95,11 @@ impl PreparedRecords {
 }
 
 impl AuditEvent {
+    /// The taxonomy category of this event's type; an unknown type is refused.
+    fn category(&self) -> Result<crate::taxonomy::EventCategory, AuditError> {
+        event_category(self.event_type).ok_or_else(|| AuditError::UnknownEventType(self.event_type.to_owned()))
+    }
+
     fn prepare_as(self, category: &str) -> (AuditRecord, sha2::Sha256, DateTime<Utc>) {
         let record = AuditRecord {
             audit_id: uuid::Uuid::now_v7().to_string(),
@@ -155,9 +160,7 @@ impl AuditLog {
 
     /// Appends `event`, writing the tenant's genesis record first if the chain is empty.
     pub async fn append(&self, event: AuditEvent) -> Result<AuditRecord, AuditError> {
-        let Some(category) = event_category(event.event_type) else {
-            return Err(AuditError::UnknownEventType(event.event_type.to_owned()));
-        };
+        let category = event.category()?;
         let mut heads = self.heads.lock().await;
         for _ in 0..MAX_APPEND_ATTEMPTS {
             let head = match heads.get(&event.tenant_id) {

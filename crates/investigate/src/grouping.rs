@@ -172,18 +172,6 @@ where
     hubs
 }
 
-/// [`hub_keys`] among `candidates`, found by scanning them.
-pub fn hubs_among<I: Borrow<Incident>>(candidates: &[I], member: &IncidentMember) -> BTreeSet<String> {
-    hub_keys(member, |key| {
-        let holding: Vec<&Incident> = candidates
-            .iter()
-            .map(Borrow::borrow)
-            .filter(|incident| incident.members.iter().any(|m| m.keys.binary_search_by(|k| k.as_str().cmp(key)).is_ok()))
-            .collect();
-        holding.into_iter()
-    })
-}
-
 /// The first member of `incident` related to `member`, with the shared key (hub keys excluded).
 fn related_member<'a>(
     incident: &'a Incident,

@@ -288,7 +288,7 @@ impl WorkBatch {
         let mut writes = Vec::with_capacity(self.investigations.len());
         for write in &self.investigations {
             let Some(last) = write.versions.last() else { break };
-            let (bodies, current) = crate::patch::encode(&write.versions, Some(&aluskort_core::GraphState::changed_fields))?;
+            let (bodies, current) = crate::patch::encode_states(&write.versions)?;
             writes.push(EncodedWrite {
                 investigation_id: last.investigation_id,
                 versions: write.versions.iter().map(|state| state.version).collect(),

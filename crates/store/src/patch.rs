@@ -150,6 +150,12 @@ pub(crate) fn encode<T: serde::Serialize>(states: &[T], changed: ChangedFields<'
     Ok((bodies, last))
 }
 
+/// [`encode`] for an investigation's versions, serialising only the fields each version changed
+/// ([`aluskort_core::GraphState::changed_fields`]).
+pub(crate) fn encode_states(states: &[aluskort_core::GraphState]) -> StoreResult<(Vec<String>, String)> {
+    encode(states, Some(&aluskort_core::GraphState::changed_fields))
+}
+
 /// `state`'s fields as text (only those in `only`, if given); `None` when it is neither a struct
 /// nor a map (stored whole, never patched).
 fn serialize_fields<T: serde::Serialize>(state: &T, only: Option<&[&'static str]>) -> StoreResult<Option<FieldTexts>> {

@@ -232,7 +232,7 @@ pub(crate) fn plan_work<'a>(
         let (bodies, current): (Vec<Cow<'a, str>>, Cow<'a, str>) = match work.encoded.of(index, write) {
             Some((bodies, current)) => (bodies.iter().map(|body| Cow::Borrowed(body.as_str())).collect(), Cow::Borrowed(current)),
             None => {
-                let (bodies, current) = crate::patch::encode(&write.versions, Some(&aluskort_core::GraphState::changed_fields))?;
+                let (bodies, current) = crate::patch::encode_states(&write.versions)?;
                 (bodies.into_iter().map(Cow::Owned).collect(), Cow::Owned(current))
             }
         };

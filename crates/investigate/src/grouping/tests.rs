@@ -21,6 +21,18 @@ fn sentinel_alerts() -> Vec<NormalizedAlert> {
         .collect()
 }
 
+/// [`hub_keys`] among `candidates`, found by scanning them (the pipeline asks its key index).
+fn hubs_among<I: Borrow<Incident>>(candidates: &[I], member: &IncidentMember) -> BTreeSet<String> {
+    hub_keys(member, |key| {
+        let holding: Vec<&Incident> = candidates
+            .iter()
+            .map(Borrow::borrow)
+            .filter(|incident| incident.members.iter().any(|m| m.keys.binary_search_by(|k| k.as_str().cmp(key)).is_ok()))
+            .collect();
+        holding.into_iter()
+    })
+}
+
 fn member(alert: &NormalizedAlert) -> IncidentMember {
     IncidentMember {
         alert_id: alert.alert.alert_id.clone(),
