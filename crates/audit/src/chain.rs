@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aluskort_core::audit::{AuditRecord, GENESIS_PREVIOUS_HASH, RECORD_VERSION};
-use aluskort_store::{AuditStore, StoreError, StoreErrorKind};
+use aluskort_store::{AuditStore, AuditTexts, StoreError, StoreErrorKind};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::hash::{finish_hash, prefix_hash, record_hash};
+use crate::hash::{canonical_texts, finish_hash, prefix_hash, record_hash};
 use crate::taxonomy::event_category;
 
 /// Attempts to append when another writer takes the same sequence number first.
@@ -65,21 +65,44 @@ impl AuditEvent {
 /// those in the hash's canonical order already hashed. Preparing is most of the cost of sealing a
 /// record, and needs no lock: a stage prepares its records while the batch before it is still
 /// being written, and [`AuditLog::append_with`] only links them.
+/// Their JSON columns are encoded once, in canonical form, for both the hash and the store.
 #[derive(Debug, Default)]
 pub struct PreparedRecords {
-    records: Vec<AuditRecord>,
+    records: LinkedRecords,
     /// Per record: the hash state after its fields before the chain's, and its event's time.
     hashed: Vec<(sha2::Sha256, DateTime<Utc>)>,
+}
+
+/// Records linked into their chains, with their JSON columns as the store writes them
+/// (`texts[i]` of `records[i]`): what [`AuditLog::append_with`] lends its `write`.
+#[derive(Debug, Default, Clone)]
+pub struct LinkedRecords {
+    pub records: Vec<AuditRecord>,
+    pub texts: Vec<AuditTexts>,
+}
+
+impl LinkedRecords {
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
 }
 
 impl PreparedRecords {
     /// `events` made into records; `ingested_at` is now.
     pub fn prepare(events: Vec<AuditEvent>) -> Result<Self, AuditError> {
-        let mut prepared = PreparedRecords { records: Vec::with_capacity(events.len()), hashed: Vec::with_capacity(events.len()) };
+        let mut prepared = PreparedRecords {
+            records: LinkedRecords { records: Vec::with_capacity(events.len()), texts: Vec::with_capacity(events.len()) },
+            hashed: Vec::with_capacity(events.len()),
+        };
         for event in events {
             let category = event.category()?;
-            let (record, prefix, at) = event.prepare_as(category.as_str());
-            prepared.records.push(record);
+            let (record, texts, prefix, at) = event.prepare_as(category.as_str());
+            prepared.records.records.push(record);
+            prepared.records.texts.push(texts);
             prepared.hashed.push((prefix, at));
         }
         Ok(prepared)
@@ -100,7 +123,7 @@ impl AuditEvent {
         event_category(self.event_type).ok_or_else(|| AuditError::UnknownEventType(self.event_type.to_owned()))
     }
 
-    fn prepare_as(self, category: &str) -> (AuditRecord, sha2::Sha256, DateTime<Utc>) {
+    fn prepare_as(self, category: &str) -> (AuditRecord, AuditTexts, sha2::Sha256, DateTime<Utc>) {
         let record = AuditRecord {
             audit_id: uuid::Uuid::now_v7().to_string(),
             tenant_id: self.tenant_id,
@@ -123,8 +146,9 @@ impl AuditEvent {
             record_hash: String::new(),
             record_version: RECORD_VERSION.to_owned(),
         };
-        let prefix = prefix_hash(&record);
-        (record, prefix, self.timestamp)
+        let texts = canonical_texts(&record);
+        let prefix = prefix_hash(&record, &texts);
+        (record, texts, prefix, self.timestamp)
     }
 }
 
@@ -207,7 +231,7 @@ impl AuditLog {
     /// chain's lock does not grow with the size of the records.
     pub async fn append_with<T, F, Fut>(&self, records: PreparedRecords, mut write: F) -> Result<T, AuditError>
     where
-        F: FnMut(Arc<Vec<AuditRecord>>) -> Fut,
+        F: FnMut(Arc<LinkedRecords>) -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>>,
     {
         let PreparedRecords { mut records, hashed } = records;
@@ -217,7 +241,7 @@ impl AuditLog {
             let mut base: HashMap<String, Option<(u64, String)>> = HashMap::new();
             let mut next: HashMap<String, (u64, String)> = HashMap::new();
             let mut geneses = Vec::new();
-            for (record, (prefix, at)) in records.iter_mut().zip(&hashed) {
+            for (record, (prefix, at)) in records.records.iter_mut().zip(&hashed) {
                 let head = match next.get(&record.tenant_id) {
                     Some(head) => Some(head.clone()),
                     None => {
@@ -247,12 +271,15 @@ impl AuditLog {
             // The records are lent to `write` and taken back, never copied.
             let added = geneses.len();
             if added > 0 {
-                records.splice(0..0, geneses);
+                let texts: Vec<AuditTexts> = geneses.iter().map(canonical_texts).collect();
+                records.records.splice(0..0, geneses);
+                records.texts.splice(0..0, texts);
             }
             let shared = Arc::new(records);
             let result = write(Arc::clone(&shared)).await;
             records = Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone());
-            records.drain(..added);
+            records.records.drain(..added);
+            records.texts.drain(..added);
             match result {
                 Ok(value) => {
                     heads.extend(next);
@@ -295,7 +322,7 @@ fn genesis_record(tenant_id: &str, at: DateTime<Utc>) -> AuditRecord {
 
 /// The record for `event` at `sequence` after `previous_hash`, with its hash computed.
 fn seal(event: &AuditEvent, category: &str, sequence: u64, previous_hash: String) -> AuditRecord {
-    let (mut record, prefix, _) = event.clone().prepare_as(category);
+    let (mut record, _, prefix, _) = event.clone().prepare_as(category);
     record.sequence_number = sequence;
     record.previous_hash = previous_hash;
     record.record_hash = finish_hash(prefix, &record);

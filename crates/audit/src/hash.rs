@@ -7,6 +7,7 @@
 use std::io::{self, Write};
 
 use aluskort_core::audit::AuditRecord;
+use aluskort_store::AuditTexts;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -74,54 +75,61 @@ const HASHED_FIELDS: [&str; 19] = [
     "timestamp",
 ];
 
-struct HashWriter(Sha256);
-
-impl Write for HashWriter {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0.update(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+/// The JSON columns of `record` in canonical form: the text its hash reads, and the text the
+/// chain's writer stores ([`aluskort_store::CaseStore::commit_work_encoded`]), encoded once.
+pub fn canonical_texts(record: &AuditRecord) -> AuditTexts {
+    let list = |items: &[String]| {
+        let mut out = Vec::new();
+        // A list of strings always serialises, into a Vec without fail.
+        let _ = serde_json::to_writer(&mut out, items);
+        String::from_utf8(out).unwrap_or_default()
+    };
+    AuditTexts {
+        actor_permissions: list(&record.actor_permissions),
+        entity_ids: list(&record.entity_ids),
+        context: canonical_json(&record.context),
+        decision: canonical_json(&record.decision),
+        outcome: canonical_json(&record.outcome),
     }
 }
 
-fn write_field(out: &mut HashWriter, first: bool, name: &str, value: &impl Serialize) -> io::Result<()> {
+fn write_field(out: &mut Vec<u8>, first: bool, name: &str, value: &impl Serialize) -> io::Result<()> {
     out.write_all(if first { b"{" } else { b"," })?;
     serde_json::to_writer(&mut *out, name)?;
     out.write_all(b":")?;
     serde_json::to_writer(out, value).map_err(io::Error::other)
 }
 
-fn write_value_field(out: &mut HashWriter, name: &str, value: &Value) -> io::Result<()> {
+/// A field whose value is already JSON text.
+fn write_text_field(out: &mut Vec<u8>, name: &str, text: &str) -> io::Result<()> {
     out.write_all(b",")?;
     serde_json::to_writer(&mut *out, name)?;
     out.write_all(b":")?;
-    write_canonical(out, value)
+    out.write_all(text.as_bytes())
 }
 
 /// The hashed fields before the chain's own (`previous_hash` on), in canonical order: all of them
-/// known before a record takes its place in a chain, so they can be hashed ahead of it.
-fn write_prefix(out: &mut HashWriter, r: &AuditRecord) -> io::Result<()> {
+/// known before a record takes its place in a chain, so they can be hashed ahead of it. The JSON
+/// columns are `texts` ([`canonical_texts`] of `r`).
+fn write_prefix(out: &mut Vec<u8>, r: &AuditRecord, texts: &AuditTexts) -> io::Result<()> {
     // Order: HASHED_FIELDS.
     write_field(out, true, "actor_id", &r.actor_id)?;
-    write_field(out, false, "actor_permissions", &r.actor_permissions)?;
+    write_text_field(out, "actor_permissions", &texts.actor_permissions)?;
     write_field(out, false, "actor_type", &r.actor_type)?;
     write_field(out, false, "alert_id", &r.alert_id)?;
     write_field(out, false, "audit_id", &r.audit_id)?;
-    write_value_field(out, "context", &r.context)?;
-    write_value_field(out, "decision", &r.decision)?;
-    write_field(out, false, "entity_ids", &r.entity_ids)?;
+    write_text_field(out, "context", &texts.context)?;
+    write_text_field(out, "decision", &texts.decision)?;
+    write_text_field(out, "entity_ids", &texts.entity_ids)?;
     write_field(out, false, "event_category", &r.event_category)?;
     write_field(out, false, "event_type", &r.event_type)?;
     write_field(out, false, "ingested_at", &r.ingested_at)?;
     write_field(out, false, "investigation_id", &r.investigation_id)?;
-    write_value_field(out, "outcome", &r.outcome)
+    write_text_field(out, "outcome", &texts.outcome)
 }
 
 /// The rest of the hashed fields, `previous_hash` on (HASHED_FIELDS order).
-fn write_suffix(out: &mut HashWriter, r: &AuditRecord) -> io::Result<()> {
+fn write_suffix(out: &mut Vec<u8>, r: &AuditRecord) -> io::Result<()> {
     write_field(out, false, "previous_hash", &r.previous_hash)?;
     write_field(out, false, "record_version", &r.record_version)?;
     write_field(out, false, "sequence_number", &r.sequence_number)?;
@@ -131,25 +139,29 @@ fn write_suffix(out: &mut HashWriter, r: &AuditRecord) -> io::Result<()> {
     out.write_all(b"}")
 }
 
-/// The hash state after `record`'s fields that come before the chain's own: [`finish_hash`] with
-/// the chain fields set gives [`record_hash`].
-pub(crate) fn prefix_hash(record: &AuditRecord) -> Sha256 {
-    let mut hasher = HashWriter(Sha256::new());
-    // The writer never fails and every field serialises (strings, numbers, JSON values).
-    let _ = write_prefix(&mut hasher, record);
-    hasher.0
+/// The hash state after `record`'s fields that come before the chain's own, its JSON columns
+/// being `texts` ([`canonical_texts`]): [`finish_hash`] with the chain fields set gives
+/// [`record_hash`]. The input is written out first and hashed in one piece.
+pub(crate) fn prefix_hash(record: &AuditRecord, texts: &AuditTexts) -> Sha256 {
+    let mut input = Vec::with_capacity(
+        256 + texts.actor_permissions.len() + texts.entity_ids.len() + texts.context.len() + texts.decision.len() + texts.outcome.len(),
+    );
+    // Writing into a Vec never fails and every field serialises (strings, numbers, options).
+    let _ = write_prefix(&mut input, record, texts);
+    Sha256::new_with_prefix(&input)
 }
 
 /// sha256 hex of `record` from the state [`prefix_hash`] left.
-pub(crate) fn finish_hash(prefix: Sha256, record: &AuditRecord) -> String {
-    let mut hasher = HashWriter(prefix);
-    let _ = write_suffix(&mut hasher, record);
-    hex::encode(hasher.0.finalize())
+pub(crate) fn finish_hash(mut prefix: Sha256, record: &AuditRecord) -> String {
+    let mut input = Vec::with_capacity(256);
+    let _ = write_suffix(&mut input, record);
+    prefix.update(&input);
+    hex::encode(prefix.finalize())
 }
 
 /// sha256 hex of the canonical JSON of every field except `record_hash`.
 pub fn record_hash(record: &AuditRecord) -> String {
-    finish_hash(prefix_hash(record), record)
+    finish_hash(prefix_hash(record, &canonical_texts(record)), record)
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ pub mod hash;
 pub mod taxonomy;
 
 pub use aluskort_core::audit::AuditRecord;
-pub use chain::{AuditEvent, AuditLog, ChainBreak, PreparedRecords, VerifyReport, verify_records, verify_store, verify_tenant};
+pub use chain::{
+    AuditEvent, AuditLog, ChainBreak, LinkedRecords, PreparedRecords, VerifyReport, verify_records, verify_store, verify_tenant,
+};
 pub use hash::{canonical_json, record_hash};
 pub use taxonomy::{EventCategory, event_category};

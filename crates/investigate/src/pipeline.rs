@@ -680,7 +680,7 @@ impl Pipeline {
             .audit
             .append_with(records, move |records| {
                 let store = Arc::clone(&store);
-                async move { store.commit_work(batch, &records).await }
+                async move { store.commit_work_encoded(batch, &records.records, &records.texts).await }
             })
             .await
             .map_err(BatchError::audit)?;

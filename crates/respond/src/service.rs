@@ -228,7 +228,7 @@ impl Responder {
             .append_with(records, move |records| {
                 let cases = Arc::clone(&cases);
                 let batch = Arc::clone(&batch);
-                async move { cases.commit_work(&batch, &records).await.map(|_| ()) }
+                async move { cases.commit_work_encoded(&batch, &records.records, &records.texts).await.map(|_| ()) }
             })
             .await?;
         Ok(())

@@ -34,9 +34,9 @@ use chrono::{DateTime, Utc};
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use model::{
-    AlertFilter, ApprovalFilter, ApprovalWrite, AuditFilter, DeadLetter, EncodedVersions, EntityPattern, Exposure, Feedback, FpPattern,
-    FpStatus, GroupingClaim, IncidentFilter, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, LlmUsageRow, PageKey,
-    PastIncidentRow, RawMark, RawRecord, RawStatus, TiIndicator, UserRisk, WorkBatch, WorkReport, user_key,
+    AlertFilter, ApprovalFilter, ApprovalWrite, AuditFilter, AuditTexts, DeadLetter, EncodedVersions, EntityPattern, Exposure, Feedback,
+    FpPattern, FpStatus, GroupingClaim, IncidentFilter, InsertOutcome, InvestigationFilter, InvestigationWrite, LlmCall, LlmUsageRow,
+    PageKey, PastIncidentRow, RawMark, RawRecord, RawStatus, TiIndicator, UserRisk, WorkBatch, WorkReport, user_key,
 };
 pub use sqlite::SqliteStore;
 
@@ -129,6 +129,14 @@ pub trait CaseStore: Send + Sync + 'static {
     /// `Conflict` (nothing is written), unless it asked to be skipped; an audit sequence already
     /// taken fails it with `Conflict` too.
     async fn commit_work(&self, work: &WorkBatch, audit: &[AuditRecord]) -> StoreResult<WorkReport>;
+
+    /// As [`CaseStore::commit_work`], with the audit records' JSON columns already encoded:
+    /// `texts[i]` holds those of `audit[i]` (the same content; a store may encode them itself
+    /// instead, as this default does). `texts` of another length than `audit` are not used.
+    async fn commit_work_encoded(&self, work: &WorkBatch, audit: &[AuditRecord], texts: &[AuditTexts]) -> StoreResult<WorkReport> {
+        let _ = texts;
+        self.commit_work(work, audit).await
+    }
 
     async fn record_dead_letter(&self, letter: &DeadLetter) -> StoreResult<()>;
     async fn dead_letters(&self, limit: u32) -> StoreResult<Vec<DeadLetter>>;

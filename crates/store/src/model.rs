@@ -1,5 +1,6 @@
 //! Rows the stores keep besides the domain types.
 
+use aluskort_core::audit::AuditRecord;
 use aluskort_core::{InvestigationState, TenantId};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -362,6 +363,31 @@ pub struct Feedback {
     #[serde(default)]
     pub corrected_classification: Option<aluskort_core::Classification>,
     pub created_at: DateTime<Utc>,
+}
+
+/// An audit record's JSON columns as stored (`actor_permissions`, `entity_ids`, `context`,
+/// `decision`, `outcome`), encoded where the record was made
+/// ([`crate::CaseStore::commit_work_encoded`]) so the commit does not encode them again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditTexts {
+    pub actor_permissions: String,
+    pub entity_ids: String,
+    pub context: String,
+    pub decision: String,
+    pub outcome: String,
+}
+
+impl AuditTexts {
+    /// `record`'s JSON columns, encoded as they are (the chain's writer stores its canonical form).
+    pub fn of(record: &AuditRecord) -> crate::StoreResult<Self> {
+        Ok(AuditTexts {
+            actor_permissions: serde_json::to_string(&record.actor_permissions)?,
+            entity_ids: serde_json::to_string(&record.entity_ids)?,
+            context: record.context.to_string(),
+            decision: record.decision.to_string(),
+            outcome: record.outcome.to_string(),
+        })
+    }
 }
 
 /// What [`crate::CaseStore::commit_work`] did not write.

@@ -172,7 +172,7 @@ mod tests {
     /// Inserts `record` as a row, bypassing the chain heads (the layout before version 8).
     async fn insert_audit_row(pool: &PgPool, record: &aluskort_core::audit::AuditRecord) {
         let mut steps = Vec::new();
-        crate::unit::plan_audit_rows(&mut steps, crate::sql::Placeholders::Numbered, std::slice::from_ref(record)).expect("plan");
+        crate::unit::plan_audit_rows(&mut steps, crate::sql::Placeholders::Numbered, std::slice::from_ref(record), &[]).expect("plan");
         let mut connection = pool.acquire().await.expect("connection");
         PostgresStore::run_steps(&mut connection, &steps).await.map_err(crate::unit::Failure::into_store).expect("insert row");
     }

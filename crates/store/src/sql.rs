@@ -109,6 +109,21 @@ pub(crate) fn insert_chunk_lengths(total: usize, columns: usize) -> Vec<usize> {
     chunk_lengths_up_to(total, columns, MAX_INSERT_PARAMS)
 }
 
+/// Most rows in one multi-row insert of a unit of work on SQLite ([`unit_chunk_lengths`]).
+const UNIT_INSERT_ROWS: usize = 32;
+
+/// Row counts of a unit's multi-row inserts in `style`. PostgreSQL: as [`insert_chunk_lengths`]
+/// (each statement is a round trip). SQLite runs a unit in process, where a statement costs its
+/// preparing, once per unit and distinct row count, and preparing grows with the statement's
+/// text: full chunks of [`UNIT_INSERT_ROWS`] rows, then the rest by powers of two. (Chunks of 128
+/// rows made preparing ~30 % of a unit's time on the database.)
+pub(crate) fn unit_chunk_lengths(style: Placeholders, total: usize, columns: usize) -> Vec<usize> {
+    match style {
+        Placeholders::Numbered => insert_chunk_lengths(total, columns),
+        Placeholders::Anonymous => chunk_lengths_up_to(total, columns, UNIT_INSERT_ROWS * columns),
+    }
+}
+
 /// `items` in chunks for [`insert_rows_sql`] statements: as [`batches`], up to
 /// [`MAX_INSERT_PARAMS`] parameters each.
 pub(crate) fn insert_batches<T>(items: &[T], columns: usize) -> impl Iterator<Item = &[T]> {
@@ -1162,13 +1177,22 @@ macro_rules! impl_stores {
                 work: &$crate::WorkBatch,
                 audit: &[aluskort_core::audit::AuditRecord],
             ) -> $crate::StoreResult<$crate::WorkReport> {
+                self.commit_work_encoded(work, audit, &[]).await
+            }
+
+            async fn commit_work_encoded(
+                &self,
+                work: &$crate::WorkBatch,
+                audit: &[aluskort_core::audit::AuditRecord],
+                texts: &[$crate::AuditTexts],
+            ) -> $crate::StoreResult<$crate::WorkReport> {
                 // An investigation overtaken meanwhile (a reassessment an analyst changed first)
                 // rolls the unit back, and it is planned again without that write: each pass
                 // leaves out one more, so this ends.
                 let mut skipped = Vec::new();
                 loop {
                     let now = $crate::model::time_text(chrono::Utc::now());
-                    let steps = $crate::unit::plan_work(Self::PLACEHOLDERS, work, audit, &skipped, &now)?;
+                    let steps = $crate::unit::plan_work(Self::PLACEHOLDERS, work, audit, texts, &skipped, &now)?;
                     // A failed unit is rolled back whole: nothing of the batch stays.
                     match self.execute_unit(&steps).await {
                         Ok(()) => {
@@ -1240,6 +1264,7 @@ macro_rules! impl_stores {
                     &mut steps,
                     Self::PLACEHOLDERS,
                     std::slice::from_ref(record),
+                    &[],
                     &$crate::model::time_text(chrono::Utc::now()),
                 )?;
                 self.commit_steps(&steps).await
@@ -1670,6 +1695,21 @@ mod tests {
             let rejoined: Vec<usize> = batches(&items, columns).flatten().copied().collect();
             assert_eq!(rejoined, items);
         }
+    }
+
+    #[test]
+    fn sqlite_units_insert_in_short_statements_and_postgres_in_long_ones() {
+        for (total, columns) in [(0, 20), (1, 20), (31, 20), (2_560, 20), (257, 8), (5_000, 1)] {
+            let sqlite = unit_chunk_lengths(Placeholders::Anonymous, total, columns);
+            assert_eq!(sqlite.iter().sum::<usize>(), total, "{total} rows of {columns}");
+            assert!(sqlite.iter().all(|length| length.is_power_of_two() && *length <= UNIT_INSERT_ROWS), "{sqlite:?}");
+            let distinct: std::collections::BTreeSet<_> = sqlite.iter().collect();
+            assert!(distinct.len() <= UNIT_INSERT_ROWS.trailing_zeros() as usize + 1, "{distinct:?}");
+            assert_eq!(unit_chunk_lengths(Placeholders::Numbered, total, columns), insert_chunk_lengths(total, columns));
+        }
+        // 2,560 audit rows: 80 statements of 32 rows (PostgreSQL: 20 of 128).
+        assert_eq!(unit_chunk_lengths(Placeholders::Anonymous, 2_560, 20), vec![32; 80]);
+        assert_eq!(insert_chunk_lengths(2_560, 20), vec![128; 20]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use aluskort_core::audit::AuditRecord;
 use aluskort_core::{Incident, InvestigationId};
 
 use crate::error::{StoreError, StoreErrorKind, StoreResult};
-use crate::model::{GroupingClaim, WorkBatch, time_text};
+use crate::model::{AuditTexts, GroupingClaim, WorkBatch, time_text};
 use crate::sql::{Placeholders, i64_of, insert_rows_sql};
 
 /// One bound value.
@@ -147,7 +147,7 @@ impl<'a> Step<'a> {
 }
 
 /// Appends multi-row inserts of `items` (`columns` values each, written by `row`) in chunks of
-/// [`crate::sql::insert_chunk_lengths`]; `check` gives each chunk's check.
+/// [`crate::sql::unit_chunk_lengths`]; `check` gives each chunk's check.
 #[expect(clippy::too_many_arguments, reason = "the statement's shape, its rows and its check are each needed")]
 fn insert_rows<'a, T>(
     steps: &mut Vec<Step<'a>>,
@@ -159,7 +159,7 @@ fn insert_rows<'a, T>(
     mut check: impl FnMut(&[T]) -> Check,
     mut row: impl FnMut(T, &mut Vec<Param<'a>>) -> StoreResult<()>,
 ) -> StoreResult<()> {
-    let lengths = crate::sql::insert_chunk_lengths(items.len(), columns);
+    let lengths = crate::sql::unit_chunk_lengths(style, items.len(), columns);
     let mut items = items.into_iter();
     for length in lengths {
         let chunk: Vec<T> = items.by_ref().take(length).collect();
@@ -180,6 +180,7 @@ pub(crate) fn plan_work<'a>(
     style: Placeholders,
     work: &'a WorkBatch,
     audit: &'a [AuditRecord],
+    texts: &'a [AuditTexts],
     skipped: &[InvestigationId],
     now: &str,
 ) -> StoreResult<Vec<Step<'a>>> {
@@ -310,7 +311,7 @@ pub(crate) fn plan_work<'a>(
     plan_incidents(&mut steps, style, &incidents, &now)?;
     plan_grouping_claims(&mut steps, style, &work.grouping_claims)?;
     plan_response(&mut steps, style, work, &now)?;
-    plan_audit(&mut steps, style, audit, &now)?;
+    plan_audit(&mut steps, style, audit, texts, &now)?;
 
     let mut marks: std::collections::BTreeMap<(&'static str, Option<&str>), Vec<&str>> = std::collections::BTreeMap::new();
     for mark in &work.raw {
@@ -519,8 +520,14 @@ fn plan_response<'a>(steps: &mut Vec<Step<'a>>, style: Placeholders, work: &'a W
 
 /// Moves each tenant's chain head over `records` by compare-and-set (a head another writer moved
 /// first conflicts: nothing of the unit lands, and the audit log reseals and retries), then
-/// inserts the records.
-pub(crate) fn plan_audit<'a>(steps: &mut Vec<Step<'a>>, style: Placeholders, records: &'a [AuditRecord], now: &str) -> StoreResult<()> {
+/// inserts the records (with their JSON columns `texts`, when they are one per record).
+pub(crate) fn plan_audit<'a>(
+    steps: &mut Vec<Step<'a>>,
+    style: Placeholders,
+    records: &'a [AuditRecord],
+    texts: &'a [AuditTexts],
+    now: &str,
+) -> StoreResult<()> {
     for head in crate::sql::head_moves(records)? {
         let expected = head.from.map_or_else(|| "empty".to_owned(), |(sequence, _)| format!("at #{sequence}"));
         let reason = format!("the audit chain of tenant {} is no longer {expected}: another writer advanced it", head.tenant);
@@ -534,21 +541,39 @@ pub(crate) fn plan_audit<'a>(steps: &mut Vec<Step<'a>>, style: Placeholders, rec
         };
         steps.push(Step::new(sql, params, Check::Changes(reason)));
     }
-    plan_audit_rows(steps, style, records)
+    plan_audit_rows(steps, style, records, texts)
 }
 
-/// Inserts audit `records` (their chain heads are [`plan_audit`]'s part).
-pub(crate) fn plan_audit_rows<'a>(steps: &mut Vec<Step<'a>>, style: Placeholders, records: &'a [AuditRecord]) -> StoreResult<()> {
-    let records: Vec<&AuditRecord> = records.iter().collect();
+/// Inserts audit `records` (their chain heads are [`plan_audit`]'s part), with their JSON columns
+/// `texts` when those are one per record, else encoding them here.
+pub(crate) fn plan_audit_rows<'a>(
+    steps: &mut Vec<Step<'a>>,
+    style: Placeholders,
+    records: &'a [AuditRecord],
+    texts: &'a [AuditTexts],
+) -> StoreResult<()> {
+    let rows: Vec<(&AuditRecord, Option<&AuditTexts>)> = if texts.len() == records.len() {
+        records.iter().zip(texts.iter().map(Some)).collect()
+    } else {
+        records.iter().map(|record| (record, None)).collect()
+    };
     insert_rows(
         steps,
         style,
         crate::sql::INSERT_AUDIT_ROWS,
         "",
         20,
-        records,
+        rows,
         |_| Check::Nothing,
-        |record, params| {
+        |(record, texts), params| {
+            let [permissions, entities, context, decision, outcome]: [Param<'a>; 5] = match texts {
+                Some(texts) => [&texts.actor_permissions, &texts.entity_ids, &texts.context, &texts.decision, &texts.outcome]
+                    .map(|text| text.as_str().into()),
+                None => {
+                    let AuditTexts { actor_permissions, entity_ids, context, decision, outcome } = AuditTexts::of(record)?;
+                    [actor_permissions, entity_ids, context, decision, outcome].map(Into::into)
+                }
+            };
             params.extend([
                 record.tenant_id.as_str().into(),
                 i64_of(record.sequence_number, "sequence_number")?.into(),
@@ -561,13 +586,13 @@ pub(crate) fn plan_audit_rows<'a>(steps: &mut Vec<Step<'a>>, style: Placeholders
                 record.severity.as_str().into(),
                 record.actor_type.as_str().into(),
                 record.actor_id.as_str().into(),
-                serde_json::to_string(&record.actor_permissions)?.into(),
+                permissions,
                 record.investigation_id.as_deref().into(),
                 record.alert_id.as_deref().into(),
-                serde_json::to_string(&record.entity_ids)?.into(),
-                record.context.to_string().into(),
-                record.decision.to_string().into(),
-                record.outcome.to_string().into(),
+                entities,
+                context,
+                decision,
+                outcome,
                 record.record_hash.as_str().into(),
                 record.record_version.as_str().into(),
             ]);
@@ -627,15 +652,15 @@ mod tests {
             skip_on_conflict: false,
         };
         let mut work = WorkBatch { investigations: vec![write(&versions[..2])], ..WorkBatch::default() };
-        let plain = version_rows(&plan_work(Placeholders::Numbered, &work, &[], &[], "now").expect("plan"));
+        let plain = version_rows(&plan_work(Placeholders::Numbered, &work, &[], &[], &[], "now").expect("plan"));
         work.encode_versions().expect("encode");
         let (bodies, _) = work.encoded.of(0, &work.investigations[0]).expect("encoded for this write");
         assert_eq!(bodies.len(), 2);
-        assert_eq!(version_rows(&plan_work(Placeholders::Numbered, &work, &[], &[], "now").expect("plan")), plain);
+        assert_eq!(version_rows(&plan_work(Placeholders::Numbered, &work, &[], &[], &[], "now").expect("plan")), plain);
         // The write grew after encoding: its three versions are encoded afresh.
         work.investigations[0] = write(&versions);
         assert!(work.encoded.of(0, &work.investigations[0]).is_none());
-        let rows = version_rows(&plan_work(Placeholders::Numbered, &work, &[], &[], "now").expect("plan"));
+        let rows = version_rows(&plan_work(Placeholders::Numbered, &work, &[], &[], &[], "now").expect("plan"));
         let (fresh, _) = crate::patch::encode(&versions, None).expect("encode");
         assert_eq!(rows, vec![(1, fresh[0].clone()), (2, fresh[1].clone()), (3, fresh[2].clone())]);
     }

@@ -110,7 +110,7 @@ async fn batched_appends_chain_with_the_unit_they_commit_with() {
         .append_with(prepared(&events), |records| {
             let store = store.clone();
             async move {
-                store.commit_work(&WorkBatch::default(), &records).await?;
+                store.commit_work_encoded(&WorkBatch::default(), &records.records, &records.texts).await?;
                 Ok(records.len())
             }
         })
@@ -141,7 +141,7 @@ async fn batched_appends_reseal_after_another_writer() {
     log.append_with(prepared(&[event("a", 2)]), |records| {
         attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let store = store.clone();
-        async move { store.commit_work(&WorkBatch::default(), &records).await }
+        async move { store.commit_work(&WorkBatch::default(), &records.records).await }
     })
     .await
     .expect("resealed");
