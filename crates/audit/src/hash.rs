@@ -93,18 +93,21 @@ pub fn canonical_texts(record: &AuditRecord) -> AuditTexts {
     }
 }
 
+/// `"name":`; the names are this file's field names, which need no escaping.
+fn write_name(out: &mut Vec<u8>, first: bool, name: &str) {
+    out.extend_from_slice(if first { b"{\"" } else { b",\"" });
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
 fn write_field(out: &mut Vec<u8>, first: bool, name: &str, value: &impl Serialize) -> io::Result<()> {
-    out.write_all(if first { b"{" } else { b"," })?;
-    serde_json::to_writer(&mut *out, name)?;
-    out.write_all(b":")?;
+    write_name(out, first, name);
     serde_json::to_writer(out, value).map_err(io::Error::other)
 }
 
 /// A field whose value is already JSON text.
 fn write_text_field(out: &mut Vec<u8>, name: &str, text: &str) -> io::Result<()> {
-    out.write_all(b",")?;
-    serde_json::to_writer(&mut *out, name)?;
-    out.write_all(b":")?;
+    write_name(out, false, name);
     out.write_all(text.as_bytes())
 }
 

@@ -571,6 +571,7 @@ impl Pipeline {
     /// collects everything they change into one unit of work. The caller holds the grouping lock.
     async fn prepare_batch(&self, items: &[(&NormalizedAlert, u32)], overlay: Option<Overlay>) -> Result<Prepared, BatchError> {
         let mut work = Work::over(overlay);
+        work.reserve(items.len());
         let mut by_tenant: HashMap<&TenantId, Vec<AlertId>> = HashMap::new();
         for (normalized, _) in items {
             by_tenant.entry(&normalized.alert.tenant_id).or_default().push(normalized.alert.alert_id.clone());

@@ -82,6 +82,17 @@ impl Work {
         work
     }
 
+    /// Room for a batch of `alerts` new investigations, each ~10 audit events and one write:
+    /// grown by doubling, the event list (large elements) was copied over and over, into fresh
+    /// memory each time.
+    pub(crate) fn reserve(&mut self, alerts: usize) {
+        self.events.reserve(alerts * 12);
+        self.batch.investigations.reserve(alerts);
+        self.batch.alerts.reserve(alerts);
+        self.writes.reserve(alerts);
+        self.alerts.reserve(alerts);
+    }
+
     /// This batch, prepared, to be committed and read through by the next one: drops what it
     /// read through (the batch before it lands before the next batch reads).
     pub(crate) fn seal(mut self) -> Overlay {

@@ -216,6 +216,27 @@ mod tests {
         assert_eq!(rows(&connection).len(), 1, "b's insert was rolled back with the unit");
     }
 
+    /// Units insert `OR FAIL` (no statement journal): a multi-row insert failing on its second row
+    /// keeps its first only until the unit rolls back, which it always does on a failure.
+    #[test]
+    fn a_failing_insert_leaves_none_of_its_rows_nor_the_units_earlier_ones() {
+        let connection = open();
+        let kept = step("INSERT INTO t (id, n) VALUES (?, ?)", vec!["kept".into(), 0.into()], Check::Nothing);
+        assert!(unsafe { run_unit(connection.handle(), &[kept]) }.result.is_ok());
+        let steps = [
+            step("INSERT OR FAIL INTO t (id, n) VALUES (?, ?)", vec!["a".into(), 1.into()], Check::Nothing),
+            step(
+                "INSERT OR FAIL INTO t (id, n) VALUES (?, ?), (?, ?), (?, ?)",
+                vec!["b".into(), 2.into(), "kept".into(), 3.into(), "c".into(), 4.into()],
+                Check::Unique("kept exists".into()),
+            ),
+        ];
+        let ran = unsafe { run_unit(connection.handle(), &steps) };
+        assert!(matches!(ran.result, Err(Failure::Store(ref error)) if error.kind == StoreErrorKind::Conflict));
+        assert!(!ran.broken && connection.is_autocommit());
+        assert_eq!(rows(&connection), vec![("kept".into(), 0, None)], "neither a nor b stayed");
+    }
+
     #[test]
     fn a_placeholder_without_a_value_is_an_error_not_a_null() {
         let connection = open();
