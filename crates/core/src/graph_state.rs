@@ -169,9 +169,74 @@ macro_rules! graph_state_fields {
                 })*
                 changed
             }
+
+            /// The fields that differ from `before`'s ([`GraphState::changed_fields`]), each
+            /// list that only grew with the JSON array of the items it gained: a new version
+            /// serialises those items, not the whole list again (the decision chain and the
+            /// history grow at every step).
+            pub fn changes_since(&self, before: &GraphState) -> Vec<FieldChange> {
+                let mut changed = Vec::new();
+                $(if self.$field != before.$field {
+                    changed.push(FieldChange { name: stringify!($field), appended: self.$field.grown_json(&before.$field) });
+                })*
+                changed
+            }
         }
     };
 }
+
+/// A field a version changed ([`GraphState::changes_since`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldChange {
+    pub name: &'static str,
+    /// For a list that only grew: the JSON array of the items added at its end.
+    pub appended: Option<String>,
+}
+
+/// The items a field gained at its end since `before`, as a JSON array; `None` when it is not a
+/// list, or changed otherwise.
+trait Grown {
+    fn grown_json(&self, before: &Self) -> Option<String>;
+}
+
+impl<T: Serialize + PartialEq> Grown for Vec<T> {
+    fn grown_json(&self, before: &Self) -> Option<String> {
+        let kept = before.len();
+        if self.len() <= kept || self[..kept] != before[..] {
+            return None;
+        }
+        // A failure to serialise is reported where the field is serialised whole.
+        serde_json::to_string(&self[kept..]).ok()
+    }
+}
+
+macro_rules! not_grown {
+    ($($ty:ty),* $(,)?) => {
+        $(impl Grown for $ty {
+            fn grown_json(&self, _: &Self) -> Option<String> {
+                None
+            }
+        })*
+    };
+}
+
+not_grown!(
+    InvestigationId,
+    InvestigationState,
+    AlertId,
+    TenantId,
+    AlertEntities,
+    Option<Classification>,
+    Option<String>,
+    String,
+    f64,
+    bool,
+    u32,
+    u64,
+    serde_json::Map<String, serde_json::Value>,
+    DegradationLevel,
+    DateTime<Utc>,
+);
 
 graph_state_fields!(
     investigation_id,
@@ -312,6 +377,27 @@ mod tests {
         after.incident_id = Some("inc-1".to_owned());
         after.case_facts.insert("k".to_owned(), serde_json::json!(1));
         assert_eq!(after.changed_fields(&before), ["decision_chain", "case_facts", "incident_id"]);
+    }
+
+    #[test]
+    fn a_list_that_only_grew_is_given_with_its_new_items() {
+        let before = state();
+        let mut after = before.clone();
+        after.record_decision("reasoning_agent", "classified", "why", Some(0.9), Utc::now());
+        after.techniques = vec!["T1059".to_owned(), "T1003".to_owned()];
+        let changes = after.changes_since(&before);
+        let names: Vec<&str> = changes.iter().map(|change| change.name).collect();
+        assert_eq!(names, after.changed_fields(&before));
+        let chain = serde_json::to_string(&after.decision_chain[before.decision_chain.len()..]).expect("json");
+        assert_eq!(changes[1], FieldChange { name: "decision_chain", appended: Some(chain) });
+        assert_eq!(changes[0], FieldChange { name: "techniques", appended: Some(r#"["T1059","T1003"]"#.to_owned()) });
+        // Replaced, not grown: the whole field is serialised again.
+        let mut replaced = after.clone();
+        replaced.techniques = vec!["T1003".to_owned(), "T1059".to_owned(), "T1055".to_owned()];
+        assert_eq!(replaced.changes_since(&after), [FieldChange { name: "techniques", appended: None }]);
+        let mut shrunk = after.clone();
+        shrunk.techniques.pop();
+        assert_eq!(shrunk.changes_since(&after), [FieldChange { name: "techniques", appended: None }]);
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub mod verdict;
 pub use alert::{AlertId, AlertSource, CanonicalAlert, TenantId};
 pub use degradation::DegradationLevel;
 pub use entity::AlertEntities;
-pub use graph_state::{DecisionEntry, GraphState, InvestigationId};
+pub use graph_state::{DecisionEntry, FieldChange, GraphState, InvestigationId};
 pub use incident::{Incident, IncidentLink, IncidentMember};
 pub use ioc::{Ioc, IocError, IocType};
 pub use severity::{QueuePriority, Severity};

@@ -17,6 +17,7 @@
 use std::borrow::Cow;
 use std::rc::Rc;
 
+use aluskort_core::FieldChange;
 use serde_json::{Map, Value};
 
 use crate::StoreResult;
@@ -109,9 +110,10 @@ fn apply(target: &mut Value, patch: &Value) {
 /// when the field did not change.
 type FieldTexts = Vec<(Cow<'static, str>, Rc<str>)>;
 
-/// The fields of a version that differ from the version before, by their serialised names
-/// (`GraphState::changed_fields`); `None` compares every field as text.
-pub(crate) type ChangedFields<'f, T> = Option<&'f dyn Fn(&T, &T) -> Vec<&'static str>>;
+/// The fields of a version that differ from the version before, by their serialised names, each
+/// list that only grew with its new items (`GraphState::changes_since`); `None` compares every
+/// field as text.
+pub(crate) type ChangedFields<'f, T> = Option<&'f dyn Fn(&T, &T) -> Vec<FieldChange>>;
 
 /// Stored bodies for consecutive versions `states` (structs, such as `GraphState`): the first
 /// whole, each later one as a patch against the one before when that patch reproduces it exactly,
@@ -127,8 +129,19 @@ pub(crate) fn encode<T: serde::Serialize>(states: &[T], changed: ChangedFields<'
     for state in states {
         let fields = match (&previous, changed) {
             (Some((before, texts)), Some(changed)) => {
-                let changed = changed(state, before);
-                serialize_fields(state, Some(&changed))?.map(|fresh| carry_over(texts, &changed, fresh))
+                let changes = changed(state, before);
+                // Grown lists keep the text they had, their new items added; the rest of the
+                // changed fields are serialised.
+                let grown: Vec<(&'static str, Rc<str>)> = changes
+                    .iter()
+                    .filter_map(|change| {
+                        let before = texts.iter().find(|(key, _)| key == change.name)?;
+                        Some((change.name, Rc::from(append_items(&before.1, change.appended.as_deref()?)?)))
+                    })
+                    .collect();
+                let serialised: Vec<&'static str> =
+                    changes.iter().map(|change| change.name).filter(|name| !grown.iter().any(|(key, _)| key == name)).collect();
+                serialize_fields(state, Some(&serialised))?.map(|fresh| carry_over(texts, &serialised, fresh, grown))
             }
             _ => serialize_fields(state, None)?,
         };
@@ -150,10 +163,10 @@ pub(crate) fn encode<T: serde::Serialize>(states: &[T], changed: ChangedFields<'
     Ok((bodies, last))
 }
 
-/// [`encode`] for an investigation's versions, serialising only the fields each version changed
-/// ([`aluskort_core::GraphState::changed_fields`]).
+/// [`encode`] for an investigation's versions, serialising only the fields each version changed,
+/// and of a list that grew only its new items ([`aluskort_core::GraphState::changes_since`]).
 pub(crate) fn encode_states(states: &[aluskort_core::GraphState]) -> StoreResult<(Vec<String>, String)> {
-    encode(states, Some(&aluskort_core::GraphState::changed_fields))
+    encode(states, Some(&aluskort_core::GraphState::changes_since))
 }
 
 /// `state`'s fields as text (only those in `only`, if given); `None` when it is neither a struct
@@ -166,13 +179,31 @@ fn serialize_fields<T: serde::Serialize>(state: &T, only: Option<&[&'static str]
     }
 }
 
+/// The JSON array `before` with the items of the JSON array `items` added at its end; `None`
+/// unless both are arrays.
+fn append_items(before: &str, items: &str) -> Option<String> {
+    let added = items.strip_prefix('[')?.strip_suffix(']')?;
+    let kept = before.strip_suffix(']')?;
+    if !kept.starts_with('[') {
+        return None;
+    }
+    Some(match (kept.len(), added.is_empty()) {
+        (_, true) => before.to_owned(),
+        (1, false) => format!("[{added}]"),
+        _ => format!("{kept},{added}]"),
+    })
+}
+
 /// The fields of a version: those of the version before (`texts`), with the `changed` ones
-/// replaced by their `fresh` text, or dropped where the new version leaves them out.
-fn carry_over(texts: &FieldTexts, changed: &[&'static str], fresh: FieldTexts) -> FieldTexts {
+/// replaced by their `fresh` text (or dropped where the new version leaves them out) and the
+/// `grown` ones by theirs.
+fn carry_over(texts: &FieldTexts, changed: &[&'static str], fresh: FieldTexts, grown: Vec<(&'static str, Rc<str>)>) -> FieldTexts {
     let mut fields: FieldTexts = texts
         .iter()
         .filter_map(|(key, text)| {
-            if changed.contains(&key.as_ref()) {
+            if let Some((_, text)) = grown.iter().find(|(name, _)| *name == key.as_ref()) {
+                Some((key.clone(), Rc::clone(text)))
+            } else if changed.contains(&key.as_ref()) {
                 fresh.iter().find(|(fresh_key, _)| fresh_key == key).map(|(_, text)| (key.clone(), Rc::clone(text)))
             } else {
                 Some((key.clone(), Rc::clone(text)))
@@ -576,16 +607,22 @@ mod tests {
             state.version += 1;
             state.record_decision("agent", step, "why", Some(0.5), chrono::Utc::now());
             state.case_facts.insert(step.to_owned(), json!({"n": state.version}));
-            if step == "grouped" {
-                state.incident_id = Some("inc-1".to_owned());
+            match step {
+                // A list growing from empty, then growing, then replaced.
+                "parsed" => state.techniques.push("T1059".to_owned()),
+                "grouped" => {
+                    state.incident_id = Some("inc-1".to_owned());
+                    state.techniques.push("T1003".to_owned());
+                }
+                _ => state.techniques = vec!["T1003".to_owned()],
             }
             versions.push(state.clone());
         }
         state.version += 1;
         state.case_facts.remove("parsed");
         versions.push(state.clone());
-        let changed: &dyn Fn(&aluskort_core::GraphState, &aluskort_core::GraphState) -> Vec<&'static str> =
-            &aluskort_core::GraphState::changed_fields;
+        let changed: &dyn Fn(&aluskort_core::GraphState, &aluskort_core::GraphState) -> Vec<FieldChange> =
+            &aluskort_core::GraphState::changes_since;
         let (bodies, last) = encode(&versions, Some(changed)).expect("encode");
         let (plain, plain_last) = encode(&versions, None).expect("encode");
         assert!(bodies[1..].iter().all(|body| body.starts_with(r#"{"$patch""#)), "{bodies:?}");
@@ -594,6 +631,15 @@ mod tests {
         let value = |text: &str| serde_json::from_str::<Value>(text).expect("json");
         assert_eq!(value(&last), value(&plain_last));
         assert_eq!(value(&last), serde_json::to_value(&versions[4]).expect("value"));
+    }
+
+    #[test]
+    fn new_items_are_added_to_an_array_text() {
+        assert_eq!(append_items("[]", r#"[1,{"a":"]"}]"#).as_deref(), Some(r#"[1,{"a":"]"}]"#));
+        assert_eq!(append_items(r#"["x"]"#, r#"["y","z"]"#).as_deref(), Some(r#"["x","y","z"]"#));
+        assert_eq!(append_items(r#"["x"]"#, "[]").as_deref(), Some(r#"["x"]"#));
+        assert_eq!(append_items(r#"{"a":1}"#, "[1]"), None, "not an array");
+        assert_eq!(append_items("[1]", "2"), None, "items not an array");
     }
 
     #[test]
