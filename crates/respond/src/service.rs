@@ -220,15 +220,13 @@ impl Moves {
 
 impl Responder {
     /// Commits `batch` with `events` sealed into the audit chain, in one transaction.
-    async fn commit(&self, batch: WorkBatch, events: Vec<AuditEvent>) -> Result<(), ResponseError> {
+    async fn commit(&self, batch: &WorkBatch, events: Vec<AuditEvent>) -> Result<(), ResponseError> {
         let cases = Arc::clone(&self.cases);
-        let batch = Arc::new(batch);
         let records = aluskort_audit::PreparedRecords::prepare(events)?;
         self.audit
             .append_with(records, move |records| {
                 let cases = Arc::clone(&cases);
-                let batch = Arc::clone(&batch);
-                async move { cases.commit_work_encoded(&batch, &records.records, &records.texts).await.map(|_| ()) }
+                async move { cases.commit_work_encoded(batch, &records.records, &records.texts).await.map(|_| ()) }
             })
             .await?;
         Ok(())
@@ -323,7 +321,7 @@ impl Responder {
         }
         let events = moves.write(expected_version, &mut batch);
         batch.approvals.push(ApprovalWrite { expected_version: approval.version, approval: next.clone() });
-        self.commit(batch, events).await?;
+        self.commit(&batch, events).await?;
         if next.status != ApprovalStatus::Pending {
             // Lets PagerDuty resolve the page an escalation opened.
             let kind = if next.status == ApprovalStatus::Approved { "approval.granted" } else { "approval.denied" };
@@ -421,7 +419,7 @@ impl Responder {
         }
         let events = moves.write(expected_version, &mut batch);
         batch.approvals.push(ApprovalWrite { expected_version: approval.version, approval: next.clone() });
-        self.commit(batch, events).await?;
+        self.commit(&batch, events).await?;
         Ok(Some((kind, Some(notification_of(&next, kind)))))
     }
 
@@ -451,7 +449,7 @@ impl Responder {
             }
             // Live: recorded right after its call, so a crash leaves at most this one in doubt.
             let batch = WorkBatch { execution_updates: vec![updated.clone()], ..WorkBatch::default() };
-            match self.commit(batch, event.clone().into_iter().collect()).await {
+            match self.commit(&batch, event.clone().into_iter().collect()).await {
                 Ok(()) => recorded.push(updated),
                 Err(error) if error.is_conflict() => self.record_superseded(&updated, event).await?,
                 Err(error) => return Err(error),
@@ -459,15 +457,15 @@ impl Responder {
         }
         // Dry-run: nothing was sent, so the pass is recorded in one transaction; if another worker
         // took one over meanwhile (theirs counts), the rest are recorded one by one.
-        let batch = WorkBatch { execution_updates: unsent.iter().map(|(e, _)| e.clone()).collect(), ..WorkBatch::default() };
-        let events: Vec<AuditEvent> = unsent.iter().filter_map(|(_, event)| event.clone()).collect();
-        match self.commit(batch, events).await {
-            Ok(()) => recorded.extend(unsent.into_iter().map(|(execution, _)| execution)),
+        let (executions, events): (Vec<Execution>, Vec<Option<AuditEvent>>) = unsent.into_iter().unzip();
+        let batch = WorkBatch { execution_updates: executions, ..WorkBatch::default() };
+        match self.commit(&batch, events.iter().flatten().cloned().collect()).await {
+            Ok(()) => recorded.extend(batch.execution_updates),
             Err(error) if error.is_conflict() => {
-                for (execution, event) in unsent {
-                    let batch = WorkBatch { execution_updates: vec![execution.clone()], ..WorkBatch::default() };
-                    match self.commit(batch, event.into_iter().collect()).await {
-                        Ok(()) => recorded.push(execution),
+                for (execution, event) in batch.execution_updates.into_iter().zip(events) {
+                    let batch = WorkBatch { execution_updates: vec![execution], ..WorkBatch::default() };
+                    match self.commit(&batch, event.into_iter().collect()).await {
+                        Ok(()) => recorded.extend(batch.execution_updates),
                         Err(error) if error.is_conflict() => {}
                         Err(error) => return Err(error),
                     }
@@ -639,7 +637,7 @@ impl Responder {
         event.outcome["superseded"] = json!(true);
         event.outcome["reasoning_summary"] =
             json!("finished after its lease ran out: another worker had taken the execution over; this attempt is recorded here only");
-        self.commit(WorkBatch::default(), vec![event]).await
+        self.commit(&WorkBatch::default(), vec![event]).await
     }
 
     fn execution_event(&self, execution: &Execution, event_type: &'static str, status: &str, summary: &str) -> AuditEvent {
@@ -718,7 +716,7 @@ impl Responder {
             moves.step(&mut state, InvestigationState::Closed, ("agent", "response_agent"), &reason)?;
             let mut batch = WorkBatch::default();
             let events = moves.write(expected_version, &mut batch);
-            match self.commit(batch, events).await {
+            match self.commit(&batch, events).await {
                 Ok(()) => return Ok(true),
                 Err(error) if error.is_conflict() => continue,
                 Err(error) => return Err(error),
