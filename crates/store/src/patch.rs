@@ -241,9 +241,16 @@ fn join<'a>(fields: impl Iterator<Item = (&'a str, &'a str)>) -> String {
 }
 
 fn push_key(out: &mut String, key: &str) {
-    // A key always serialises.
-    out.push_str(&serde_json::to_string(key).unwrap_or_default());
-    out.push(':');
+    if key.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'$') {
+        // A field name: nothing to escape.
+        out.push('"');
+        out.push_str(key);
+        out.push_str("\":");
+    } else {
+        // A key always serialises.
+        out.push_str(&serde_json::to_string(key).unwrap_or_default());
+        out.push(':');
+    }
 }
 
 /// The stored patch (`{"$patch": ...}`) turning the version with fields `old` into the one with
@@ -256,6 +263,11 @@ fn field_patch(old: &FieldTexts, new: &FieldTexts) -> StoreResult<Option<String>
         match old.iter().find(|(old_key, _)| old_key == key) {
             Some((_, before)) if before.as_ref() == text => {}
             Some((_, before)) => match (before.as_bytes().first(), text.as_bytes().first()) {
+                (Some(b'{'), Some(b'{')) if let Some(members) = grown_members(before, text) => {
+                    // Members added after the kept ones (a map growing, as case facts do): the
+                    // patch is the new members, unless one holds a null (RFC 7396 would drop it).
+                    entries.push((key, Cow::Owned(format!("{{{members}}}"))));
+                }
                 (Some(b'{'), Some(b'{')) => {
                     let (before, after): (Value, Value) = (serde_json::from_str(before)?, serde_json::from_str(text)?);
                     if let Some(change) = diff(&before, &after, &mut lossy) {
@@ -293,6 +305,18 @@ fn field_patch(old: &FieldTexts, new: &FieldTexts) -> StoreResult<Option<String>
     out.push_str(&join(entries.iter().map(|(key, text)| (*key, text.as_ref()))));
     out.push('}');
     Ok(Some(out))
+}
+
+/// The members the JSON object `after` adds at the end of the object `before`, keeping every
+/// member of `before` as it was, when none of them holds a null anywhere (a merge patch cannot
+/// set one). Compared as text: JSON values delimit themselves, so `before` less its closing brace
+/// followed by `,` in `after` is every member of `before` unchanged.
+fn grown_members<'t>(before: &str, after: &'t str) -> Option<&'t str> {
+    let open = before.strip_suffix('}')?;
+    let rest = after.strip_prefix(open)?;
+    let members = if open == "{" { rest } else { rest.strip_prefix(',')? };
+    let members = members.strip_suffix('}')?;
+    (!members.is_empty() && !members.contains("null")).then_some(members)
 }
 
 /// `{"$append":[<new items>]}` when the JSON array `after` is the array `before` with items added
@@ -631,6 +655,20 @@ mod tests {
         let value = |text: &str| serde_json::from_str::<Value>(text).expect("json");
         assert_eq!(value(&last), value(&plain_last));
         assert_eq!(value(&last), serde_json::to_value(&versions[4]).expect("value"));
+    }
+
+    #[test]
+    fn members_added_at_the_end_of_an_object_are_found_by_text() {
+        assert_eq!(grown_members("{}", r#"{"a":1}"#), Some(r#""a":1"#));
+        assert_eq!(grown_members(r#"{"a":{"x":1}}"#, r#"{"a":{"x":1},"b":[2]}"#), Some(r#""b":[2]"#));
+        assert_eq!(grown_members(r#"{"a":{"x":1}}"#, r#"{"a":{"x":1,"y":2}}"#), None, "a member changed inside");
+        assert_eq!(grown_members(r#"{"a":1}"#, r#"{"a":12}"#), None, "a value changed");
+        assert_eq!(grown_members(r#"{"a":1}"#, r#"{"a":1,"b":null}"#), None, "a null cannot be patched in");
+        assert_eq!(grown_members(r#"{"a":1}"#, r#"{"a":1}"#), None);
+        let mut key = String::new();
+        push_key(&mut key, "case_facts");
+        push_key(&mut key, "odd \"key\"");
+        assert_eq!(key, r#""case_facts":"odd \"key\"":"#);
     }
 
     #[test]
