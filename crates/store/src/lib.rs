@@ -132,7 +132,8 @@ pub trait CaseStore: Send + Sync + 'static {
 
     /// As [`CaseStore::commit_work`], with the audit records' JSON columns already encoded:
     /// `texts[i]` holds those of `audit[i]` (the same content; a store may encode them itself
-    /// instead, as this default does). `texts` of another length than `audit` are not used.
+    /// instead, as this default does). Empty `texts` are encoded by the store; any other count
+    /// than one per record is refused.
     async fn commit_work_encoded(&self, work: &WorkBatch, audit: &[AuditRecord], texts: &[AuditTexts]) -> StoreResult<WorkReport> {
         let _ = texts;
         self.commit_work(work, audit).await

@@ -556,17 +556,23 @@ pub(crate) fn plan_audit<'a>(
 }
 
 /// Inserts audit `records` (their chain heads are [`plan_audit`]'s part), with their JSON columns
-/// `texts` when those are one per record, else encoding them here.
+/// `texts` (one per record), or encoding them here when `texts` is empty. Texts of another
+/// count are the caller's mistake, refused.
 pub(crate) fn plan_audit_rows<'a>(
     steps: &mut Vec<Step<'a>>,
     style: Placeholders,
     records: &'a [AuditRecord],
     texts: &'a [AuditTexts],
 ) -> StoreResult<()> {
-    let rows: Vec<(&AuditRecord, Option<&AuditTexts>)> = if texts.len() == records.len() {
+    let rows: Vec<(&AuditRecord, Option<&AuditTexts>)> = if texts.is_empty() {
+        records.iter().map(|record| (record, None)).collect()
+    } else if texts.len() == records.len() {
         records.iter().zip(texts.iter().map(Some)).collect()
     } else {
-        records.iter().map(|record| (record, None)).collect()
+        return Err(StoreError::new(
+            StoreErrorKind::Internal,
+            anyhow::anyhow!("{} audit records came with the encoded columns of {}", records.len(), texts.len()),
+        ));
     };
     insert_rows(
         steps,
@@ -615,6 +621,24 @@ pub(crate) fn plan_audit_rows<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_rows_take_their_encoded_columns_one_per_record_or_none() {
+        let records = [
+            crate::conformance::sample_audit_record("t", 1, "p".to_owned()),
+            crate::conformance::sample_audit_record("t", 2, "q".to_owned()),
+        ];
+        let mut texts: Vec<AuditTexts> = records.iter().map(|record| AuditTexts::of(record).expect("encodes")).collect();
+        texts[1].context = r#"{"given":true}"#.to_owned();
+        let mut steps = Vec::new();
+        plan_audit_rows(&mut steps, Placeholders::Anonymous, &records, &texts).expect("one per record");
+        assert!(steps[0].params.contains(&Param::Text(r#"{"given":true}"#.into())), "the given text is written");
+        let mut encoded = Vec::new();
+        plan_audit_rows(&mut encoded, Placeholders::Anonymous, &records, &[]).expect("encoded here");
+        assert_eq!(encoded[0].params.len(), 40);
+        let error = plan_audit_rows(&mut Vec::new(), Placeholders::Anonymous, &records, &texts[..1]).expect_err("one text for two records");
+        assert_eq!(error.kind, StoreErrorKind::Internal);
+    }
 
     #[test]
     fn sqlite_unit_inserts_fail_without_a_statement_journal_and_postgres_ones_are_plain() {
