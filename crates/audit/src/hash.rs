@@ -78,12 +78,8 @@ const HASHED_FIELDS: [&str; 19] = [
 /// The JSON columns of `record` in canonical form: the text its hash reads, and the text the
 /// chain's writer stores ([`aluskort_store::CaseStore::commit_work_encoded`]), encoded once.
 pub fn canonical_texts(record: &AuditRecord) -> AuditTexts {
-    let list = |items: &[String]| {
-        let mut out = Vec::new();
-        // A list of strings always serialises, into a Vec without fail.
-        let _ = serde_json::to_writer(&mut out, items);
-        String::from_utf8(out).unwrap_or_default()
-    };
+    // A list of strings always serialises.
+    let list = |items: &[String]| serde_json::to_string(items).unwrap_or_default();
     AuditTexts {
         actor_permissions: list(&record.actor_permissions),
         entity_ids: list(&record.entity_ids),

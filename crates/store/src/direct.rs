@@ -64,7 +64,7 @@ pub(crate) unsafe fn run_unit(db: *mut ffi::sqlite3, steps: &[Step<'_>]) -> Ran 
     if !connection.is_autocommit() {
         // sqlx ends its transactions before a connection goes back to the pool; a handle still in
         // one is not ours to write on.
-        let error = StoreError::new(StoreErrorKind::Internal, anyhow::anyhow!("the writer connection is inside a transaction"));
+        let error = StoreError::internal("the writer connection is inside a transaction");
         return Ran { result: Err(Failure::Store(error)), broken: true };
     }
     if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
@@ -113,7 +113,7 @@ impl<'s> Statements<'s> {
         if let Some(&statement) = self.prepared.get(sql) {
             return Ok(statement);
         }
-        let length = c_int::try_from(sql.len()).map_err(|_| internal(format!("a statement of {} bytes", sql.len())))?;
+        let length = c_int::try_from(sql.len()).map_err(|_| StoreError::internal(format!("a statement of {} bytes", sql.len())))?;
         let mut statement = std::ptr::null_mut();
         // SAFETY: `db` is live and this thread's (run_unit's contract); `sql` is `length` valid
         // bytes, read during the call only.
@@ -131,7 +131,7 @@ impl<'s> Statements<'s> {
             return Err(self.error());
         }
         if statement.is_null() {
-            return Err(internal("an empty statement".to_owned()));
+            return Err(StoreError::internal("an empty statement"));
         }
         self.prepared.insert(sql, statement);
         Ok(statement)
@@ -153,12 +153,12 @@ impl<'s> Statements<'s> {
                 name.strip_prefix('$')
                     .or_else(|| name.strip_prefix('?'))
                     .and_then(|number| number.parse::<usize>().ok())
-                    .ok_or_else(|| internal(format!("unsupported placeholder {name}")))?
+                    .ok_or_else(|| StoreError::internal(format!("unsupported placeholder {name}")))?
             };
             let param = position
                 .checked_sub(1)
                 .and_then(|at| params.get(at))
-                .ok_or_else(|| internal(format!("placeholder {position} has no value ({} bound)", params.len())))?;
+                .ok_or_else(|| StoreError::internal(format!("placeholder {position} has no value ({} bound)", params.len())))?;
             let code = match param {
                 // SQLITE_STATIC: the text stays where it is until the statement is unbound (run_steps).
                 Param::Text(text) => unsafe {
@@ -231,10 +231,6 @@ impl Drop for Statements<'_> {
             unsafe { ffi::sqlite3_finalize(statement) };
         }
     }
-}
-
-fn internal(reason: String) -> StoreError {
-    StoreError::new(StoreErrorKind::Internal, anyhow::anyhow!(reason))
 }
 
 #[cfg(test)]

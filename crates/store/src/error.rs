@@ -30,6 +30,11 @@ impl StoreError {
         StoreError::new(StoreErrorKind::Invalid, anyhow::anyhow!("{message}"))
     }
 
+    /// A mistake of the store's own code (not the data, not the database's availability).
+    pub fn internal(message: impl std::fmt::Display) -> Self {
+        StoreError::new(StoreErrorKind::Internal, anyhow::anyhow!("{message}"))
+    }
+
     pub fn is_retryable(&self) -> bool {
         matches!(self.kind, StoreErrorKind::Unavailable | StoreErrorKind::Timeout | StoreErrorKind::Conflict)
     }

@@ -117,10 +117,7 @@ impl Failure {
     pub(crate) fn into_store(self) -> StoreError {
         match self {
             Failure::Store(error) => error,
-            Failure::Skip(id) => StoreError::new(
-                StoreErrorKind::Internal,
-                anyhow::anyhow!("investigation {id} was overtaken where its write cannot be skipped"),
-            ),
+            Failure::Skip(id) => StoreError::internal(format!("investigation {id} was overtaken where its write cannot be skipped")),
         }
     }
 }
@@ -569,10 +566,7 @@ pub(crate) fn plan_audit_rows<'a>(
     } else if texts.len() == records.len() {
         records.iter().zip(texts.iter().map(Some)).collect()
     } else {
-        return Err(StoreError::new(
-            StoreErrorKind::Internal,
-            anyhow::anyhow!("{} audit records came with the encoded columns of {}", records.len(), texts.len()),
-        ));
+        return Err(StoreError::internal(format!("{} audit records came with the encoded columns of {}", records.len(), texts.len())));
     };
     insert_rows(
         steps,
