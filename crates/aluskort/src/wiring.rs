@@ -275,6 +275,13 @@ impl Running {
         };
         let shared_bus = bus.shared();
         let responder = build_responder(config, backends, Arc::clone(&audit), &shutdown)?;
+        let settings = PipelineSettings {
+            dry_run: Some(aluskort_respond::service::DryRunner {
+                executors: Arc::clone(&responder.executors),
+                notifier: responder.notifier.clone(),
+            }),
+            ..settings
+        };
         let pipeline = Pipeline::new(shared_bus, Arc::clone(&backends.case_store), audit, settings);
         let mut stages = Vec::new();
         if run.parse {

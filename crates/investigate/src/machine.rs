@@ -466,8 +466,13 @@ impl Pipeline {
         };
         let event_type = if destructive { "approval.requested" } else { "alert.escalated" };
         let now = Utc::now();
+        let dry_run = self.settings.dry_run.as_ref().filter(|_| self.settings.respond.mode == aluskort_config::ResponseMode::DryRun);
         for action in auto_actions {
-            work.batch.executions.push(Execution::queued(state.tenant_id.as_str(), &state.investigation_id.to_string(), None, action, now));
+            let mut execution = Execution::queued(state.tenant_id.as_str(), &state.investigation_id.to_string(), None, action, now);
+            if let Some(runner) = dry_run {
+                work.audit(runner.record(&mut execution, now));
+            }
+            work.batch.executions.push(execution);
         }
         // FR-RSP-002/003: every investigation waiting for a human has one approval, holding the
         // actions that need it (none when only the verdict needs confirming), with its deadline.

@@ -64,6 +64,9 @@ pub struct PipelineSettings {
     pub playbooks: Option<Arc<aluskort_respond::playbook::PlaybookSet>>,
     /// Approval deadlines and four-eyes tier for the approvals investigations open.
     pub respond: aluskort_config::RespondConfig,
+    /// With `respond.mode = "dry_run"`, records the automatic steps an investigation plans as dry
+    /// runs in its own commit; `None` queues them for the response service in every mode.
+    pub dry_run: Option<aluskort_respond::service::DryRunner>,
     /// Pause before a nacked message is retried.
     pub retry_backoff: StdDuration,
 }
@@ -87,6 +90,7 @@ impl std::fmt::Debug for PipelineSettings {
             .field("retry_backoff", &self.retry_backoff)
             .field("playbooks", &self.playbooks.is_some())
             .field("respond_mode", &self.respond.mode)
+            .field("dry_run", &self.dry_run.is_some())
             .finish()
     }
 }
@@ -109,6 +113,7 @@ impl Default for PipelineSettings {
             max_attempts: 5,
             playbooks: None,
             respond: aluskort_config::RespondConfig::default(),
+            dry_run: None,
             retry_backoff: StdDuration::from_millis(200),
         }
     }
@@ -699,6 +704,9 @@ impl Pipeline {
             )
             .increment(1);
             metrics::histogram!("aluskort_alert_to_verdict_seconds").record(settled.age);
+        }
+        if let Some(runner) = &self.settings.dry_run {
+            runner.announce(&work.batch.executions);
         }
         for state in &work.closed {
             self.remember(state).await;

@@ -1,6 +1,7 @@
 //! The response service: human decisions on approvals, the deadline sweep, and the execution of
 //! queued actions, each stored in one transaction with its investigation versions and audit
-//! records (FR-RSP-002..004).
+//! records (FR-RSP-002..004). In dry-run mode the automatic steps an investigation plans are not
+//! queued: the investigate stage records them as dry runs in its own commit ([`DryRunner`]).
 //!
 //! Exactly once: an execution is a row keyed by (investigation, step, approval). A worker claims it
 //! under a lease; a worker that dies mid-call leaves it `running` until the lease runs out, after
@@ -516,31 +517,12 @@ impl Responder {
             let event = self.execution_event(&execution, "response.executed", "failed", &error);
             return Some((execution, Some(event)));
         }
-        let request = ActionRequest {
-            execution_key: execution.execution_key.clone(),
-            tenant_id: execution.tenant_id.clone(),
-            investigation_id: execution.investigation_id.clone(),
-            step_key: execution.action.step_key.clone(),
-            action: execution.action.action.clone(),
-            target: execution.action.target.clone(),
-            params: execution.action.params.clone(),
-        };
-        let executor = self.executors.get(&execution.action.action);
-        if executor.is_none() && self.config.mode == ResponseMode::DryRun {
-            // Nothing is sent in dry-run, so an unconfigured action is recorded as planned.
-            execution.status = ExecutionStatus::DryRun;
-            execution.lease_until = None;
-            execution.request = Some(json!({
-                "action": execution.action.action,
-                "target": execution.action.target,
-                "params": execution.action.params,
-                "note": "no executor is configured for this action; in live mode it would fail",
-            }));
-            execution.result = Some(json!({"dry_run": true}));
-            let event = self.execution_event(&execution, "response.prepared", "success", "dry run: recorded the planned action");
+        if self.config.mode == ResponseMode::DryRun {
+            let event = record_dry_run(&self.executors, &mut execution, now);
             return Some((execution, Some(event)));
         }
-        let Some(executor) = executor else {
+        let request = action_request(&execution);
+        let Some(executor) = self.executors.get(&execution.action.action) else {
             let error = format!("no executor is configured for {} (see [respond] in the config)", execution.action.action);
             execution.status = ExecutionStatus::Failed;
             execution.error = Some(error.clone());
@@ -550,13 +532,6 @@ impl Responder {
         };
         let described = executor.describe(&request);
         execution.request = described.as_ref().ok().cloned();
-        if self.config.mode == ResponseMode::DryRun {
-            execution.status = ExecutionStatus::DryRun;
-            execution.lease_until = None;
-            execution.result = Some(json!({"dry_run": true}));
-            let event = self.execution_event(&execution, "response.prepared", "success", "dry run: recorded what would have been sent");
-            return Some((execution, Some(event)));
-        }
         let outcome = match described {
             Err(error) => Err(error),
             Ok(_) if execution.attempts > 1 => match executor.already_applied(&request).await {
@@ -641,33 +616,7 @@ impl Responder {
     }
 
     fn execution_event(&self, execution: &Execution, event_type: &'static str, status: &str, summary: &str) -> AuditEvent {
-        let mut event = AuditEvent::agent(&execution.tenant_id, event_type, "response_agent", self.clock.now());
-        event.investigation_id = Some(execution.investigation_id.clone());
-        event.actor_permissions = vec!["execute_playbook".to_owned()];
-        event.entity_ids = if execution.action.target.is_empty() { Vec::new() } else { vec![execution.action.target.clone()] };
-        if status == "failed" {
-            event.severity = "warning";
-        }
-        event.decision = json!({
-            "decision_type": "response",
-            "execution_key": execution.execution_key,
-            "approval_id": execution.approval_id,
-            "playbook_id": execution.action.playbook_id,
-            "step": execution.action.step_key,
-            "action": execution.action.action,
-            "target": execution.action.target,
-            "tier": execution.action.tier,
-            "destructive": execution.action.destructive,
-            "mode": self.config.mode.as_str(),
-        });
-        event.outcome = json!({
-            "outcome_status": status,
-            "attempts": execution.attempts,
-            "request": execution.request,
-            "result": execution.result,
-            "reasoning_summary": summary,
-        });
-        event
+        execution_event(execution, (event_type, status, summary), self.config.mode, self.clock.now())
     }
 
     /// Closes every RESPONDING investigation whose approved actions have all finished: the pass
@@ -763,6 +712,109 @@ impl Responder {
         }
         self.notifier.flush().await;
         Ok(())
+    }
+}
+
+/// The audit event of one execution's outcome: `(event type, outcome status, summary)`.
+fn execution_event(
+    execution: &Execution,
+    (event_type, status, summary): (&'static str, &str, &str),
+    mode: ResponseMode,
+    now: DateTime<Utc>,
+) -> AuditEvent {
+    let mut event = AuditEvent::agent(&execution.tenant_id, event_type, "response_agent", now);
+    event.investigation_id = Some(execution.investigation_id.clone());
+    event.actor_permissions = vec!["execute_playbook".to_owned()];
+    event.entity_ids = if execution.action.target.is_empty() { Vec::new() } else { vec![execution.action.target.clone()] };
+    if status == "failed" {
+        event.severity = "warning";
+    }
+    event.decision = json!({
+        "decision_type": "response",
+        "execution_key": execution.execution_key,
+        "approval_id": execution.approval_id,
+        "playbook_id": execution.action.playbook_id,
+        "step": execution.action.step_key,
+        "action": execution.action.action,
+        "target": execution.action.target,
+        "tier": execution.action.tier,
+        "destructive": execution.action.destructive,
+        "mode": mode.as_str(),
+    });
+    event.outcome = json!({
+        "outcome_status": status,
+        "attempts": execution.attempts,
+        "request": execution.request,
+        "result": execution.result,
+        "reasoning_summary": summary,
+    });
+    event
+}
+
+/// What an executor is asked to do for `execution`.
+fn action_request(execution: &Execution) -> ActionRequest {
+    ActionRequest {
+        execution_key: execution.execution_key.clone(),
+        tenant_id: execution.tenant_id.clone(),
+        investigation_id: execution.investigation_id.clone(),
+        step_key: execution.action.step_key.clone(),
+        action: execution.action.action.clone(),
+        target: execution.action.target.clone(),
+        params: execution.action.params.clone(),
+    }
+}
+
+/// Records `execution` as a dry run at `now` (nothing is sent, one attempt): what its executor
+/// would have sent, or the planned action when no executor is configured for it (in live mode
+/// that would fail), and the `response.prepared` audit event of it. The response service records
+/// queued executions this way in dry-run mode, and the investigate stage the automatic steps it
+/// plans ([`DryRunner`]).
+pub fn record_dry_run(executors: &Executors, execution: &mut Execution, now: DateTime<Utc>) -> AuditEvent {
+    execution.attempts = execution.attempts.max(1);
+    execution.updated_at = now;
+    execution.status = ExecutionStatus::DryRun;
+    execution.lease_until = None;
+    execution.result = Some(json!({"dry_run": true}));
+    let summary = match executors.get(&execution.action.action) {
+        Some(executor) => {
+            execution.request = executor.describe(&action_request(execution)).ok();
+            "dry run: recorded what would have been sent"
+        }
+        None => {
+            execution.request = Some(json!({
+                "action": execution.action.action,
+                "target": execution.action.target,
+                "params": execution.action.params,
+                "note": "no executor is configured for this action; in live mode it would fail",
+            }));
+            "dry run: recorded the planned action"
+        }
+    };
+    execution_event(execution, ("response.prepared", "success", summary), ResponseMode::DryRun, now)
+}
+
+/// Automatic steps recorded as dry runs where they are planned (`respond.mode = "dry_run"`): in
+/// the investigation's own commit, instead of queued for the response service to claim, run and
+/// record in two more transactions each. Nothing is sent either way; what is stored (the
+/// execution, its `response.prepared` audit event, the `response.executed` notification once the
+/// commit has landed) is what the response service would have stored.
+#[derive(Clone)]
+pub struct DryRunner {
+    pub executors: Arc<Executors>,
+    pub notifier: Notifier,
+}
+
+impl DryRunner {
+    /// See [`record_dry_run`].
+    pub fn record(&self, execution: &mut Execution, now: DateTime<Utc>) -> AuditEvent {
+        record_dry_run(&self.executors, execution, now)
+    }
+
+    /// Announces executions recorded (and committed) as dry runs.
+    pub fn announce<'a>(&self, executions: impl IntoIterator<Item = &'a Execution>) {
+        for execution in executions.into_iter().filter(|execution| execution.status == ExecutionStatus::DryRun) {
+            self.notifier.notify(executed_notification(execution));
+        }
     }
 }
 

@@ -349,3 +349,77 @@ async fn a_kill_switch_holds_queued_automatic_steps() {
     assert_eq!(blocked, automatic.len());
     harness.stop().await;
 }
+
+/// Dry-run mode: the automatic steps an investigation plans are recorded as dry runs in the
+/// investigation's own commit (what their executor would have sent, one attempt, a
+/// `response.prepared` audit record each, a `response.executed` notification once committed),
+/// and the response service finds nothing of them to claim. Without a dry runner (or in live
+/// mode) they are queued for it as before.
+#[tokio::test]
+async fn dry_run_automatic_steps_are_recorded_with_their_investigation() {
+    use aluskort_config::{NotifyKind, NotifyTarget};
+    use aluskort_testkit::fake::chat::FakeSlack;
+
+    let fake = FakeDefender::start().await;
+    fake.add_machine("m-1", "ws-alpha.contoso.com");
+    let config = RespondConfig { mode: ResponseMode::DryRun, ..live_config(&fake) };
+    let cancel = CancellationToken::new();
+    let executors = Arc::new(Executors::from_config(&config, cancel.clone()).expect("executors"));
+    let slack = FakeSlack::start().await;
+    let notifier = Notifier::start(
+        vec![NotifyTarget {
+            kind: NotifyKind::Slack { url: SecretString::new(slack.url()) },
+            events: vec!["response.executed".to_owned()],
+            timeout: std::time::Duration::from_secs(5),
+            max_retries: 2,
+        }],
+        cancel.clone(),
+    );
+    let runner = aluskort_respond::service::DryRunner { executors: Arc::clone(&executors), notifier: notifier.clone() };
+    let respond = config.clone();
+    let harness = harness_with(move |_| PipelineSettings {
+        playbooks: Some(Arc::new(PlaybookSet::builtin())),
+        respond,
+        dry_run: Some(runner),
+        ..PipelineSettings::default()
+    })
+    .await;
+    harness.run(vec![malware_alert("dry-auto", "High", "ws-alpha")]).await;
+    let state = state_of(&harness, "dry-auto").await;
+    let executions = harness.store.executions_for_investigation(&state.investigation_id.to_string()).await.expect("executions");
+    let automatic: Vec<&Execution> = executions.iter().filter(|e| e.approval_id.is_none()).collect();
+    assert!(!automatic.is_empty(), "the malware playbook plans automatic steps");
+    for execution in &automatic {
+        assert_eq!(execution.status, ExecutionStatus::DryRun, "{}", execution.action.step_key);
+        assert_eq!(execution.attempts, 1);
+        assert_eq!(execution.lease_until, None);
+        assert_eq!(execution.result, Some(json!({"dry_run": true})));
+        assert!(execution.request.is_some(), "what would have been sent: {}", execution.action.step_key);
+    }
+    let records = harness.store.audit_records("default", 0, 10_000).await.expect("audit");
+    let prepared: Vec<&str> =
+        records.iter().filter(|r| r.event_type == "response.prepared").filter_map(|r| r.decision["execution_key"].as_str()).collect();
+    let mut keys: Vec<&str> = automatic.iter().map(|e| e.execution_key.as_str()).collect();
+    keys.sort_unstable();
+    let mut prepared = prepared;
+    prepared.sort_unstable();
+    assert_eq!(prepared, keys, "one response.prepared record per automatic step");
+    notifier.flush().await;
+    assert_eq!(slack.messages().len(), automatic.len(), "one response.executed notification each: {:?}", slack.messages());
+    // Nothing is left for the response service; nothing was sent.
+    let responder = Responder {
+        cases: harness.store.clone(),
+        responses: harness.store.clone(),
+        audit: Arc::new(AuditLog::new(harness.store.clone())),
+        executors,
+        notifier: Notifier::disabled(),
+        config,
+        clock: aluskort_respond::service::Clock::system(),
+        kill_switches: aluskort_config::SharedKillSwitches::default(),
+    };
+    let report = responder.run_executions(Utc::now()).await.expect("run");
+    assert_eq!(report.executions(), 0, "{report:?}");
+    assert!(fake.actions().is_empty(), "dry-run sends nothing");
+    assert_eq!(verify_store(harness.store.as_ref()).await.expect("verify").first_break, None);
+    harness.stop().await;
+}

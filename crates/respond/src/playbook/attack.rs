@@ -47,8 +47,11 @@ pub fn tactic_id(raw: &str) -> Option<String> {
 
 /// Whether the alert's technique `seen` is `listed` or one of its sub-techniques (case-insensitive).
 pub fn technique_matches(listed: &str, seen: &str) -> bool {
-    let (listed, seen) = (listed.to_ascii_uppercase(), seen.trim().to_ascii_uppercase());
-    seen == listed || seen.strip_prefix(&listed).is_some_and(|rest| rest.starts_with('.'))
+    let seen = seen.trim();
+    match seen.as_bytes().get(..listed.len()) {
+        Some(head) if head.eq_ignore_ascii_case(listed.as_bytes()) => matches!(seen.as_bytes().get(listed.len()), None | Some(b'.')),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -386,7 +386,7 @@ impl Facts {
         Some(why)
     }
 
-    fn vars(&self, state: &GraphState, alert: &CanonicalAlert) -> Vars {
+    fn vars(&self, state: &GraphState, alert: &CanonicalAlert) -> Vars<'static> {
         let mut vars = Vars::default();
         vars.set("investigation_id", state.investigation_id.to_string());
         vars.set("incident_id", state.incident_id.clone().unwrap_or_default());
@@ -422,7 +422,7 @@ pub(super) fn plan(playbooks: &[LoadedPlaybook], state: &GraphState, alert: &Can
         let Some(mut why) = facts.matches(&playbook.criteria) else {
             continue;
         };
-        let mut vars = base.clone();
+        let mut vars = base.child();
         vars.set("playbook.id", playbook.playbook.id.as_str());
         vars.set("playbook.name", playbook.playbook.name.as_str());
         vars.set("playbook.version", playbook.playbook.version.to_string());
@@ -443,7 +443,7 @@ fn plan_step(
     playbook: &Playbook,
     step: &Step,
     facts: &Facts,
-    vars: &Vars,
+    vars: &Vars<'_>,
     step_keys: &mut BTreeSet<String>,
     actions: &mut Vec<PlannedAction>,
     why: &mut Vec<String>,
@@ -474,7 +474,7 @@ fn plan_step(
         if !step_keys.insert(step_key.clone()) {
             continue;
         }
-        let mut vars = vars.clone();
+        let mut vars = vars.child();
         vars.set("step.id", step.id.as_str());
         if let Some(kind) = step.for_each {
             vars.set("target", target.value.as_str());

@@ -5,8 +5,6 @@
 //! description), never text spliced into JSON, HTML or a shell, so it needs none. A name the
 //! renderer does not know is an error, at lint time and at render time, never an empty string.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Number, Value};
 
 use super::model::EntityKind;
@@ -124,19 +122,34 @@ pub fn check_variable(name: &str, for_each: Option<EntityKind>) -> Result<(), Te
     }
 }
 
-/// Values of the variables one step sees.
+/// Values of the variables one step sees: its own, then those of the scope it was made in
+/// ([`Vars::child`]). A playbook's variables are a child of the investigation's and a step's of
+/// the playbook's, so planning a step on a target sets a few names instead of copying them all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Vars {
-    values: BTreeMap<&'static str, String>,
+pub struct Vars<'p> {
+    values: Vec<(&'static str, String)>,
+    parent: Option<&'p Vars<'p>>,
 }
 
-impl Vars {
+impl<'p> Vars<'p> {
+    /// A scope that sees every variable of `self` unless it sets the name itself.
+    pub fn child(&'p self) -> Vars<'p> {
+        Vars { values: Vec::new(), parent: Some(self) }
+    }
+
     pub fn set(&mut self, name: &'static str, value: impl Into<String>) {
-        self.values.insert(name, value.into());
+        let value = value.into();
+        match self.values.iter_mut().find(|(known, _)| *known == name) {
+            Some((_, held)) => *held = value,
+            None => self.values.push((name, value)),
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
+        match self.values.iter().find(|(known, _)| *known == name) {
+            Some((_, value)) => Some(value),
+            None => self.parent?.get(name),
+        }
     }
 }
 
@@ -199,7 +212,7 @@ pub fn render_params(params: &toml::Table, vars: &Vars) -> Result<Map<String, Va
 mod tests {
     use super::*;
 
-    fn vars() -> Vars {
+    fn vars() -> Vars<'static> {
         let mut vars = Vars::default();
         vars.set("alert.title", "Suspicious {{ braces }} & \"quotes\"");
         vars.set("target", "ws01.corp.local");
