@@ -125,3 +125,68 @@ async fn many_keys_spread_over_the_partitions_and_all_arrive_once() {
     assert!(ended.is_none());
     assert!(bus.publish(Topic::AlertsRaw, "k", Bytes::from("late")).await.is_err(), "a closed bus refuses to publish");
 }
+
+/// A rebalance ends the ownership deliveries were handed out under. Whoever owns the partition
+/// afterwards reads it again from the committed offset (attempt 1); the deliveries of before,
+/// nacked now, do not come back from their old member, and acked now, commit nothing: their
+/// offsets are not contiguous with what the new ownership hands out, and committing them could
+/// skip messages it has not handed out yet (the distributed e2e stall). Everything gets through
+/// and the lag drains.
+#[tokio::test]
+async fn deliveries_from_before_a_rebalance_are_read_again_by_the_owner_not_redelivered() {
+    let Some(bus) = bus("rebalance").await else { return };
+    let (topic, group) = (Topic::AlertsNormalized, "aluskort.orchestrator");
+    for payload in payloads(10) {
+        bus.publish(topic, "alert-1", Bytes::from(payload)).await.expect("publish");
+    }
+    let mut first = bus.subscribe(topic, group).await.expect("subscribe");
+    let mut held = Vec::new();
+    for n in 0..10 {
+        let delivery = next(&mut first).await;
+        if n < 4 { delivery.ack() } else { held.push(delivery) }
+    }
+    tokio::time::timeout(Duration::from_millis(500), first.next()).await.ok();
+    assert_eq!(bus.pending(topic, group).await.expect("lag"), 6, "0..3 committed");
+
+    // A second member joins: the group rebalances, and the partition's owner reads 4..9 again.
+    let mut second = bus.subscribe(topic, group).await.expect("second member");
+    let mut again = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while again.len() < 6 && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            Some(delivery) = first.next() => again.push(delivery),
+            Some(delivery) = second.next() => again.push(delivery),
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+    let mut read_again: Vec<(Bytes, u32)> = again.iter().map(|d| (d.message.payload.clone(), d.attempt)).collect();
+    read_again.sort();
+    let expected: Vec<(Bytes, u32)> = (4..10).map(|n| (Bytes::from(format!("{{\"alert\":{n}}}")), 1)).collect();
+    assert_eq!(read_again, expected, "the owner after the rebalance reads from the committed offset");
+
+    // The deliveries of before are nacked: they belonged to an ended ownership, nobody hands them out again.
+    drop(held);
+    let mut late = Vec::new();
+    let quiet = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < quiet {
+        let delivery = tokio::select! {
+            Some(delivery) = first.next() => delivery,
+            Some(delivery) = second.next() => delivery,
+            () = tokio::time::sleep(Duration::from_millis(200)) => continue,
+        };
+        late.push((String::from_utf8_lossy(&delivery.message.payload).into_owned(), delivery.attempt));
+        delivery.ack();
+    }
+    assert_eq!(late, Vec::<(String, u32)>::new(), "nothing of an ended ownership is redelivered");
+
+    again.into_iter().for_each(aluskort_bus::Delivery::ack);
+    for _ in 0..5 {
+        tokio::select! {
+            _ = first.next() => {}
+            _ = second.next() => {}
+            () = tokio::time::sleep(Duration::from_millis(300)) => {}
+        }
+    }
+    assert_eq!(bus.pending(topic, group).await.expect("lag"), 0, "everything committed by the owner");
+    bus.close();
+}
