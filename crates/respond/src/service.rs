@@ -616,7 +616,7 @@ impl Responder {
     }
 
     fn execution_event(&self, execution: &Execution, event_type: &'static str, status: &str, summary: &str) -> AuditEvent {
-        execution_event(execution, (event_type, status, summary), self.config.mode, self.clock.now())
+        execution_event(execution, event_type, status, summary, self.config.mode, self.clock.now())
     }
 
     /// Closes every RESPONDING investigation whose approved actions have all finished: the pass
@@ -715,10 +715,12 @@ impl Responder {
     }
 }
 
-/// The audit event of one execution's outcome: `(event type, outcome status, summary)`.
+/// The audit event of one execution's outcome.
 fn execution_event(
     execution: &Execution,
-    (event_type, status, summary): (&'static str, &str, &str),
+    event_type: &'static str,
+    status: &str,
+    summary: &str,
     mode: ResponseMode,
     now: DateTime<Utc>,
 ) -> AuditEvent {
@@ -790,7 +792,7 @@ pub fn record_dry_run(executors: &Executors, execution: &mut Execution, now: Dat
             "dry run: recorded the planned action"
         }
     };
-    execution_event(execution, ("response.prepared", "success", summary), ResponseMode::DryRun, now)
+    execution_event(execution, "response.prepared", "success", summary, ResponseMode::DryRun, now)
 }
 
 /// Automatic steps recorded as dry runs where they are planned (`respond.mode = "dry_run"`): in

@@ -397,12 +397,11 @@ async fn dry_run_automatic_steps_are_recorded_with_their_investigation() {
         assert!(execution.request.is_some(), "what would have been sent: {}", execution.action.step_key);
     }
     let records = harness.store.audit_records("default", 0, 10_000).await.expect("audit");
-    let prepared: Vec<&str> =
+    let mut prepared: Vec<&str> =
         records.iter().filter(|r| r.event_type == "response.prepared").filter_map(|r| r.decision["execution_key"].as_str()).collect();
+    prepared.sort_unstable();
     let mut keys: Vec<&str> = automatic.iter().map(|e| e.execution_key.as_str()).collect();
     keys.sort_unstable();
-    let mut prepared = prepared;
-    prepared.sort_unstable();
     assert_eq!(prepared, keys, "one response.prepared record per automatic step");
     notifier.flush().await;
     assert_eq!(slack.messages().len(), automatic.len(), "one response.executed notification each: {:?}", slack.messages());
