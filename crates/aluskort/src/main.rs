@@ -266,6 +266,10 @@ enum BenchCommand {
         /// Offered load in alerts per second (default: submit as fast as accepted).
         #[arg(long)]
         rate: Option<f64>,
+        /// Run in this directory (new or empty) instead of a scratch one, and leave the data there
+        /// for inspection (e.g. what each table stores per alert).
+        #[arg(long)]
+        keep: Option<PathBuf>,
     },
     /// The analyst API (what the web UI calls) over loopback HTTP, after `--investigations`
     /// synthetic alerts went through the embedded pipeline: p50/p99 per route and a cursor walk
@@ -555,12 +559,19 @@ fn main() -> ExitCode {
             Command::Audit { command: AuditCommand::VerifyEvidence { file } } => commands::audit::verify_evidence(&file),
             Command::ApiKey { command: ApiKeyCommand::New { name, role, tenants } } => commands::apikey::new(&name, &role, &tenants),
             Command::Config { command: ConfigCommand::Check } => commands::config::check(cli.config.as_deref(), cli.data_dir, &env),
-            Command::Bench { command: BenchCommand::Pipeline { alerts, group, source, rate } } => {
-                commands::bench::run(commands::bench::BenchOptions { alerts, group, source, rate, api: false }).await
+            Command::Bench { command: BenchCommand::Pipeline { alerts, group, source, rate, keep } } => {
+                commands::bench::run(commands::bench::BenchOptions { alerts, group, source, rate, api: false, keep }).await
             }
             Command::Bench { command: BenchCommand::Api { investigations, group } } => {
-                commands::bench::run(commands::bench::BenchOptions { alerts: investigations, group, source: None, rate: None, api: true })
-                    .await
+                commands::bench::run(commands::bench::BenchOptions {
+                    alerts: investigations,
+                    group,
+                    source: None,
+                    rate: None,
+                    api: true,
+                    keep: None,
+                })
+                .await
             }
             #[cfg(feature = "redis")]
             Command::Bench { command: BenchCommand::Redis { url, lookups, concurrency } } => {

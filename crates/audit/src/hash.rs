@@ -155,7 +155,19 @@ pub(crate) fn finish_hash(mut prefix: Sha256, record: &AuditRecord) -> String {
     let mut input = Vec::with_capacity(256);
     let _ = write_suffix(&mut input, record);
     prefix.update(&input);
-    hex::encode(prefix.finalize())
+    lower_hex(&prefix.finalize())
+}
+
+/// `bytes` as lower-case hex digits. (`hex::encode` collects them one `char` at a time through
+/// an iterator: ~2,200 instructions per digest, twice per record appended.)
+fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    out
 }
 
 /// sha256 hex of the canonical JSON of every field except `record_hash`.
@@ -168,6 +180,15 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn digests_are_written_as_the_hex_crate_writes_them() {
+        for input in [&b""[..], b"abc", &[0xff; 100]] {
+            let digest = Sha256::digest(input);
+            assert_eq!(lower_hex(&digest), hex::encode(digest));
+        }
+        assert_eq!(lower_hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+    }
 
     #[test]
     fn canonical_json_sorts_keys_recursively_without_whitespace() {

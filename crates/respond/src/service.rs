@@ -30,6 +30,8 @@ use crate::notify::{Notification, Notifier};
 pub const MAX_EXECUTION_ATTEMPTS: u32 = 5;
 /// Every this many ticks the run loop sweeps pending approvals (10 s at the server's 1 s tick).
 const SWEEP_TICKS: u64 = 10;
+/// Pending approvals read per page of a sweep.
+const SWEEP_PAGE: u32 = 1000;
 /// Every this many ticks the run loop looks for finished responses left open.
 const CLOSE_SWEEP_TICKS: u64 = 30;
 /// Time before a lease ends in which an execution is no longer started.
@@ -335,10 +337,44 @@ impl Responder {
     /// 50 % of the time, escalates critical/high at the deadline (they stay pending) and times out
     /// the rest, closing their investigations as `timed_out` (FR-RSP-003).
     pub async fn sweep_approvals(&self, now: DateTime<Utc>) -> Result<SweepReport, ResponseError> {
+        self.sweep_approvals_by(now, SWEEP_PAGE).await
+    }
+
+    /// [`Responder::sweep_approvals`] reading `page` approvals at a time (tests use small pages).
+    ///
+    /// Every pending approval is visited, page after page, soonest deadline first: reading only
+    /// the first page, the requests and reminders of approvals beyond it (a backlog of more than a
+    /// page) were never sent. With no notification target taking requests or reminders, only the
+    /// approvals past their deadline have anything due, and only those are read (`deadline_before`,
+    /// through the status and deadline index): a backlog costs nothing to sweep.
+    pub async fn sweep_approvals_by(&self, now: DateTime<Utc>, page: u32) -> Result<SweepReport, ResponseError> {
         let mut report = SweepReport::default();
-        let filter = ApprovalFilter { status: Some(ApprovalStatus::Pending), limit: 1000, ..ApprovalFilter::default() };
-        for approval in self.responses.approvals(&filter).await? {
-            match self.sweep_one(&approval, now).await {
+        let notifying = self.notifier.wants("approval.requested") || self.notifier.wants("approval.reminder");
+        let mut filter = ApprovalFilter {
+            status: Some(ApprovalStatus::Pending),
+            deadline_before: (!notifying).then_some(now),
+            limit: page.max(1),
+            ..ApprovalFilter::default()
+        };
+        loop {
+            let approvals = self.responses.approvals(&filter).await?;
+            let full = approvals.len() >= filter.limit as usize;
+            filter.after = approvals.last().map(|approval| aluskort_store::PageKey {
+                time: approval.deadline,
+                tenant: approval.tenant_id.clone(),
+                id: approval.approval_id.clone(),
+            });
+            self.sweep_page(&approvals, now, &mut report).await;
+            if !full {
+                return Ok(report);
+            }
+        }
+    }
+
+    /// Sweeps one page of pending approvals into `report`.
+    async fn sweep_page(&self, approvals: &[Approval], now: DateTime<Utc>, report: &mut SweepReport) {
+        for approval in approvals {
+            match self.sweep_one(approval, now).await {
                 Ok(Some((kind, notification))) => {
                     match kind {
                         "approval.requested" => report.notified += 1,
@@ -360,7 +396,6 @@ impl Responder {
                 }
             }
         }
-        Ok(report)
     }
 
     async fn sweep_one(

@@ -117,3 +117,75 @@ async fn high_escalates_and_stays_pending_medium_times_out_as_the_clock_moves() 
     assert_eq!(count("approval.timed_out"), 1);
     assert_eq!(verify_store(store.as_ref()).await.expect("verify").first_break, None);
 }
+
+/// A responder over `store` sending to `targets` (none: nothing wants requests or reminders).
+fn responder(store: &Arc<SqliteStore>, clock: &Clock, targets: Vec<NotifyTarget>) -> Responder {
+    Responder {
+        cases: store.clone(),
+        responses: store.clone(),
+        audit: Arc::new(AuditLog::new(store.clone())),
+        executors: Arc::new(Executors::empty()),
+        notifier: Notifier::start(targets, CancellationToken::new()),
+        config: RespondConfig::default(),
+        clock: clock.clone(),
+        kill_switches: aluskort_config::SharedKillSwitches::default(),
+    }
+}
+
+/// FR-RSP-003 under a backlog: a sweep visits every pending approval, page after page, so the
+/// requests of approvals beyond the first page go out too (when a sweep read one page of the
+/// soonest deadlines, a backlog larger than a page kept the later approvals' requests back until
+/// the earlier ones were decided).
+#[tokio::test]
+async fn a_sweep_requests_every_approval_of_a_backlog_larger_than_a_page() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    let (clock, _hand) = Clock::manual(chrono::Utc::now());
+    let slack = FakeSlack::start().await;
+    let mut approvals = Vec::new();
+    for index in 0..5 {
+        approvals.push(awaiting(&store, &format!("backlog-{index}"), "medium", &clock).await.1);
+    }
+    let targets = vec![NotifyTarget {
+        kind: NotifyKind::Slack { url: SecretString::new(slack.url()) },
+        events: vec!["approval.requested".to_owned()],
+        timeout: Duration::from_secs(5),
+        max_retries: 1,
+    }];
+    let responder = responder(&store, &clock, targets);
+    let report = responder.sweep_approvals_by(clock.now(), 2).await.expect("sweep");
+    assert_eq!((report.notified, report.failed), (5, 0), "every approval of three pages: {report:?}");
+    for id in &approvals {
+        let approval = store.approval(id).await.expect("read").expect("present");
+        assert_eq!(approval.notified_at, Some(clock.now()), "{id} requested");
+    }
+    let again = responder.sweep_approvals_by(clock.now(), 2).await.expect("sweep");
+    assert_eq!(again, Default::default(), "each request goes out once");
+}
+
+/// With no notification target, a sweep has only deadlines to act on: it reads the approvals past
+/// theirs (across pages) and leaves the others alone.
+#[tokio::test]
+async fn without_targets_a_sweep_acts_only_on_deadlines_passed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    let (clock, hand) = Clock::manual(chrono::Utc::now());
+    let mut medium = Vec::new();
+    for index in 0..3 {
+        medium.push(awaiting(&store, &format!("medium-{index}"), "medium", &clock).await.1);
+    }
+    let responder = responder(&store, &clock, Vec::new());
+    assert_eq!(responder.sweep_approvals_by(clock.now(), 2).await.expect("sweep"), Default::default(), "nothing due yet");
+    hand.advance(chrono::Duration::minutes(210));
+    let (_, critical) = awaiting(&store, "critical-1", "critical", &clock).await;
+    // 4 h 10 min: the medium approvals' deadline (4 h) has passed, the critical one's (1 h from
+    // its request at 3 h 30 min) has not.
+    hand.advance(chrono::Duration::minutes(40));
+    let report = responder.sweep_approvals_by(clock.now(), 2).await.expect("sweep");
+    assert_eq!((report.timed_out, report.notified, report.reminded, report.escalated), (3, 0, 0, 0), "{report:?}");
+    for id in &medium {
+        assert_eq!(store.approval(id).await.expect("read").expect("present").status, ApprovalStatus::TimedOut);
+    }
+    let pending = store.approval(&critical).await.expect("read").expect("present");
+    assert_eq!((pending.status, pending.notified_at), (ApprovalStatus::Pending, None), "not due, not touched");
+}

@@ -258,10 +258,23 @@ fn push_key(out: &mut String, key: &str) {
 fn field_patch(old: &FieldTexts, new: &FieldTexts) -> StoreResult<Option<String>> {
     let mut entries: Vec<(&str, Cow<'_, str>)> = Vec::new();
     let mut lossy = false;
-    for (key, text) in new {
-        let (key, text): (&str, &str) = (key, text);
-        match old.iter().find(|(old_key, _)| old_key == key) {
-            Some((_, before)) if before.as_ref() == text => {}
+    // Whether every field is where it was in the version before (then none went).
+    let mut aligned = old.len() == new.len();
+    for (index, (key, shared)) in new.iter().enumerate() {
+        // Versions list their fields in the same order: the field at the same place is the
+        // one, unless a field came or went.
+        let found = match old.get(index) {
+            Some(same) if same.0 == *key => Some(same),
+            _ => {
+                aligned = false;
+                old.iter().find(|(old_key, _)| old_key == key)
+            }
+        };
+        let (key, text): (&str, &str) = (key, shared);
+        match found {
+            // A field carried over from the version before shares its text: no need to compare
+            // kilobytes of it.
+            Some((_, before)) if Rc::ptr_eq(before, shared) || before.as_ref() == text => {}
             Some((_, before)) => match (before.as_bytes().first(), text.as_bytes().first()) {
                 (Some(b'{'), Some(b'{')) if let Some(members) = grown_members(before, text) => {
                     // Members added after the kept ones (a map growing, as case facts do): the
@@ -297,8 +310,10 @@ fn field_patch(old: &FieldTexts, new: &FieldTexts) -> StoreResult<Option<String>
             return Ok(None);
         }
     }
-    for (key, _) in old.iter().filter(|(key, _)| !new.iter().any(|(new_key, _)| new_key == key)) {
-        entries.push((key, Cow::Borrowed("null")));
+    if !aligned {
+        for (key, _) in old.iter().filter(|(key, _)| !new.iter().any(|(new_key, _)| new_key == key)) {
+            entries.push((key, Cow::Borrowed("null")));
+        }
     }
     let mut out = String::from("{");
     push_key(&mut out, PATCH_KEY);

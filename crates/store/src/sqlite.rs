@@ -104,6 +104,7 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(30))
+            .after_connect(|connection, _| Box::pin(stable_plans(connection)))
             .connect_with(options.clone())
             .await?;
         let writer = if max_connections > 1 {
@@ -116,7 +117,12 @@ impl SqliteStore {
             // can be undone alone) go to memory, not to a temporary file per transaction: system
             // CPU of `bench pipeline --rate 100 --alerts 2000` 6.8 → 6.0 s (two runs each).
             let options = options.pragma("cache_size", WRITER_CACHE_KIB).pragma("temp_store", "memory");
-            SqlitePoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(30)).connect_with(options).await?
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(|connection, _| Box::pin(stable_plans(connection)))
+                .connect_with(options)
+                .await?
         } else {
             // One connection (an in-memory database is private to its connection): it does both.
             pool.clone()
@@ -191,6 +197,30 @@ impl SqliteStore {
     }
 }
 
+/// Turns on SQLite's query planner stability guarantee (`SQLITE_DBCONFIG_ENABLE_QPSG`) for a new
+/// connection: a statement's plan no longer depends on the values bound to it. Without it the
+/// bundled SQLite (built with `SQLITE_ENABLE_STAT4`) marks parameters whose value could change a
+/// plan (`LIMIT ?`, a value compared with a partial index's condition, a range on an indexed
+/// column) and re-prepares the cached statement every time one of them is bound to a new value:
+/// `sqlite3Reprepare`, with the result columns' names allocated afresh each time, was ~3 % of a
+/// `bench pipeline` burst's CPU. The store never runs `ANALYZE`, so there were no statistics for
+/// such a plan to use anyway.
+async fn stable_plans(connection: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    let mut locked = connection.lock_handle().await?;
+    let handle = locked.as_raw_handle().as_ptr();
+    // SAFETY: `locked` keeps sqlx's worker thread off the handle while it is borrowed here; the
+    // borrowed `Connection` neither closes it (not owned) nor keeps a statement past this block.
+    #[allow(unsafe_code, reason = "the handle is held exclusively through `locked`")]
+    let connection = unsafe { rusqlite::Connection::from_handle(handle) }.map_err(|error| sqlx::Error::Configuration(error.into()))?;
+    let enabled = connection
+        .set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(|error| sqlx::Error::Configuration(error.into()))?;
+    if !enabled {
+        return Err(sqlx::Error::Configuration("SQLite did not enable its query planner stability guarantee".into()));
+    }
+    Ok(())
+}
+
 /// Runs `work` that blocks the thread (SQLite on the calling thread) where it does not stall
 /// other tasks: on a multi-threaded runtime the worker's other tasks move to another thread
 /// meanwhile; elsewhere (a current-thread runtime, no runtime) it just runs.
@@ -260,6 +290,43 @@ mod tests {
             tokio::time::sleep(CHECKPOINT_EVERY).await;
         }
         assert!(grew >= 1_500_000, "the database file grew by only {grew} bytes: pages stayed in the WAL");
+        store.close().await;
+    }
+
+    /// Every connection of the store, readers and the writer, has the query planner stability
+    /// guarantee on: a cached statement whose `LIMIT` is bound (as every paged read is) is not
+    /// prepared again each time it is bound to another value, as it is with SQLite's default.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bound_values_do_not_make_cached_statements_prepare_again() {
+        use rusqlite::StatementStatus;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path()).await.expect("open");
+        crate::conformance::insert_alert_is_idempotent(&store).await;
+        let reprepares = |db: *mut rusqlite::ffi::sqlite3, planner_stability: Option<bool>| -> (bool, i32) {
+            // SAFETY: the caller holds the handle exclusively (a locked sqlx connection) until
+            // this returns; the borrowed connection does not outlive it or close the handle.
+            #[allow(unsafe_code, reason = "a test borrowing a locked handle")]
+            let connection = unsafe { rusqlite::Connection::from_handle(db) }.expect("borrow");
+            if let Some(on) = planner_stability {
+                connection.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, on).expect("db config");
+            }
+            let enabled = connection.db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG).expect("db config");
+            let mut statement = connection.prepare("SELECT alert_id FROM alerts ORDER BY alert_id LIMIT ?").expect("prepare");
+            for limit in 1..=5_i64 {
+                let _rows: Vec<String> =
+                    statement.query_map([limit], |row| row.get(0)).expect("query").collect::<Result<_, _>>().expect("rows");
+            }
+            (enabled, statement.get_status(StatementStatus::RePrepare))
+        };
+        for pool in [&store.pool, &store.writer] {
+            let mut connection = pool.acquire().await.expect("acquire");
+            let mut locked = connection.lock_handle().await.expect("lock");
+            assert_eq!(reprepares(locked.as_raw_handle().as_ptr(), None), (true, 0), "no statement prepared again");
+            // The check can fail: with SQLite's default, the same reads prepare again per value.
+            let (enabled, again) = reprepares(locked.as_raw_handle().as_ptr(), Some(false));
+            assert!(!enabled && again >= 4, "SQLite's default prepares again per bound LIMIT ({again} times)");
+            reprepares(locked.as_raw_handle().as_ptr(), Some(true));
+        }
         store.close().await;
     }
 }

@@ -33,13 +33,16 @@ pub struct BenchOptions {
     pub rate: Option<f64>,
     /// Then time the analyst API's reads over the investigations made (`bench api`).
     pub api: bool,
+    /// Run in this directory (new or empty) and leave the data there; a scratch directory,
+    /// removed afterwards, when `None`.
+    pub keep: Option<PathBuf>,
 }
 
 /// `bench triage` / `bench pipeline`: synthetic alerts through the whole embedded pipeline with
 /// the deterministic reasoner; prints throughput and alert-to-verdict latency (submit → the
 /// investigation's outcome on `incidents.enriched`), p50/p99/max.
 pub async fn run(options: BenchOptions) -> anyhow::Result<ExitCode> {
-    let BenchOptions { alerts, group, source, rate, api } = options;
+    let BenchOptions { alerts, group, source, rate, api, keep } = options;
     anyhow::ensure!(alerts > 0, "--alerts must be at least 1");
     if let Some(rate) = rate {
         anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate must be a positive number of alerts per second");
@@ -57,7 +60,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<ExitCode> {
         .map(|index| (format!("bench-{}-{index}", std::process::id()), variant(&templates[index % templates.len()], index, index / group)))
         .collect();
 
-    let data_dir = std::env::temp_dir().join(format!("aluskort-bench-{}", uuid_like()));
+    let data_dir = data_dir(keep.as_deref())?;
     let env = std::collections::HashMap::new();
     let config = crate::wiring::load_config(None, Some(data_dir.clone()), &env)?;
     let backends = Backends::open(&config).await?;
@@ -114,7 +117,9 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<ExitCode> {
     running.stop().await?;
     let report = aluskort_audit::verify_store(backends.audit_store.as_ref()).await?;
     backends.close().await;
-    let _ = std::fs::remove_dir_all(&data_dir);
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     latencies.sort();
     let percentile = |p: f64| percentile_ms(&latencies, p);
@@ -131,7 +136,23 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<ExitCode> {
         report.records,
         peak_rss().unwrap_or_else(|| "unknown".to_owned()),
     );
+    if let Some(dir) = &keep {
+        println!("bench pipeline: data left in {}", dir.display());
+    }
     Ok(if failed == 0 && report.first_break.is_none() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Where a benchmark keeps its data: `keep` when given (new or empty: a benchmark starts from no
+/// data), else a scratch directory under the system's temporary directory.
+fn data_dir(keep: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
+    match keep {
+        Some(dir) => {
+            let empty = std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none());
+            anyhow::ensure!(empty, "--keep {}: the directory is not empty (a benchmark starts from no data)", dir.display());
+            Ok(dir.to_path_buf())
+        }
+        None => Ok(std::env::temp_dir().join(format!("aluskort-bench-{}", uuid_like()))),
+    }
 }
 
 /// The `p` quantile (nearest rank) of `sorted`, in milliseconds; 0 when there is none.
@@ -305,6 +326,20 @@ mod tests {
             let other = keys(super::variant(&template, 2, 2));
             assert!(first.iter().all(|key| !other.contains(key)), "{first:?} vs {other:?}");
         }
+    }
+
+    #[test]
+    fn kept_data_goes_only_into_a_new_or_empty_directory() {
+        let parent = tempfile::tempdir().expect("tempdir");
+        let fresh = parent.path().join("fresh");
+        assert_eq!(super::data_dir(Some(&fresh)).expect("a new directory"), fresh);
+        std::fs::create_dir(&fresh).expect("mkdir");
+        assert_eq!(super::data_dir(Some(&fresh)).expect("an empty directory"), fresh);
+        std::fs::write(fresh.join("aluskort.db"), b"earlier run").expect("write");
+        let error = super::data_dir(Some(&fresh)).expect_err("a directory holding data");
+        assert!(error.to_string().contains("is not empty"), "{error}");
+        let scratch = super::data_dir(None).expect("scratch");
+        assert!(scratch.starts_with(std::env::temp_dir()), "{}", scratch.display());
     }
 
     #[test]
