@@ -51,25 +51,8 @@ async fn high_escalates_and_stays_pending_medium_times_out_as_the_clock_moves() 
     let shutdown = CancellationToken::new();
     let (high_investigation, high) = awaiting(&store, "high-1", "high", &clock).await;
     let (medium_investigation, medium) = awaiting(&store, "medium-1", "medium", &clock).await;
-    let responder = Arc::new(Responder {
-        cases: store.clone(),
-        responses: store.clone(),
-        audit: Arc::new(AuditLog::new(store.clone())),
-        executors: Arc::new(Executors::empty()),
-        notifier: Notifier::start(
-            vec![NotifyTarget {
-                kind: NotifyKind::Slack { url: SecretString::new(slack.url()) },
-                events: ["approval.requested", "approval.reminder", "approval.escalated", "approval.timed_out"].map(String::from).to_vec(),
-                timeout: Duration::from_secs(5),
-                max_retries: 1,
-            }],
-            // Its own token: the loop flushes it after shutdown.
-            CancellationToken::new(),
-        ),
-        config: RespondConfig::default(),
-        clock: clock.clone(),
-        kill_switches: aluskort_config::SharedKillSwitches::default(),
-    });
+    let events = ["approval.requested", "approval.reminder", "approval.escalated", "approval.timed_out"];
+    let responder = Arc::new(responder(&store, &clock, vec![slack_target(&slack, &events)]));
     let task = tokio::spawn(Arc::clone(&responder).run(shutdown.clone(), Duration::from_millis(5)));
     let status = |id: String| {
         let store = Arc::clone(&store);
@@ -125,10 +108,21 @@ fn responder(store: &Arc<SqliteStore>, clock: &Clock, targets: Vec<NotifyTarget>
         responses: store.clone(),
         audit: Arc::new(AuditLog::new(store.clone())),
         executors: Arc::new(Executors::empty()),
+        // Its own token: the run loop flushes it after shutdown.
         notifier: Notifier::start(targets, CancellationToken::new()),
         config: RespondConfig::default(),
         clock: clock.clone(),
         kill_switches: aluskort_config::SharedKillSwitches::default(),
+    }
+}
+
+/// The fake Slack as a notification target for `events`.
+fn slack_target(slack: &FakeSlack, events: &[&str]) -> NotifyTarget {
+    NotifyTarget {
+        kind: NotifyKind::Slack { url: SecretString::new(slack.url()) },
+        events: events.iter().map(|event| (*event).to_owned()).collect(),
+        timeout: Duration::from_secs(5),
+        max_retries: 1,
     }
 }
 
@@ -146,13 +140,7 @@ async fn a_sweep_requests_every_approval_of_a_backlog_larger_than_a_page() {
     for index in 0..5 {
         approvals.push(awaiting(&store, &format!("backlog-{index}"), "medium", &clock).await.1);
     }
-    let targets = vec![NotifyTarget {
-        kind: NotifyKind::Slack { url: SecretString::new(slack.url()) },
-        events: vec!["approval.requested".to_owned()],
-        timeout: Duration::from_secs(5),
-        max_retries: 1,
-    }];
-    let responder = responder(&store, &clock, targets);
+    let responder = responder(&store, &clock, vec![slack_target(&slack, &["approval.requested"])]);
     let report = responder.sweep_approvals_by(clock.now(), 2).await.expect("sweep");
     assert_eq!((report.notified, report.failed), (5, 0), "every approval of three pages: {report:?}");
     for id in &approvals {
