@@ -11,6 +11,7 @@ use crate::alert::{AlertId, TenantId};
 use crate::degradation::DegradationLevel;
 use crate::entity::AlertEntities;
 use crate::ioc::Ioc;
+use crate::shared::Shared;
 use crate::state::InvestigationState;
 use crate::verdict::{Classification, RecommendedAction};
 
@@ -86,9 +87,10 @@ pub struct GraphState {
     pub state: InvestigationState,
     pub alert_id: AlertId,
     pub tenant_id: TenantId,
-    pub entities: AlertEntities,
+    /// Set when the alert is parsed and then only read: shared by every later version.
+    pub entities: Shared<AlertEntities>,
     #[serde(default)]
-    pub iocs: Vec<Ioc>,
+    pub iocs: Shared<Vec<Ioc>>,
     #[serde(default)]
     pub ioc_matches: Vec<IocMatch>,
     #[serde(default)]
@@ -210,6 +212,12 @@ impl<T: Serialize + PartialEq> Grown for Vec<T> {
     }
 }
 
+impl<T: Serialize + PartialEq> Grown for Shared<Vec<T>> {
+    fn grown_json(&self, before: &Self) -> Option<String> {
+        (**self).grown_json(before)
+    }
+}
+
 macro_rules! not_grown {
     ($($ty:ty),* $(,)?) => {
         $(impl Grown for $ty {
@@ -225,7 +233,7 @@ not_grown!(
     InvestigationState,
     AlertId,
     TenantId,
-    AlertEntities,
+    Shared<AlertEntities>,
     Option<Classification>,
     Option<String>,
     String,
@@ -281,8 +289,8 @@ impl GraphState {
             state: InvestigationState::Received,
             alert_id,
             tenant_id,
-            entities: AlertEntities::default(),
-            iocs: Vec::new(),
+            entities: Shared::default(),
+            iocs: Shared::default(),
             ioc_matches: Vec::new(),
             ueba_context: Vec::new(),
             ctem_exposures: Vec::new(),

@@ -12,6 +12,7 @@
 //! - [`incident`]: `Incident`, a group of related alerts with the reason for each link.
 //! - [`response`]: response plans, approvals and action executions (FR-RSP-001..004).
 //! - [`degradation`]: the five degradation levels (REQUIREMENTS §3.12).
+//! - [`shared`]: `Shared`, a value versions share until one changes it.
 
 pub mod alert;
 pub mod audit;
@@ -22,6 +23,7 @@ pub mod incident;
 pub mod ioc;
 pub mod response;
 pub mod severity;
+pub mod shared;
 pub mod state;
 pub mod verdict;
 
@@ -32,5 +34,6 @@ pub use graph_state::{DecisionEntry, FieldChange, GraphState, InvestigationId};
 pub use incident::{Incident, IncidentLink, IncidentMember};
 pub use ioc::{Ioc, IocError, IocType};
 pub use severity::{QueuePriority, Severity};
+pub use shared::Shared;
 pub use state::InvestigationState;
 pub use verdict::{ActionKind, Classification, RecommendedAction, Verdict};

@@ -108,8 +108,8 @@ impl Pipeline {
     }
 
     fn step_parse(&self, work: &mut Work, state: &mut GraphState, normalized: &NormalizedAlert) -> Result<(), StepError> {
-        state.entities = normalized.entities.clone();
-        state.iocs = normalized.iocs.clone();
+        state.entities = normalized.entities.clone().into();
+        state.iocs = normalized.iocs.clone().into();
         state.techniques = normalized.alert.techniques.clone();
         // ATLAS techniques (adversarial ML, `AML.T…`) are also kept apart for the AI-system view.
         state.atlas_techniques = state.techniques.iter().filter(|id| id.starts_with("AML.")).cloned().collect();

@@ -70,7 +70,7 @@ async fn investigation(store: &SqliteStore, id: &str, title: &str, host: &str, v
     state.state = InvestigationState::Closed;
     state.classification = Some(verdict);
     state.severity = "medium".to_owned();
-    state.entities.hosts.push(Host { hostname: Some(host.to_owned()), ..Host::default() });
+    state.entities.make_mut().hosts.push(Host { hostname: Some(host.to_owned()), ..Host::default() });
     state.case_facts.insert("memory_summary".to_owned(), serde_json::json!(format!("{title} on {host}")));
     store.create_investigation(&state).await.expect("investigation");
     state.investigation_id

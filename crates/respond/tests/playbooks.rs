@@ -145,7 +145,7 @@ fn add(kind: &str, value: &Value, object: &Map<String, Value>, out: &mut AlertEn
 /// `found`, a verdict and a severity.
 fn investigated(alert: &CanonicalAlert, found: &[&str], classification: Classification) -> GraphState {
     let mut state = GraphState::new(alert.alert_id.clone(), alert.tenant_id.clone(), DegradationLevel::Deterministic, alert.timestamp);
-    state.entities = entities(&alert.entities_raw);
+    state.entities = entities(&alert.entities_raw).into();
     state.techniques = alert.techniques.iter().cloned().chain(found.iter().map(|t| (*t).to_owned())).collect();
     state.tactics = alert.tactics.clone();
     state.classification = Some(classification);

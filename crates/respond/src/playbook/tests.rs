@@ -240,7 +240,7 @@ fn state_for(alert: &CanonicalAlert, classification: Option<Classification>) -> 
     let mut state = GraphState::new(alert.alert_id.clone(), alert.tenant_id.clone(), DegradationLevel::Deterministic, alert.timestamp);
     state.classification = classification;
     state.confidence = 0.9;
-    state.entities.hosts.push(Host {
+    state.entities.make_mut().hosts.push(Host {
         hostname: Some("ws01".to_owned()),
         fqdn: Some("ws01.corp.local".to_owned()),
         device_id: Some("dev-1".to_owned()),
@@ -284,7 +284,7 @@ fn every_criterion_must_hold() {
     let good = alert(&["T1566.002"], &[], "microsoft 365 defender", Severity::High);
     let mut state = state_for(&good, tp);
     assert!(set.plan(&state, &good).matches.is_empty(), "no mailbox yet");
-    state.entities.mailboxes.push(Mailbox { address: Some("a@corp.example".to_owned()), ..Mailbox::default() });
+    state.entities.make_mut().mailboxes.push(Mailbox { address: Some("a@corp.example".to_owned()), ..Mailbox::default() });
     let plan = set.plan(&state, &good);
     assert_eq!(plan.matches.len(), 1);
     assert_eq!(
@@ -340,8 +340,8 @@ fn planning_renders_each_step_once_per_distinct_target() {
     let phish = alert(&["T1566.001"], &[], "", Severity::High);
     let mut state = state_for(&phish, Some(Classification::TruePositive));
     // The same device seen twice (short name and FQDN), and a second device.
-    state.entities.hosts.push(Host { hostname: Some("WS01".to_owned()), ..Host::default() });
-    state.entities.hosts.push(Host { fqdn: Some("ws02.corp.local".to_owned()), ..Host::default() });
+    state.entities.make_mut().hosts.push(Host { hostname: Some("WS01".to_owned()), ..Host::default() });
+    state.entities.make_mut().hosts.push(Host { fqdn: Some("ws02.corp.local".to_owned()), ..Host::default() });
     state.incident_id = Some("inc-7".to_owned());
     let plan = set.plan(&state, &phish);
     let keys: Vec<&str> = plan.actions.iter().map(|action| action.step_key.as_str()).collect();
@@ -369,9 +369,9 @@ fn planning_caps_targets_per_step_and_says_so() {
     let phish = alert(&["T1566"], &[], "", Severity::High);
     let mut state = state_for(&phish, Some(Classification::TruePositive));
     for last in 0..30 {
-        state.entities.ips.push(IpEntity { address: format!("203.0.113.{last}"), ..IpEntity::default() });
+        state.entities.make_mut().ips.push(IpEntity { address: format!("203.0.113.{last}"), ..IpEntity::default() });
     }
-    state.entities.ips.push(IpEntity { address: "203.0.113.0".to_owned(), ..IpEntity::default() });
+    state.entities.make_mut().ips.push(IpEntity { address: "203.0.113.0".to_owned(), ..IpEntity::default() });
     let plan = set.plan(&state, &phish);
     assert_eq!(plan.actions.iter().filter(|action| action.step_id == "isolate").count(), MAX_TARGETS_PER_STEP);
     assert!(plan.matches[0].why.ends_with("step isolate: 30 ip targets, planned for the first 20 only"), "{}", plan.matches[0].why);
@@ -402,12 +402,12 @@ reversible = false
     let set = PlaybookSet::from_files(&[file("a.toml", &account_step("a", 2)), file("b.toml", &account_step("b", 3))]).expect("valid");
     let login = alert(&["T1078.004"], &[], "", Severity::High);
     let mut state = state_for(&login, Some(Classification::TruePositive));
-    state.entities.accounts.push(Account {
+    state.entities.make_mut().accounts.push(Account {
         upn: Some("Kim@corp.example".to_owned()),
         aad_user_id: Some("aad-1".to_owned()),
         ..Account::default()
     });
-    state.entities.accounts.push(Account {
+    state.entities.make_mut().accounts.push(Account {
         aad_user_id: Some("AAD-1".to_owned()),
         sid: Some("S-1-5-21-1".to_owned()),
         ..Account::default()
