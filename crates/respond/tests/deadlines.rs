@@ -21,6 +21,15 @@ use aluskort_testkit::fake::chat::FakeSlack;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+/// A file store in a new directory (removed when the returned `TempDir` drops): its writer and readers
+/// are separate connections, so a running loop's writes and a test's reads never wait for each
+/// other's connection.
+async fn file_store() -> (tempfile::TempDir, Arc<SqliteStore>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    (dir, store)
+}
+
 /// An investigation awaiting a human, with its approval, stored as the pipeline leaves them.
 async fn awaiting(store: &SqliteStore, alert: &str, severity: &str, clock: &Clock) -> (String, String) {
     let tenant = TenantId::parse("acme").expect("tenant");
@@ -42,10 +51,7 @@ async fn awaiting(store: &SqliteStore, alert: &str, severity: &str, clock: &Cloc
 
 #[tokio::test]
 async fn high_escalates_and_stays_pending_medium_times_out_as_the_clock_moves() {
-    // A file store: its writer and readers are separate connections, so the loop's writes and
-    // the test's reads never wait for each other's connection.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    let (_dir, store) = file_store().await;
     let (clock, hand) = Clock::manual(chrono::Utc::now());
     let slack = FakeSlack::start().await;
     let shutdown = CancellationToken::new();
@@ -132,8 +138,7 @@ fn slack_target(slack: &FakeSlack, events: &[&str]) -> NotifyTarget {
 /// the earlier ones were decided).
 #[tokio::test]
 async fn a_sweep_requests_every_approval_of_a_backlog_larger_than_a_page() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    let (_dir, store) = file_store().await;
     let (clock, _hand) = Clock::manual(chrono::Utc::now());
     let slack = FakeSlack::start().await;
     let mut approvals = Vec::new();
@@ -155,8 +160,7 @@ async fn a_sweep_requests_every_approval_of_a_backlog_larger_than_a_page() {
 /// theirs (across pages) and leaves the others alone.
 #[tokio::test]
 async fn without_targets_a_sweep_acts_only_on_deadlines_passed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    let (_dir, store) = file_store().await;
     let (clock, hand) = Clock::manual(chrono::Utc::now());
     let mut medium = Vec::new();
     for index in 0..3 {

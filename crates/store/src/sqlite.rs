@@ -101,12 +101,7 @@ impl SqliteStore {
     }
 
     async fn connect(options: SqliteConnectOptions, max_connections: u32) -> StoreResult<Self> {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(|connection, _| Box::pin(stable_plans(connection)))
-            .connect_with(options.clone())
-            .await?;
+        let pool = pool_options(max_connections).connect_with(options.clone()).await?;
         let writer = if max_connections > 1 {
             // The writer's page cache holds a whole batch's dirty pages: with SQLite's default
             // (2 MB, 125 pages of 16 KiB) a batch of 256 investigations spilled pages into the
@@ -117,12 +112,7 @@ impl SqliteStore {
             // can be undone alone) go to memory, not to a temporary file per transaction: system
             // CPU of `bench pipeline --rate 100 --alerts 2000` 6.8 → 6.0 s (two runs each).
             let options = options.pragma("cache_size", WRITER_CACHE_KIB).pragma("temp_store", "memory");
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(Duration::from_secs(30))
-                .after_connect(|connection, _| Box::pin(stable_plans(connection)))
-                .connect_with(options)
-                .await?
+            pool_options(1).connect_with(options).await?
         } else {
             // One connection (an in-memory database is private to its connection): it does both.
             pool.clone()
@@ -197,14 +187,23 @@ impl SqliteStore {
     }
 }
 
+/// A pool of up to `max_connections`, each with stable plans ([`stable_plans`]).
+fn pool_options(max_connections: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|connection, _| Box::pin(stable_plans(connection)))
+}
+
 /// Turns on SQLite's query planner stability guarantee (`SQLITE_DBCONFIG_ENABLE_QPSG`) for a new
 /// connection: a statement's plan no longer depends on the values bound to it. Without it the
 /// bundled SQLite (built with `SQLITE_ENABLE_STAT4`) marks parameters whose value could change a
 /// plan (`LIMIT ?`, a value compared with a partial index's condition, a range on an indexed
 /// column) and re-prepares the cached statement every time one of them is bound to a new value:
 /// `sqlite3Reprepare`, with the result columns' names allocated afresh each time, was ~3 % of a
-/// `bench pipeline` burst's CPU. The store never runs `ANALYZE`, so there were no statistics for
-/// such a plan to use anyway.
+/// `bench pipeline` run's profile, mostly in the paged reads of the chain verification after the
+/// burst (paged API reads pay it the same way). The store never runs `ANALYZE`, so there were no
+/// statistics for such a plan to use anyway.
 async fn stable_plans(connection: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
     let mut locked = connection.lock_handle().await?;
     let handle = locked.as_raw_handle().as_ptr();
