@@ -8,15 +8,15 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p aluskort --features kafka \
- && strip target/release/aluskort
+RUN cargo build --profile production --locked -p aluskort --features kafka \
+ && strip target/production/aluskort
 
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/aluskort --create-home aluskort
-COPY --from=build /src/target/release/aluskort /usr/local/bin/aluskort
+COPY --from=build /src/target/production/aluskort /usr/local/bin/aluskort
 COPY config/aluskort.example.toml /usr/share/aluskort/aluskort.example.toml
 USER 10001:10001
 WORKDIR /var/lib/aluskort

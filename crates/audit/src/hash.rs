@@ -22,19 +22,13 @@ pub fn canonical_json(value: &Value) -> String {
 
 fn write_canonical(out: &mut impl Write, value: &Value) -> io::Result<()> {
     match value {
+        // Most objects the pipeline records are built with their keys in order already: those
+        // are written as they are, without collecting and sorting their entries.
+        Value::Object(map) if map.keys().is_sorted() => write_entries(out, map.iter()),
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.write_all(b"{")?;
-            for (index, (key, item)) in entries.into_iter().enumerate() {
-                if index > 0 {
-                    out.write_all(b",")?;
-                }
-                serde_json::to_writer(&mut *out, key)?;
-                out.write_all(b":")?;
-                write_canonical(out, item)?;
-            }
-            out.write_all(b"}")
+            write_entries(out, entries.into_iter())
         }
         Value::Array(items) => {
             out.write_all(b"[")?;
@@ -48,6 +42,20 @@ fn write_canonical(out: &mut impl Write, value: &Value) -> io::Result<()> {
         }
         scalar => serde_json::to_writer(out, scalar).map_err(io::Error::other),
     }
+}
+
+/// `{"key":value,...}` of `entries`, in the order given, each value canonical.
+fn write_entries<'a>(out: &mut impl Write, entries: impl Iterator<Item = (&'a String, &'a Value)>) -> io::Result<()> {
+    out.write_all(b"{")?;
+    for (index, (key, item)) in entries.enumerate() {
+        if index > 0 {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *out, key)?;
+        out.write_all(b":")?;
+        write_canonical(out, item)?;
+    }
+    out.write_all(b"}")
 }
 
 /// The hashed fields of an [`AuditRecord`], in canonical (sorted) order: every field except
@@ -194,6 +202,9 @@ mod tests {
     fn canonical_json_sorts_keys_recursively_without_whitespace() {
         let value = json!({"b": 1, "a": {"d": [{"z": 1, "y": 2}], "c": "é"}});
         assert_eq!(canonical_json(&value), r#"{"a":{"c":"é","d":[{"y":2,"z":1}]},"b":1}"#);
+        // An object already in order is written as it is; one inside it that is not is sorted.
+        let value = json!({"a": {"z": 1, "y": {"q": null, "p": true}}, "b": "x"});
+        assert_eq!(canonical_json(&value), r#"{"a":{"y":{"p":true,"q":null},"z":1},"b":"x"}"#);
     }
 
     /// Golden: changing the hashed field set or its serialisation must fail this test (STYLE ex. 8).

@@ -20,6 +20,15 @@ use crate::sql::impl_stores;
 /// `SqliteStore::spawn_checkpointer`).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
+/// Size the WAL file is cut back to when the writer starts it over after a checkpoint caught up
+/// (`PRAGMA journal_size_limit`), 64 MiB. Without it the file keeps its largest size for as long
+/// as the server runs: a 20,000-alert burst leaves hundreds of MB of WAL behind.
+#[cfg(not(test))]
+const WAL_SIZE_LIMIT: &str = "67108864";
+/// 1 MiB in tests, so that a test can grow the WAL past it with a few MB.
+#[cfg(test)]
+const WAL_SIZE_LIMIT: &str = "1048576";
+
 /// Page cache of the writer connection, `PRAGMA cache_size` (negative: KiB), 64 MiB.
 const WRITER_CACHE_KIB: &str = "-65536";
 
@@ -111,7 +120,10 @@ impl SqliteStore {
             // Statement journals (kept so a multi-row `INSERT … ON CONFLICT` that fails midway
             // can be undone alone) go to memory, not to a temporary file per transaction: system
             // CPU of `bench pipeline --rate 100 --alerts 2000` 6.8 → 6.0 s (two runs each).
-            let options = options.pragma("cache_size", WRITER_CACHE_KIB).pragma("temp_store", "memory");
+            //
+            // The writer is the connection that starts the WAL over, so it carries its size limit.
+            let options =
+                options.pragma("cache_size", WRITER_CACHE_KIB).pragma("temp_store", "memory").pragma("journal_size_limit", WAL_SIZE_LIMIT);
             pool_options(1).connect_with(options).await?
         } else {
             // One connection (an in-memory database is private to its connection): it does both.
@@ -289,6 +301,43 @@ mod tests {
             tokio::time::sleep(CHECKPOINT_EVERY).await;
         }
         assert!(grew >= 1_500_000, "the database file grew by only {grew} bytes: pages stayed in the WAL");
+        store.close().await;
+    }
+
+    /// After a burst the WAL file shrinks back to its limit once a checkpoint has caught up and the
+    /// writer starts it over, instead of keeping the burst's size for the life of the process.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_file_shrinks_back_to_its_limit_after_a_burst() {
+        use crate::CaseStore;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path()).await.expect("open");
+        let wal = dir.path().join(format!("{DATABASE_FILE}-wal"));
+        let size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        let limit: u64 = WAL_SIZE_LIMIT.parse().expect("limit");
+        // About 6 MB of raw records in one transaction: the WAL holds all of it until the commit.
+        let records: Vec<crate::RawRecord> = (0..1_500)
+            .map(|n| crate::RawRecord {
+                ingest_id: format!("w-{n}"),
+                origin: "test".to_owned(),
+                received_at: chrono::Utc::now(),
+                payload: serde_json::json!({ "padding": "x".repeat(4096) }),
+                tenant: None,
+            })
+            .collect();
+        store.insert_raw_many(&records).await.expect("insert");
+        let peak = size();
+        assert!(peak > 4 * limit, "the burst grew the WAL to only {peak} bytes");
+        // Small commits after checkpoints: one of them starts the WAL over and cuts it back.
+        let mut after = peak;
+        for n in 0..100 {
+            tokio::time::sleep(CHECKPOINT_EVERY).await;
+            store.insert_alert(&crate::conformance::sample_alert(&format!("s-{n}"), n)).await.expect("insert");
+            after = size();
+            if after <= limit {
+                break;
+            }
+        }
+        assert!(after <= limit, "the WAL stayed at {after} bytes (limit {limit}, peak {peak})");
         store.close().await;
     }
 
