@@ -22,8 +22,8 @@ pub fn canonical_json(value: &Value) -> String {
 
 fn write_canonical(out: &mut impl Write, value: &Value) -> io::Result<()> {
     match value {
-        // Most objects the pipeline records are built with their keys in order already: those
-        // are written as they are, without collecting and sorting their entries.
+        // An object built with its keys in order already (as the pipeline's most frequent
+        // records are) is written as it is, without collecting and sorting its entries.
         Value::Object(map) if map.keys().is_sorted() => write_entries(out, map.iter()),
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();

@@ -86,7 +86,8 @@ impl Pipeline {
         let from = state.state;
         state.transition(next, reason, Utc::now()).map_err(|error| StepError::Permanent(error.to_string()))?;
         let mut event = self.state_event(state, "investigation.state_changed", agent);
-        event.outcome = json!({"state_before": from.as_str(), "state_after": next.as_str(), "outcome_status": "success"});
+        // Keys in canonical (sorted) order: the audit hash writes such an object without sorting.
+        event.outcome = json!({"outcome_status": "success", "state_after": next.as_str(), "state_before": from.as_str()});
         event.decision = json!({"decision_type": "transition", "reasoning_summary": reason});
         work.audit(event);
         work.save(state, false);
