@@ -239,7 +239,17 @@ impl IncidentMemory {
             };
             store.put_past_incident(&row).await?;
         }
-        self.incidents.write().await.insert(incident.id.clone(), incident.clone());
+        {
+            let mut incidents = self.incidents.write().await;
+            incidents.insert(incident.id.clone(), incident.clone());
+            // Incidents closed before the hot window are never recalled (NFR-CMP-002): this
+            // process's copy lets them go, whenever it has doubled (amortised O(1) a remember; at
+            // most twice the hot incidents held), instead of keeping all it ever saw.
+            if incidents.len().is_power_of_two() {
+                let since = hot_since(chrono::Utc::now());
+                incidents.retain(|_, kept| kept.closed_at >= since);
+            }
+        }
         let vectors = self.embedder.embed(std::slice::from_ref(&incident.summary)).await?;
         let vector = vectors.into_iter().next().ok_or_else(|| anyhow::anyhow!("the embedder returned no vector"))?;
         let record = crate::vector::VectorRecord {
@@ -454,6 +464,25 @@ mod recall_tests {
         assert_eq!(memory.hot_vectors().await, 1, "only the stale one's vector is left");
         let recall = memory.recall("acme", "mimikatz dumped lsass credentials on ws-01", &[], None, Utc::now()).await;
         assert!(recall.similar.is_empty(), "{recall:?}");
+    }
+
+    /// A long-running process does not keep every incident it ever remembered: those closed before
+    /// the hot window leave its own copy (they are never recalled; the store and the index keep
+    /// them for the archive).
+    #[tokio::test]
+    async fn this_process_lets_go_of_incidents_older_than_the_hot_months() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Arc::new(FlatIndex::open(dir.path()).await.expect("index"));
+        let memory = IncidentMemory::new(Arc::new(HashingEmbedder::default()), index);
+        memory.remember(past("stale", "acme", "mimikatz dumped lsass credentials on ws-01", 400)).await.expect("remember");
+        memory.remember(past("recent", "acme", "mimikatz dumped lsass credentials on ws-01", 300)).await.expect("remember");
+        for n in 0..5 {
+            memory.remember(past(&format!("new-{n}"), "acme", "encoded powershell download cradle", 1)).await.expect("remember");
+        }
+        let mut kept: Vec<String> = memory.incidents.read().await.keys().cloned().collect();
+        kept.sort();
+        assert_eq!(kept, ["new-0", "new-1", "new-2", "new-3", "new-4", "recent"]);
+        assert_eq!(memory.hot_vectors().await, 7, "the index keeps every vector until its month is archived");
     }
 
     /// With a store, what one process remembered is kept durably: another process (or a restart)
