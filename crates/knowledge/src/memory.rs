@@ -408,6 +408,18 @@ mod recall_tests {
         }
     }
 
+    /// Memory over the hashing embedder and a flat index in `dir`.
+    async fn flat_memory(dir: &std::path::Path) -> IncidentMemory {
+        let index = Arc::new(FlatIndex::open(dir).await.expect("index"));
+        IncidentMemory::new(Arc::new(HashingEmbedder::default()), index)
+    }
+
+    /// The same incident closed 300 days ago ("recent", inside the hot months) and 400 ("stale").
+    async fn remember_recent_and_stale(memory: &IncidentMemory) {
+        memory.remember(past("recent", "acme", "mimikatz dumped lsass credentials on ws-01", 300)).await.expect("remember");
+        memory.remember(past("stale", "acme", "mimikatz dumped lsass credentials on ws-01", 400)).await.expect("remember");
+    }
+
     async fn seed(memory: &IncidentMemory) {
         for incident in [
             past("i-1", "acme", "mimikatz dumped lsass credentials on ws-01", 3),
@@ -421,8 +433,7 @@ mod recall_tests {
     #[tokio::test]
     async fn recall_ranks_similar_incidents_of_the_tenant_only() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let index = Arc::new(FlatIndex::open(dir.path()).await.expect("index"));
-        let memory = IncidentMemory::new(Arc::new(HashingEmbedder::default()), index);
+        let memory = flat_memory(dir.path()).await;
         seed(&memory).await;
         let recall =
             memory.recall("acme", "lsass credential dumping with mimikatz on ws-07", &["T1003.001".to_owned()], None, Utc::now()).await;
@@ -454,10 +465,8 @@ mod recall_tests {
     #[tokio::test]
     async fn recall_stays_within_the_hot_months() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let index = Arc::new(FlatIndex::open(dir.path()).await.expect("index"));
-        let memory = IncidentMemory::new(Arc::new(HashingEmbedder::default()), index);
-        memory.remember(past("recent", "acme", "mimikatz dumped lsass credentials on ws-01", 300)).await.expect("remember");
-        memory.remember(past("stale", "acme", "mimikatz dumped lsass credentials on ws-01", 400)).await.expect("remember");
+        let memory = flat_memory(dir.path()).await;
+        remember_recent_and_stale(&memory).await;
         let recall = memory.recall("acme", "mimikatz dumped lsass credentials on ws-01", &[], None, Utc::now()).await;
         assert_eq!(recall.similar.iter().map(|s| s.incident.id.as_str()).collect::<Vec<_>>(), vec!["recent"]);
         memory.forget(&["recent".to_owned()]).await.expect("forget");
@@ -472,10 +481,8 @@ mod recall_tests {
     #[tokio::test]
     async fn this_process_lets_go_of_incidents_older_than_the_hot_months() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let index = Arc::new(FlatIndex::open(dir.path()).await.expect("index"));
-        let memory = IncidentMemory::new(Arc::new(HashingEmbedder::default()), index);
-        memory.remember(past("stale", "acme", "mimikatz dumped lsass credentials on ws-01", 400)).await.expect("remember");
-        memory.remember(past("recent", "acme", "mimikatz dumped lsass credentials on ws-01", 300)).await.expect("remember");
+        let memory = flat_memory(dir.path()).await;
+        remember_recent_and_stale(&memory).await;
         for n in 0..5 {
             memory.remember(past(&format!("new-{n}"), "acme", "encoded powershell download cradle", 1)).await.expect("remember");
         }
@@ -491,8 +498,7 @@ mod recall_tests {
     async fn remembered_incidents_are_durable_in_the_store() {
         let store = Arc::new(aluskort_store::SqliteStore::in_memory().await.expect("store"));
         let dir = tempfile::tempdir().expect("tempdir");
-        let index = Arc::new(FlatIndex::open(dir.path()).await.expect("index"));
-        let writer = IncidentMemory::new(Arc::new(HashingEmbedder::default()), index).with_store(store.clone());
+        let writer = flat_memory(dir.path()).await.with_store(store.clone());
         seed(&writer).await;
         let month = (Utc::now() - Duration::days(1)).format("%Y-%m").to_string();
         let months = aluskort_store::MemoryStore::past_incident_months(store.as_ref()).await.expect("months");
