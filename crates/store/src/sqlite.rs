@@ -39,7 +39,7 @@ const WAL_SIZE_LIMIT: i64 = 1 << 20;
 /// How long a RESTART checkpoint waits for the writer and for readers of the WAL (it holds the
 /// write lock while it waits for readers): a long read delays the start-over to a later
 /// interval instead of stalling commits for the connections' whole busy timeout.
-const RESTART_WAIT: &str = "200";
+const RESTART_WAIT_MS: u64 = 200;
 
 /// How long a connection waits for a lock it needs (`PRAGMA busy_timeout`), in milliseconds.
 const BUSY_TIMEOUT_MS: u64 = 10_000;
@@ -95,9 +95,9 @@ impl SqliteStore {
     /// (means of 4 runs), at 50/s 20.7 → 15.3 ms; bursts 1,615 → 1,719 alerts/s (means of 3).
     ///
     /// When a PASSIVE checkpoint leaves more than [`WAL_SIZE_LIMIT`] bytes of WAL, a RESTART
-    /// checkpoint follows: it waits for the writer's transaction in progress and for readers of
-    /// the WAL (the busy timeout), copies the few frames the PASSIVE one could not, and makes the
-    /// next write start the WAL over.
+    /// checkpoint follows ([`restart_wal`]): it waits up to [`RESTART_WAIT_MS`] for the writer's
+    /// transaction in progress and for readers of the WAL, copies the few frames the PASSIVE one
+    /// could not, and makes the next write start the WAL over.
     fn spawn_checkpointer(&self) {
         let (pool, writer) = (self.pool.clone(), self.writer.clone());
         tokio::spawn(async move {
@@ -269,13 +269,13 @@ async fn stable_plans(connection: &mut sqlx::SqliteConnection) -> Result<(), sql
     Ok(())
 }
 
-/// `wal_checkpoint(RESTART)` on a reader connection, waiting at most [`RESTART_WAIT`] for the
+/// `wal_checkpoint(RESTART)` on a reader connection, waiting at most [`RESTART_WAIT_MS`] for the
 /// locks it needs (a checkpoint that could not finish in time reports itself busy, and the next
 /// interval tries again). The connection gets its usual busy timeout back, or is closed.
 async fn restart_wal(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     let mut connection = pool.acquire().await?;
     // Audited: PRAGMA values cannot be bound; both are constants of this file.
-    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {RESTART_WAIT}"))).execute(&mut *connection).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {RESTART_WAIT_MS}"))).execute(&mut *connection).await?;
     let restarted = sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(&mut *connection).await;
     let restored = sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"))).execute(&mut *connection).await;
     if let Err(error) = restored {
