@@ -38,6 +38,11 @@ impl Topic {
         Topic::AuditEvents,
     ];
 
+    /// Position in [`Topic::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     pub const fn name(self) -> &'static str {
         match self {
             Topic::AlertsRaw => "alerts.raw",
@@ -86,5 +91,12 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), names.len());
+    }
+
+    #[test]
+    fn each_topic_has_its_place_in_all() {
+        for (position, topic) in Topic::ALL.iter().enumerate() {
+            assert_eq!(topic.index(), position, "{topic}");
+        }
     }
 }

@@ -669,10 +669,20 @@ impl Pipeline {
         }
         // The audit records are made and hashed here, while the batch before this one commits,
         // not in the commit, which runs one batch at a time: it only links them into the chain.
-        let records = aluskort_audit::PreparedRecords::prepare(std::mem::take(&mut work.events))
-            .map_err(|error| BatchError::Permanent(error.to_string()))?;
-        // So are the stored bodies of the investigations' versions.
-        work.batch.encode_versions().map_err(BatchError::store)?;
+        let events = std::mem::take(&mut work.events);
+        let records = if events.len() >= PARALLEL_PREPARE_EVENTS {
+            let audit = tokio::task::spawn_blocking(move || aluskort_audit::PreparedRecords::prepare(events));
+            let encoded = work.batch.encode_versions();
+            let records = audit.await.map_err(|error| BatchError::Permanent(format!("audit record preparation stopped: {error}")))?;
+            encoded.map_err(BatchError::store)?;
+            records
+        } else {
+            // So are the stored bodies of the investigations' versions.
+            let records = aluskort_audit::PreparedRecords::prepare(events);
+            work.batch.encode_versions().map_err(BatchError::store)?;
+            records
+        };
+        let records = records.map_err(|error| BatchError::Permanent(error.to_string()))?;
         Ok(Prepared { work: work.seal(), records, outcomes, settled })
     }
 
@@ -759,6 +769,10 @@ pub const DEFAULT_ENRICHER_TIMEOUT: StdDuration = StdDuration::from_millis(500);
 
 /// Most normalised alerts investigated and committed as one unit of work.
 pub const INVESTIGATE_BATCH: usize = 256;
+
+/// Audit events in a batch from which its records are prepared on a second thread while the
+/// stage encodes the versions (experiment).
+const PARALLEL_PREPARE_EVENTS: usize = 64;
 
 /// Why a batch was not committed.
 #[derive(Debug)]
