@@ -37,6 +37,10 @@ pub struct Message {
     pub offset: u64,
 }
 
+/// The value a message's payload encodes, handed over as it is by a bus whose consumers run in
+/// the publisher's process ([`Bus::publish_decoded`]), so that they need not decode the payload.
+pub type Decoded = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+
 /// Acknowledgement hook a bus implementation attaches to a delivery.
 pub trait Acker: Send + Sync {
     /// Called exactly once: `true` on ack, `false` when the delivery must be redelivered.
@@ -50,11 +54,24 @@ pub struct Delivery {
     /// 1 on first delivery, incremented on each redelivery.
     pub attempt: u32,
     acker: Option<Box<dyn Acker>>,
+    decoded: Option<Decoded>,
 }
 
 impl Delivery {
     pub fn new(message: Message, attempt: u32, acker: Box<dyn Acker>) -> Self {
-        Delivery { message, attempt, acker: Some(acker) }
+        Delivery { message, attempt, acker: Some(acker), decoded: None }
+    }
+
+    /// This delivery, carrying the value its payload encodes (see [`Bus::publish_decoded`]).
+    pub fn with_decoded(mut self, decoded: Option<Decoded>) -> Self {
+        self.decoded = decoded;
+        self
+    }
+
+    /// The value the publisher handed over with the payload, if the bus carried one and it is a
+    /// `T`; otherwise the consumer decodes [`Message::payload`] as usual.
+    pub fn decoded<T: std::any::Any + Send + Sync>(&self) -> Option<std::sync::Arc<T>> {
+        std::sync::Arc::clone(self.decoded.as_ref()?).downcast().ok()
     }
 
     pub fn ack(mut self) {
@@ -101,6 +118,13 @@ pub trait Subscription: Send {
 pub trait Bus: Send + Sync + 'static {
     /// Appends a message to `topic`; returns its offset.
     async fn publish(&self, topic: Topic, key: &str, payload: Bytes) -> Result<u64, BusError>;
+    /// [`Bus::publish`], also handing `decoded`, the value `payload` encodes, to consumers in this
+    /// process ([`Delivery::decoded`]). A bus that carries messages between processes sends the
+    /// payload alone, as this default does.
+    async fn publish_decoded(&self, topic: Topic, key: &str, payload: Bytes, decoded: Decoded) -> Result<u64, BusError> {
+        drop(decoded);
+        self.publish(topic, key, payload).await
+    }
     /// Joins consumer group `group` on `topic`. A new group starts at the earliest message.
     async fn subscribe(&self, topic: Topic, group: &str) -> Result<Box<dyn Subscription>, BusError>;
     /// Messages of `topic` not yet acknowledged by `group` (lag plus in-flight).

@@ -42,8 +42,9 @@ pub const RETAINED_CONSUMED: u64 = 1024;
 
 #[derive(Default)]
 struct TopicState {
-    /// Messages from offset `base` on.
-    messages: VecDeque<Message>,
+    /// Messages from offset `base` on, each with the value its payload encodes if the publisher
+    /// handed one over ([`Bus::publish_decoded`]).
+    messages: VecDeque<(Message, Option<crate::Decoded>)>,
     base: u64,
     groups: HashMap<String, GroupState>,
 }
@@ -54,7 +55,7 @@ impl TopicState {
         self.base + self.messages.len() as u64
     }
 
-    fn message(&self, offset: u64) -> Option<&Message> {
+    fn message(&self, offset: u64) -> Option<&(Message, Option<crate::Decoded>)> {
         offset.checked_sub(self.base).and_then(|index| usize::try_from(index).ok()).and_then(|index| self.messages.get(index))
     }
 
@@ -149,9 +150,8 @@ impl MemoryBus {
     }
 }
 
-#[async_trait]
-impl Bus for MemoryBus {
-    async fn publish(&self, topic: Topic, key: &str, payload: Bytes) -> Result<u64, BusError> {
+impl MemoryBus {
+    fn append(&self, topic: Topic, key: &str, payload: Bytes, decoded: Option<crate::Decoded>) -> Result<u64, BusError> {
         let offset = {
             let mut state = self.inner.lock();
             if state.closed {
@@ -159,11 +159,23 @@ impl Bus for MemoryBus {
             }
             let log = state.topics.entry(topic).or_default();
             let offset = log.end();
-            log.messages.push_back(Message { topic, key: key.to_owned(), payload, offset });
+            log.messages.push_back((Message { topic, key: key.to_owned(), payload, offset }, decoded));
             offset
         };
         self.inner.notify(topic).notify_waiters();
         Ok(offset)
+    }
+}
+
+#[async_trait]
+impl Bus for MemoryBus {
+    async fn publish(&self, topic: Topic, key: &str, payload: Bytes) -> Result<u64, BusError> {
+        self.append(topic, key, payload, None)
+    }
+
+    /// Consumers here run in this process: they get `decoded` itself beside the payload.
+    async fn publish_decoded(&self, topic: Topic, key: &str, payload: Bytes, decoded: crate::Decoded) -> Result<u64, BusError> {
+        self.append(topic, key, payload, Some(decoded))
     }
 
     async fn subscribe(&self, topic: Topic, group: &str) -> Result<Box<dyn Subscription>, BusError> {
@@ -214,11 +226,11 @@ impl MemorySubscription {
             return Ok(None);
         };
         group.in_flight.insert(offset);
-        let Some(message) = log.message(offset).cloned() else {
+        let Some((message, decoded)) = log.message(offset).cloned() else {
             return Ok(None);
         };
         let acker = MemoryAcker { inner: Arc::clone(&self.inner), topic: self.topic, group: self.group.clone(), offset, attempt };
-        Ok(Some(Delivery::new(message, attempt, Box::new(acker))))
+        Ok(Some(Delivery::new(message, attempt, Box::new(acker)).with_decoded(decoded)))
     }
 }
 
@@ -372,6 +384,33 @@ mod tests {
         assert_eq!(third.attempt, 3);
         third.ack();
         assert_eq!(bus.pending(Topic::AlertsNormalized, "g").await.expect("pending"), 0);
+    }
+
+    /// A value handed over with its payload reaches every group, redeliveries included, as the
+    /// very value published; asked for as another type, or published without one, there is none.
+    #[tokio::test]
+    async fn a_decoded_value_travels_with_its_payload() {
+        let bus = MemoryBus::new();
+        let mut a = bus.subscribe(Topic::AlertsNormalized, "a").await.expect("subscribe");
+        let mut b = bus.subscribe(Topic::AlertsNormalized, "b").await.expect("subscribe");
+        let value = Arc::new(String::from("decoded"));
+        let decoded: crate::Decoded = Arc::clone(&value) as crate::Decoded;
+        bus.publish_decoded(Topic::AlertsNormalized, "k", Bytes::from_static(b"\"decoded\""), decoded).await.expect("publish");
+        bus.publish(Topic::AlertsNormalized, "k", Bytes::from_static(b"\"plain\"")).await.expect("publish");
+        for subscription in [&mut a, &mut b] {
+            let first = next_payload(subscription).await;
+            assert_eq!(first.message.payload, "\"decoded\"", "the payload still travels");
+            assert!(first.decoded::<String>().is_some_and(|got| Arc::ptr_eq(&got, &value)));
+            assert!(first.decoded::<u64>().is_none(), "not a u64");
+            first.nack();
+            let again = next_payload(subscription).await;
+            assert_eq!(again.attempt, 2);
+            assert!(again.decoded::<String>().is_some_and(|got| Arc::ptr_eq(&got, &value)), "redelivered with it");
+            again.ack();
+            let plain = next_payload(subscription).await;
+            assert!(plain.decoded::<String>().is_none(), "published without one");
+            plain.ack();
+        }
     }
 
     /// A member of a group waiting for its next message wakes when another member nacks one (it
