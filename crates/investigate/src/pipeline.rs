@@ -179,9 +179,10 @@ impl Pipeline {
     pub async fn submit_as(&self, ingest_id: String, origin: &str, payload: Value) -> anyhow::Result<String> {
         let record = RawRecord { ingest_id, origin: origin.to_owned(), received_at: Utc::now(), payload, tenant: None };
         self.store.insert_raw(&record).await?;
-        self.publish_raw(&record).await?;
+        let ingest_id = record.ingest_id.clone();
+        self.publish_raw(record).await?;
         metrics::counter!("aluskort_alerts_received_total").increment(1);
-        Ok(record.ingest_id)
+        Ok(ingest_id)
     }
 
     /// Accepts a page of records (`(ingest id, origin, payload)`) as [`Pipeline::submit_as`]
@@ -194,7 +195,7 @@ impl Pipeline {
             .map(|(ingest_id, origin, payload)| RawRecord { ingest_id, origin, received_at, payload, tenant: None })
             .collect();
         let outcomes = self.store.insert_raw_many(&records).await?;
-        for (record, outcome) in records.iter().zip(outcomes) {
+        for (record, outcome) in records.into_iter().zip(outcomes) {
             if outcome == InsertOutcome::Inserted {
                 self.publish_raw(record).await?;
                 metrics::counter!("aluskort_alerts_received_total").increment(1);
@@ -217,7 +218,7 @@ impl Pipeline {
                 let ingest_id = format!("unidentified:{}", &hex::encode(Sha256::digest(payload.to_string().as_bytes()))[..32]);
                 let record = RawRecord { ingest_id: ingest_id.clone(), origin: origin.to_owned(), received_at, payload, tenant };
                 if self.store.insert_raw(&record).await? == InsertOutcome::Inserted {
-                    self.publish_raw(&record).await?;
+                    self.publish_raw(record).await?;
                     metrics::counter!("aluskort_alerts_received_total").increment(1);
                 }
                 return Ok(Accepted::Unidentified { ingest_id, error });
@@ -236,30 +237,31 @@ impl Pipeline {
             metrics::counter!("aluskort_alerts_duplicate_total").increment(1);
             return Ok(Accepted::Duplicate { ingest_id, source, alert_id });
         }
-        self.publish_raw(&record).await?;
+        self.publish_raw(record).await?;
         metrics::counter!("aluskort_alerts_received_total").increment(1);
         Ok(Accepted::Queued { ingest_id, source, alert_id })
     }
 
-    async fn publish_raw(&self, record: &RawRecord) -> anyhow::Result<()> {
-        let raw = RawAlert {
-            ingest_id: record.ingest_id.clone(),
-            origin: record.origin.clone(),
-            received_at: record.received_at,
-            payload: record.payload.clone(),
-            tenant: record.tenant.clone(),
-        };
-        self.bus.publish(Topic::AlertsRaw, &raw.ingest_id, Bytes::from(serde_json::to_vec(&raw)?)).await?;
+    /// Publishes `record` on `alerts.raw`, handing the value itself to an in-process parse stage
+    /// beside its JSON (as [`Pipeline::forward_normalized`] does).
+    async fn publish_raw(&self, record: RawRecord) -> anyhow::Result<()> {
+        let RawRecord { ingest_id, origin, received_at, payload, tenant } = record;
+        let raw = RawAlert { ingest_id, origin, received_at, payload, tenant };
+        let bytes = Bytes::from(serde_json::to_vec(&raw)?);
+        let raw = Arc::new(raw);
+        let decoded: aluskort_bus::Decoded = Arc::clone(&raw) as aluskort_bus::Decoded;
+        self.bus.publish_decoded(Topic::AlertsRaw, &raw.ingest_id, bytes, decoded).await?;
         Ok(())
     }
 
     /// Re-publishes raw records that were accepted but never finished (crash recovery). Returns how many.
     pub async fn replay_pending(&self) -> anyhow::Result<usize> {
         let pending = self.store.pending_raw(10_000).await?;
-        for record in &pending {
+        let count = pending.len();
+        for record in pending {
             self.publish_raw(record).await?;
         }
-        Ok(pending.len())
+        Ok(count)
     }
 
     /// Records input that could not even be read as a record (bad JSON line): dead-lettered with
@@ -313,7 +315,11 @@ impl Pipeline {
     }
 
     async fn handle_raw(&self, delivery: Delivery) {
-        let raw: RawAlert = match serde_json::from_slice(&delivery.message.payload) {
+        let decoded = match delivery.decoded::<RawAlert>() {
+            Some(raw) => Ok(raw),
+            None => serde_json::from_slice::<RawAlert>(&delivery.message.payload).map(Arc::new),
+        };
+        let raw = match decoded {
             Ok(raw) => raw,
             Err(error) => {
                 let original = Value::String(String::from_utf8_lossy(&delivery.message.payload).into_owned());
