@@ -686,21 +686,10 @@ impl Pipeline {
         }
         // The audit records are made and hashed here, while the batch before this one commits,
         // not in the commit, which runs one batch at a time: it only links them into the chain.
-        // So are the stored bodies of the investigations' versions, the two side by side in a
-        // large batch ([`PARALLEL_PREPARE_EVENTS`]).
-        let events = std::mem::take(&mut work.events);
-        let records = if events.len() >= PARALLEL_PREPARE_EVENTS {
-            let audit = tokio::task::spawn_blocking(move || aluskort_audit::PreparedRecords::prepare(events));
-            let encoded = work.batch.encode_versions();
-            let records = audit.await.map_err(|error| BatchError::Permanent(format!("audit record preparation stopped: {error}")))?;
-            encoded.map_err(BatchError::store)?;
-            records
-        } else {
-            let records = aluskort_audit::PreparedRecords::prepare(events);
-            work.batch.encode_versions().map_err(BatchError::store)?;
-            records
-        };
-        let records = records.map_err(|error| BatchError::Permanent(error.to_string()))?;
+        let records = aluskort_audit::PreparedRecords::prepare(std::mem::take(&mut work.events))
+            .map_err(|error| BatchError::Permanent(error.to_string()))?;
+        // So are the stored bodies of the investigations' versions.
+        work.batch.encode_versions().map_err(BatchError::store)?;
         Ok(Prepared { work: work.seal(), records, outcomes, settled })
     }
 
@@ -787,14 +776,6 @@ pub const DEFAULT_ENRICHER_TIMEOUT: StdDuration = StdDuration::from_millis(500);
 
 /// Most normalised alerts investigated and committed as one unit of work.
 pub const INVESTIGATE_BATCH: usize = 256;
-
-/// Audit events in a batch from which its records are prepared on a blocking thread while the
-/// stage encodes the versions. In a burst the stage and the commit take turns being the slower
-/// one, and whichever waits leaves a core idle (~17 % of a 5,000-alert burst's samples); the
-/// records (a third of what a batch does after its state machines) then run beside the other
-/// two. Measured: 5,000-alert bursts, eight interleaved pairs, median 2,477 → 2,574 alerts/s
-/// (faster in 5). Small batches (a quiet stream) keep the one thread: no hand-off latency.
-const PARALLEL_PREPARE_EVENTS: usize = 64;
 
 /// Why a batch was not committed.
 #[derive(Debug)]
