@@ -416,6 +416,7 @@ impl Pipeline {
         let mut subscription = self.bus.subscribe(Topic::AlertsNormalized, group::ORCHESTRATOR).await?;
         let mut in_flight: Option<InFlight> = None;
         let mut guard: Option<tokio::sync::OwnedMutexGuard<()>> = None;
+        let mut encode_ahead = EncodeAhead::default();
         loop {
             if shutdown.is_cancelled() {
                 // Stop after the batch in hand: what is not taken stays pending in the raw inbox
@@ -476,8 +477,11 @@ impl Pipeline {
             let items: Vec<(&NormalizedAlert, u32)> =
                 batch.iter().map(|(normalized, delivery)| (&**normalized, delivery.attempt)).collect();
             let overlay = in_flight.as_ref().map(|previous| Arc::clone(&previous.overlay));
-            let prepared = self.prepare_batch(&items, overlay).await;
+            let prepared = self.prepare_batch_encoding(&items, overlay, encode_ahead.percent).await;
             drop(items);
+            if let Some(previous) = &in_flight {
+                encode_ahead.adjust(previous.task.is_finished());
+            }
             let previous_landed = match in_flight.take() {
                 Some(previous) => previous.finish().await,
                 None => true,
@@ -592,6 +596,17 @@ impl Pipeline {
     /// attempt of each), reading through `overlay` (what a batch still committing changed), and
     /// collects everything they change into one unit of work. The caller holds the grouping lock.
     async fn prepare_batch(&self, items: &[(&NormalizedAlert, u32)], overlay: Option<Overlay>) -> Result<Prepared, BatchError> {
+        self.prepare_batch_encoding(items, overlay, 100).await
+    }
+
+    /// [`Pipeline::prepare_batch`], encoding the versions of `encode_percent` % of the batch's
+    /// investigations ahead (the commit encodes the rest; see [`EncodeAhead`]).
+    async fn prepare_batch_encoding(
+        &self,
+        items: &[(&NormalizedAlert, u32)],
+        overlay: Option<Overlay>,
+        encode_percent: usize,
+    ) -> Result<Prepared, BatchError> {
         let mut work = Work::over(overlay);
         work.reserve(items.len());
         let mut by_tenant: HashMap<&TenantId, Vec<AlertId>> = HashMap::new();
@@ -688,8 +703,10 @@ impl Pipeline {
         // not in the commit, which runs one batch at a time: it only links them into the chain.
         let records = aluskort_audit::PreparedRecords::prepare(std::mem::take(&mut work.events))
             .map_err(|error| BatchError::Permanent(error.to_string()))?;
-        // So are the stored bodies of the investigations' versions.
-        work.batch.encode_versions().map_err(BatchError::store)?;
+        // So are the stored bodies of the investigations' versions, or the share of them the
+        // stage is keeping.
+        let ahead = (work.batch.investigations.len() * encode_percent).div_ceil(100);
+        work.batch.encode_versions_ahead(ahead).map_err(BatchError::store)?;
         Ok(Prepared { work: work.seal(), records, outcomes, settled })
     }
 
@@ -776,6 +793,35 @@ pub const DEFAULT_ENRICHER_TIMEOUT: StdDuration = StdDuration::from_millis(500);
 
 /// Most normalised alerts investigated and committed as one unit of work.
 pub const INVESTIGATE_BATCH: usize = 256;
+
+/// How much of a batch's version encoding the stage does before handing the batch to its commit
+/// (the commit encodes the rest as it plans the unit). The stage and the commit run side by side
+/// on two cores; whichever finishes first waits for the other, its core idle. So the share moves
+/// by [`EncodeAhead::STEP`] points per batch towards the side with time to spare: down when the
+/// commit before had already landed when the stage finished preparing (the commit waited), up
+/// when the stage has to wait for it. In a burst it moved between 40 and 100 % on this machine
+/// (the stage was the slower side with all of it: ~75 against ~60 ms per batch of 256).
+/// Measured against encoding everything ahead, interleaved pairs: 5,000-alert bursts, medians
+/// 2,282 → 2,464 and 2,062 → 2,104 alerts/s (8 pairs each); 10,000-alert, 2,647 → 2,782 (6);
+/// faster in 14 of 22. Worth a few per cent, no more: this host's noise is ±20 %.
+#[derive(Debug, Clone, Copy)]
+struct EncodeAhead {
+    percent: usize,
+}
+
+impl Default for EncodeAhead {
+    fn default() -> Self {
+        EncodeAhead { percent: 100 }
+    }
+}
+
+impl EncodeAhead {
+    const STEP: usize = 10;
+
+    fn adjust(&mut self, commit_waited: bool) {
+        self.percent = if commit_waited { self.percent.saturating_sub(Self::STEP) } else { (self.percent + Self::STEP).min(100) };
+    }
+}
 
 /// Why a batch was not committed.
 #[derive(Debug)]

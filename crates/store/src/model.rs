@@ -286,8 +286,15 @@ impl WorkBatch {
     /// Encodes the stored bodies of every investigation write's versions now, so that committing
     /// the batch does not ([`EncodedVersions`]).
     pub fn encode_versions(&mut self) -> crate::StoreResult<()> {
-        let mut writes = Vec::with_capacity(self.investigations.len());
-        for write in &self.investigations {
+        self.encode_versions_ahead(self.investigations.len())
+    }
+
+    /// [`WorkBatch::encode_versions`] for the first `count` investigation writes only; the
+    /// commit encodes the others as it plans the unit. Lets a stage hand part of the encoding
+    /// to the commit when the commit is the one waiting.
+    pub fn encode_versions_ahead(&mut self, count: usize) -> crate::StoreResult<()> {
+        let mut writes = Vec::with_capacity(count.min(self.investigations.len()));
+        for write in self.investigations.iter().take(count) {
             let Some(last) = write.versions.last() else { break };
             let (bodies, current) = crate::patch::encode_states(&write.versions)?;
             writes.push(EncodedWrite {

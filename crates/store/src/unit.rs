@@ -668,6 +668,42 @@ mod tests {
             .collect()
     }
 
+    /// With only some writes encoded ahead, the unit encodes the others as it is planned: the
+    /// stored rows are the same as with everything, or nothing, encoded ahead.
+    #[test]
+    fn writes_not_encoded_ahead_are_encoded_by_the_plan() {
+        let writes: Vec<crate::InvestigationWrite> = ["a-1", "a-2", "a-3"]
+            .into_iter()
+            .map(|alert| {
+                let mut state = aluskort_core::GraphState::new(
+                    aluskort_core::AlertId::parse(alert).expect("id"),
+                    aluskort_core::TenantId::default_tenant(),
+                    aluskort_core::DegradationLevel::Deterministic,
+                    chrono::Utc::now(),
+                );
+                let versions = [(1, "received"), (2, "parsed")]
+                    .into_iter()
+                    .map(|(version, step)| {
+                        state.version = version;
+                        state.record_decision("orchestrator", step, "why", None, chrono::Utc::now());
+                        state.clone()
+                    })
+                    .collect();
+                crate::InvestigationWrite { expected_version: 0, versions, skip_on_conflict: false }
+            })
+            .collect();
+        let mut work = WorkBatch { investigations: writes, ..WorkBatch::default() };
+        let plain = version_rows(&plan_work(Placeholders::Numbered, &work, &[], &[], &[], "now").expect("plan"));
+        assert_eq!(plain.len(), 6);
+        work.encode_versions_ahead(2).expect("encode");
+        assert!(work.encoded.of(1, &work.investigations[1]).is_some());
+        assert!(work.encoded.of(2, &work.investigations[2]).is_none(), "the third is left to the plan");
+        assert_eq!(version_rows(&plan_work(Placeholders::Numbered, &work, &[], &[], &[], "now").expect("plan")), plain);
+        work.encode_versions_ahead(0).expect("encode");
+        assert!(work.encoded.of(0, &work.investigations[0]).is_none());
+        assert_eq!(version_rows(&plan_work(Placeholders::Numbered, &work, &[], &[], &[], "now").expect("plan")), plain);
+    }
+
     /// Bodies encoded ahead are used for the write they were made from; a write changed since is
     /// encoded again, never stored with another write's bodies.
     #[test]

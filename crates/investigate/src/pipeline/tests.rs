@@ -752,3 +752,23 @@ async fn two_replicas_grouping_at_once_neither_split_nor_lose_an_incident() {
     assert_eq!(members_of("race-c").await, vec!["race-a", "race-b", "race-c", "race-d", "race-link"], "no member lost");
     harness.stop().await;
 }
+
+/// The share of version encoding the stage keeps moves towards the side with time to spare: down
+/// while the commit is done before the next batch is ready, up while the stage waits for it,
+/// never outside 0..=100 %.
+#[test]
+fn the_encoding_share_follows_the_side_that_waits() {
+    let mut share = EncodeAhead::default();
+    assert_eq!(share.percent, 100, "a stage starts by encoding everything ahead");
+    share.adjust(false);
+    assert_eq!(share.percent, 100);
+    share.adjust(true);
+    share.adjust(true);
+    assert_eq!(share.percent, 100 - 2 * EncodeAhead::STEP);
+    for _ in 0..20 {
+        share.adjust(true);
+    }
+    assert_eq!(share.percent, 0, "the commit waits every time: it encodes everything");
+    share.adjust(false);
+    assert_eq!(share.percent, EncodeAhead::STEP);
+}
