@@ -74,6 +74,18 @@ impl Delivery {
         std::sync::Arc::clone(self.decoded.as_ref()?).downcast().ok()
     }
 
+    /// The value this delivery's payload encodes: the one handed over with it
+    /// ([`Delivery::decoded`]), or else the payload decoded as JSON.
+    pub fn decode<T>(&self) -> Result<std::sync::Arc<T>, serde_json::Error>
+    where
+        T: serde::de::DeserializeOwned + std::any::Any + Send + Sync,
+    {
+        match self.decoded::<T>() {
+            Some(value) => Ok(value),
+            None => serde_json::from_slice(&self.message.payload).map(std::sync::Arc::new),
+        }
+    }
+
     pub fn ack(mut self) {
         if let Some(acker) = self.acker.take() {
             acker.settle(true);

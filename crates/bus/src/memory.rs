@@ -154,9 +154,7 @@ impl MemoryBus {
     pub fn is_empty(&self, topic: Topic) -> bool {
         self.len(topic) == 0
     }
-}
 
-impl MemoryBus {
     fn append(&self, topic: Topic, key: &str, payload: Bytes, decoded: Option<crate::Decoded>) -> Result<u64, BusError> {
         let offset = {
             let mut state = self.inner.lock();
@@ -414,9 +412,12 @@ mod tests {
             let again = next_payload(subscription).await;
             assert_eq!(again.attempt, 2);
             assert!(again.decoded::<String>().is_some_and(|got| Arc::ptr_eq(&got, &value)), "redelivered with it");
+            assert_eq!(again.decode::<String>().expect("decode").as_str(), "decoded");
             again.ack();
             let plain = next_payload(subscription).await;
             assert!(plain.decoded::<String>().is_none(), "published without one");
+            assert_eq!(plain.decode::<String>().expect("decoded from the payload").as_str(), "plain");
+            assert!(plain.decode::<u64>().is_err(), "the payload is not a u64");
             plain.ack();
         }
     }

@@ -246,11 +246,16 @@ impl Pipeline {
     /// beside its JSON (as [`Pipeline::forward_normalized`] does).
     async fn publish_raw(&self, record: RawRecord) -> anyhow::Result<()> {
         let RawRecord { ingest_id, origin, received_at, payload, tenant } = record;
-        let raw = RawAlert { ingest_id, origin, received_at, payload, tenant };
-        let bytes = Bytes::from(serde_json::to_vec(&raw)?);
-        let raw = Arc::new(raw);
-        let decoded: aluskort_bus::Decoded = Arc::clone(&raw) as aluskort_bus::Decoded;
-        self.bus.publish_decoded(Topic::AlertsRaw, &raw.ingest_id, bytes, decoded).await?;
+        let key = ingest_id.clone();
+        self.publish_value(Topic::AlertsRaw, &key, RawAlert { ingest_id, origin, received_at, payload, tenant }).await
+    }
+
+    /// Publishes `value` on `topic` as JSON, and hands the value itself to consumers in this
+    /// process ([`aluskort_bus::Bus::publish_decoded`], [`Delivery::decode`]).
+    async fn publish_value<T: serde::Serialize + Send + Sync + 'static>(&self, topic: Topic, key: &str, value: T) -> anyhow::Result<()> {
+        let payload = Bytes::from(serde_json::to_vec(&value)?);
+        let decoded: aluskort_bus::Decoded = Arc::new(value);
+        self.bus.publish_decoded(topic, key, payload, decoded).await?;
         Ok(())
     }
 
@@ -315,11 +320,7 @@ impl Pipeline {
     }
 
     async fn handle_raw(&self, delivery: Delivery) {
-        let decoded = match delivery.decoded::<RawAlert>() {
-            Some(raw) => Ok(raw),
-            None => serde_json::from_slice::<RawAlert>(&delivery.message.payload).map(Arc::new),
-        };
-        let raw = match decoded {
+        let raw = match delivery.decode::<RawAlert>() {
             Ok(raw) => raw,
             Err(error) => {
                 let original = Value::String(String::from_utf8_lossy(&delivery.message.payload).into_owned());
@@ -345,15 +346,11 @@ impl Pipeline {
     /// investigate stage beside its JSON ([`aluskort_bus::Bus::publish_decoded`]): decoding it
     /// again there, raw payload and all, was ~4 % of a burst's instructions.
     async fn forward_normalized(&self, normalized: NormalizedAlert) -> anyhow::Result<()> {
-        let payload = Bytes::from(serde_json::to_vec(&normalized)?);
-        let normalized = Arc::new(normalized);
         // The raw record stays pending until its investigation settles (see `investigate`): with
         // an in-process bus a normalised message dies with the process, and the pending record is
         // what a restart replays.
-        let key = normalized.alert.alert_id.as_str();
-        let decoded: aluskort_bus::Decoded = Arc::clone(&normalized) as aluskort_bus::Decoded;
-        self.bus.publish_decoded(Topic::AlertsNormalized, key, payload, decoded).await?;
-        Ok(())
+        let key = normalized.alert.alert_id.to_string();
+        self.publish_value(Topic::AlertsNormalized, &key, normalized).await
     }
 
     /// Acks on success. On failure (only transient failures reach here: permanent ones were
@@ -454,11 +451,7 @@ impl Pipeline {
             }
             let mut batch = Vec::with_capacity(deliveries.len());
             for delivery in deliveries {
-                let decoded = match delivery.decoded::<NormalizedAlert>() {
-                    Some(normalized) => Ok(normalized),
-                    None => serde_json::from_slice::<NormalizedAlert>(&delivery.message.payload).map(Arc::new),
-                };
-                match decoded {
+                match delivery.decode::<NormalizedAlert>() {
                     Ok(normalized) => batch.push((normalized, delivery)),
                     Err(error) => {
                         let original = Value::String(String::from_utf8_lossy(&delivery.message.payload).into_owned());
